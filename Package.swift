@@ -1,0 +1,41 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+// System libraries come from Debian's -dev packages (scripts/setup.sh installs them).
+let package = Package(
+    name: "imgconv",
+    products: [
+        .executable(name: "imgconv", targets: ["imgconv"]),
+        .library(name: "ImgConv", targets: ["ImgConv"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4",
+                       providers: [.apt(["libtiff-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        // The only C code of the project: libpng's setjmp/longjmp error handling and libtiff's
+        // variadic tag access, which Swift cannot call directly.
+        .target(name: "CShims", dependencies: ["CPNG", "CTIFF"]),
+        .target(name: "ImgConvCore", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF"]),
+        .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib"]),
+        .target(name: "ImgConv", dependencies: ["ImgConvCore", "ImgConvCodecs", "ImgConvFormats"]),
+        .executableTarget(name: "imgconv", dependencies: [
+            "ImgConv",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "ImgConvTests", dependencies: ["ImgConv", "ImgConvFormats", "ImgConvCore", "ImgConvCodecs"]),
+    ]
+)

@@ -1,0 +1,53 @@
+// C entry points for the two libraries Swift cannot drive directly:
+// - libpng reports fatal errors with longjmp, which must never cross Swift frames, so the whole
+//   create -> setjmp -> read -> destroy sequence lives in one C function per call.
+// - libtiff reads tags through variadic functions (TIFFGetField), which Swift cannot call, and
+//   its default handlers print to stderr; here each file gets its own handlers that keep the message.
+// Every function decodes from memory, writes its reason into `err` (NUL-terminated) and returns
+// 0 on success or -1 on failure.
+#ifndef IMC_SHIMS_H
+#define IMC_SHIMS_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint32_t width;
+    uint32_t height;
+    int color_type;      // as stored (0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA)
+    int bit_depth;       // as stored (1, 2, 4, 8, 16)
+    int interlaced;
+    int has_trns;
+    // After the normalising transforms (palette/tRNS expanded, sub-byte gray widened):
+    int out_channels;    // 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA
+    int out_bytes;       // 1 or 2 per sample (16-bit samples in host byte order)
+} imc_png_info;
+
+int imc_png_read_info(const uint8_t *data, size_t len, imc_png_info *info, char *err, size_t errlen);
+int imc_png_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_len,
+                   imc_png_info *info, char *err, size_t errlen);
+
+typedef struct {
+    uint32_t width;
+    uint32_t height;
+    uint16_t samples_per_pixel;
+    uint16_t bits_per_sample;
+    uint16_t sample_format;   // 1 uint, 2 int, 3 float
+    uint16_t photometric;     // 0 min-is-white, 1 min-is-black, 2 RGB, 3 palette, ...
+    uint16_t planar;          // 1 contiguous, 2 separate
+    uint16_t compression;
+    uint16_t extra_samples;   // count of ExtraSamples
+    uint16_t extra_kind;      // first ExtraSamples code (0 unspecified, 1 associated, 2 unassociated alpha)
+    int tiled;
+    int directories;          // number of pages
+} imc_tiff_info;
+
+int imc_tiff_read_info(const uint8_t *data, size_t len, imc_tiff_info *info, char *err, size_t errlen);
+// Decodes the first directory's raw samples, interleaved (H, W, samples_per_pixel), in host byte
+// order, rows packed without padding. Only whole-byte samples (8/16/32/64 bits).
+int imc_tiff_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_len,
+                    char *err, size_t errlen);
+// Palette of the first directory: three arrays of 2^bits_per_sample entries.
+int imc_tiff_colormap(const uint8_t *data, size_t len, uint16_t *r, uint16_t *g, uint16_t *b,
+                      size_t entries, char *err, size_t errlen);
+
+#endif

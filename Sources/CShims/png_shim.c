@@ -1,0 +1,109 @@
+#include "imc_shims.h"
+#include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+    size_t pos;
+    char *err;
+    size_t errlen;
+} png_source;
+
+static void on_error(png_structp png, png_const_charp msg) {
+    png_source *src = (png_source *)png_get_error_ptr(png);
+    if (src && src->err && src->errlen) snprintf(src->err, src->errlen, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+// Warnings (e.g. a CRC error in an ancillary chunk, which libpng drops) are not failures; libpng's
+// default handler would print them, so they are swallowed here.
+static void on_warning(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
+
+static void read_bytes(png_structp png, png_bytep out, png_size_t n) {
+    png_source *src = (png_source *)png_get_io_ptr(png);
+    if (n > src->len - src->pos) png_error(png, "Read Error: file is truncated");
+    memcpy(out, src->data + src->pos, n);
+    src->pos += n;
+}
+
+// Applies the normalising transforms and fills `info` from the header.
+static void setup(png_structp png, png_infop pinfo, imc_png_info *info) {
+    png_read_info(png, pinfo);
+    png_uint_32 w, h;
+    int depth, ctype, interlace;
+    png_get_IHDR(png, pinfo, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
+    info->width = w;
+    info->height = h;
+    info->color_type = ctype;
+    info->bit_depth = depth;
+    info->interlaced = interlace != PNG_INTERLACE_NONE;
+    info->has_trns = png_get_valid(png, pinfo, PNG_INFO_tRNS) != 0;
+    if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (info->has_trns) png_set_tRNS_to_alpha(png);
+    if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (depth == 16) png_set_swap(png);  // PNG stores 16-bit samples big-endian; hosts here are LE
+    if (info->interlaced) png_set_interlace_handling(png);
+    png_read_update_info(png, pinfo);
+    info->out_channels = png_get_channels(png, pinfo);
+    info->out_bytes = png_get_bit_depth(png, pinfo) == 16 ? 2 : 1;
+}
+
+static png_structp create(png_source *src, png_infop *pinfo) {
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, src, on_error, on_warning);
+    if (!png) return NULL;
+    *pinfo = png_create_info_struct(png);
+    if (!*pinfo) { png_destroy_read_struct(&png, NULL, NULL); return NULL; }
+    png_set_read_fn(png, src, read_bytes);
+    // Bound what a crafted file can make libpng allocate for ancillary chunks.
+    png_set_chunk_malloc_max(png, 8u * 1024u * 1024u);
+    png_set_user_limits(png, 1000000, 1000000);
+    return png;
+}
+
+int imc_png_read_info(const uint8_t *data, size_t len, imc_png_info *info, char *err, size_t errlen) {
+    png_source src = {data, len, 0, err, errlen};
+    png_infop pinfo = NULL;
+    if (len < 8 || png_sig_cmp(data, 0, 8) != 0) { snprintf(err, errlen, "not a PNG signature"); return -1; }
+    png_structp png = create(&src, &pinfo);
+    if (!png) { snprintf(err, errlen, "out of memory"); return -1; }
+    if (setjmp(png_jmpbuf(png))) { png_destroy_read_struct(&png, &pinfo, NULL); return -1; }
+    setup(png, pinfo, info);
+    png_destroy_read_struct(&png, &pinfo, NULL);
+    return 0;
+}
+
+int imc_png_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_len,
+                   imc_png_info *info, char *err, size_t errlen) {
+    png_source src = {data, len, 0, err, errlen};
+    png_infop pinfo = NULL;
+    // Allocated before setjmp and only freed after it, so no local changed after setjmp is read
+    // after a longjmp.
+    png_bytepp volatile rows = NULL;
+    if (len < 8 || png_sig_cmp(data, 0, 8) != 0) { snprintf(err, errlen, "not a PNG signature"); return -1; }
+    png_structp png = create(&src, &pinfo);
+    if (!png) { snprintf(err, errlen, "out of memory"); return -1; }
+    if (setjmp(png_jmpbuf(png))) {
+        png_free(png, rows);
+        png_destroy_read_struct(&png, &pinfo, NULL);
+        return -1;
+    }
+    imc_png_info seen;
+    setup(png, pinfo, &seen);
+    if (seen.width != info->width || seen.height != info->height ||
+        seen.out_channels != info->out_channels || seen.out_bytes != info->out_bytes)
+        png_error(png, "header changed between reads");
+    size_t rowbytes = png_get_rowbytes(png, pinfo);
+    size_t expect = (size_t)seen.width * (size_t)seen.out_channels * (size_t)seen.out_bytes;
+    if (rowbytes != expect || (size_t)seen.height > dst_len / (rowbytes ? rowbytes : 1))
+        png_error(png, "output buffer does not match the image size");
+    rows = (png_bytepp)png_malloc(png, sizeof(png_bytep) * seen.height);
+    for (png_uint_32 y = 0; y < seen.height; y++) rows[y] = dst + (size_t)y * rowbytes;
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    png_free(png, rows);
+    png_destroy_read_struct(&png, &pinfo, NULL);
+    return 0;
+}

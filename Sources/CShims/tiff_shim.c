@@ -1,0 +1,217 @@
+#include "imc_shims.h"
+#include <tiffio.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// A TIFF held in memory, read through libtiff's client I/O.
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+    uint64_t pos;
+    char *err;
+    size_t errlen;
+    int has_error;
+} tiff_source;
+
+static tmsize_t mem_read(thandle_t h, void *buf, tmsize_t n) {
+    tiff_source *s = (tiff_source *)h;
+    if (n < 0 || s->pos >= s->len) return 0;
+    uint64_t left = s->len - s->pos;
+    uint64_t take = (uint64_t)n < left ? (uint64_t)n : left;
+    memcpy(buf, s->data + s->pos, (size_t)take);
+    s->pos += take;
+    return (tmsize_t)take;
+}
+static tmsize_t mem_write(thandle_t h, void *buf, tmsize_t n) { (void)h; (void)buf; (void)n; return -1; }
+static toff_t mem_seek(thandle_t h, toff_t off, int whence) {
+    tiff_source *s = (tiff_source *)h;
+    uint64_t base = whence == SEEK_CUR ? s->pos : whence == SEEK_END ? s->len : 0;
+    s->pos = base + off;
+    return s->pos;
+}
+static int mem_close(thandle_t h) { (void)h; return 0; }
+static toff_t mem_size(thandle_t h) { return ((tiff_source *)h)->len; }
+static int mem_map(thandle_t h, void **base, toff_t *size) {
+    tiff_source *s = (tiff_source *)h;
+    *base = (void *)s->data;
+    *size = s->len;
+    return 1;
+}
+static void mem_unmap(thandle_t h, void *base, toff_t size) { (void)h; (void)base; (void)size; }
+
+// The first error is the most specific one; later ones ("... failed") only repeat it.
+static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
+    (void)tif;
+    tiff_source *s = (tiff_source *)user;
+    if (!s->has_error && s->err && s->errlen) {
+        char msg[512];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        snprintf(s->err, s->errlen, "%s%s%s", module ? module : "", module ? ": " : "", msg);
+    }
+    s->has_error = 1;
+    return 1;  // handled: libtiff's global handler (stderr) is not called
+}
+static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
+    (void)tif; (void)user; (void)module; (void)fmt; (void)ap;
+    return 1;
+}
+
+static TIFF *open_memory(tiff_source *s) {
+    TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
+    if (!opts) { snprintf(s->err, s->errlen, "out of memory"); return NULL; }
+    TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, s);
+    TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, s);
+    // No single allocation inside libtiff may exceed 1 GiB, whatever a header claims.
+    TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)1 << 30);
+    TIFF *tif = TIFFClientOpenExt("memory", "rm", (thandle_t)s, mem_read, mem_write, mem_seek,
+                                  mem_close, mem_size, mem_map, mem_unmap, opts);
+    TIFFOpenOptionsFree(opts);
+    if (!tif && !s->has_error) snprintf(s->err, s->errlen, "cannot open TIFF");
+    return tif;
+}
+
+static void fill_info(TIFF *tif, imc_tiff_info *info) {
+    uint32_t u32 = 0;
+    uint16_t u16 = 0;
+    memset(info, 0, sizeof *info);
+    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &u32); info->width = u32;
+    u32 = 0; TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &u32); info->height = u32;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &u16); info->samples_per_pixel = u16;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &u16); info->bits_per_sample = u16;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &u16); info->sample_format = u16;
+    u16 = 0xFFFF;
+    if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &u16)) u16 = 0xFFFF;
+    info->photometric = u16;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &u16); info->planar = u16;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &u16); info->compression = u16;
+    uint16_t count = 0;
+    uint16_t *kinds = NULL;
+    if (TIFFGetField(tif, TIFFTAG_EXTRASAMPLES, &count, &kinds) && count > 0 && kinds) {
+        info->extra_samples = count;
+        info->extra_kind = kinds[0];
+    }
+    info->tiled = TIFFIsTiled(tif);
+    info->directories = TIFFNumberOfDirectories(tif);
+}
+
+int imc_tiff_read_info(const uint8_t *data, size_t len, imc_tiff_info *info, char *err, size_t errlen) {
+    tiff_source s = {data, len, 0, err, errlen, 0};
+    TIFF *tif = open_memory(&s);
+    if (!tif) return -1;
+    fill_info(tif, info);
+    TIFFClose(tif);
+    if (s.has_error) return -1;
+    return 0;
+}
+
+// Copies one decoded block (strip or tile) of `bw` x `bh` pixels, `nsamp` interleaved samples of
+// `bps` bytes, into the interleaved destination at (x0, y0), clipping to the image, writing sample
+// plane `plane` when `nsamp` == 1 and the image is planar-separate.
+static void place_block(const uint8_t *block, uint32_t bw, uint32_t bh, uint32_t x0, uint32_t y0,
+                        uint32_t width, uint32_t height, size_t spp, size_t bps, size_t nsamp,
+                        size_t plane, uint8_t *dst) {
+    size_t pixel = spp * bps;
+    for (uint32_t y = 0; y < bh && y0 + y < height; y++) {
+        const uint8_t *row = block + (size_t)y * bw * nsamp * bps;
+        uint8_t *out = dst + ((size_t)(y0 + y) * width + x0) * pixel;
+        uint32_t cols = x0 + bw <= width ? bw : width - x0;
+        if (nsamp == spp) {
+            memcpy(out, row, (size_t)cols * pixel);
+        } else {
+            for (uint32_t x = 0; x < cols; x++)
+                memcpy(out + x * pixel + plane * bps, row + (size_t)x * bps, bps);
+        }
+    }
+}
+
+int imc_tiff_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_len,
+                    char *err, size_t errlen) {
+    tiff_source s = {data, len, 0, err, errlen, 0};
+    TIFF *tif = open_memory(&s);
+    if (!tif) return -1;
+    imc_tiff_info info;
+    fill_info(tif, &info);
+    int rc = -1;
+    uint8_t *block = NULL;
+    size_t bps = info.bits_per_sample / 8;
+    size_t spp = info.samples_per_pixel;
+    if (info.bits_per_sample % 8 != 0 || bps == 0 || spp == 0) {
+        snprintf(err, errlen, "unsupported %u-bit samples", info.bits_per_sample);
+        goto done;
+    }
+    if ((size_t)info.width * info.height * spp * bps > dst_len) {
+        snprintf(err, errlen, "output buffer does not match the image size");
+        goto done;
+    }
+    int separate = info.planar == PLANARCONFIG_SEPARATE && spp > 1;
+    size_t nsamp = separate ? 1 : spp;
+    size_t planes = separate ? spp : 1;
+    if (info.tiled) {
+        uint32_t tw = 0, th = 0;
+        TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
+        TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
+        tmsize_t tsize = TIFFTileSize(tif);
+        if (tw == 0 || th == 0 || tsize <= 0 || (size_t)tsize < (size_t)tw * th * nsamp * bps) {
+            if (!s.has_error) snprintf(err, errlen, "invalid tile size");
+            goto done;
+        }
+        block = (uint8_t *)malloc((size_t)tsize);
+        if (!block) { snprintf(err, errlen, "out of memory"); goto done; }
+        for (size_t p = 0; p < planes; p++)
+            for (uint32_t y = 0; y < info.height; y += th)
+                for (uint32_t x = 0; x < info.width; x += tw) {
+                    ttile_t t = TIFFComputeTile(tif, x, y, 0, (uint16_t)p);
+                    if (TIFFReadEncodedTile(tif, t, block, tsize) < 0) {
+                        if (!s.has_error) snprintf(err, errlen, "cannot read tile %u", (unsigned)t);
+                        goto done;
+                    }
+                    place_block(block, tw, th, x, y, info.width, info.height, spp, bps, nsamp, p, dst);
+                }
+    } else {
+        uint32_t rps = 0;
+        TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rps);
+        if (rps == 0 || rps > info.height) rps = info.height;
+        tmsize_t ssize = TIFFStripSize(tif);
+        if (ssize <= 0) { if (!s.has_error) snprintf(err, errlen, "invalid strip size"); goto done; }
+        block = (uint8_t *)malloc((size_t)ssize);
+        if (!block) { snprintf(err, errlen, "out of memory"); goto done; }
+        for (size_t p = 0; p < planes; p++)
+            for (uint32_t y = 0; y < info.height; y += rps) {
+                tstrip_t st = TIFFComputeStrip(tif, y, (uint16_t)p);
+                uint32_t rows = y + rps <= info.height ? rps : info.height - y;
+                size_t need = (size_t)rows * info.width * nsamp * bps;
+                tmsize_t got = TIFFReadEncodedStrip(tif, st, block, ssize);
+                if (got < 0 || (size_t)got < need) {
+                    if (!s.has_error) snprintf(err, errlen, "cannot read strip %u", (unsigned)st);
+                    goto done;
+                }
+                place_block(block, info.width, rows, 0, y, info.width, info.height, spp, bps, nsamp, p, dst);
+            }
+    }
+    rc = s.has_error ? -1 : 0;
+done:
+    free(block);
+    TIFFClose(tif);
+    return rc;
+}
+
+int imc_tiff_colormap(const uint8_t *data, size_t len, uint16_t *r, uint16_t *g, uint16_t *b,
+                      size_t entries, char *err, size_t errlen) {
+    tiff_source s = {data, len, 0, err, errlen, 0};
+    TIFF *tif = open_memory(&s);
+    if (!tif) return -1;
+    uint16_t *cr = NULL, *cg = NULL, *cb = NULL;
+    int rc = -1;
+    if (TIFFGetField(tif, TIFFTAG_COLORMAP, &cr, &cg, &cb) && cr && cg && cb) {
+        memcpy(r, cr, entries * sizeof(uint16_t));
+        memcpy(g, cg, entries * sizeof(uint16_t));
+        memcpy(b, cb, entries * sizeof(uint16_t));
+        rc = 0;
+    } else if (!s.has_error) {
+        snprintf(err, errlen, "palette image without a colormap");
+    }
+    TIFFClose(tif);
+    return rc;
+}

@@ -1,0 +1,85 @@
+import CTurboJPEG
+import ImgConvCore
+
+/// JPEG through TurboJPEG with its default (accurate) settings, the ones Pillow uses, so pixels
+/// match Pillow's decode exactly. Gray stays one channel; CMYK and YCCK are decoded to CMYK and
+/// converted as Pillow does for every 4-component JPEG (stored inverted, as Adobe writes them).
+/// A TurboJPEG warning (e.g. a truncated file) is an error.
+public struct JPEGDecoder: ImageDecoder {
+    public init() {}
+
+    /// Bounds the scans of progressive files, against files made of endless scans.
+    private static let flags = TJFLAG_LIMITSCANS
+
+    private struct Handle {
+        let raw: tjhandle
+        init() throws {
+            guard let h = tjInitDecompress() else { throw ImgConvError(.internal, "TurboJPEG: cannot create a decompressor") }
+            raw = h
+        }
+        func message() -> String { String(cString: tjGetErrorStr2(raw)) }
+        func isWarning() -> Bool { tjGetErrorCode(raw) == TJERR_WARNING.rawValue }
+    }
+
+    private func header(_ h: Handle, _ data: [UInt8]) throws -> (width: Int, height: Int, colorspace: Int32) {
+        var w: Int32 = 0, ht: Int32 = 0, sub: Int32 = 0, cs: Int32 = 0
+        let rc = data.withUnsafeBufferPointer { buf in
+            tjDecompressHeader3(h.raw, buf.baseAddress, UInt(buf.count), &w, &ht, &sub, &cs)
+        }
+        if rc != 0 {
+            throw ImgConvError(.corruptInput, "TurboJPEG: \(h.message())")
+        }
+        return (Int(w), Int(ht), cs)
+    }
+
+    public func readHeader(_ data: [UInt8]) throws -> ImageHeader {
+        let h = try Handle()
+        defer { tjDestroy(h.raw) }
+        let (w, ht, cs) = try header(h, data)
+        return ImageHeader(width: w, height: ht, channels: cs == TJCS_GRAY.rawValue ? 1 : 3, depth: .eight)
+    }
+
+    public func decode(_ data: [UInt8], header expected: ImageHeader) throws -> PixelBuffer {
+        let h = try Handle()
+        defer { tjDestroy(h.raw) }
+        let (w, ht, cs) = try header(h, data)
+        guard w == expected.width, ht == expected.height else {
+            throw ImgConvError(.corruptInput, "header changed between reads")
+        }
+        let cmyk = cs == TJCS_CMYK.rawValue || cs == TJCS_YCCK.rawValue
+        let format: TJPF = cs == TJCS_GRAY.rawValue ? TJPF_GRAY : cmyk ? TJPF_CMYK : TJPF_RGB
+        let decodedChannels = cs == TJCS_GRAY.rawValue ? 1 : cmyk ? 4 : 3
+        var pixels = [UInt8](repeating: 0, count: w * ht * decodedChannels)
+        let rc = data.withUnsafeBufferPointer { src in
+            pixels.withUnsafeMutableBufferPointer { dst in
+                tjDecompress2(h.raw, src.baseAddress, UInt(src.count), dst.baseAddress,
+                              Int32(w), 0, Int32(ht), format.rawValue, Self.flags)
+            }
+        }
+        if rc != 0 {
+            let reason = h.message()
+            throw ImgConvError(.corruptInput, "TurboJPEG: \(reason)\(h.isWarning() ? " (damaged or truncated file)" : "")")
+        }
+        if cmyk {
+            pixels = Self.invertedCMYKToRGB(pixels, count: w * ht)
+        }
+        return PixelBuffer(width: w, height: ht, channels: cmyk ? 3 : decodedChannels, depth: .eight, bytes: pixels)
+    }
+
+    /// Pillow's conversion of an Adobe (inverted) CMYK JPEG to RGB: R = C·K/255 (rounded), etc.,
+    /// computed on the stored bytes.
+    static func invertedCMYKToRGB(_ cmyk: [UInt8], count: Int) -> [UInt8] {
+        var rgb = [UInt8](repeating: 0, count: count * 3)
+        @inline(__always) func mul255(_ a: UInt8, _ b: UInt8) -> UInt8 {
+            let t = UInt32(a) * UInt32(b) + 128
+            return UInt8((t + (t >> 8)) >> 8)
+        }
+        for i in 0..<count {
+            let k = cmyk[i * 4 + 3]
+            rgb[i * 3] = mul255(cmyk[i * 4], k)
+            rgb[i * 3 + 1] = mul255(cmyk[i * 4 + 1], k)
+            rgb[i * 3 + 2] = mul255(cmyk[i * 4 + 2], k)
+        }
+        return rgb
+    }
+}

@@ -1,0 +1,169 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One image candidate found under a class folder.
+public struct SourceFile: Sendable, Equatable {
+    /// Path relative to the dataset root, with `/` separators (as written to the manifest).
+    public var relativePath: String
+    /// Path to open (root joined with the relative path).
+    public var path: String
+    public var label: Int
+
+    public init(relativePath: String, path: String, label: Int) {
+        self.relativePath = relativePath
+        self.path = path
+        self.label = label
+    }
+}
+
+/// A class folder: its name and index (position in code-point order).
+public struct ClassEntry: Sendable, Equatable {
+    public var index: Int
+    public var name: String
+}
+
+/// A file that will not become part of the tensor, and why.
+public struct SkippedFile: Sendable, Equatable, Codable {
+    public var path: String
+    public var reason: String
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+}
+
+/// What scanning `ROOT/<class>/**/<file>` found.
+public struct ScanResult: Sendable {
+    public var root: String
+    public var classes: [ClassEntry]
+    public var files: [SourceFile]
+    /// Entries passed over by the scan itself (symlink loops, unreadable folders).
+    public var skipped: [SkippedFile]
+    public var warnings: [String]
+}
+
+/// Compares strings by their Unicode code points, the documented order of classes and files
+/// (Swift's `<` on String compares canonical equivalents and differs from this).
+public func codePointLess(_ a: String, _ b: String) -> Bool {
+    var ia = a.unicodeScalars.makeIterator()
+    var ib = b.unicodeScalars.makeIterator()
+    while true {
+        switch (ia.next(), ib.next()) {
+        case (nil, nil): return false
+        case (nil, _): return true
+        case (_, nil): return false
+        case let (x?, y?):
+            if x.value != y.value { return x.value < y.value }
+        }
+    }
+}
+
+/// Finds classes and files under a dataset root.
+///
+/// Classes are the immediate subfolders of the root, in code-point order of their names; a class's
+/// label is its position. Files are found recursively under each class and ordered by relative
+/// path, component by component in code-point order. Names starting with `.` and `__MACOSX` are
+/// ignored. Symbolic links are followed; a link back to a folder being walked is reported and skipped.
+public struct DatasetScanner: Sendable {
+    public init() {}
+
+    /// - Throws: `ImgConvError` `.notFound` when the root is missing or not a folder, `.io` when it
+    ///   cannot be listed.
+    public func scan(root: String) throws -> ScanResult {
+        var st = stat()
+        guard stat(root, &st) == 0 else {
+            throw ImgConvError(.notFound, path: root, "dataset root does not exist (\(errnoText(errno)))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw ImgConvError(.notFound, path: root, "dataset root is not a folder")
+        }
+        var result = ScanResult(root: root, classes: [], files: [], skipped: [], warnings: [])
+        let classNames = try listDirectory(root).filter { name in
+            var cst = stat()
+            return stat(join(root, name), &cst) == 0 && (cst.st_mode & S_IFMT) == S_IFDIR
+        }.sorted(by: codePointLess)
+        let rootID = FileID(st)
+        for (index, name) in classNames.enumerated() {
+            result.classes.append(ClassEntry(index: index, name: name))
+            var found: [SourceFile] = []
+            walk(dir: join(root, name), relative: name, label: index, ancestors: [rootID],
+                 into: &found, skipped: &result.skipped)
+            if found.isEmpty {
+                result.warnings.append("class '\(name)' has no files; it keeps index \(index)")
+            }
+            result.files.append(contentsOf: found)
+        }
+        return result
+    }
+
+    private struct FileID: Hashable {
+        var dev: UInt64
+        var ino: UInt64
+        init(_ st: stat) {
+            dev = UInt64(st.st_dev)
+            ino = UInt64(st.st_ino)
+        }
+    }
+
+    private func walk(dir: String, relative: String, label: Int, ancestors: Set<FileID>,
+                      into files: inout [SourceFile], skipped: inout [SkippedFile]) {
+        var st = stat()
+        guard stat(dir, &st) == 0 else {
+            skipped.append(SkippedFile(path: relative, reason: "cannot open folder: \(errnoText(errno))"))
+            return
+        }
+        let id = FileID(st)
+        if ancestors.contains(id) {
+            skipped.append(SkippedFile(path: relative, reason: "symbolic link loop"))
+            return
+        }
+        let names: [String]
+        do {
+            names = try listDirectory(dir)
+        } catch {
+            skipped.append(SkippedFile(path: relative, reason: "cannot list folder: \((error as? ImgConvError)?.message ?? "\(error)")"))
+            return
+        }
+        var inner = ancestors
+        inner.insert(id)
+        for name in names.sorted(by: codePointLess) {
+            let path = join(dir, name)
+            let rel = relative + "/" + name
+            var est = stat()
+            guard stat(path, &est) == 0 else {
+                skipped.append(SkippedFile(path: rel, reason: "cannot stat: \(errnoText(errno))"))
+                continue
+            }
+            switch est.st_mode & S_IFMT {
+            case S_IFDIR:
+                walk(dir: path, relative: rel, label: label, ancestors: inner, into: &files, skipped: &skipped)
+            case S_IFREG:
+                files.append(SourceFile(relativePath: rel, path: path, label: label))
+            default:
+                skipped.append(SkippedFile(path: rel, reason: "not a regular file"))
+            }
+        }
+    }
+}
+
+/// Visible entries of a folder (hidden names and `__MACOSX` dropped), unsorted.
+func listDirectory(_ path: String) throws -> [String] {
+    guard let dir = opendir(path) else {
+        throw ImgConvError(.io, path: path, "cannot list folder: \(errnoText(errno))")
+    }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafePointer(to: entry.pointee.d_name) {
+            $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+        }
+        if name.hasPrefix(".") || name == "__MACOSX" { continue }
+        names.append(name)
+    }
+    return names
+}
+
+func join(_ dir: String, _ name: String) -> String {
+    dir.hasSuffix("/") ? dir + name : dir + "/" + name
+}

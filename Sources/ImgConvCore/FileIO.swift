@@ -1,0 +1,208 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads a whole file into memory with one open and as few reads as its size allows.
+/// - Throws: `ImgConvError` `.io` (or `.notFound`) naming the path.
+public func readFile(_ path: String, maxBytes: Int = Int.max) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+        let code = errno
+        throw ImgConvError(code == ENOENT ? .notFound : .io, path: path, "cannot open: \(errnoText(code))")
+    }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw ImgConvError(.io, path: path, "cannot stat: \(errnoText(errno))") }
+    let size = Int(st.st_size)
+    guard size <= maxBytes else {
+        throw ImgConvError(.limitExceeded, path: path, "file is \(size) bytes, over the limit of \(maxBytes)")
+    }
+    var bytes = [UInt8](repeating: 0, count: size)
+    var done = 0
+    try bytes.withUnsafeMutableBytes { buf in
+        while done < size {
+            let n = read(fd, buf.baseAddress! + done, size - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ImgConvError(.io, path: path, "read failed: \(errnoText(errno))")
+            }
+            if n == 0 { break }
+            done += n
+        }
+    }
+    if done < size { bytes.removeSubrange(done...) }
+    return bytes
+}
+
+/// Reads at most `count` bytes from the start of a file.
+public func readFilePrefix(_ path: String, count: Int) throws -> (bytes: [UInt8], fileSize: Int) {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+        let code = errno
+        throw ImgConvError(code == ENOENT ? .notFound : .io, path: path, "cannot open: \(errnoText(code))")
+    }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw ImgConvError(.io, path: path, "cannot stat: \(errnoText(errno))") }
+    let want = min(count, Int(st.st_size))
+    var bytes = [UInt8](repeating: 0, count: want)
+    var done = 0
+    try bytes.withUnsafeMutableBytes { buf in
+        while done < want {
+            let n = pread(fd, buf.baseAddress! + done, want - done, off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ImgConvError(.io, path: path, "read failed: \(errnoText(errno))")
+            }
+            if n == 0 { break }
+            done += n
+        }
+    }
+    if done < want { bytes.removeSubrange(done...) }
+    return (bytes, Int(st.st_size))
+}
+
+/// An output file written under a temporary name in the target's folder and renamed over the
+/// target only by `commit()`. Until then the target (and any earlier file there) is untouched;
+/// `abort()` (or an interrupting signal, see `TemporaryFiles`) removes the temporary file.
+///
+/// Writes are buffered; `patch(at:)` rewrites bytes already written (headers whose counts are known
+/// only at the end).
+public final class AtomicOutputFile {
+    public let targetPath: String
+    public let temporaryPath: String
+    private var fd: Int32
+    private var buffer: [UInt8] = []
+    private let bufferLimit = 1 << 20
+    /// Bytes handed to `write` so far (the logical file size).
+    public private(set) var offset: Int = 0
+    private var closed = false
+
+    /// - Throws: `ImgConvError` `.io` when the folder cannot take a new file.
+    public init(target: String) throws {
+        targetPath = target
+        let slash = target.lastIndex(of: "/")
+        let dir = slash.map { String(target[..<$0]) } ?? "."
+        let base = slash.map { String(target[target.index(after: $0)...]) } ?? target
+        var st = stat()
+        if stat(dir.isEmpty ? "/" : dir, &st) != 0 {
+            throw ImgConvError(.io, path: target, "output folder does not exist (\(errnoText(errno)))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw ImgConvError(.io, path: target, "'\(dir)' is not a folder")
+        }
+        var created: Int32 = -1
+        var name = ""
+        for attempt in 0..<100 {
+            name = (dir.isEmpty ? "" : dir + "/") + ".\(base).imgconv-\(getpid())-\(attempt).tmp"
+            // O_EXCL: never reuse or follow a file someone planted under this name.
+            created = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if created >= 0 || errno != EEXIST { break }
+        }
+        guard created >= 0 else {
+            throw ImgConvError(.io, path: target, "cannot create a file in the output folder: \(errnoText(errno))")
+        }
+        fd = created
+        temporaryPath = name
+        TemporaryFiles.register(name)
+    }
+
+    deinit {
+        if !closed { abort() }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if buffer.count + bytes.count > bufferLimit {
+            try flush()
+            if bytes.count >= bufferLimit {
+                try writeAll(bytes)
+                offset += bytes.count
+                return
+            }
+        }
+        buffer.append(contentsOf: bytes)
+        offset += bytes.count
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// Overwrites bytes already written at `position`.
+    public func patch(_ bytes: [UInt8], at position: Int) throws {
+        precondition(position + bytes.count <= offset, "patch beyond written data")
+        try flush()
+        var done = 0
+        try bytes.withUnsafeBytes { buf in
+            while done < buf.count {
+                let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(position + done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ioError(errno)
+                }
+                done += n
+            }
+        }
+    }
+
+    public func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try buffer.withUnsafeBytes { try writeAll($0) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private var written = 0
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(written))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError(errno)
+            }
+            done += n
+            written += n
+        }
+    }
+
+    private func ioError(_ code: Int32) -> ImgConvError {
+        let what = code == ENOSPC ? "disk full" : code == EFBIG ? "file too large" : errnoText(code)
+        return ImgConvError(.io, path: targetPath, "write failed: \(what)")
+    }
+
+    /// Flushes, syncs and renames the temporary file over the target.
+    public func commit() throws {
+        try flush()
+        if fsync(fd) != 0 { let e = errno; abort(); throw ioError(e) }
+        close(fd)
+        closed = true
+        if rename(temporaryPath, targetPath) != 0 {
+            let e = errno
+            unlink(temporaryPath)
+            TemporaryFiles.unregister(temporaryPath)
+            throw ImgConvError(.io, path: targetPath, "cannot move the finished file into place: \(errnoText(e))")
+        }
+        TemporaryFiles.unregister(temporaryPath)
+    }
+
+    /// Removes the temporary file; the target is left as it was.
+    public func abort() {
+        guard !closed else { return }
+        close(fd)
+        closed = true
+        unlink(temporaryPath)
+        TemporaryFiles.unregister(temporaryPath)
+    }
+}
+
+/// Writes a small file atomically (temporary file, then rename).
+public func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws {
+    let out = try AtomicOutputFile(target: path)
+    do {
+        try out.write(bytes)
+        try out.commit()
+    } catch {
+        out.abort()
+        throw error
+    }
+}

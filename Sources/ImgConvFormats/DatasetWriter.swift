@@ -1,0 +1,64 @@
+import ImgConvCore
+
+/// The streaming writer protocol every output format implements: images arrive one by one in
+/// dataset order, labels and class names at the end. Nothing appears at the output path before
+/// `commit()`; `abort()` leaves any earlier output untouched.
+public protocol DatasetWriter: AnyObject {
+    /// Opens the output. `count` is the planned number of images; fewer may arrive (skipped files).
+    func begin(plan: ImagePlan, count: Int) throws
+    /// Appends one image's bytes (`plan.bytesPerImage`, C order, little-endian).
+    func append(image: UnsafeRawBufferPointer) throws
+    /// Writes the labels (one per appended image) and class names; returns what was written.
+    func finish(labels: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord]
+    /// Moves the finished output into place.
+    func commit() throws
+    func abort()
+    /// Where the manifest goes.
+    var manifestPath: String { get }
+}
+
+/// Names of the tensors of one split.
+public struct TensorNames: Sendable {
+    public var images = "trainXs"
+    public var labels = "trainYs"
+    public var classNames = "classNames"
+    public init() {}
+}
+
+/// Encodings of the small arrays that travel with the images.
+enum SmallArrays {
+    static func labels(_ labels: [Int64]) -> (NPYHeader, [UInt8]) {
+        var data = [UInt8](repeating: 0, count: labels.count * 8)
+        data.withUnsafeMutableBytes { buf in
+            for (i, v) in labels.enumerated() { buf.storeBytes(of: v.littleEndian, toByteOffset: i * 8, as: Int64.self) }
+        }
+        return (NPYHeader(descr: DType.int64.npyDescr, shape: [labels.count]), data)
+    }
+
+    /// Class names as numpy `<U{n}`: n = the longest name in code points (at least 1), each
+    /// element n UTF-32LE units, NUL-padded.
+    static func classNames(_ names: [String]) -> (NPYHeader, [UInt8]) {
+        let width = max(1, names.map { $0.unicodeScalars.count }.max() ?? 1)
+        var data = [UInt8](repeating: 0, count: names.count * width * 4)
+        for (i, name) in names.enumerated() {
+            for (k, scalar) in name.unicodeScalars.enumerated() {
+                let at = (i * width + k) * 4
+                let v = scalar.value
+                data[at] = UInt8(v & 0xFF)
+                data[at + 1] = UInt8((v >> 8) & 0xFF)
+                data[at + 2] = UInt8((v >> 16) & 0xFF)
+                data[at + 3] = UInt8(v >> 24)
+            }
+        }
+        return (NPYHeader(descr: "<U\(width)", shape: [names.count]), data)
+    }
+
+    static func record(_ name: String, _ header: NPYHeader, _ data: [UInt8]) -> Manifest.TensorRecord {
+        Manifest.TensorRecord(name: name, shape: header.shape, dtype: dtypeName(header.descr), sha256: sha256Hex(data))
+    }
+}
+
+/// numpy's name of an NPY descr (`'<U7'` -> `str`... kept as the descr for strings).
+func dtypeName(_ descr: String) -> String {
+    DType(npyDescr: descr)?.rawValue ?? descr
+}
