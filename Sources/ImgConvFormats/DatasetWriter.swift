@@ -62,3 +62,18 @@ enum SmallArrays {
 func dtypeName(_ descr: String) -> String {
     DType(npyDescr: descr)?.rawValue ?? descr
 }
+
+/// Decodes numpy `<U{n}` data (UTF-32LE, NUL-padded) into strings.
+public func decodeUnicodeArray(_ bytes: [UInt8], descr: String, count: Int) -> [String] {
+    guard descr.hasPrefix("<U"), let width = Int(descr.dropFirst(2)), width > 0, bytes.count == count * width * 4 else { return [] }
+    return (0..<count).map { i in
+        var s = String.UnicodeScalarView()
+        for k in 0..<width {
+            let at = (i * width + k) * 4
+            let v = UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+            if v == 0 { break }
+            if let scalar = Unicode.Scalar(v) { s.append(scalar) }
+        }
+        return String(s)
+    }
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set-up with the test packages, then every test: Swift unit tests, then the interop tests that
+# run the release binary and judge its outputs with numpy, zipfile, unzip, Pillow and tifffile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+swift test 2>&1 | { grep -Ev '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)' || true; }
+IMGCONV="$PWD/.build/release/imgconv" .venv/bin/python -m pytest -q Tests/Interop "$@"
