@@ -23,9 +23,10 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
-        // The only C code of the project: libpng's setjmp/longjmp error handling and libtiff's
+        // The only C code of the project: libpng's and libjpeg's setjmp/longjmp error handling and libtiff's
         // variadic tag access, which Swift cannot call directly.
-        .target(name: "CShims", dependencies: ["CPNG", "CTIFF"]),
+        .target(name: "CShims", dependencies: ["CPNG", "CTIFF"],
+                linkerSettings: [.linkedLibrary("jpeg")]),
         .target(name: "ImgConvCore", dependencies: [
             .product(name: "Crypto", package: "swift-crypto"),
         ]),

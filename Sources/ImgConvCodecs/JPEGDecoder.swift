@@ -1,10 +1,12 @@
+import CShims
 import CTurboJPEG
 import ImgConvCore
 
 /// JPEG through TurboJPEG with its default (accurate) settings, the ones Pillow uses, so pixels
 /// match Pillow's decode exactly. Gray stays one channel; CMYK and YCCK are decoded to CMYK and
 /// converted as Pillow does for every 4-component JPEG (stored inverted, as Adobe writes them).
-/// A TurboJPEG warning (e.g. a truncated file) is an error.
+/// A TurboJPEG warning (e.g. a truncated file) is an error. Files whose sampling TurboJPEG 2.1
+/// cannot name ("Could not determine subsampling type") go through the libjpeg API instead.
 public struct JPEGDecoder: ImageDecoder {
     public init() {}
 
@@ -32,17 +34,55 @@ public struct JPEGDecoder: ImageDecoder {
         return (Int(w), Int(ht), cs)
     }
 
+    private static func needsLibjpeg(_ error: ImgConvError) -> Bool {
+        error.message.contains("subsampling type")
+    }
+
     public func readHeader(_ data: [UInt8]) throws -> ImageHeader {
         let h = try Handle()
         defer { tjDestroy(h.raw) }
-        let (w, ht, cs) = try header(h, data)
-        return ImageHeader(width: w, height: ht, channels: cs == TJCS_GRAY.rawValue ? 1 : 3, depth: .eight)
+        do {
+            let (w, ht, cs) = try header(h, data)
+            return ImageHeader(width: w, height: ht, channels: cs == TJCS_GRAY.rawValue ? 1 : 3, depth: .eight)
+        } catch let e as ImgConvError where Self.needsLibjpeg(e) {
+            let info = try libjpeg(data, infoOnly: true, into: nil)
+            return ImageHeader(width: Int(info.width), height: Int(info.height), channels: info.channels == 1 ? 1 : 3, depth: .eight)
+        }
+    }
+
+    /// Decodes (or with `infoOnly` reads the header) through the libjpeg API.
+    private func libjpeg(_ data: [UInt8], infoOnly: Bool, into pixels: UnsafeMutableBufferPointer<UInt8>?) throws -> imc_jpeg_info {
+        var info = imc_jpeg_info()
+        var err = CErrorBuffer()
+        let rc = data.withUnsafeBufferPointer { src in
+            imc_jpeg_decode(src.baseAddress, src.count, infoOnly ? 1 : 0, pixels?.baseAddress, pixels?.count ?? 0,
+                            &info, &err.bytes, err.bytes.count)
+        }
+        guard rc == 0 else { throw ImgConvError(.corruptInput, err.text) }
+        return info
+    }
+
+    private func decodeWithLibjpeg(_ data: [UInt8], header expected: ImageHeader) throws -> PixelBuffer {
+        let info = try libjpeg(data, infoOnly: true, into: nil)
+        let (w, ht, n) = (Int(info.width), Int(info.height), Int(info.channels))
+        guard w == expected.width, ht == expected.height else {
+            throw ImgConvError(.corruptInput, "header changed between reads")
+        }
+        var pixels = [UInt8](repeating: 0, count: w * ht * n)
+        _ = try pixels.withUnsafeMutableBufferPointer { try libjpeg(data, infoOnly: false, into: $0) }
+        if n == 4 { pixels = Self.invertedCMYKToRGB(pixels, count: w * ht) }
+        return PixelBuffer(width: w, height: ht, channels: n == 1 ? 1 : 3, depth: .eight, bytes: pixels)
     }
 
     public func decode(_ data: [UInt8], header expected: ImageHeader) throws -> PixelBuffer {
         let h = try Handle()
         defer { tjDestroy(h.raw) }
-        let (w, ht, cs) = try header(h, data)
+        let (w, ht, cs): (Int, Int, Int32)
+        do {
+            (w, ht, cs) = try header(h, data)
+        } catch let e as ImgConvError where Self.needsLibjpeg(e) {
+            return try decodeWithLibjpeg(data, header: expected)
+        }
         guard w == expected.width, ht == expected.height else {
             throw ImgConvError(.corruptInput, "header changed between reads")
         }

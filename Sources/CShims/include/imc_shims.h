@@ -1,6 +1,7 @@
 // C entry points for the two libraries Swift cannot drive directly:
 // - libpng reports fatal errors with longjmp, which must never cross Swift frames, so the whole
 //   create -> setjmp -> read -> destroy sequence lives in one C function per call.
+// - libjpeg (the fallback under TurboJPEG) reports errors with longjmp too.
 // - libtiff reads tags through variadic functions (TIFFGetField), which Swift cannot call, and
 //   its default handlers print to stderr; here each file gets its own handlers that keep the message.
 // Every function decodes from memory, writes its reason into `err` (NUL-terminated) and returns
@@ -49,5 +50,16 @@ int imc_tiff_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_le
 // Palette of the first directory: three arrays of 2^bits_per_sample entries.
 int imc_tiff_colormap(const uint8_t *data, size_t len, uint16_t *r, uint16_t *g, uint16_t *b,
                       size_t entries, char *err, size_t errlen);
+
+typedef struct {
+    uint32_t width;
+    uint32_t height;
+    int channels;  // 1 gray, 3 RGB, 4 CMYK (as stored, not inverted)
+} imc_jpeg_info;
+
+// The libjpeg API, for JPEGs whose sampling TurboJPEG 2.1 cannot name. With info_only, reads the
+// header only. Same settings as TurboJPEG's defaults (accurate DCT, smooth upsampling).
+int imc_jpeg_decode(const uint8_t *data, size_t len, int info_only, uint8_t *dst, size_t dst_len,
+                    imc_jpeg_info *info, char *err, size_t errlen);
 
 #endif
