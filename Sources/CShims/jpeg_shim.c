@@ -10,6 +10,8 @@ typedef struct {
     jmp_buf jump;
     char *err;
     size_t errlen;
+    int allow_warnings;
+    int warned;
 } jpeg_errors;
 
 static void on_error(j_common_ptr cinfo) {
@@ -22,11 +24,19 @@ static void on_error(j_common_ptr cinfo) {
 
 // Warnings (corrupt data that libjpeg recovers from) are errors for imgconv, as with TurboJPEG.
 static void on_message(j_common_ptr cinfo, int level) {
-    if (level < 0) on_error(cinfo);
+    if (level >= 0) return;
+    jpeg_errors *e = (jpeg_errors *)cinfo->err;
+    if (!e->allow_warnings) on_error(cinfo);
+    if (!e->warned) {
+        char msg[JMSG_LENGTH_MAX];
+        (*cinfo->err->format_message)(cinfo, msg);
+        snprintf(e->err, e->errlen, "libjpeg: %s", msg);
+        e->warned = 1;
+    }
 }
 
-int imc_jpeg_decode(const uint8_t *data, size_t len, int info_only, uint8_t *dst, size_t dst_len,
-                    imc_jpeg_info *info, char *err, size_t errlen) {
+int imc_jpeg_decode(const uint8_t *data, size_t len, int info_only, int allow_warnings, uint8_t *dst,
+                    size_t dst_len, imc_jpeg_info *info, char *err, size_t errlen) {
     struct jpeg_decompress_struct cinfo;
     jpeg_errors jerr;
     memset(&cinfo, 0, sizeof cinfo);
@@ -35,6 +45,9 @@ int imc_jpeg_decode(const uint8_t *data, size_t len, int info_only, uint8_t *dst
     jerr.mgr.emit_message = on_message;
     jerr.err = err;
     jerr.errlen = errlen;
+    jerr.allow_warnings = allow_warnings;
+    jerr.warned = 0;
+    if (errlen) err[0] = 0;
     if (setjmp(jerr.jump)) {
         jpeg_destroy_decompress(&cinfo);
         return -1;

@@ -92,13 +92,27 @@ static void fill_info(TIFF *tif, imc_tiff_info *info) {
         info->extra_samples = count;
         info->extra_kind = kinds[0];
     }
+    TIFFGetFieldDefaulted(tif, TIFFTAG_ORIENTATION, &u16); info->orientation = u16;
+    u16 = 0; TIFFGetFieldDefaulted(tif, TIFFTAG_INKSET, &u16); info->inkset = u16;
     info->tiled = TIFFIsTiled(tif);
     info->directories = TIFFNumberOfDirectories(tif);
 }
 
-int imc_tiff_read_info(const uint8_t *data, size_t len, imc_tiff_info *info, char *err, size_t errlen) {
+// Opens the file at directory `page`.
+static TIFF *open_page(tiff_source *s, int page) {
+    TIFF *tif = open_memory(s);
+    if (!tif) return NULL;
+    if (page > 0 && !TIFFSetDirectory(tif, (tdir_t)page)) {
+        if (!s->has_error) snprintf(s->err, s->errlen, "cannot read page %d", page);
+        TIFFClose(tif);
+        return NULL;
+    }
+    return tif;
+}
+
+int imc_tiff_read_info(const uint8_t *data, size_t len, int page, imc_tiff_info *info, char *err, size_t errlen) {
     tiff_source s = {data, len, 0, err, errlen, 0};
-    TIFF *tif = open_memory(&s);
+    TIFF *tif = open_page(&s, page);
     if (!tif) return -1;
     fill_info(tif, info);
     TIFFClose(tif);
@@ -106,41 +120,77 @@ int imc_tiff_read_info(const uint8_t *data, size_t len, imc_tiff_info *info, cha
     return 0;
 }
 
+// Bytes one unpacked sample of `bits` takes.
+static size_t sample_bytes(unsigned bits) {
+    return bits <= 8 ? 1 : bits <= 16 ? 2 : bits <= 32 ? 4 : 8;
+}
+
+// Bytes of one stored row of `n` samples of `bits` (rows are padded to whole bytes).
+static size_t row_bytes(size_t n, unsigned bits) { return (n * bits + 7) / 8; }
+
+// Sample `k` of a packed row, MSB first.
+static uint32_t packed_sample(const uint8_t *row, size_t k, unsigned bits) {
+    size_t bit = k * bits;
+    uint32_t v = 0;
+    for (unsigned i = 0; i < bits; i++, bit++)
+        v = (v << 1) | ((row[bit >> 3] >> (7 - (bit & 7))) & 1u);
+    return v;
+}
+
 // Copies one decoded block (strip or tile) of `bw` x `bh` pixels, `nsamp` interleaved samples of
-// `bps` bytes, into the interleaved destination at (x0, y0), clipping to the image, writing sample
+// `bits` each, into the interleaved destination at (x0, y0), clipping to the image, writing sample
 // plane `plane` when `nsamp` == 1 and the image is planar-separate.
 static void place_block(const uint8_t *block, uint32_t bw, uint32_t bh, uint32_t x0, uint32_t y0,
-                        uint32_t width, uint32_t height, size_t spp, size_t bps, size_t nsamp,
+                        uint32_t width, uint32_t height, size_t spp, unsigned bits, size_t nsamp,
                         size_t plane, uint8_t *dst) {
-    size_t pixel = spp * bps;
+    size_t sb = sample_bytes(bits);
+    size_t pixel = spp * sb;
+    size_t stride = row_bytes((size_t)bw * nsamp, bits);
+    uint32_t cols = x0 + bw <= width ? bw : width - x0;
     for (uint32_t y = 0; y < bh && y0 + y < height; y++) {
-        const uint8_t *row = block + (size_t)y * bw * nsamp * bps;
+        const uint8_t *row = block + (size_t)y * stride;
         uint8_t *out = dst + ((size_t)(y0 + y) * width + x0) * pixel;
-        uint32_t cols = x0 + bw <= width ? bw : width - x0;
-        if (nsamp == spp) {
-            memcpy(out, row, (size_t)cols * pixel);
-        } else {
-            for (uint32_t x = 0; x < cols; x++)
-                memcpy(out + x * pixel + plane * bps, row + (size_t)x * bps, bps);
+        if (bits % 8 == 0) {
+            if (nsamp == spp) {
+                memcpy(out, row, (size_t)cols * pixel);
+            } else {
+                for (uint32_t x = 0; x < cols; x++)
+                    memcpy(out + x * pixel + plane * sb, row + (size_t)x * sb, sb);
+            }
+            continue;
+        }
+        for (uint32_t x = 0; x < cols; x++) {
+            for (size_t c = 0; c < nsamp; c++) {
+                uint32_t v = packed_sample(row, (size_t)x * nsamp + c, bits);
+                uint8_t *o = out + x * pixel + (nsamp == spp ? c : plane) * sb;
+                if (sb == 1) *o = (uint8_t)v;
+                else if (sb == 2) { uint16_t w = (uint16_t)v; memcpy(o, &w, 2); }
+                else memcpy(o, &v, 4);
+            }
         }
     }
 }
 
-int imc_tiff_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_len,
+int imc_tiff_decode(const uint8_t *data, size_t len, int page, uint8_t *dst, size_t dst_len,
                     char *err, size_t errlen) {
     tiff_source s = {data, len, 0, err, errlen, 0};
-    TIFF *tif = open_memory(&s);
+    TIFF *tif = open_page(&s, page);
     if (!tif) return -1;
     imc_tiff_info info;
     fill_info(tif, &info);
     int rc = -1;
     uint8_t *block = NULL;
-    size_t bps = info.bits_per_sample / 8;
+    unsigned bits = info.bits_per_sample;
     size_t spp = info.samples_per_pixel;
-    if (info.bits_per_sample % 8 != 0 || bps == 0 || spp == 0) {
-        snprintf(err, errlen, "unsupported %u-bit samples", info.bits_per_sample);
+    if (bits == 0 || bits > 64 || (bits > 32 && bits != 64) || spp == 0) {
+        snprintf(err, errlen, "unsupported %u-bit samples", bits);
         goto done;
     }
+    if (info.compression == COMPRESSION_JPEG && info.photometric == PHOTOMETRIC_YCBCR) {
+        // libtiff's JPEG codec converts YCbCr to RGB itself in this mode.
+        TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+    }
+    size_t bps = sample_bytes(bits);
     if ((size_t)info.width * info.height * spp * bps > dst_len) {
         snprintf(err, errlen, "output buffer does not match the image size");
         goto done;
@@ -153,7 +203,7 @@ int imc_tiff_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_le
         TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
         TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
         tmsize_t tsize = TIFFTileSize(tif);
-        if (tw == 0 || th == 0 || tsize <= 0 || (size_t)tsize < (size_t)tw * th * nsamp * bps) {
+        if (tw == 0 || th == 0 || tsize <= 0 || (size_t)tsize < (size_t)th * row_bytes((size_t)tw * nsamp, bits)) {
             if (!s.has_error) snprintf(err, errlen, "invalid tile size");
             goto done;
         }
@@ -167,7 +217,7 @@ int imc_tiff_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_le
                         if (!s.has_error) snprintf(err, errlen, "cannot read tile %u", (unsigned)t);
                         goto done;
                     }
-                    place_block(block, tw, th, x, y, info.width, info.height, spp, bps, nsamp, p, dst);
+                    place_block(block, tw, th, x, y, info.width, info.height, spp, bits, nsamp, p, dst);
                 }
     } else {
         uint32_t rps = 0;
@@ -181,13 +231,13 @@ int imc_tiff_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_le
             for (uint32_t y = 0; y < info.height; y += rps) {
                 tstrip_t st = TIFFComputeStrip(tif, y, (uint16_t)p);
                 uint32_t rows = y + rps <= info.height ? rps : info.height - y;
-                size_t need = (size_t)rows * info.width * nsamp * bps;
+                size_t need = (size_t)rows * row_bytes((size_t)info.width * nsamp, bits);
                 tmsize_t got = TIFFReadEncodedStrip(tif, st, block, ssize);
                 if (got < 0 || (size_t)got < need) {
                     if (!s.has_error) snprintf(err, errlen, "cannot read strip %u", (unsigned)st);
                     goto done;
                 }
-                place_block(block, info.width, rows, 0, y, info.width, info.height, spp, bps, nsamp, p, dst);
+                place_block(block, info.width, rows, 0, y, info.width, info.height, spp, bits, nsamp, p, dst);
             }
     }
     rc = s.has_error ? -1 : 0;
@@ -197,10 +247,10 @@ done:
     return rc;
 }
 
-int imc_tiff_colormap(const uint8_t *data, size_t len, uint16_t *r, uint16_t *g, uint16_t *b,
+int imc_tiff_colormap(const uint8_t *data, size_t len, int page, uint16_t *r, uint16_t *g, uint16_t *b,
                       size_t entries, char *err, size_t errlen) {
     tiff_source s = {data, len, 0, err, errlen, 0};
-    TIFF *tif = open_memory(&s);
+    TIFF *tif = open_page(&s, page);
     if (!tif) return -1;
     uint16_t *cr = NULL, *cg = NULL, *cb = NULL;
     int rc = -1;

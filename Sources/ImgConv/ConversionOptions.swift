@@ -1,5 +1,6 @@
-import ImgConvCore
+import Foundation
 import ImgConvCodecs
+import ImgConvCore
 
 /// Channel policy of the output tensor.
 public enum ColorMode: String, Sendable, CaseIterable {
@@ -7,20 +8,37 @@ public enum ColorMode: String, Sendable, CaseIterable {
     case auto, gray, rgb, rgba
 }
 
+/// Element type of the image tensor.
+public enum DTypeChoice: String, Sendable, CaseIterable {
+    /// The narrowest of uint8, uint16, float32 that holds every input exactly.
+    case auto, uint8, uint16, float32
+}
+
+/// What to do with TIFF files of several pages.
+public enum TIFFPages: String, Sendable, CaseIterable {
+    /// Convert the first page, count the others in the summary.
+    case first
+    /// Every page becomes an image of the file's class.
+    case all
+    /// Refuse such files.
+    case error
+}
+
 /// Everything that decides what a conversion writes.
 public struct ConversionOptions: Sendable {
     /// Target (height, width); nil keeps the images' own size, which must then be the same for all.
     public var size: (height: Int, width: Int)?
     public var color: ColorMode = .auto
+    public var dtype: DTypeChoice = .auto
+    public var tiffPages: TIFFPages = .first
     /// Undecodable images are left out (and listed) instead of failing the run.
     public var skipBad = false
     public var compress = false
     /// Decoding threads; outputs do not depend on it.
     public var jobs: Int = ConversionOptions.defaultJobs
-    public var limits = DecodeLimits()
+    public var decode = DecodeOptions()
 
     public init() {}
 
     public static var defaultJobs: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 }
-import Foundation

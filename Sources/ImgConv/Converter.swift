@@ -15,6 +15,14 @@ public struct ConversionSummary: Sendable {
     public var manifestPath: String
 }
 
+/// One image to convert: a file (and, for multipage TIFF, a page) with its header.
+struct Candidate {
+    var file: SourceFile
+    var header: ImageHeader
+    var format: ImageFormat
+    var page: Int
+}
+
 /// Converts a folder of class subfolders into tensors: scan -> probe headers -> plan one shape ->
 /// decode and conform in parallel -> write in order -> manifest.
 public struct Converter {
@@ -24,9 +32,9 @@ public struct Converter {
 
     public init(options: ConversionOptions) { self.options = options }
 
-    /// Sniffs and reads the header of one file.
+    /// What the header pass learns of one file.
     enum Probe {
-        case image(ImageHeader, ImageFormat)
+        case images([Candidate], ignoredPages: Int)
         case skip(String)          // not an image we decode: skipped, not an error
         case bad(ImgConvError)     // an image we should decode but cannot
     }
@@ -42,12 +50,29 @@ public struct Converter {
             guard format.isDecodable else {
                 return .skip("unsupported format: \(format.rawValue.uppercased())")
             }
+            var header: ImageHeader
             do {
-                return .image(try decoders.header(bytes, format: format), format)
+                header = try decoders.header(bytes, format: format)
             } catch let e as ImgConvError where e.code == .corruptInput && size > bytes.count {
                 // The header may lie past the prefix (a TIFF directory at the end of the file).
                 bytes = try readFile(file.path)
-                return .image(try decoders.header(bytes, format: format), format)
+                header = try decoders.header(bytes, format: format)
+            }
+            let first = Candidate(file: file, header: header, format: format, page: 0)
+            guard format == .tiff, header.pages > 1 else { return .images([first], ignoredPages: 0) }
+            switch options.tiffPages {
+            case .first:
+                return .images([first], ignoredPages: header.pages - 1)
+            case .error:
+                throw ImgConvError(.unsupported, "TIFF has \(header.pages) pages (--tiff-pages first or all converts it)")
+            case .all:
+                if bytes.count < size { bytes = try readFile(file.path) }
+                var pages = [first]
+                for page in 1..<header.pages {
+                    pages.append(Candidate(file: file, header: try decoders.header(bytes, format: format, page: page),
+                                           format: format, page: page))
+                }
+                return .images(pages, ignoredPages: 0)
             }
         } catch let e as ImgConvError {
             return .bad(e.at(file.relativePath))
@@ -62,7 +87,7 @@ public struct Converter {
         let start = Date()
         let scan = try DatasetScanner().scan(root: root)
         scan.warnings.forEach(warn)
-        let decoders = Decoders(limits: options.limits)
+        let decoders = Decoders(options: options.decode)
 
         // 1. Headers, in parallel, to plan the tensor before any pixel is decoded.
         var probes = [Probe?](repeating: nil, count: scan.files.count)
@@ -70,10 +95,13 @@ public struct Converter {
                                work: { probe(scan.files[$0], decoders: decoders) },
                                consume: { i, r in probes[i] = try r.get() })
         var skipped = scan.skipped
-        var candidates: [(SourceFile, ImageHeader, ImageFormat)] = []
+        var candidates: [Candidate] = []
+        var ignoredPages = 0
         for (file, p) in zip(scan.files, probes) {
             switch p! {
-            case .image(let h, let f): candidates.append((file, h, f))
+            case .images(let found, let ignored):
+                candidates += found
+                ignoredPages += ignored
             case .skip(let reason): skipped.append(SkippedFile(path: file.relativePath, reason: reason))
             case .bad(let e):
                 guard options.skipBad else { throw e }
@@ -82,33 +110,42 @@ public struct Converter {
             }
         }
         let plan = try makePlan(candidates)
+        if ignoredPages > 0 {
+            warn("\(ignoredPages) further TIFF pages ignored (--tiff-pages all converts them)")
+        }
 
         // 2. Decode, conform and write, in dataset order.
         try writer.begin(plan: plan, count: candidates.count)
         var labels: [Int64] = []
         var files: [Manifest.FileRecord] = []
         var counts = [Int](repeating: 0, count: scan.classes.count)
+        var rotated = 0
         do {
             try runOrderedPipeline(
                 count: candidates.count, jobs: options.jobs, window: max(8, options.jobs * 4),
-                work: { i -> ([UInt8], String) in
-                    let (file, header, format) = candidates[i]
-                    return try Self.decodeAndConform(file, format: format, header: header, decoders: decoders,
-                                                     plan: plan, resize: options.size != nil)
+                work: { i -> Decoded in
+                    let c = candidates[i]
+                    return try Self.decodeAndConform(c.file, format: c.format, header: c.header, decoders: decoders,
+                                                     plan: plan, resize: options.size != nil, page: c.page)
                 },
                 consume: { i, result in
-                    let (file, _, format) = candidates[i]
+                    let c = candidates[i]
                     switch result {
-                    case .success(let (pixels, digest)):
-                        try pixels.withUnsafeBytes { try writer.append(image: $0) }
-                        labels.append(Int64(file.label))
-                        counts[file.label] += 1
-                        files.append(Manifest.FileRecord(path: file.relativePath, label: file.label,
-                                                         format: format.rawValue, sha256: digest))
+                    case .success(let d):
+                        try d.pixels.withUnsafeBytes { try writer.append(image: $0) }
+                        labels.append(Int64(c.file.label))
+                        counts[c.file.label] += 1
+                        if c.header.orientation > 1 { rotated += 1 }
+                        if let w = d.warning { warn("'\(c.file.relativePath)': accepted with a warning: \(w)") }
+                        files.append(Manifest.FileRecord(path: c.file.relativePath, label: c.file.label,
+                                                         format: c.format.rawValue, sha256: d.sha256,
+                                                         page: c.format == .tiff && c.header.pages > 1 && options.tiffPages == .all ? c.page : nil,
+                                                         orientation: c.header.orientation > 1 ? c.header.orientation : nil,
+                                                         warning: d.warning))
                     case .failure(let error):
                         guard options.skipBad, let e = error as? ImgConvError, e.code != .io, e.code != .internal else { throw error }
                         warn("skipping \(e)")
-                        skipped.append(SkippedFile(path: file.relativePath, reason: e.message))
+                        skipped.append(SkippedFile(path: c.file.relativePath, reason: e.message))
                     }
                 })
             let tensors = try writer.finish(labels: labels, classNames: scan.classes.map(\.name))
@@ -118,10 +155,14 @@ public struct Converter {
                 source: .init(root: root, kind: "folders"),
                 output: .init(format: formatName, name: outputName),
                 options: .init(size: options.size.map { [$0.height, $0.width] }, color: options.color.rawValue,
-                               compress: options.compress, skipBad: options.skipBad, resizeFilter: "bilinear"),
+                               compress: options.compress, skipBad: options.skipBad, resizeFilter: "bilinear",
+                               dtype: options.dtype.rawValue, exifOrientation: options.decode.exifOrientation,
+                               allowTruncatedJpeg: options.decode.allowTruncatedJPEG, tiffPages: options.tiffPages.rawValue,
+                               maxPixels: options.decode.limits.maxPixels),
                 classes: scan.classes.map { .init(index: $0.index, name: $0.name, count: counts[$0.index]) },
                 tensors: tensors, files: files, skipped: skipped, warnings: scan.warnings,
-                summary: .init(images: files.count, skipped: skipped.count, skippedByReason: [:]))
+                summary: .init(images: files.count, skipped: skipped.count, skippedByReason: [:],
+                               rotated: rotated, ignoredTiffPages: ignoredPages))
             manifest.summary.skippedByReason = Dictionary(grouping: skipped, by: { reasonKey($0.reason) }).mapValues(\.count)
             try writeFileAtomically(writer.manifestPath, try manifest.encoded())
             return ConversionSummary(images: files.count, classes: scan.classes.count, skipped: skipped.count,
@@ -134,31 +175,34 @@ public struct Converter {
         }
     }
 
-    /// Reads, hashes, decodes and conforms one file to the plan.
-    /// - Returns: the image's bytes in the plan's layout and the SHA-256 of the file.
+    /// One decoded image, in the plan's layout.
+    struct Decoded {
+        var pixels: [UInt8]
+        var sha256: String
+        var warning: String?
+    }
+
+    /// Reads, hashes, decodes, orients and conforms one file (page) to the plan.
     /// - Throws: `ImgConvError` naming the file by its relative path.
     static func decodeAndConform(_ file: SourceFile, format: ImageFormat, header: ImageHeader?, decoders: Decoders,
-                                 plan: ImagePlan, resize: Bool) throws -> ([UInt8], String) {
+                                 plan: ImagePlan, resize: Bool, page: Int = 0) throws -> Decoded {
         do {
             let bytes = try readFile(file.path)
             let digest = sha256Hex(bytes)
-            guard let decoder = decoders.decoder(for: format) else {
-                throw ImgConvError(.unsupported, "no decoder for \(format.rawValue)")
-            }
-            let h = try header ?? decoders.header(bytes, format: format)
-            let image = try decoder.decode(bytes, header: h)
+            let h = try header ?? decoders.header(bytes, format: format, page: page)
+            let image = try decoders.decode(bytes, format: format, header: h, page: page)
             if !resize && (image.width != plan.width || image.height != plan.height) {
                 throw ImgConvError(.shapeMismatch, "image is \(image.height)x\(image.width), expected \(plan.height)x\(plan.width)")
             }
-            return (plan.conform(image), digest)
+            return Decoded(pixels: try plan.conform(image), sha256: digest, warning: image.warning)
         } catch let e as ImgConvError {
             throw e.at(file.relativePath)
         }
     }
 
-    /// One shape for the whole tensor: the requested size or the first image's; channels from
-    /// the colour mode; 16-bit when any input is.
-    func makePlan(_ candidates: [(SourceFile, ImageHeader, ImageFormat)]) throws -> ImagePlan {
+    /// One shape for the whole tensor: the requested size or the first image's (upright); channels
+    /// from the colour mode; the sample type from `dtype` (auto: the widest input).
+    func makePlan(_ candidates: [Candidate]) throws -> ImagePlan {
         guard let first = candidates.first else {
             throw ImgConvError(.notFound, "no decodable images found")
         }
@@ -166,26 +210,41 @@ public struct Converter {
         if let size = options.size {
             (height, width) = (size.height, size.width)
         } else {
-            (height, width) = (first.1.height, first.1.width)
-            for (file, h, _) in candidates where h.height != height || h.width != width {
-                throw ImgConvError(.shapeMismatch, path: file.relativePath,
-                                   "image is \(h.height)x\(h.width) but '\(first.0.relativePath)' is \(height)x\(width); pass --size HxW to resize all images")
+            (height, width) = (first.header.orientedHeight, first.header.orientedWidth)
+            for c in candidates where c.header.orientedHeight != height || c.header.orientedWidth != width {
+                throw ImgConvError(.shapeMismatch, path: c.file.relativePath,
+                                   "image is \(c.header.orientedHeight)x\(c.header.orientedWidth) but '\(first.file.relativePath)' is \(height)x\(width); pass --size HxW to resize all images")
             }
         }
         let channels: Int
         switch options.color {
-        case .auto: channels = candidates.allSatisfy { $0.1.isGray } ? 1 : 3
+        case .auto: channels = candidates.allSatisfy { $0.header.isGray } ? 1 : 3
         case .gray: channels = 1
         case .rgb: channels = 3
         case .rgba: channels = 4
         }
-        let depth = candidates.map(\.1.depth).max() ?? .eight
+        let widest = candidates.map(\.header.depth).max() ?? .eight
+        let depth: SampleDepth
+        switch options.dtype {
+        case .auto: depth = widest
+        case .uint8: depth = .eight
+        case .uint16: depth = .sixteen
+        case .float32: depth = .float32
+        }
+        if depth < widest {
+            if let c = candidates.first(where: { $0.header.depth == .float32 }) {
+                throw ImgConvError(.unsupported, path: c.file.relativePath,
+                                   "holds floating-point samples, which \(depth.dtype.rawValue) cannot hold (use --dtype float32 or auto)")
+            }
+            let narrowed = candidates.filter { $0.header.depth > depth }.count
+            warn("narrowing \(narrowed) 16-bit images to uint8 by scaling (value / 257, rounded)")
+        }
         return ImagePlan(width: width, height: height, channels: channels, depth: depth)
     }
 }
 
-/// Groups skip reasons for the summary ("unsupported format: GIF" stays whole; file-specific
-/// details after a colon are dropped otherwise).
+/// Groups skip reasons for the summary: "unsupported format: GIF" stays whole, other reasons
+/// lose their file-specific detail after the first colon.
 func reasonKey(_ reason: String) -> String {
     if reason.hasPrefix("unsupported format") { return reason }
     return reason.split(separator: ":").first.map(String.init) ?? reason

@@ -103,31 +103,35 @@ public struct Verifier {
 
     private func compareSources(container: TensorContainer, manifest: Manifest, root: String, path: String) throws {
         guard let record = manifest.tensors.first(where: { $0.name == "trainXs" }), record.shape.count == 4,
-              let dtype = DType(rawValue: record.dtype), dtype == .uint8 || dtype == .uint16 else {
-            throw ImgConvError(.verificationFailed, path: path, "no uint8/uint16 trainXs tensor to compare")
+              let dtype = DType(rawValue: record.dtype), SampleDepth(dtype: dtype) != nil else {
+            throw ImgConvError(.verificationFailed, path: path, "no uint8/uint16/float32 trainXs tensor to compare")
         }
         let plan = ImagePlan(width: record.shape[2], height: record.shape[1], channels: record.shape[3],
-                             depth: dtype == .uint8 ? .eight : .sixteen)
+                             depth: SampleDepth(dtype: dtype) ?? .eight)
         let (_, stream) = try container.open("trainXs")
-        let decoders = Decoders()
+        var decodeOptions = DecodeOptions()
+        decodeOptions.exifOrientation = manifest.options.exifOrientation
+        decodeOptions.allowTruncatedJPEG = manifest.options.allowTruncatedJpeg
+        decodeOptions.limits = DecodeLimits(maxPixels: manifest.options.maxPixels)
+        let decoders = Decoders(options: decodeOptions)
         let files = manifest.files
         let resize = manifest.options.size != nil
         try runOrderedPipeline(
             count: files.count, jobs: jobs, window: max(8, jobs * 4),
-            work: { i -> ([UInt8], String) in
+            work: { i -> Converter.Decoded in
                 let f = files[i]
                 guard let format = ImageFormat(rawValue: f.format) else {
                     throw ImgConvError(.verificationFailed, path: f.path, "unknown format '\(f.format)' in the manifest")
                 }
                 let source = SourceFile(relativePath: f.path, path: root + "/" + f.path, label: f.label)
                 return try Converter.decodeAndConform(source, format: format, header: nil, decoders: decoders,
-                                                      plan: plan, resize: resize)
+                                                      plan: plan, resize: resize, page: f.page ?? 0)
             },
             consume: { i, result in
-                let (pixels, digest) = try result.get()
+                let decoded = try result.get()
                 let stored = try stream.read(count: plan.bytesPerImage)
-                guard stored == pixels else {
-                    let changed = digest != files[i].sha256 ? " (the source file changed since the conversion)" : ""
+                guard stored == decoded.pixels else {
+                    let changed = decoded.sha256 != files[i].sha256 ? " (the source file changed since the conversion)" : ""
                     throw ImgConvError(.verificationFailed, path: path,
                                        "trainXs image \(i) differs from a fresh decode of '\(files[i].path)'\(changed)")
                 }

@@ -1,40 +1,61 @@
 import ImgConvCore
 
-/// The decoder registry: sniffs, checks limits, and decodes.
+/// Settings every decoder follows.
+public struct DecodeOptions: Sendable {
+    public var limits = DecodeLimits()
+    /// Rotate and mirror images as their EXIF (or TIFF) orientation says, as Pillow's
+    /// `ImageOps.exif_transpose`.
+    public var exifOrientation = true
+    /// Accept JPEGs that decode with a warning (truncated downloads).
+    public var allowTruncatedJPEG = false
+
+    public init() {}
+}
+
+/// The decoder registry: sniffs, reads headers against the limits, decodes, orients.
 public struct Decoders: Sendable {
-    public var limits: DecodeLimits
+    public var options: DecodeOptions
 
-    public init(limits: DecodeLimits = DecodeLimits()) { self.limits = limits }
+    public init(options: DecodeOptions = DecodeOptions()) { self.options = options }
 
-    public func decoder(for format: ImageFormat) -> ImageDecoder? {
+    public func decoder(for format: ImageFormat, page: Int = 0) -> ImageDecoder? {
         switch format {
         case .png: return PNGDecoder()
-        case .jpeg: return JPEGDecoder()
-        case .tiff: return TIFFDecoder()
+        case .jpeg: return JPEGDecoder(allowTruncated: options.allowTruncatedJPEG)
+        case .tiff: return TIFFDecoder(page: page)
         default: return nil
         }
     }
 
-    /// Header of an image held in memory, checked against the limits.
+    /// Header of an image held in memory, checked against the limits; `orientation` is 1 when
+    /// orientation is not applied.
     /// - Throws: `ImgConvError` (`.unsupported` for formats without a decoder).
-    public func header(_ data: [UInt8], format: ImageFormat) throws -> ImageHeader {
-        guard let decoder = decoder(for: format) else {
+    public func header(_ data: [UInt8], format: ImageFormat, page: Int = 0) throws -> ImageHeader {
+        guard let decoder = decoder(for: format, page: page) else {
             throw ImgConvError(.unsupported, "\(format.rawValue.uppercased()) files are not supported")
         }
-        let h = try decoder.readHeader(data)
-        try limits.check(width: h.width, height: h.height, channels: h.channels, depth: h.depth)
+        var h = try decoder.readHeader(data)
+        try options.limits.check(width: h.width, height: h.height, channels: h.channels, depth: h.depth)
+        if !options.exifOrientation { h.orientation = 1 }
         return h
     }
 
-    /// Decodes an image held in memory.
+    /// Decodes pixels for a header from `header(_:format:)`, orientation applied.
+    public func decode(_ data: [UInt8], format: ImageFormat, header: ImageHeader, page: Int = 0) throws -> PixelBuffer {
+        guard let decoder = decoder(for: format, page: page) else {
+            throw ImgConvError(.unsupported, "\(format.rawValue.uppercased()) files are not supported")
+        }
+        return try decoder.decode(data, header: header).oriented(header.orientation)
+    }
+
+    /// Sniffs and decodes an image held in memory.
     /// - Throws: `ImgConvError` without a path; the caller names the file.
     public func decode(_ data: [UInt8]) throws -> (PixelBuffer, ImageFormat) {
         guard let format = ImageFormat.sniff(data[...]) else {
             throw ImgConvError(.unsupported, "not a recognised image format")
         }
         let h = try header(data, format: format)
-        let image = try decoder(for: format)!.decode(data, header: h)
-        return (image, format)
+        return (try decode(data, format: format, header: h), format)
     }
 }
 

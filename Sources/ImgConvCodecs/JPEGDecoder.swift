@@ -8,7 +8,11 @@ import ImgConvCore
 /// A TurboJPEG warning (e.g. a truncated file) is an error. Files whose sampling TurboJPEG 2.1
 /// cannot name ("Could not determine subsampling type") go through the libjpeg API instead.
 public struct JPEGDecoder: ImageDecoder {
-    public init() {}
+    /// Accept images TurboJPEG decoded with a warning (a truncated download): the damaged part is
+    /// gray, and the warning travels with the pixels (`PixelBuffer.warning`).
+    public var allowTruncated: Bool
+
+    public init(allowTruncated: Bool = false) { self.allowTruncated = allowTruncated }
 
     /// Bounds the scans of progressive files, against files made of endless scans.
     private static let flags = TJFLAG_LIMITSCANS
@@ -28,7 +32,7 @@ public struct JPEGDecoder: ImageDecoder {
         let rc = data.withUnsafeBufferPointer { buf in
             tjDecompressHeader3(h.raw, buf.baseAddress, UInt(buf.count), &w, &ht, &sub, &cs)
         }
-        if rc != 0 {
+        if rc != 0 && !(allowTruncated && h.isWarning() && w > 0 && ht > 0) {
             throw ImgConvError(.corruptInput, "TurboJPEG: \(h.message())")
         }
         return (Int(w), Int(ht), cs)
@@ -43,35 +47,40 @@ public struct JPEGDecoder: ImageDecoder {
         defer { tjDestroy(h.raw) }
         do {
             let (w, ht, cs) = try header(h, data)
-            return ImageHeader(width: w, height: ht, channels: cs == TJCS_GRAY.rawValue ? 1 : 3, depth: .eight)
+            return ImageHeader(width: w, height: ht, channels: cs == TJCS_GRAY.rawValue ? 1 : 3, depth: .eight,
+                               orientation: ExifOrientation.fromJPEG(data))
         } catch let e as ImgConvError where Self.needsLibjpeg(e) {
-            let info = try libjpeg(data, infoOnly: true, into: nil)
-            return ImageHeader(width: Int(info.width), height: Int(info.height), channels: info.channels == 1 ? 1 : 3, depth: .eight)
+            let (info, _) = try libjpeg(data, infoOnly: true, into: nil)
+            return ImageHeader(width: Int(info.width), height: Int(info.height), channels: info.channels == 1 ? 1 : 3,
+                               depth: .eight, orientation: ExifOrientation.fromJPEG(data))
         }
     }
 
     /// Decodes (or with `infoOnly` reads the header) through the libjpeg API.
-    private func libjpeg(_ data: [UInt8], infoOnly: Bool, into pixels: UnsafeMutableBufferPointer<UInt8>?) throws -> imc_jpeg_info {
+    /// - Returns: the header and the warning libjpeg recovered from, if any (only with `allowTruncated`).
+    private func libjpeg(_ data: [UInt8], infoOnly: Bool, into pixels: UnsafeMutableBufferPointer<UInt8>?) throws -> (imc_jpeg_info, String?) {
         var info = imc_jpeg_info()
         var err = CErrorBuffer()
         let rc = data.withUnsafeBufferPointer { src in
-            imc_jpeg_decode(src.baseAddress, src.count, infoOnly ? 1 : 0, pixels?.baseAddress, pixels?.count ?? 0,
-                            &info, &err.bytes, err.bytes.count)
+            imc_jpeg_decode(src.baseAddress, src.count, infoOnly ? 1 : 0, allowTruncated ? 1 : 0, pixels?.baseAddress,
+                            pixels?.count ?? 0, &info, &err.bytes, err.bytes.count)
         }
         guard rc == 0 else { throw ImgConvError(.corruptInput, err.text) }
-        return info
+        return (info, err.bytes[0] == 0 ? nil : err.text)
     }
 
     private func decodeWithLibjpeg(_ data: [UInt8], header expected: ImageHeader) throws -> PixelBuffer {
-        let info = try libjpeg(data, infoOnly: true, into: nil)
+        let (info, _) = try libjpeg(data, infoOnly: true, into: nil)
         let (w, ht, n) = (Int(info.width), Int(info.height), Int(info.channels))
         guard w == expected.width, ht == expected.height else {
             throw ImgConvError(.corruptInput, "header changed between reads")
         }
         var pixels = [UInt8](repeating: 0, count: w * ht * n)
-        _ = try pixels.withUnsafeMutableBufferPointer { try libjpeg(data, infoOnly: false, into: $0) }
+        let (_, warning) = try pixels.withUnsafeMutableBufferPointer { try libjpeg(data, infoOnly: false, into: $0) }
         if n == 4 { pixels = Self.invertedCMYKToRGB(pixels, count: w * ht) }
-        return PixelBuffer(width: w, height: ht, channels: n == 1 ? 1 : 3, depth: .eight, bytes: pixels)
+        var image = PixelBuffer(width: w, height: ht, channels: n == 1 ? 1 : 3, depth: .eight, bytes: pixels)
+        image.warning = warning
+        return image
     }
 
     public func decode(_ data: [UInt8], header expected: ImageHeader) throws -> PixelBuffer {
@@ -96,29 +105,29 @@ public struct JPEGDecoder: ImageDecoder {
                               Int32(w), 0, Int32(ht), format.rawValue, Self.flags)
             }
         }
+        var warning: String?
         if rc != 0 {
             let reason = h.message()
-            throw ImgConvError(.corruptInput, "TurboJPEG: \(reason)\(h.isWarning() ? " (damaged or truncated file)" : "")")
+            guard allowTruncated && h.isWarning() else {
+                throw ImgConvError(.corruptInput, "TurboJPEG: \(reason)\(h.isWarning() ? " (damaged or truncated file; --allow-truncated-jpeg accepts it)" : "")")
+            }
+            warning = "TurboJPEG: \(reason)"
         }
         if cmyk {
             pixels = Self.invertedCMYKToRGB(pixels, count: w * ht)
         }
-        return PixelBuffer(width: w, height: ht, channels: cmyk ? 3 : decodedChannels, depth: .eight, bytes: pixels)
+        var image = PixelBuffer(width: w, height: ht, channels: cmyk ? 3 : decodedChannels, depth: .eight, bytes: pixels)
+        image.warning = warning
+        return image
     }
 
     /// Pillow's conversion of an Adobe (inverted) CMYK JPEG to RGB: R = C·K/255 (rounded), etc.,
     /// computed on the stored bytes.
     static func invertedCMYKToRGB(_ cmyk: [UInt8], count: Int) -> [UInt8] {
         var rgb = [UInt8](repeating: 0, count: count * 3)
-        @inline(__always) func mul255(_ a: UInt8, _ b: UInt8) -> UInt8 {
-            let t = UInt32(a) * UInt32(b) + 128
-            return UInt8((t + (t >> 8)) >> 8)
-        }
         for i in 0..<count {
-            let k = cmyk[i * 4 + 3]
-            rgb[i * 3] = mul255(cmyk[i * 4], k)
-            rgb[i * 3 + 1] = mul255(cmyk[i * 4 + 1], k)
-            rgb[i * 3 + 2] = mul255(cmyk[i * 4 + 2], k)
+            let k = 255 - cmyk[i * 4 + 3]
+            for c in 0..<3 { rgb[i * 3 + c] = cmykChannel(255 - cmyk[i * 4 + c], k) }
         }
         return rgb
     }

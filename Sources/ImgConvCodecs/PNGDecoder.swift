@@ -20,7 +20,7 @@ public struct PNGDecoder: ImageDecoder {
     public func readHeader(_ data: [UInt8]) throws -> ImageHeader {
         let i = try info(data)
         return ImageHeader(width: Int(i.width), height: Int(i.height), channels: Int(i.out_channels),
-                           depth: i.out_bytes == 2 ? .sixteen : .eight)
+                           depth: i.out_bytes == 2 ? .sixteen : .eight, orientation: ExifOrientation.fromPNG(data))
     }
 
     public func decode(_ data: [UInt8], header: ImageHeader) throws -> PixelBuffer {

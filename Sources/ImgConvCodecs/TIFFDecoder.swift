@@ -1,65 +1,108 @@
 import CShims
 import ImgConvCore
 
-/// TIFF through libtiff's strip and tile reads (raw samples, not the 8-bit RGBA convenience path).
-/// Supported here: 8- and 16-bit unsigned gray (min-is-black or min-is-white, inverted), RGB and
-/// RGBA, with or without extra samples, contiguous or planar-separate, strips or tiles, any
-/// compression libtiff decodes; 8-bit palette images expand to RGB. The first page is read.
+/// TIFF through libtiff's strip and tile reads (raw samples; libtiff's 8-bit RGBA convenience
+/// path would flip, premultiply and narrow them). What comes out:
+/// - unsigned 1, 2 and 4-bit samples are widened to 8 bits as Pillow does (x255, x85, x17);
+///   other depths up to 8 bits keep their values in uint8, 9-16 bits in uint16 (a 12-bit image
+///   holds 0...4095, as Pillow and tifffile give it);
+/// - signed integers, unsigned over 16 bits and floats (16, 32, 64-bit) become float32; values
+///   float32 cannot hold exactly (integers beyond 2^24) are refused rather than rounded;
+/// - min-is-white is inverted; palette images expand to RGB; 8-bit CMYK converts to RGB as
+///   Pillow's `convert('RGB')`; JPEG-compressed YCbCr is converted by libtiff;
+/// - gray and RGB keep an alpha channel when the first extra sample is alpha (associated alpha
+///   stays premultiplied, as stored); other extra samples are dropped;
+/// - the Orientation tag is reported so it can be applied like EXIF orientation.
 public struct TIFFDecoder: ImageDecoder {
-    public init() {}
+    /// Which page (directory) to decode.
+    public var page: Int
+
+    public init(page: Int = 0) { self.page = page }
 
     private func info(_ data: [UInt8]) throws -> imc_tiff_info {
         var info = imc_tiff_info()
         var err = CErrorBuffer()
         let rc = data.withUnsafeBufferPointer { buf in
-            imc_tiff_read_info(buf.baseAddress, buf.count, &info, &err.bytes, err.bytes.count)
+            imc_tiff_read_info(buf.baseAddress, buf.count, Int32(page), &info, &err.bytes, err.bytes.count)
         }
         guard rc == 0 else { throw ImgConvError(.corruptInput, "libtiff: \(err.text)") }
         return info
     }
 
-    /// The layout the raw samples have, and what the decoder turns them into.
+    private enum Kind { case unsigned, signed, float }
+
+    /// How raw samples become output samples.
     private struct Layout {
+        var bits: Int
+        var kind: Kind
         var storedSamples: Int
         var outChannels: Int
         var depth: SampleDepth
         var invert: Bool
         var palette: Bool
+        var cmyk: Bool
+        /// Factor for 1/2/4-bit samples (Pillow's widening), else 1.
+        var widen: Int
+        var storedBytes: Int { bits <= 8 ? 1 : bits <= 16 ? 2 : bits <= 32 ? 4 : 8 }
     }
 
     private func layout(_ i: imc_tiff_info) throws -> Layout {
         let spp = Int(i.samples_per_pixel)
-        let bps = Int(i.bits_per_sample)
-        guard i.sample_format == 1 else {
-            throw ImgConvError(.unsupported, "TIFF sample format \(i.sample_format == 3 ? "floating point" : i.sample_format == 2 ? "signed integer" : "\(i.sample_format)") is not supported yet")
+        let bits = Int(i.bits_per_sample)
+        let kind: Kind
+        switch i.sample_format {
+        case 1: kind = .unsigned
+        case 2: kind = .signed
+        case 3: kind = .float
+        default: throw ImgConvError(.unsupported, "TIFF sample format \(i.sample_format) is not supported")
         }
-        guard bps == 8 || bps == 16 else {
-            throw ImgConvError(.unsupported, "TIFF with \(bps)-bit samples is not supported yet")
+        guard (1...32).contains(bits) || bits == 64 else {
+            throw ImgConvError(.unsupported, "TIFF with \(bits)-bit samples is not supported")
         }
-        let depth: SampleDepth = bps == 16 ? .sixteen : .eight
+        if kind == .float && ![16, 32, 64].contains(bits) {
+            throw ImgConvError(.unsupported, "TIFF with \(bits)-bit floating-point samples is not supported")
+        }
+        if kind == .signed && ![8, 16, 32].contains(bits) {
+            throw ImgConvError(.unsupported, "TIFF with \(bits)-bit signed samples is not supported")
+        }
+        let depth: SampleDepth
+        switch kind {
+        case .unsigned: depth = bits <= 8 ? .eight : bits <= 16 ? .sixteen : .float32
+        case .signed, .float: depth = .float32
+        }
+        let widen = kind == .unsigned ? [1: 255, 2: 85, 4: 17][bits] ?? 1 : 1
+        let alpha = i.extra_samples > 0 && (i.extra_kind == 1 || i.extra_kind == 2)
+        var l = Layout(bits: bits, kind: kind, storedSamples: spp, outChannels: 1, depth: depth,
+                       invert: false, palette: false, cmyk: false, widen: widen)
         switch (i.photometric, spp) {
-        case (0, 1), (1, 1):
-            return Layout(storedSamples: 1, outChannels: 1, depth: depth, invert: i.photometric == 0, palette: false)
         case (0, _), (1, _):
-            // Gray plus extra samples: the first extra one is alpha when marked as such.
-            let alpha = i.extra_samples > 0 && (i.extra_kind == 1 || i.extra_kind == 2)
-            return Layout(storedSamples: spp, outChannels: alpha ? 2 : 1, depth: depth, invert: i.photometric == 0, palette: false)
-        case (2, 3):
-            return Layout(storedSamples: 3, outChannels: 3, depth: depth, invert: false, palette: false)
-        case (2, let n) where n > 3:
-            let alpha = i.extra_samples > 0 && (i.extra_kind == 1 || i.extra_kind == 2)
-            return Layout(storedSamples: n, outChannels: alpha ? 4 : 3, depth: depth, invert: false, palette: false)
-        case (3, 1) where bps == 8:
-            return Layout(storedSamples: 1, outChannels: 3, depth: .eight, invert: false, palette: true)
+            if i.photometric == 0 && kind != .unsigned {
+                throw ImgConvError(.unsupported, "min-is-white TIFF with \(kind == .float ? "floating-point" : "signed") samples is not supported")
+            }
+            l.invert = i.photometric == 0
+            l.outChannels = spp >= 2 && alpha ? 2 : 1
+        case (2, 3...):
+            l.outChannels = spp >= 4 && alpha ? 4 : 3
+        case (6, 3...) where i.compression == 7:  // JPEG: libtiff converts YCbCr to RGB
+            l.outChannels = 3
+        case (3, 1) where kind == .unsigned && bits <= 8:
+            l = Layout(bits: bits, kind: kind, storedSamples: 1, outChannels: 3, depth: .eight,
+                       invert: false, palette: true, cmyk: false, widen: 1)
+        case (5, 4...) where i.inkset == 1 && bits == 8 && kind == .unsigned:
+            l.cmyk = true
+            l.outChannels = 3
         default:
-            throw ImgConvError(.unsupported, "TIFF photometric interpretation \(i.photometric) with \(spp) samples per pixel is not supported yet")
+            throw ImgConvError(.unsupported, "TIFF photometric interpretation \(i.photometric) with \(spp) samples per pixel is not supported")
         }
+        return l
     }
 
     public func readHeader(_ data: [UInt8]) throws -> ImageHeader {
         let i = try info(data)
         let l = try layout(i)
-        return ImageHeader(width: Int(i.width), height: Int(i.height), channels: l.outChannels, depth: l.depth)
+        return ImageHeader(width: Int(i.width), height: Int(i.height), channels: l.outChannels, depth: l.depth,
+                           orientation: (1...8).contains(Int(i.orientation)) ? Int(i.orientation) : 1,
+                           pages: max(1, Int(i.directories)))
     }
 
     public func decode(_ data: [UInt8], header: ImageHeader) throws -> PixelBuffer {
@@ -69,58 +112,115 @@ public struct TIFFDecoder: ImageDecoder {
             throw ImgConvError(.corruptInput, "header changed between reads")
         }
         let count = header.width * header.height
-        var raw = [UInt8](repeating: 0, count: count * l.storedSamples * l.depth.byteSize)
+        guard let rawSize = checkedByteCount([count, l.storedSamples], elementSize: l.storedBytes) else {
+            throw ImgConvError(.limitExceeded, "image size overflows")
+        }
+        var raw = [UInt8](repeating: 0, count: rawSize)
         var err = CErrorBuffer()
         let rc = data.withUnsafeBufferPointer { src in
             raw.withUnsafeMutableBufferPointer { dst in
-                imc_tiff_decode(src.baseAddress, src.count, dst.baseAddress, dst.count, &err.bytes, err.bytes.count)
+                imc_tiff_decode(src.baseAddress, src.count, Int32(page), dst.baseAddress, dst.count, &err.bytes, err.bytes.count)
             }
         }
         guard rc == 0 else { throw ImgConvError(.corruptInput, "libtiff: \(err.text)") }
-
+        let pixels: [UInt8]
         if l.palette {
-            var r = [UInt16](repeating: 0, count: 256), g = r, b = r
-            let ok = data.withUnsafeBufferPointer { src in
-                imc_tiff_colormap(src.baseAddress, src.count, &r, &g, &b, 256, &err.bytes, err.bytes.count)
-            }
-            guard ok == 0 else { throw ImgConvError(.corruptInput, "libtiff: \(err.text)") }
-            // Colormaps hold 16-bit values; a few writers store 0-255, which the top byte would zero.
-            let eightBit = (r + g + b).allSatisfy { $0 <= 255 }
-            let shift: UInt16 = eightBit ? 0 : 8
-            var out = [UInt8](repeating: 0, count: count * 3)
-            for p in 0..<count {
-                let idx = Int(raw[p])
-                out[p * 3] = UInt8(truncatingIfNeeded: r[idx] >> shift)
-                out[p * 3 + 1] = UInt8(truncatingIfNeeded: g[idx] >> shift)
-                out[p * 3 + 2] = UInt8(truncatingIfNeeded: b[idx] >> shift)
-            }
-            return PixelBuffer(width: header.width, height: header.height, channels: 3, depth: .eight, bytes: out)
+            pixels = try expandPalette(raw, data: data, count: count, bits: l.bits)
+        } else if l.cmyk {
+            pixels = cmykToRGB(raw, count: count, stored: l.storedSamples)
+        } else {
+            pixels = try convert(raw, count: count, layout: l)
         }
-        if l.storedSamples != l.outChannels {
-            raw = keepLeadingSamples(raw, count: count, stored: l.storedSamples, keep: l.outChannels, bytes: l.depth.byteSize)
-        }
-        if l.invert {
-            // Min-is-white: only the gray sample is inverted, not alpha.
-            raw.withUnsafeMutableBytes { buf in
-                switch l.depth {
-                case .eight:
-                    let s = buf.bindMemory(to: UInt8.self)
-                    for p in 0..<count { s[p * l.outChannels] = 255 - s[p * l.outChannels] }
-                case .sixteen:
-                    let s = buf.bindMemory(to: UInt16.self)
-                    for p in 0..<count { s[p * l.outChannels] = 65535 - s[p * l.outChannels] }
+        return PixelBuffer(width: header.width, height: header.height, channels: l.outChannels, depth: l.depth, bytes: pixels)
+    }
+
+    /// Keeps the leading output channels, widens or converts samples, inverts min-is-white.
+    private func convert(_ raw: [UInt8], count: Int, layout l: Layout) throws -> [UInt8] {
+        let n = count * l.outChannels
+        var out = [UInt8](repeating: 0, count: n * l.depth.byteSize)
+        let maxStored = l.bits >= 32 ? UInt32.max : UInt32((1 << l.bits) - 1)
+        try raw.withUnsafeBytes { src in
+            try out.withUnsafeMutableBytes { dst in
+                for p in 0..<count {
+                    for c in 0..<l.outChannels {
+                        let si = p * l.storedSamples + c
+                        let di = p * l.outChannels + c
+                        let gray = c == 0 && l.outChannels <= 2
+                        switch (l.kind, l.depth) {
+                        case (.unsigned, .eight):
+                            var v = UInt32(src.load(fromByteOffset: si, as: UInt8.self))
+                            if l.invert && gray { v = maxStored - v }
+                            dst.storeBytes(of: UInt8(truncatingIfNeeded: v * UInt32(l.widen)), toByteOffset: di, as: UInt8.self)
+                        case (.unsigned, .sixteen):
+                            var v = UInt32(src.load(fromByteOffset: si * 2, as: UInt16.self))
+                            if l.invert && gray { v = maxStored - v }
+                            dst.storeBytes(of: UInt16(truncatingIfNeeded: v), toByteOffset: di * 2, as: UInt16.self)
+                        case (.unsigned, _):
+                            var v = src.load(fromByteOffset: si * 4, as: UInt32.self)
+                            if l.invert && gray { v = maxStored - v }
+                            guard v <= 1 << 24 else { throw ImgConvError(.unsupported, "sample value \(v) cannot be held exactly in float32") }
+                            dst.storeBytes(of: Float(v), toByteOffset: di * 4, as: Float.self)
+                        case (.signed, _):
+                            let v: Int32
+                            switch l.bits {
+                            case 8: v = Int32(src.load(fromByteOffset: si, as: Int8.self))
+                            case 16: v = Int32(src.load(fromByteOffset: si * 2, as: Int16.self))
+                            default: v = src.load(fromByteOffset: si * 4, as: Int32.self)
+                            }
+                            guard abs(Int(v)) <= 1 << 24 else { throw ImgConvError(.unsupported, "sample value \(v) cannot be held exactly in float32") }
+                            dst.storeBytes(of: Float(v), toByteOffset: di * 4, as: Float.self)
+                        case (.float, _):
+                            let f: Float
+                            switch l.bits {
+                            case 16: f = Float(Float16(bitPattern: src.load(fromByteOffset: si * 2, as: UInt16.self)))
+                            case 32: f = src.load(fromByteOffset: si * 4, as: Float.self)
+                            default: f = Float(src.load(fromByteOffset: si * 8, as: Double.self))
+                            }
+                            dst.storeBytes(of: f, toByteOffset: di * 4, as: Float.self)
+                        }
+                    }
                 }
             }
         }
-        return PixelBuffer(width: header.width, height: header.height, channels: l.outChannels, depth: l.depth, bytes: raw)
+        return out
     }
 
-    private func keepLeadingSamples(_ raw: [UInt8], count: Int, stored: Int, keep: Int, bytes: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count * keep * bytes)
-        let inPixel = stored * bytes, outPixel = keep * bytes
+    private func expandPalette(_ raw: [UInt8], data: [UInt8], count: Int, bits: Int) throws -> [UInt8] {
+        let entries = 1 << bits
+        var r = [UInt16](repeating: 0, count: entries), g = r, b = r
+        var err = CErrorBuffer()
+        let ok = data.withUnsafeBufferPointer { src in
+            imc_tiff_colormap(src.baseAddress, src.count, Int32(page), &r, &g, &b, entries, &err.bytes, err.bytes.count)
+        }
+        guard ok == 0 else { throw ImgConvError(.corruptInput, "libtiff: \(err.text)") }
+        // Colormaps hold 16-bit values; a few writers store 0-255, which the top byte would zero.
+        let eightBit = (r + g + b).allSatisfy { $0 <= 255 }
+        let shift: UInt16 = eightBit ? 0 : 8
+        var out = [UInt8](repeating: 0, count: count * 3)
         for p in 0..<count {
-            for k in 0..<outPixel { out[p * outPixel + k] = raw[p * inPixel + k] }
+            let idx = Int(raw[p])
+            out[p * 3] = UInt8(truncatingIfNeeded: r[idx] >> shift)
+            out[p * 3 + 1] = UInt8(truncatingIfNeeded: g[idx] >> shift)
+            out[p * 3 + 2] = UInt8(truncatingIfNeeded: b[idx] >> shift)
         }
         return out
     }
+
+    private func cmykToRGB(_ raw: [UInt8], count: Int, stored: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count * 3)
+        for p in 0..<count {
+            let k = raw[p * stored + 3]
+            for c in 0..<3 { out[p * 3 + c] = cmykChannel(raw[p * stored + c], k) }
+        }
+        return out
+    }
+}
+
+/// Pillow's CMYK to RGB for one channel: (255 - K) - C * (255 - K) / 255, rounded as Pillow's
+/// MULDIV255. For Adobe's inverted JPEG data (C = 255 - c, K = 255 - k) this is c * k / 255.
+@inline(__always)
+func cmykChannel(_ c: UInt8, _ k: UInt8) -> UInt8 {
+    let nk = UInt32(255 - k)
+    let t = UInt32(c) * nk + 128
+    return UInt8(nk - ((t + (t >> 8)) >> 8))
 }

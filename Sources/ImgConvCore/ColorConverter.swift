@@ -16,6 +16,9 @@ public enum ColorConverter {
                 case .sixteen:
                     run(src.bindMemory(to: UInt16.self), dst.bindMemory(to: UInt16.self), count,
                         image.channels, target, opaque: 65535)
+                case .float32:
+                    run(src.bindMemory(to: Float.self), dst.bindMemory(to: Float.self), count,
+                        image.channels, target, opaque: 1)
                 }
             }
         }
@@ -28,7 +31,13 @@ public enum ColorConverter {
         T(truncatingIfNeeded: (UInt64(r) * 19595 + UInt64(g) * 38470 + UInt64(b) * 7471 + 0x8000) >> 16)
     }
 
-    private static func run<T: FixedWidthInteger & UnsignedInteger>(
+    /// Float data has no Pillow mode to follow: the same ITU-R 601-2 weights, in float.
+    @inline(__always)
+    static func luma(_ r: Float, _ g: Float, _ b: Float) -> Float {
+        r * 0.299 + g * 0.587 + b * 0.114
+    }
+
+    private static func run<T: GraySample>(
         _ s: UnsafeBufferPointer<T>, _ d: UnsafeMutableBufferPointer<T>, _ count: Int,
         _ from: Int, _ to: Int, opaque: T
     ) {
@@ -39,7 +48,7 @@ public enum ColorConverter {
             case (2, 1):
                 d[q] = s[p]
             case (3, 1), (4, 1):
-                d[q] = luma(s[p], s[p + 1], s[p + 2])
+                d[q] = T.gray(s[p], s[p + 1], s[p + 2])
             case (1, 3), (2, 3):
                 d[q] = s[p]; d[q + 1] = s[p]; d[q + 2] = s[p]
             case (4, 3):
@@ -55,4 +64,18 @@ public enum ColorConverter {
             }
         }
     }
+}
+
+/// A sample type with its gray-from-RGB formula (specialised per type, no dynamic dispatch).
+protocol GraySample {
+    static func gray(_ r: Self, _ g: Self, _ b: Self) -> Self
+}
+extension UInt8: GraySample {
+    static func gray(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 { ColorConverter.luma(r, g, b) }
+}
+extension UInt16: GraySample {
+    static func gray(_ r: UInt16, _ g: UInt16, _ b: UInt16) -> UInt16 { ColorConverter.luma(r, g, b) }
+}
+extension Float: GraySample {
+    static func gray(_ r: Float, _ g: Float, _ b: Float) -> Float { ColorConverter.luma(r, g, b) }
 }

@@ -60,11 +60,21 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var label: Int
         public var format: String
         public var sha256: String
-        public init(path: String, label: Int, format: String, sha256: String) {
+        /// The TIFF page, when every page of a multipage file is converted.
+        public var page: Int?
+        /// The EXIF orientation that was applied, when not 1.
+        public var orientation: Int?
+        /// A problem the decoder recovered from (accepted on request).
+        public var warning: String?
+        public init(path: String, label: Int, format: String, sha256: String, page: Int? = nil,
+                    orientation: Int? = nil, warning: String? = nil) {
             self.path = path
             self.label = label
             self.format = format
             self.sha256 = sha256
+            self.page = page
+            self.orientation = orientation
+            self.warning = warning
         }
     }
     public struct Options: Codable, Sendable, Equatable {
@@ -73,22 +83,39 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var compress: Bool
         public var skipBad: Bool
         public var resizeFilter: String
-        public init(size: [Int]?, color: String, compress: Bool, skipBad: Bool, resizeFilter: String) {
+        public var dtype: String
+        public var exifOrientation: Bool
+        public var allowTruncatedJpeg: Bool
+        public var tiffPages: String
+        public var maxPixels: Int
+        public init(size: [Int]?, color: String, compress: Bool, skipBad: Bool, resizeFilter: String,
+                    dtype: String, exifOrientation: Bool, allowTruncatedJpeg: Bool, tiffPages: String, maxPixels: Int) {
             self.size = size
             self.color = color
             self.compress = compress
             self.skipBad = skipBad
             self.resizeFilter = resizeFilter
+            self.dtype = dtype
+            self.exifOrientation = exifOrientation
+            self.allowTruncatedJpeg = allowTruncatedJpeg
+            self.tiffPages = tiffPages
+            self.maxPixels = maxPixels
         }
     }
     public struct Summary: Codable, Sendable, Equatable {
         public var images: Int
         public var skipped: Int
         public var skippedByReason: [String: Int]
-        public init(images: Int, skipped: Int, skippedByReason: [String: Int]) {
+        /// Images turned upright from their EXIF/TIFF orientation.
+        public var rotated: Int
+        /// Pages of multipage TIFFs not converted (`--tiff-pages first`).
+        public var ignoredTiffPages: Int
+        public init(images: Int, skipped: Int, skippedByReason: [String: Int], rotated: Int, ignoredTiffPages: Int) {
             self.images = images
             self.skipped = skipped
             self.skippedByReason = skippedByReason
+            self.rotated = rotated
+            self.ignoredTiffPages = ignoredTiffPages
         }
     }
 

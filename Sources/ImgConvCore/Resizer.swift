@@ -2,7 +2,7 @@
 /// Pillow's `Image.resize` is: the filter support grows with the scale factor, weights are
 /// normalised per output sample, and 8-bit data uses Pillow's 22-bit fixed-point coefficients with
 /// an 8-bit intermediate image between the horizontal and the vertical pass. 16-bit data is
-/// filtered in double precision and rounded.
+/// and float data are filtered in double precision (16-bit results rounded).
 public enum Resizer {
     struct Coefficients {
         var start: [Int]      // first input index of each output sample
@@ -98,28 +98,46 @@ public enum Resizer {
                         }
                     }
                 case .sixteen:
-                    let src = raw.bindMemory(to: UInt16.self)
-                    let dst = outRaw.bindMemory(to: UInt16.self)
-                    for y in 0..<outH {
-                        for x in 0..<outW {
-                            let o = horizontal ? x : y
-                            let first = coeffs.start[o]
-                            let base = horizontal ? (y * image.width + first) * ch : (first * image.width + x) * ch
-                            let k = o * coeffs.taps
-                            for c in 0..<ch {
-                                var acc = 0.0
-                                var at = base + c
-                                for t in 0..<coeffs.count[o] {
-                                    acc += Double(src[at]) * coeffs.weights[k + t]
-                                    at += tapStride
-                                }
-                                dst[(y * outW + x) * ch + c] = UInt16(clamping: Int(acc.rounded()))
-                            }
-                        }
-                    }
+                    filter(raw.bindMemory(to: UInt16.self), outRaw.bindMemory(to: UInt16.self), coeffs,
+                           image.width, outW, outH, ch, horizontal, tapStride) { UInt16(clamping: Int($0.rounded())) }
+                case .float32:
+                    filter(raw.bindMemory(to: Float.self), outRaw.bindMemory(to: Float.self), coeffs,
+                           image.width, outW, outH, ch, horizontal, tapStride) { Float($0) }
                 }
             }
         }
         return PixelBuffer(width: outW, height: outH, channels: ch, depth: image.depth, bytes: out)
     }
+
+    /// The double-precision pass for 16-bit and float samples.
+    private static func filter<T: DoubleConvertible>(
+        _ src: UnsafeBufferPointer<T>, _ dst: UnsafeMutableBufferPointer<T>, _ coeffs: Coefficients,
+        _ inWidth: Int, _ outW: Int, _ outH: Int, _ ch: Int, _ horizontal: Bool, _ tapStride: Int,
+        store: (Double) -> T
+    ) {
+        for y in 0..<outH {
+            for x in 0..<outW {
+                let o = horizontal ? x : y
+                let first = coeffs.start[o]
+                let base = horizontal ? (y * inWidth + first) * ch : (first * inWidth + x) * ch
+                let k = o * coeffs.taps
+                for c in 0..<ch {
+                    var acc = 0.0
+                    var at = base + c
+                    for t in 0..<coeffs.count[o] {
+                        acc += src[at].doubleValue * coeffs.weights[k + t]
+                        at += tapStride
+                    }
+                    dst[(y * outW + x) * ch + c] = store(acc)
+                }
+            }
+        }
+    }
 }
+
+/// Sample types the double-precision filter reads.
+protocol DoubleConvertible {
+    var doubleValue: Double { get }
+}
+extension UInt16: DoubleConvertible { var doubleValue: Double { Double(self) } }
+extension Float: DoubleConvertible { var doubleValue: Double { Double(self) } }

@@ -3,6 +3,8 @@ import ImgConv
 import ImgConvCodecs
 
 extension ColorMode: ExpressibleByArgument {}
+extension DTypeChoice: ExpressibleByArgument {}
+extension TIFFPages: ExpressibleByArgument {}
 
 /// Options shared by every `to-*` command.
 struct ConversionOptionGroup: ParsableArguments {
@@ -14,6 +16,18 @@ struct ConversionOptionGroup: ParsableArguments {
 
     @Option(help: "Channels: auto (1 if every image is gray, else 3), gray, rgb, rgba.")
     var color: ColorMode = .auto
+
+    @Option(help: "Image dtype: auto (narrowest of uint8, uint16, float32 holding every input exactly), uint8 (16-bit inputs scaled down), uint16, float32.")
+    var dtype: DTypeChoice = .auto
+
+    @Flag(inversion: .prefixedNo, help: "Turn images upright from their EXIF (JPEG, PNG) or TIFF orientation, as Pillow's ImageOps.exif_transpose.")
+    var exifOrientation = true
+
+    @Flag(help: "Accept JPEGs that decode with a warning (e.g. truncated downloads); each is listed in the manifest.")
+    var allowTruncatedJpeg = false
+
+    @Option(help: "Multipage TIFFs: first (convert page 1, count the others), all (every page an image), error.")
+    var tiffPages: TIFFPages = .first
 
     @Flag(help: "Leave out images that cannot be decoded (listed on stderr and in the manifest).")
     var skipBad = false
@@ -49,7 +63,11 @@ struct ConversionOptionGroup: ParsableArguments {
         o.skipBad = skipBad
         o.compress = compress
         o.jobs = jobs
-        o.limits = DecodeLimits(maxPixels: maxPixels)
+        o.dtype = dtype
+        o.tiffPages = tiffPages
+        o.decode.limits = DecodeLimits(maxPixels: maxPixels)
+        o.decode.exifOrientation = exifOrientation
+        o.decode.allowTruncatedJPEG = allowTruncatedJpeg
         return o
     }
 }

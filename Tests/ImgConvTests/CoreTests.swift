@@ -25,9 +25,9 @@ final class CoreTests: XCTestCase {
         XCTAssertEqual(Resizer.resize(flat, width: 3, height: 4).bytes, [UInt8](repeating: 77, count: 12))
     }
 
-    func testEightBitWidensByTimes257() {
+    func testEightBitWidensByTimes257() throws {
         let plan = ImagePlan(width: 1, height: 1, channels: 1, depth: .sixteen)
-        let out = plan.conform(PixelBuffer(width: 1, height: 1, channels: 1, depth: .eight, bytes: [255]))
+        let out = try plan.conform(PixelBuffer(width: 1, height: 1, channels: 1, depth: .eight, bytes: [255]))
         XCTAssertEqual(out, [0xFF, 0xFF])
     }
 

@@ -38,17 +38,22 @@ typedef struct {
     uint16_t compression;
     uint16_t extra_samples;   // count of ExtraSamples
     uint16_t extra_kind;      // first ExtraSamples code (0 unspecified, 1 associated, 2 unassociated alpha)
+    uint16_t orientation;     // TIFF Orientation tag (1 = top-left)
+    uint16_t inkset;          // 1 = CMYK
     int tiled;
     int directories;          // number of pages
 } imc_tiff_info;
 
-int imc_tiff_read_info(const uint8_t *data, size_t len, imc_tiff_info *info, char *err, size_t errlen);
-// Decodes the first directory's raw samples, interleaved (H, W, samples_per_pixel), in host byte
-// order, rows packed without padding. Only whole-byte samples (8/16/32/64 bits).
-int imc_tiff_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_len,
+// Information about directory `page` (0 = first).
+int imc_tiff_read_info(const uint8_t *data, size_t len, int page, imc_tiff_info *info, char *err, size_t errlen);
+// Decodes directory `page`'s raw samples, interleaved (H, W, samples_per_pixel), in host byte
+// order, rows without padding. Samples of whole bytes (8/16/32/64 bits) are copied; others are
+// unpacked (MSB first) into the smallest of 1, 2 or 4 bytes that holds them, values unscaled.
+// JPEG-compressed YCbCr data is converted to RGB by libtiff.
+int imc_tiff_decode(const uint8_t *data, size_t len, int page, uint8_t *dst, size_t dst_len,
                     char *err, size_t errlen);
-// Palette of the first directory: three arrays of 2^bits_per_sample entries.
-int imc_tiff_colormap(const uint8_t *data, size_t len, uint16_t *r, uint16_t *g, uint16_t *b,
+// Palette of directory `page`: three arrays of `entries` (2^bits_per_sample) values.
+int imc_tiff_colormap(const uint8_t *data, size_t len, int page, uint16_t *r, uint16_t *g, uint16_t *b,
                       size_t entries, char *err, size_t errlen);
 
 typedef struct {
@@ -59,7 +64,8 @@ typedef struct {
 
 // The libjpeg API, for JPEGs whose sampling TurboJPEG 2.1 cannot name. With info_only, reads the
 // header only. Same settings as TurboJPEG's defaults (accurate DCT, smooth upsampling).
-int imc_jpeg_decode(const uint8_t *data, size_t len, int info_only, uint8_t *dst, size_t dst_len,
-                    imc_jpeg_info *info, char *err, size_t errlen);
+// With allow_warnings, data errors libjpeg recovers from (a truncated file) are not failures.
+int imc_jpeg_decode(const uint8_t *data, size_t len, int info_only, int allow_warnings, uint8_t *dst,
+                    size_t dst_len, imc_jpeg_info *info, char *err, size_t errlen);
 
 #endif
