@@ -6,12 +6,22 @@ import ImgConvCore
 public enum ColorMode: String, Sendable, CaseIterable {
     /// One channel if every image is gray (alpha dropped), else RGB.
     case auto, gray, rgb, rgba
+    /// Each file's own channels (gray, gray+alpha, RGB or RGBA); all files must agree.
+    case keep
+}
+
+/// How class folders are ordered (and so numbered) when not listed explicitly.
+public enum ClassSort: String, Sendable, CaseIterable {
+    /// Unicode code points (`10` < `9` < `B` < `a`).
+    case codepoint
+    /// Digit runs compared as numbers (`2` < `10`), the rest by code points.
+    case natural
 }
 
 /// Element type of the image tensor.
 public enum DTypeChoice: String, Sendable, CaseIterable {
     /// The narrowest of uint8, uint16, float32 that holds every input exactly.
-    case auto, uint8, uint16, float32
+    case auto, uint8, uint16, float16, float32
 }
 
 /// What to do with TIFF files of several pages.
@@ -28,6 +38,19 @@ public enum TIFFPages: String, Sendable, CaseIterable {
 public struct ConversionOptions: Sendable {
     /// Target (height, width); nil keeps the images' own size, which must then be the same for all.
     public var size: (height: Int, width: Int)?
+    public var fit: ResizeFit = .stretch
+    public var filter: ResizeFilter = .bilinear
+    /// RGBA in 8-bit units.
+    public var padColor: [Double] = [0, 0, 0, 0]
+    /// Composite transparent images on this RGB colour (8-bit units) instead of dropping alpha.
+    public var background: [Double]?
+    public var normalization = Normalization()
+    public var layout: ImageLayout = .nhwc
+    /// Classes to convert, in label order; nil = every class folder.
+    public var classes: [String]?
+    public var classSort: ClassSort = .codepoint
+    /// Shuffle the images with this seed (deterministic on every machine); nil keeps dataset order.
+    public var shuffleSeed: UInt64?
     public var color: ColorMode = .auto
     public var dtype: DTypeChoice = .auto
     public var tiffPages: TIFFPages = .first

@@ -85,7 +85,7 @@ public struct Converter {
     /// - Throws: `ImgConvError` naming the file at fault; the writer's output is then left as it was.
     public func convert(root: String, writer: DatasetWriter, outputName: String, formatName: String) throws -> ConversionSummary {
         let start = Date()
-        let scan = try DatasetScanner().scan(root: root)
+        let scan = try DatasetScanner(classes: options.classes, naturalOrder: options.classSort == .natural).scan(root: root)
         scan.warnings.forEach(warn)
         let decoders = Decoders(options: options.decode)
 
@@ -108,6 +108,9 @@ public struct Converter {
                 warn("skipping \(e)")
                 skipped.append(SkippedFile(path: file.relativePath, reason: e.message))
             }
+        }
+        if let seed = options.shuffleSeed {
+            candidates = SeededShuffle(seed: seed).shuffled(candidates)
         }
         let plan = try makePlan(candidates)
         if ignoredPages > 0 {
@@ -155,7 +158,7 @@ public struct Converter {
                 source: .init(root: root, kind: "folders"),
                 output: .init(format: formatName, name: outputName),
                 options: .init(size: options.size.map { [$0.height, $0.width] }, color: options.color.rawValue,
-                               compress: options.compress, skipBad: options.skipBad, resizeFilter: "bilinear",
+                               compress: options.compress, skipBad: options.skipBad, resizeFilter: options.filter.rawValue,
                                dtype: options.dtype.rawValue, exifOrientation: options.decode.exifOrientation,
                                allowTruncatedJpeg: options.decode.allowTruncatedJPEG, tiffPages: options.tiffPages.rawValue,
                                maxPixels: options.decode.limits.maxPixels),
@@ -163,10 +166,20 @@ public struct Converter {
                 tensors: tensors, files: files, skipped: skipped, warnings: scan.warnings,
                 summary: .init(images: files.count, skipped: skipped.count, skippedByReason: [:],
                                rotated: rotated, ignoredTiffPages: ignoredPages))
+            manifest.options.fit = options.size == nil ? nil : options.fit.rawValue
+            manifest.options.padColor = options.size != nil && options.fit == .pad ? options.padColor.map { Int($0) } : nil
+            manifest.options.background = options.background.map { $0.prefix(3).map { Int($0) } }
+            manifest.options.scale = options.normalization.unitScale ? "unit" : nil
+            manifest.options.mean = options.normalization.mean
+            manifest.options.std = options.normalization.std
+            manifest.options.layout = options.layout.rawValue
+            manifest.options.classes = options.classes
+            manifest.options.sort = options.classSort.rawValue
+            manifest.options.shuffleSeed = options.shuffleSeed
             manifest.summary.skippedByReason = Dictionary(grouping: skipped, by: { reasonKey($0.reason) }).mapValues(\.count)
             try writeFileAtomically(writer.manifestPath, try manifest.encoded())
             return ConversionSummary(images: files.count, classes: scan.classes.count, skipped: skipped.count,
-                                     shape: tensors[0].shape, dtype: plan.depth.dtype,
+                                     shape: tensors[0].shape, dtype: plan.dtype,
                                      seconds: Date().timeIntervalSince(start), outputBytes: 0,
                                      manifestPath: writer.manifestPath)
         } catch {
@@ -222,6 +235,12 @@ public struct Converter {
         case .gray: channels = 1
         case .rgb: channels = 3
         case .rgba: channels = 4
+        case .keep:
+            channels = first.header.channels
+            if let c = candidates.first(where: { $0.header.channels != channels }) {
+                throw ImgConvError(.shapeMismatch, path: c.file.relativePath,
+                                   "has \(c.header.channels) channels but '\(first.file.relativePath)' has \(channels) (--color keep needs them to agree)")
+            }
         }
         let widest = candidates.map(\.header.depth).max() ?? .eight
         let depth: SampleDepth
@@ -229,7 +248,7 @@ public struct Converter {
         case .auto: depth = widest
         case .uint8: depth = .eight
         case .uint16: depth = .sixteen
-        case .float32: depth = .float32
+        case .float16, .float32: depth = .float32
         }
         if depth < widest {
             if let c = candidates.first(where: { $0.header.depth == .float32 }) {
@@ -239,7 +258,26 @@ public struct Converter {
             let narrowed = candidates.filter { $0.header.depth > depth }.count
             warn("narrowing \(narrowed) 16-bit images to uint8 by scaling (value / 257, rounded)")
         }
-        return ImagePlan(width: width, height: height, channels: channels, depth: depth)
+        if !options.normalization.isIdentity && depth != .float32 {
+            throw ImgConvError(.invalidArgument, "--scale, --mean and --std need a float dtype (--dtype float32 or float16)")
+        }
+        var normalization = options.normalization
+        for (name, values) in [("--mean", normalization.mean), ("--std", normalization.std)] {
+            if let values, values.count != 1 && values.count != channels {
+                throw ImgConvError(.invalidArgument, "\(name) has \(values.count) values for \(channels) channels")
+            }
+        }
+        normalization.mean = normalization.mean.map { $0.count == 1 ? Array(repeating: $0[0], count: channels) : $0 }
+        normalization.std = normalization.std.map { $0.count == 1 ? Array(repeating: $0[0], count: channels) : $0 }
+        var plan = ImagePlan(width: width, height: height, channels: channels, depth: depth)
+        plan.fit = options.fit
+        plan.filter = options.filter
+        plan.padColor = options.padColor
+        plan.background = options.background
+        plan.normalization = normalization
+        plan.layout = options.layout
+        if options.dtype == .float16 { plan.outputDType = .float16 }
+        return plan
     }
 }
 

@@ -3,7 +3,7 @@
 /// alpha dropped when the target has none, gray replicated, opaque alpha added.
 public enum ColorConverter {
     public static func convert(_ image: PixelBuffer, toChannels target: Int) -> PixelBuffer {
-        precondition([1, 3, 4].contains(target), "target channels")
+        precondition([1, 3, 4].contains(target) || target == image.channels, "target channels")
         if image.channels == target { return image }
         var out = [UInt8](repeating: 0, count: image.width * image.height * target * image.depth.byteSize)
         let count = image.width * image.height
@@ -78,4 +78,79 @@ extension UInt16: GraySample {
 }
 extension Float: GraySample {
     static func gray(_ r: Float, _ g: Float, _ b: Float) -> Float { ColorConverter.luma(r, g, b) }
+}
+
+extension PixelBuffer {
+    public var hasAlpha: Bool { channels == 2 || channels == 4 }
+}
+
+extension ColorConverter {
+    /// Composites an image with alpha onto an opaque colour (8-bit units; scaled by 257 for 16-bit,
+    /// /255 for float) and drops the alpha, as pasting it with its alpha as mask onto a filled image
+    /// does in Pillow: out = (colour x (max - a) + value x a) / max, rounded.
+    public static func composite(_ image: PixelBuffer, on color: [Double]) -> PixelBuffer {
+        guard image.hasAlpha else { return image }
+        let inCh = image.channels, outCh = inCh - 1
+        let count = image.width * image.height
+        var out = [UInt8](repeating: 0, count: count * outCh * image.depth.byteSize)
+        image.bytes.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in
+                for p in 0..<count {
+                    for c in 0..<outCh {
+                        let bg = color[outCh == 1 ? 0 : c]
+                        switch image.depth {
+                        case .eight:
+                            let a = UInt32(src[p * inCh + outCh]), v = UInt32(src[p * inCh + c])
+                            let t = UInt32(bg.rounded()) * (255 - a) + v * a + 128
+                            dst[p * outCh + c] = UInt8((t + (t >> 8)) >> 8)
+                        case .sixteen:
+                            let s = src.bindMemory(to: UInt16.self), d = dst.bindMemory(to: UInt16.self)
+                            let a = UInt64(s[p * inCh + outCh]), v = UInt64(s[p * inCh + c])
+                            let t = UInt64(bg.rounded()) * 257 * (65535 - a) + v * a
+                            d[p * outCh + c] = UInt16((t + 32767) / 65535)
+                        case .float32:
+                            let s = src.bindMemory(to: Float.self), d = dst.bindMemory(to: Float.self)
+                            let a = s[p * inCh + outCh]
+                            d[p * outCh + c] = Float(bg / 255) * (1 - a) + s[p * inCh + c] * a
+                        }
+                    }
+                }
+            }
+        }
+        return PixelBuffer(width: image.width, height: image.height, channels: outCh, depth: image.depth, bytes: out)
+    }
+
+    /// An image filled with one colour (8-bit units RGBA; gray uses the first value).
+    public static func filled(width: Int, height: Int, channels: Int, depth: SampleDepth, color: [Double]) -> PixelBuffer {
+        var pixel: [UInt8] = []
+        for c in 0..<channels {
+            let v = color[channels <= 2 ? (c == 0 ? 0 : 3) : c]
+            switch depth {
+            case .eight: pixel.append(UInt8(clamping: Int(v.rounded())))
+            case .sixteen: withUnsafeBytes(of: UInt16(clamping: Int(v.rounded()) * 257)) { pixel += $0 }
+            case .float32: withUnsafeBytes(of: Float(v / 255)) { pixel += $0 }
+            }
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(width * height * pixel.count)
+        for _ in 0..<(width * height) { bytes += pixel }
+        return PixelBuffer(width: width, height: height, channels: channels, depth: depth, bytes: bytes)
+    }
+
+    /// Copies `image` into `canvas` at (x, y) (clipped).
+    public static func paste(_ image: PixelBuffer, onto canvas: PixelBuffer, x: Int, y: Int) -> PixelBuffer {
+        var out = canvas
+        let px = image.channels * image.depth.byteSize
+        out.bytes.withUnsafeMutableBytes { dst in
+            image.bytes.withUnsafeBytes { src in
+                for row in 0..<image.height where y + row >= 0 && y + row < canvas.height {
+                    for col in 0..<image.width where x + col >= 0 && x + col < canvas.width {
+                        (dst.baseAddress! + ((y + row) * canvas.width + x + col) * px)
+                            .copyMemory(from: src.baseAddress! + (row * image.width + col) * px, byteCount: px)
+                    }
+                }
+            }
+        }
+        return out
+    }
 }

@@ -1,13 +1,16 @@
-/// Element types of the tensors imgconv writes, named as numpy names them.
+/// Element types of the tensors imgconv writes and reads, named as numpy names them. imgconv
+/// writes uint8, uint16, float16, float32 images and uint8/int32/int64 labels; the other types
+/// come from IDX files (which have int8, int16, int32, float64) and HDF5 files of other tools.
 public enum DType: String, Codable, Sendable, CaseIterable {
-    case uint8, uint16, int64, float32
+    case uint8, uint16, int64, float32, float16, int32
+    case int8, int16, float64
 
     public var byteSize: Int {
         switch self {
-        case .uint8: return 1
-        case .uint16: return 2
-        case .float32: return 4
-        case .int64: return 8
+        case .uint8, .int8: return 1
+        case .uint16, .int16, .float16: return 2
+        case .float32, .int32: return 4
+        case .int64, .float64: return 8
         }
     }
 
@@ -18,8 +21,16 @@ public enum DType: String, Codable, Sendable, CaseIterable {
         case .uint16: return "<u2"
         case .int64: return "<i8"
         case .float32: return "<f4"
+        case .float16: return "<f2"
+        case .int8: return "|i1"
+        case .int16: return "<i2"
+        case .int32: return "<i4"
+        case .float64: return "<f8"
         }
     }
+
+    public var isFloatingPoint: Bool { self == .float16 || self == .float32 || self == .float64 }
+    public var isSigned: Bool { self != .uint8 && self != .uint16 }
 
     public init?(npyDescr: String) {
         guard let match = DType.allCases.first(where: { $0.npyDescr == npyDescr }) else { return nil }

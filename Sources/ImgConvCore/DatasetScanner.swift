@@ -59,6 +59,31 @@ public func codePointLess(_ a: String, _ b: String) -> Bool {
     }
 }
 
+/// Natural order: runs of ASCII digits compare as numbers (then shorter first, so `02` after `2`),
+/// everything else by code points.
+public func naturalLess(_ a: String, _ b: String) -> Bool {
+    func runs(_ s: String) -> [(isNumber: Bool, text: [UInt32])] {
+        var out: [(Bool, [UInt32])] = []
+        for u in s.unicodeScalars {
+            let digit = u.value >= 48 && u.value <= 57
+            if let last = out.last, last.0 == digit { out[out.count - 1].1.append(u.value) } else { out.append((digit, [u.value])) }
+        }
+        return out
+    }
+    let ra = runs(a), rb = runs(b)
+    for (x, y) in zip(ra, rb) {
+        if x.isNumber && y.isNumber {
+            let xs = Array(x.text.drop { $0 == 48 }), ys = Array(y.text.drop { $0 == 48 })
+            if xs.count != ys.count { return xs.count < ys.count }
+            if xs != ys { return xs.lexicographicallyPrecedes(ys) }
+            if x.text.count != y.text.count { return x.text.count < y.text.count }
+        } else if x.text != y.text {
+            return x.text.lexicographicallyPrecedes(y.text)
+        }
+    }
+    return ra.count < rb.count
+}
+
 /// Finds classes and files under a dataset root.
 ///
 /// Classes are the immediate subfolders of the root, in code-point order of their names; a class's
@@ -66,10 +91,18 @@ public func codePointLess(_ a: String, _ b: String) -> Bool {
 /// path, component by component in code-point order. Names starting with `.` and `__MACOSX` are
 /// ignored. Symbolic links are followed; a link back to a folder being walked is reported and skipped.
 public struct DatasetScanner: Sendable {
-    public init() {}
+    /// Classes to take, in label order (nil: every class folder).
+    public var classes: [String]?
+    /// Order class folders with digit runs compared as numbers (`2` < `10`).
+    public var naturalOrder = false
 
-    /// - Throws: `ImgConvError` `.notFound` when the root is missing or not a folder, `.io` when it
-    ///   cannot be listed.
+    public init(classes: [String]? = nil, naturalOrder: Bool = false) {
+        self.classes = classes
+        self.naturalOrder = naturalOrder
+    }
+
+    /// - Throws: `ImgConvError` `.notFound` when the root is missing or not a folder, or a listed
+    ///   class has no folder; `.io` when it cannot be listed.
     public func scan(root: String) throws -> ScanResult {
         var st = stat()
         guard stat(root, &st) == 0 else {
@@ -79,10 +112,24 @@ public struct DatasetScanner: Sendable {
             throw ImgConvError(.notFound, path: root, "dataset root is not a folder")
         }
         var result = ScanResult(root: root, classes: [], files: [], skipped: [], warnings: [])
-        let classNames = try listDirectory(root).filter { name in
+        let folders = try listDirectory(root).filter { name in
             var cst = stat()
             return stat(join(root, name), &cst) == 0 && (cst.st_mode & S_IFMT) == S_IFDIR
-        }.sorted(by: codePointLess)
+        }
+        let classNames: [String]
+        if let classes {
+            let present = Set(folders)
+            if let missing = classes.first(where: { !present.contains($0) }) {
+                throw ImgConvError(.notFound, path: join(root, missing), "class '\(missing)' is listed but has no folder")
+            }
+            var seen = Set<String>()
+            if let twice = classes.first(where: { !seen.insert($0).inserted }) {
+                throw ImgConvError(.invalidArgument, "class '\(twice)' is listed twice")
+            }
+            classNames = classes
+        } else {
+            classNames = folders.sorted(by: naturalOrder ? naturalLess : codePointLess)
+        }
         let rootID = FileID(st)
         for (index, name) in classNames.enumerated() {
             result.classes.append(ClassEntry(index: index, name: name))

@@ -81,30 +81,7 @@ public final class AtomicOutputFile {
     /// - Throws: `ImgConvError` `.io` when the folder cannot take a new file.
     public init(target: String) throws {
         targetPath = target
-        let slash = target.lastIndex(of: "/")
-        let dir = slash.map { String(target[..<$0]) } ?? "."
-        let base = slash.map { String(target[target.index(after: $0)...]) } ?? target
-        var st = stat()
-        if stat(dir.isEmpty ? "/" : dir, &st) != 0 {
-            throw ImgConvError(.io, path: target, "output folder does not exist (\(errnoText(errno)))")
-        }
-        guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw ImgConvError(.io, path: target, "'\(dir)' is not a folder")
-        }
-        var created: Int32 = -1
-        var name = ""
-        for attempt in 0..<100 {
-            name = (dir.isEmpty ? "" : dir + "/") + ".\(base).imgconv-\(getpid())-\(attempt).tmp"
-            // O_EXCL: never reuse or follow a file someone planted under this name.
-            created = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            if created >= 0 || errno != EEXIST { break }
-        }
-        guard created >= 0 else {
-            throw ImgConvError(.io, path: target, "cannot create a file in the output folder: \(errnoText(errno))")
-        }
-        fd = created
-        temporaryPath = name
-        TemporaryFiles.register(name)
+        (fd, temporaryPath) = try createTemporaryFile(for: target)
     }
 
     deinit {
@@ -190,6 +167,85 @@ public final class AtomicOutputFile {
         guard !closed else { return }
         close(fd)
         closed = true
+        unlink(temporaryPath)
+        TemporaryFiles.unregister(temporaryPath)
+    }
+}
+
+/// Creates an empty file `.<name>.imgconv-<pid>-<n>.tmp` beside `target` and registers it with
+/// `TemporaryFiles`; returns its open descriptor and path.
+/// - Throws: `ImgConvError` `.io` when the folder is missing or cannot take a new file.
+private func createTemporaryFile(for target: String) throws -> (Int32, String) {
+    let slash = target.lastIndex(of: "/")
+    let dir = slash.map { String(target[..<$0]) } ?? "."
+    let base = slash.map { String(target[target.index(after: $0)...]) } ?? target
+    var st = stat()
+    if stat(dir.isEmpty ? "/" : dir, &st) != 0 {
+        throw ImgConvError(.io, path: target, "output folder does not exist (\(errnoText(errno)))")
+    }
+    guard (st.st_mode & S_IFMT) == S_IFDIR else {
+        throw ImgConvError(.io, path: target, "'\(dir)' is not a folder")
+    }
+    var created: Int32 = -1
+    var name = ""
+    for attempt in 0..<100 {
+        name = (dir.isEmpty ? "" : dir + "/") + ".\(base).imgconv-\(getpid())-\(attempt).tmp"
+        // O_EXCL: never reuse or follow a file someone planted under this name.
+        created = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if created >= 0 || errno != EEXIST { break }
+    }
+    guard created >= 0 else {
+        throw ImgConvError(.io, path: target, "cannot create a file in the output folder: \(errnoText(errno))")
+    }
+    TemporaryFiles.register(name)
+    return (created, name)
+}
+
+/// A temporary path beside `targetPath` for output that a library writes itself (HDF5 opens
+/// files by name): the same naming and clean-up as `AtomicOutputFile` (an interrupting signal
+/// removes it), and `commit()` syncs it and renames it over the target.
+public final class TemporaryOutputPath {
+    public let targetPath: String
+    /// An empty file, created exclusively; the library may truncate and rewrite it.
+    public let temporaryPath: String
+    private var done = false
+
+    /// - Throws: `ImgConvError` `.io` when the folder cannot take a new file.
+    public init(target: String) throws {
+        targetPath = target
+        let (fd, name) = try createTemporaryFile(for: target)
+        close(fd)
+        temporaryPath = name
+    }
+
+    deinit { abort() }
+
+    /// Syncs the finished file (closed by its writer) and renames it over the target.
+    /// - Throws: `.io` naming the target; the temporary file is then removed.
+    public func commit() throws {
+        precondition(!done, "commit after commit or abort")
+        let fd = open(temporaryPath, O_RDONLY | O_CLOEXEC)
+        if fd < 0 || fsync(fd) != 0 {
+            let e = errno
+            if fd >= 0 { close(fd) }
+            abort()
+            throw ImgConvError(.io, path: targetPath, "cannot sync the finished file: \(errnoText(e))")
+        }
+        close(fd)
+        done = true
+        if rename(temporaryPath, targetPath) != 0 {
+            let e = errno
+            unlink(temporaryPath)
+            TemporaryFiles.unregister(temporaryPath)
+            throw ImgConvError(.io, path: targetPath, "cannot move the finished file into place: \(errnoText(e))")
+        }
+        TemporaryFiles.unregister(temporaryPath)
+    }
+
+    /// Removes the temporary file; the target is left as it was.
+    public func abort() {
+        guard !done else { return }
+        done = true
         unlink(temporaryPath)
         TemporaryFiles.unregister(temporaryPath)
     }

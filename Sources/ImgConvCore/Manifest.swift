@@ -88,6 +88,21 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var allowTruncatedJpeg: Bool
         public var tiffPages: String
         public var maxPixels: Int
+        /// How --size was reached (stretch, crop, pad), when a size was given.
+        public var fit: String?
+        /// RGBA pad colour (8-bit units), with fit pad.
+        public var padColor: [Int]?
+        /// RGB colour transparent images were composited on.
+        public var background: [Int]?
+        /// "unit" when values were divided by the input's maximum.
+        public var scale: String?
+        public var mean: [Float]?
+        public var std: [Float]?
+        public var layout: String?
+        /// Classes as listed by --classes / --classes-file.
+        public var classes: [String]?
+        public var sort: String?
+        public var shuffleSeed: UInt64?
         public init(size: [Int]?, color: String, compress: Bool, skipBad: Bool, resizeFilter: String,
                     dtype: String, exifOrientation: Bool, allowTruncatedJpeg: Bool, tiffPages: String, maxPixels: Int) {
             self.size = size

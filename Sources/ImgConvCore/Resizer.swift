@@ -1,8 +1,62 @@
-/// Separable resampling with the triangle (bilinear) filter, antialiased on downscaling the way
-/// Pillow's `Image.resize` is: the filter support grows with the scale factor, weights are
-/// normalised per output sample, and 8-bit data uses Pillow's 22-bit fixed-point coefficients with
-/// an 8-bit intermediate image between the horizontal and the vertical pass. 16-bit data is
-/// and float data are filtered in double precision (16-bit results rounded).
+import Foundation
+
+/// Resampling filters, as Pillow names and defines them.
+public enum ResizeFilter: String, Sendable, CaseIterable {
+    case nearest, bilinear, bicubic, lanczos
+    /// Pillow's BOX: the mean of the covered input pixels.
+    case area
+
+    var support: Double {
+        switch self {
+        case .nearest, .area: return 0.5
+        case .bilinear: return 1
+        case .bicubic: return 2
+        case .lanczos: return 3
+        }
+    }
+
+    func weight(_ x: Double) -> Double {
+        switch self {
+        case .nearest, .area:
+            return x > -0.5 && x <= 0.5 ? 1 : 0
+        case .bilinear:
+            let a = abs(x)
+            return a < 1 ? 1 - a : 0
+        case .bicubic:
+            let a = -0.5, t = abs(x)
+            if t < 1 { return ((a + 2) * t - (a + 3)) * t * t + 1 }
+            if t < 2 { return (((t - 5) * t + 8) * t - 4) * a }
+            return 0
+        case .lanczos:
+            guard x >= -3 && x < 3 else { return 0 }
+            return sinc(x) * sinc(x / 3)
+        }
+    }
+
+    private func sinc(_ x: Double) -> Double {
+        if x == 0 { return 1 }
+        let t = x * Double.pi
+        return sin(t) / t
+    }
+}
+
+/// A source region to resample from, in input pixel coordinates (Pillow's `box`). Pillow passes
+/// it to C as single-precision floats, so it is kept as `Float` here too.
+public struct ResizeBox: Sendable, Equatable {
+    public var x0, y0, x1, y1: Float
+    public init(x0: Float, y0: Float, x1: Float, y1: Float) {
+        self.x0 = x0
+        self.y0 = y0
+        self.x1 = x1
+        self.y1 = y1
+    }
+}
+
+/// Separable resampling that matches Pillow's `Image.resize`: on downscaling the filter support
+/// grows with the scale factor (antialiasing), weights are normalised per output sample, and 8-bit
+/// data uses Pillow's 22-bit fixed-point coefficients with an 8-bit intermediate image between
+/// the horizontal and the vertical pass. 16-bit and float data are filtered in double precision
+/// (16-bit results rounded). `nearest` picks the input pixel under each output pixel's centre.
 public enum Resizer {
     struct Coefficients {
         var start: [Int]      // first input index of each output sample
@@ -11,28 +65,23 @@ public enum Resizer {
         var taps: Int
     }
 
-    static func bilinear(_ x: Double) -> Double {
-        let a = abs(x)
-        return a < 1 ? 1 - a : 0
-    }
-
-    static func coefficients(inSize: Int, outSize: Int) -> Coefficients {
-        let scale = Double(inSize) / Double(outSize)
+    static func coefficients(inSize: Int, in0: Double, in1: Double, outSize: Int, filter: ResizeFilter) -> Coefficients {
+        let scale = (in1 - in0) / Double(outSize)
         let filterScale = max(scale, 1)
-        let support = 1.0 * filterScale
+        let support = filter.support * filterScale
         let taps = Int(support.rounded(.up)) * 2 + 1
         var c = Coefficients(start: [], count: [], weights: [Double](repeating: 0, count: outSize * taps), taps: taps)
         let inv = 1 / filterScale
         for o in 0..<outSize {
-            let center = (Double(o) + 0.5) * scale
+            let center = in0 + (Double(o) + 0.5) * scale
             var lo = Int(center - support + 0.5)  // truncates toward zero, as C's (int) does
             if lo < 0 { lo = 0 }
             var hi = Int(center + support + 0.5)
             if hi > inSize { hi = inSize }
-            let n = hi - lo
+            let n = max(0, hi - lo)
             var sum = 0.0
             for t in 0..<n {
-                let w = bilinear((Double(t + lo) - center + 0.5) * inv)
+                let w = filter.weight((Double(t + lo) - center + 0.5) * inv)
                 c.weights[o * taps + t] = w
                 sum += w
             }
@@ -45,23 +94,62 @@ public enum Resizer {
         return c
     }
 
-    /// Resizes to `width` x `height` (same channels and depth).
-    public static func resize(_ image: PixelBuffer, width: Int, height: Int) -> PixelBuffer {
+    static func coefficients(inSize: Int, outSize: Int) -> Coefficients {
+        coefficients(inSize: inSize, in0: 0, in1: Double(inSize), outSize: outSize, filter: .bilinear)
+    }
+
+    /// Resizes (the `box` region of) an image to `width` x `height`.
+    public static func resize(_ image: PixelBuffer, width: Int, height: Int, filter: ResizeFilter = .bilinear,
+                              box: ResizeBox? = nil) -> PixelBuffer {
+        let b = box ?? ResizeBox(x0: 0, y0: 0, x1: Float(image.width), y1: Float(image.height))
+        if filter == .nearest { return nearest(image, width: width, height: height, box: b) }
         var current = image
-        if width != image.width {
-            current = pass(current, horizontal: true, to: width)
+        let fullX = b.x0 == 0 && b.x1 == Float(image.width)
+        let fullY = b.y0 == 0 && b.y1 == Float(image.height)
+        if width != image.width || !fullX {
+            let c = coefficients(inSize: image.width, in0: Double(b.x0), in1: Double(b.x1), outSize: width, filter: filter)
+            current = pass(current, horizontal: true, coeffs: c, to: width)
         }
-        if height != image.height {
-            current = pass(current, horizontal: false, to: height)
+        if height != image.height || !fullY {
+            let c = coefficients(inSize: image.height, in0: Double(b.y0), in1: Double(b.y1), outSize: height, filter: filter)
+            current = pass(current, horizontal: false, coeffs: c, to: height)
         }
         return current
     }
 
+    /// Pillow's nearest-neighbour resize (an affine scale): the source index of output x is
+    /// floor(x0 + (x + 0.5) * scale), accumulated in double precision as Pillow does.
+    private static func nearest(_ image: PixelBuffer, width: Int, height: Int, box: ResizeBox) -> PixelBuffer {
+        func table(_ n: Int, _ lo: Float, _ hi: Float, _ limit: Int) -> [Int] {
+            let a = Double(hi - lo) / Double(n)
+            var v = Double(lo) + a * 0.5
+            var out: [Int] = []
+            for _ in 0..<n {
+                out.append(min(max(v < 0 ? 0 : Int(v), 0), limit - 1))
+                v += a
+            }
+            return out
+        }
+        let xs = table(width, box.x0, box.x1, image.width)
+        let ys = table(height, box.y0, box.y1, image.height)
+        let px = image.channels * image.depth.byteSize
+        var out = [UInt8](repeating: 0, count: width * height * px)
+        image.bytes.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in
+                for y in 0..<height {
+                    for x in 0..<width {
+                        (dst.baseAddress! + (y * width + x) * px)
+                            .copyMemory(from: src.baseAddress! + (ys[y] * image.width + xs[x]) * px, byteCount: px)
+                    }
+                }
+            }
+        }
+        return PixelBuffer(width: width, height: height, channels: image.channels, depth: image.depth, bytes: out)
+    }
+
     private static let precisionBits = 32 - 8 - 2
 
-    private static func pass(_ image: PixelBuffer, horizontal: Bool, to size: Int) -> PixelBuffer {
-        let inSize = horizontal ? image.width : image.height
-        let coeffs = coefficients(inSize: inSize, outSize: size)
+    private static func pass(_ image: PixelBuffer, horizontal: Bool, coeffs: Coefficients, to size: Int) -> PixelBuffer {
         let outW = horizontal ? size : image.width
         let outH = horizontal ? image.height : size
         let ch = image.channels

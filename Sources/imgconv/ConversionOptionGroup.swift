@@ -1,8 +1,14 @@
+import Foundation
+import ImgConvCore
 import ArgumentParser
 import ImgConv
 import ImgConvCodecs
 
 extension ColorMode: ExpressibleByArgument {}
+extension ResizeFit: ExpressibleByArgument {}
+extension ResizeFilter: ExpressibleByArgument {}
+extension ImageLayout: ExpressibleByArgument {}
+extension ClassSort: ExpressibleByArgument {}
 extension DTypeChoice: ExpressibleByArgument {}
 extension TIFFPages: ExpressibleByArgument {}
 
@@ -14,8 +20,47 @@ struct ConversionOptionGroup: ParsableArguments {
     @Option(help: ArgumentHelp("Resize every image to HxW (bilinear, antialiased as Pillow).", valueName: "HxW"))
     var size: String?
 
-    @Option(help: "Channels: auto (1 if every image is gray, else 3), gray, rgb, rgba.")
+    @Option(help: "How --size is reached: stretch, crop (cover then centre-crop, as ImageOps.fit), pad (fit inside then centre, as ImageOps.pad).")
+    var fit: ResizeFit = .stretch
+
+    @Option(help: "Resampling filter, as Pillow's: nearest, bilinear, bicubic, lanczos, area (BOX).")
+    var filter: ResizeFilter = .bilinear
+
+    @Option(help: ArgumentHelp("Colour around padded images (--fit pad): R,G,B[,A] 0-255, #rrggbb, black or white.", valueName: "color"))
+    var padColor: String = "0,0,0"
+
+    @Option(help: ArgumentHelp("Composite transparent images on this colour instead of dropping alpha (R,G,B, #rrggbb, black, white).", valueName: "color"))
+    var background: String?
+
+    @Option(help: "Channels: auto (1 if every image is gray, else 3), gray, rgb, rgba, keep (each file's own; all must agree).")
     var color: ColorMode = .auto
+
+    @Option(help: ArgumentHelp("Float outputs: 'unit' divides by the input's maximum (255 or 65535).", valueName: "unit"))
+    var scale: String?
+
+    @Option(help: ArgumentHelp("Float outputs: subtract per-channel means (after --scale).", valueName: "m[,m,m]"))
+    var mean: String?
+
+    @Option(help: ArgumentHelp("Float outputs: divide by per-channel standard deviations (after --mean).", valueName: "s[,s,s]"))
+    var std: String?
+
+    @Option(help: "Image layout: nhwc (N,H,W,C) or nchw (N,C,H,W).")
+    var layout: ImageLayout = .nhwc
+
+    @Option(help: ArgumentHelp("Only these classes, in this order (defines the labels).", valueName: "a,b,c"))
+    var classes: String?
+
+    @Option(help: ArgumentHelp("A file with one class name per line (same as --classes).", valueName: "file"))
+    var classesFile: String?
+
+    @Option(help: "Class order when not listed: codepoint (Unicode code points, the default) or natural (2 before 10).")
+    var sort: ClassSort = .codepoint
+
+    @Flag(help: "Shuffle the images (deterministically, with --seed).")
+    var shuffle = false
+
+    @Option(help: "Seed for --shuffle (default 0). The same seed gives the same order on every machine.")
+    var seed: UInt64 = 0
 
     @Option(help: "Image dtype: auto (narrowest of uint8, uint16, float32 holding every input exactly), uint8 (16-bit inputs scaled down), uint16, float32.")
     var dtype: DTypeChoice = .auto
@@ -41,7 +86,50 @@ struct ConversionOptionGroup: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
 
+    /// Parses a colour: R,G,B[,A] (0-255), #rrggbb[aa], black, white.
+    static func parseColor(_ text: String) -> [Double]? {
+        switch text.lowercased() {
+        case "black": return [0, 0, 0, 255]
+        case "white": return [255, 255, 255, 255]
+        case "gray", "grey": return [128, 128, 128, 255]
+        default: break
+        }
+        if text.hasPrefix("#") {
+            let hex = Array(text.dropFirst())
+            guard hex.count == 6 || hex.count == 8 else { return nil }
+            var out: [Double] = []
+            for i in stride(from: 0, to: hex.count, by: 2) {
+                guard let v = UInt8(String(hex[i..<i + 2]), radix: 16) else { return nil }
+                out.append(Double(v))
+            }
+            return out.count == 3 ? out + [255] : out
+        }
+        let parts = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard (1...4).contains(parts.count), parts.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 255 }) else { return nil }
+        var v = parts.map { $0! }
+        if v.count == 1 { v = [v[0], v[0], v[0]] }
+        if v.count == 2 { return nil }
+        return v.count == 3 ? v + [255] : v
+    }
+
+    static func parseFloats(_ text: String) -> [Float]? {
+        let v = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard !v.isEmpty, v.allSatisfy({ $0 != nil && $0!.isFinite }) else { return nil }
+        return v.map { $0! }
+    }
+
     func validate() throws {
+        if Self.parseColor(padColor) == nil { throw ValidationError("--pad-color: cannot read '\(padColor)' (R,G,B[,A] 0-255, #rrggbb, black, white)") }
+        if let background, Self.parseColor(background) == nil { throw ValidationError("--background: cannot read '\(background)'") }
+        if let scale, scale != "unit" { throw ValidationError("--scale takes 'unit'") }
+        for (name, value) in [("--mean", mean), ("--std", std)] {
+            if let value, Self.parseFloats(value) == nil { throw ValidationError("\(name): cannot read '\(value)' (comma-separated numbers)") }
+        }
+        if let std, let v = Self.parseFloats(std), v.contains(0) { throw ValidationError("--std must not be 0") }
+        if (scale != nil || mean != nil || std != nil) && dtype != .float32 && dtype != .float16 {
+            throw ValidationError("--scale, --mean and --std need --dtype float32 or float16")
+        }
+        if classes != nil && classesFile != nil { throw ValidationError("give --classes or --classes-file, not both") }
         if let size, parseSize(size) == nil {
             throw ValidationError("--size must be HxW with positive integers, e.g. 224x224 (got '\(size)')")
         }
@@ -56,8 +144,24 @@ struct ConversionOptionGroup: ParsableArguments {
         return (h, w)
     }
 
-    func options(compress: Bool) -> ConversionOptions {
+    func options(compress: Bool) throws -> ConversionOptions {
         var o = ConversionOptions()
+        o.fit = fit
+        o.filter = filter
+        o.padColor = Self.parseColor(padColor) ?? [0, 0, 0, 255]
+        o.background = background.flatMap(Self.parseColor)
+        o.normalization = Normalization(unitScale: scale == "unit", mean: mean.flatMap(Self.parseFloats),
+                                        std: std.flatMap(Self.parseFloats))
+        o.layout = layout
+        o.classSort = sort
+        o.shuffleSeed = shuffle ? seed : nil
+        if let classes {
+            o.classes = classes.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        } else if let classesFile {
+            let text = try String(decoding: readFile(classesFile), as: UTF8.self)
+            o.classes = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
         o.size = size.flatMap(parseSize)
         o.color = color
         o.skipBad = skipBad

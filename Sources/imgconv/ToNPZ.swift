@@ -44,7 +44,7 @@ struct ToNPY: ParsableCommand {
 }
 
 func convert(_ common: ConversionOptionGroup, writer: DatasetWriter, output: String, format: String, compress: Bool) throws {
-    var converter = Converter(options: common.options(compress: compress))
+    var converter = Converter(options: try common.options(compress: compress))
     converter.warn = { Console.warning($0) }
     let name = output.split(separator: "/").last.map(String.init) ?? output
     let s = try converter.convert(root: common.root, writer: writer, outputName: name, formatName: format)
