@@ -103,16 +103,28 @@ public enum Resizer {
                               box: ResizeBox? = nil) -> PixelBuffer {
         let b = box ?? ResizeBox(x0: 0, y0: 0, x1: Float(image.width), y1: Float(image.height))
         if filter == .nearest { return nearest(image, width: width, height: height, box: b) }
-        var current = image
         let fullX = b.x0 == 0 && b.x1 == Float(image.width)
         let fullY = b.y0 == 0 && b.y1 == Float(image.height)
-        if width != image.width || !fullX {
+        let needX = width != image.width || !fullX
+        let needY = height != image.height || !fullY
+        func horizontal(_ img: PixelBuffer) -> PixelBuffer {
             let c = coefficients(inSize: image.width, in0: Double(b.x0), in1: Double(b.x1), outSize: width, filter: filter)
-            current = pass(current, horizontal: true, coeffs: c, to: width)
+            return pass(img, horizontal: true, coeffs: c, to: width)
         }
-        if height != image.height || !fullY {
+        func vertical(_ img: PixelBuffer) -> PixelBuffer {
             let c = coefficients(inSize: image.height, in0: Double(b.y0), in1: Double(b.y1), outSize: height, filter: filter)
-            current = pass(current, horizontal: false, coeffs: c, to: height)
+            return pass(img, horizontal: false, coeffs: c, to: height)
+        }
+        // Pillow 13 runs the vertical pass first when the height shrinks by more than twice as
+        // many pixels as the width does; the 8-bit intermediate makes the order visible.
+        let verticalFirst = needX && needY && height < image.height
+            && image.height - height > 2 * (image.width - width)
+        var current = image
+        if verticalFirst {
+            current = horizontal(vertical(current))
+        } else {
+            if needX { current = horizontal(current) }
+            if needY { current = vertical(current) }
         }
         return current
     }
