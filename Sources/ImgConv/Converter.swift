@@ -15,6 +15,21 @@ public struct ConversionSummary: Sendable {
     public var manifestPath: String
 }
 
+/// Where the images come from.
+public enum DatasetSource: Sendable {
+    /// `ROOT/<class>/**/<file>`.
+    case folders(String)
+    /// A CSV of `path,label[,split]` rows.
+    case list(String)
+
+    var kind: String {
+        switch self {
+        case .folders: return "folders"
+        case .list: return "list"
+        }
+    }
+}
+
 /// One image to convert: a file (and, for multipage TIFF, a page) with its header.
 struct Candidate {
     var file: SourceFile
@@ -81,11 +96,26 @@ public struct Converter {
         }
     }
 
-    /// Converts `root` with `writer`.
+    /// Converts a folder of class folders with `writer`.
     /// - Throws: `ImgConvError` naming the file at fault; the writer's output is then left as it was.
     public func convert(root: String, writer: DatasetWriter, outputName: String, formatName: String) throws -> ConversionSummary {
+        try convert(source: .folders(root), writer: writer, outputName: outputName, formatName: formatName)
+    }
+
+    /// Converts a dataset (class folders or a CSV list) with `writer`.
+    /// - Throws: `ImgConvError` naming the file at fault; the writer's output is then left as it was.
+    public func convert(source: DatasetSource, writer: DatasetWriter, outputName: String, formatName: String) throws -> ConversionSummary {
         let start = Date()
-        let scan = try DatasetScanner(classes: options.classes, naturalOrder: options.classSort == .natural).scan(root: root)
+        let scan: ScanResult
+        let root: String
+        switch source {
+        case .folders(let r):
+            root = r
+            scan = try DatasetScanner(classes: options.classes, naturalOrder: options.classSort == .natural).scan(root: r)
+        case .list(let csv):
+            root = csv
+            scan = try ListScanner(classes: options.classes, naturalOrder: options.classSort == .natural).scan(list: csv)
+        }
         scan.warnings.forEach(warn)
         let decoders = Decoders(options: options.decode)
 
@@ -152,10 +182,9 @@ public struct Converter {
                     }
                 })
             let tensors = try writer.finish(labels: labels, classNames: scan.classes.map(\.name))
-            try writer.commit()
             var manifest = Manifest(
                 tool: .init(name: ToolInfo.name, version: ToolInfo.version),
-                source: .init(root: root, kind: "folders"),
+                source: .init(root: root, kind: source.kind),
                 output: .init(format: formatName, name: outputName),
                 options: .init(size: options.size.map { [$0.height, $0.width] }, color: options.color.rawValue,
                                compress: options.compress, skipBad: options.skipBad, resizeFilter: options.filter.rawValue,
@@ -177,7 +206,11 @@ public struct Converter {
             manifest.options.sort = options.classSort.rawValue
             manifest.options.shuffleSeed = options.shuffleSeed
             manifest.summary.skippedByReason = Dictionary(grouping: skipped, by: { reasonKey($0.reason) }).mapValues(\.count)
-            try writeFileAtomically(writer.manifestPath, try manifest.encoded())
+            // [issue 4, HDF5] the manifest also goes inside the output (HDF5 attribute), so commit after it.
+            let manifestJSON = try manifest.encoded()
+            try writer.embedManifest(manifestJSON)
+            try writer.commit()
+            try writeFileAtomically(writer.manifestPath, manifestJSON)
             return ConversionSummary(images: files.count, classes: scan.classes.count, skipped: skipped.count,
                                      shape: tensors[0].shape, dtype: plan.dtype,
                                      seconds: Date().timeIntervalSince(start), outputBytes: 0,

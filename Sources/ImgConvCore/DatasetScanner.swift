@@ -9,6 +9,8 @@ public struct SourceFile: Sendable, Equatable {
     /// Path to open (root joined with the relative path).
     public var path: String
     public var label: Int
+    /// The split a list file assigned (`train`, `val`, `test`), if any.
+    public var split: String?
 
     public init(relativePath: String, path: String, label: Int) {
         self.relativePath = relativePath

@@ -14,8 +14,16 @@ extension TIFFPages: ExpressibleByArgument {}
 
 /// Options shared by every `to-*` command.
 struct ConversionOptionGroup: ParsableArguments {
-    @Argument(help: "Dataset root: one subfolder per class, images anywhere below it.")
-    var root: String
+    @Argument(help: ArgumentHelp("ROOT OUT: the dataset root (one subfolder per class, images anywhere below it) and the output; with --list, only OUT.", valueName: "root-and-output"))
+    var paths: [String] = []
+
+    @Option(help: ArgumentHelp("A CSV of path,label[,split] rows to convert instead of ROOT (relative paths resolve against the CSV's folder).", valueName: "csv"))
+    var list: String?
+
+    /// The dataset to read.
+    var source: DatasetSource { list.map { .list($0) } ?? .folders(paths[0]) }
+    /// The output path.
+    var output: String { paths[paths.count - 1] }
 
     @Option(help: ArgumentHelp("Resize every image to HxW (bilinear, antialiased as Pillow).", valueName: "HxW"))
     var size: String?
@@ -119,6 +127,8 @@ struct ConversionOptionGroup: ParsableArguments {
     }
 
     func validate() throws {
+        if list == nil && paths.count != 2 { throw ValidationError("expected ROOT and OUT (or --list CSV and OUT)") }
+        if list != nil && paths.count != 1 { throw ValidationError("with --list, give only OUT") }
         if Self.parseColor(padColor) == nil { throw ValidationError("--pad-color: cannot read '\(padColor)' (R,G,B[,A] 0-255, #rrggbb, black, white)") }
         if let background, Self.parseColor(background) == nil { throw ValidationError("--background: cannot read '\(background)'") }
         if let scale, scale != "unit" { throw ValidationError("--scale takes 'unit'") }

@@ -11,16 +11,13 @@ struct ToNPZ: ParsableCommand {
 
     @OptionGroup var common: ConversionOptionGroup
 
-    @Argument(help: "Output .npz file (the manifest goes to <out>.manifest.json).")
-    var output: String
-
     @Flag(help: "Deflate the members (as numpy.savez_compressed).")
     var compress = false
 
     func run() throws {
         try IMGConvCommand.run {
-            let writer = NPZWriter(path: output, compress: compress)
-            try convert(common, writer: writer, output: output, format: "npz", compress: compress)
+            let writer = NPZWriter(path: common.output, compress: compress)
+            try convert(common, writer: writer, format: "npz", compress: compress)
         }
     }
 }
@@ -32,22 +29,20 @@ struct ToNPY: ParsableCommand {
 
     @OptionGroup var common: ConversionOptionGroup
 
-    @Argument(help: "Output folder (created if missing).")
-    var output: String
-
     func run() throws {
         try IMGConvCommand.run {
-            let writer = NPYDirectoryWriter(directory: output)
-            try convert(common, writer: writer, output: output, format: "npy", compress: false)
+            let writer = NPYDirectoryWriter(directory: common.output)
+            try convert(common, writer: writer, format: "npy", compress: false)
         }
     }
 }
 
-func convert(_ common: ConversionOptionGroup, writer: DatasetWriter, output: String, format: String, compress: Bool) throws {
+func convert(_ common: ConversionOptionGroup, writer: DatasetWriter, format: String, compress: Bool) throws {
+    let output = common.output
     var converter = Converter(options: try common.options(compress: compress))
     converter.warn = { Console.warning($0) }
     let name = output.split(separator: "/").last.map(String.init) ?? output
-    let s = try converter.convert(root: common.root, writer: writer, outputName: name, formatName: format)
+    let s = try converter.convert(source: common.source, writer: writer, outputName: name, formatName: format)
     if !common.quiet {
         let shape = s.shape.map(String.init).joined(separator: "x")
         let rate = s.seconds > 0 ? Double(s.images) / s.seconds : 0
