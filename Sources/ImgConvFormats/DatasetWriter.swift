@@ -6,15 +6,54 @@ import ImgConvCore
 public protocol DatasetWriter: AnyObject {
     /// Opens the output. `count` is the planned number of images; fewer may arrive (skipped files).
     func begin(plan: ImagePlan, count: Int) throws
+    /// Opens the output for images of any element type and item shape (what `convert` copies
+    /// from another container). `begin(plan:count:)` calls this by default.
+    /// - Throws: `.unsupported` when the format cannot hold the type or shape.
+    func begin(images: TensorLayout, count: Int) throws
     /// Appends one image's bytes (`plan.bytesPerImage`, C order, little-endian).
     func append(image: UnsafeRawBufferPointer) throws
     /// Writes the labels (one per appended image) and class names; returns what was written.
     func finish(labels: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord]
+    /// Stores the manifest inside the output too, for formats that can (HDF5: the root attribute
+    /// `imgconv_manifest`). Called after `finish` and before `commit`; the default does nothing.
+    func embedManifest(_ json: [UInt8]) throws
     /// Moves the finished output into place.
     func commit() throws
     func abort()
     /// Where the manifest goes.
     var manifestPath: String { get }
+}
+
+extension DatasetWriter {
+    public func begin(plan: ImagePlan, count: Int) throws {
+        try begin(images: TensorLayout(plan: plan), count: count)
+    }
+
+    public func embedManifest(_ json: [UInt8]) throws {}
+}
+
+/// Element type and shape of one image of an image tensor (the tensor is N images of it).
+public struct TensorLayout: Sendable, Equatable {
+    public var dtype: DType
+    /// The shape of one image, e.g. (H, W, C).
+    public var itemShape: [Int]
+    /// Which axis of `itemShape` holds the channels (2 for H, W, C; 0 for C, H, W), when known.
+    public var channelAxis: Int?
+
+    public init(dtype: DType, itemShape: [Int], channelAxis: Int? = nil) {
+        self.dtype = dtype
+        self.itemShape = itemShape
+        self.channelAxis = channelAxis
+    }
+
+    public init(plan: ImagePlan) {
+        self.init(dtype: plan.dtype, itemShape: plan.shape, channelAxis: plan.layout == .nchw ? 0 : 2)
+    }
+
+    public var bytesPerItem: Int { itemShape.reduce(dtype.byteSize, *) }
+
+    /// The shape of a tensor of `count` images.
+    public func shape(count: Int) -> [Int] { [count] + itemShape }
 }
 
 /// Names of the tensors of one split.

@@ -11,7 +11,7 @@ public final class NPZWriter: DatasetWriter {
     private var file: AtomicOutputFile?
     private var zip: ZipWriter?
     private var images: NPYMemberWriter?
-    private var plan: ImagePlan?
+    private var layout: TensorLayout?
     private var appended = 0
     private var firstHeaderLength = 0
 
@@ -23,13 +23,13 @@ public final class NPZWriter: DatasetWriter {
 
     public var manifestPath: String { path + ".manifest.json" }
 
-    public func begin(plan: ImagePlan, count: Int) throws {
+    public func begin(images layout: TensorLayout, count: Int) throws {
         let file = try AtomicOutputFile(target: path)
         self.file = file
         let zip = ZipWriter(file: file)
         self.zip = zip
-        self.plan = plan
-        let header = NPYHeader(descr: plan.depth.dtype.npyDescr, shape: [count] + plan.shape).encoded()
+        self.layout = layout
+        let header = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: count)).encoded()
         firstHeaderLength = header.count
         images = try NPYMemberWriter(zip: zip, name: names.images + ".npy", header: header, compressed: compress, level: level)
     }
@@ -40,12 +40,12 @@ public final class NPZWriter: DatasetWriter {
     }
 
     public func finish(labels: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord] {
-        guard let zip, let images, let plan else { preconditionFailure("finish before begin") }
+        guard let zip, let images, let layout else { preconditionFailure("finish before begin") }
         precondition(labels.count == appended, "one label per image")
-        let imagesHeader = NPYHeader(descr: plan.depth.dtype.npyDescr, shape: [appended] + plan.shape)
+        let imagesHeader = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: appended))
         try images.finish(header: imagesHeader.encoded(length: firstHeaderLength))
         var records = [Manifest.TensorRecord(name: names.images, shape: imagesHeader.shape,
-                                             dtype: plan.depth.dtype.rawValue, sha256: images.dataHash.finish())]
+                                             dtype: layout.dtype.rawValue, sha256: images.dataHash.finish())]
         for (name, (header, data)) in [(names.labels, SmallArrays.labels(labels)),
                                        (names.classNames, SmallArrays.classNames(classNames))] {
             let member = try NPYMemberWriter(zip: zip, name: name + ".npy", header: header.encoded(), compressed: compress, level: level)
@@ -68,7 +68,7 @@ public final class NPYDirectoryWriter: DatasetWriter {
     public var names = TensorNames()
     private var imagesFile: AtomicOutputFile?
     private var others: [AtomicOutputFile] = []
-    private var plan: ImagePlan?
+    private var layout: TensorLayout?
     private var hash = SHA256Stream()
     private var appended = 0
     private var headerLength = 0
@@ -77,14 +77,14 @@ public final class NPYDirectoryWriter: DatasetWriter {
 
     public var manifestPath: String { directory + "/manifest.json" }
 
-    public func begin(plan: ImagePlan, count: Int) throws {
+    public func begin(images layout: TensorLayout, count: Int) throws {
         if mkdir(directory, 0o755) != 0 && errno != EEXIST {
             throw ImgConvError(.io, path: directory, "cannot create the output folder: \(errnoText(errno))")
         }
-        self.plan = plan
+        self.layout = layout
         let file = try AtomicOutputFile(target: directory + "/" + names.images + ".npy")
         imagesFile = file
-        let header = NPYHeader(descr: plan.depth.dtype.npyDescr, shape: [count] + plan.shape).encoded()
+        let header = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: count)).encoded()
         headerLength = header.count
         try file.write(header)
     }
@@ -96,11 +96,11 @@ public final class NPYDirectoryWriter: DatasetWriter {
     }
 
     public func finish(labels: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord] {
-        guard let imagesFile, let plan else { preconditionFailure("finish before begin") }
-        let header = NPYHeader(descr: plan.depth.dtype.npyDescr, shape: [appended] + plan.shape)
+        guard let imagesFile, let layout else { preconditionFailure("finish before begin") }
+        let header = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: appended))
         try imagesFile.patch(header.encoded(length: headerLength), at: 0)
         var records = [Manifest.TensorRecord(name: names.images, shape: header.shape,
-                                             dtype: plan.depth.dtype.rawValue, sha256: hash.finish())]
+                                             dtype: layout.dtype.rawValue, sha256: hash.finish())]
         for (name, (h, data)) in [(names.labels, SmallArrays.labels(labels)),
                                   (names.classNames, SmallArrays.classNames(classNames))] {
             let f = try AtomicOutputFile(target: directory + "/" + name + ".npy")

@@ -28,14 +28,22 @@ public struct CRC32 {
     }
 }
 
-/// A raw deflate stream (no zlib or gzip framing), as ZIP members hold.
+/// zlib's `windowBits` values for the three framings imgconv meets.
+enum DeflateFraming: Int32 {
+    /// Raw deflate, as ZIP members hold.
+    case raw = -15
+    /// gzip (`.gz` files); zlib writes a header without name or time, so output is reproducible.
+    case gzip = 31
+}
+
+/// A deflate stream, raw (no zlib or gzip framing) unless asked for gzip.
 final class Deflater {
     private var stream = z_stream()
     private var out = [UInt8](repeating: 0, count: 1 << 16)
     private var finished = false
 
-    init(level: Int32 = 6) throws {
-        let rc = deflateInit2_(&stream, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY,
+    init(level: Int32 = 6, framing: DeflateFraming = .raw) throws {
+        let rc = deflateInit2_(&stream, level, Z_DEFLATED, framing.rawValue, 8, Z_DEFAULT_STRATEGY,
                                ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
         guard rc == Z_OK else { throw ImgConvError(.internal, "zlib: deflateInit2 failed (\(rc))") }
     }
@@ -70,17 +78,23 @@ final class Deflater {
     }
 }
 
-/// Inflates a raw deflate stream piece by piece.
+/// Inflates a deflate stream (raw unless asked for gzip) piece by piece.
 final class Inflater {
     private var stream = z_stream()
     private var out = [UInt8](repeating: 0, count: 1 << 16)
     private(set) var ended = false
 
-    init() throws {
-        let rc = inflateInit2_(&stream, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+    init(framing: DeflateFraming = .raw) throws {
+        let rc = inflateInit2_(&stream, framing.rawValue, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
         guard rc == Z_OK else { throw ImgConvError(.internal, "zlib: inflateInit2 failed (\(rc))") }
     }
     deinit { inflateEnd(&stream) }
+
+    /// Starts over for another stream of the same framing (a gzip file may hold several members).
+    func reset() {
+        inflateReset(&stream)
+        ended = false
+    }
 
     /// Inflates `input`, passing output pieces to `sink`. Returns the number of input bytes used
     /// (less than given only when the stream ended).
@@ -108,5 +122,58 @@ final class Inflater {
             if rc == Z_BUF_ERROR && produced == 0 { break }
         }
         return input.count - Int(stream.avail_in)
+    }
+}
+
+/// The inflated bytes of a gzip file (every member, as `gzip -d` reads them). Corrupt or
+/// truncated data is a `.corruptInput` error without a path (the caller names the file).
+final class GzipInputStream: ByteStream {
+    private let base: ByteStream
+    private let inflater: Inflater
+    private var input = [UInt8](repeating: 0, count: 1 << 18)
+    private var inputStart = 0
+    private var inputEnd = 0
+    private var pending: [UInt8] = []
+    private var pendingStart = 0
+    private var started = false
+
+    init(_ base: ByteStream) throws {
+        self.base = base
+        inflater = try Inflater(framing: .gzip)
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while pendingStart >= pending.count {
+            pending.removeAll(keepingCapacity: true)
+            pendingStart = 0
+            if inputStart >= inputEnd {
+                let n = try input.withUnsafeMutableBytes { try base.read(into: $0) }
+                if n == 0 {
+                    guard started && inflater.ended else { throw ImgConvError(.corruptInput, "gzip stream is truncated") }
+                    return 0
+                }
+                inputStart = 0
+                inputEnd = n
+            }
+            if inflater.ended {
+                // Another member may follow; anything else is not gzip data.
+                guard input[inputStart] == 0x1F else {
+                    throw ImgConvError(.corruptInput, "\(inputEnd - inputStart)+ bytes of trailing data after the gzip stream")
+                }
+                inflater.reset()
+            }
+            started = true
+            let (start, end) = (inputStart, inputEnd)
+            let used = try input.withUnsafeBytes { buf in
+                try inflater.feed(UnsafeRawBufferPointer(rebasing: buf[start..<end])) { pending.append(contentsOf: $0) }
+            }
+            inputStart += used
+        }
+        let take = min(buffer.count, pending.count - pendingStart)
+        pending.withUnsafeBytes { src in
+            buffer.baseAddress!.copyMemory(from: src.baseAddress! + pendingStart, byteCount: take)
+        }
+        pendingStart += take
+        return take
     }
 }
