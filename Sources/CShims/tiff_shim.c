@@ -150,7 +150,7 @@ static void place_block(const uint8_t *block, uint32_t bw, uint32_t bh, uint32_t
     for (uint32_t y = 0; y < bh && y0 + y < height; y++) {
         const uint8_t *row = block + (size_t)y * stride;
         uint8_t *out = dst + ((size_t)(y0 + y) * width + x0) * pixel;
-        if (bits % 8 == 0) {
+        if (bits == 8 * sb) {
             if (nsamp == spp) {
                 memcpy(out, row, (size_t)cols * pixel);
             } else {
@@ -161,6 +161,7 @@ static void place_block(const uint8_t *block, uint32_t bw, uint32_t bh, uint32_t
         }
         for (uint32_t x = 0; x < cols; x++) {
             for (size_t c = 0; c < nsamp; c++) {
+                // Samples of other widths (24-bit too) come as a big-endian bit stream.
                 uint32_t v = packed_sample(row, (size_t)x * nsamp + c, bits);
                 uint8_t *o = out + x * pixel + (nsamp == spp ? c : plane) * sb;
                 if (sb == 1) *o = (uint8_t)v;

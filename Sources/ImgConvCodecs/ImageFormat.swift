@@ -36,6 +36,13 @@ public struct DecodeLimits: Sendable {
     public var maxPixels: Int
     public init(maxPixels: Int = DecodeLimits.defaultMaxPixels) { self.maxPixels = maxPixels }
 
+    /// A quarter of the physical memory.
+    static let memoryBudget: Int = {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return 1 << 32 }
+        return pages / 4 * size
+    }()
+
     /// - Throws: `.limitExceeded` when the image is larger than allowed or its size overflows.
     public func check(width: Int, height: Int, channels: Int, depth: SampleDepth) throws {
         guard width > 0, height > 0 else {
@@ -43,8 +50,13 @@ public struct DecodeLimits: Sendable {
         }
         let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
         guard !overflow, pixels <= maxPixels,
-              checkedByteCount([pixels, channels], elementSize: depth.byteSize) != nil else {
+              let bytes = checkedByteCount([pixels, channels], elementSize: depth.byteSize) else {
             throw ImgConvError(.limitExceeded, "\(width)x\(height) pixels is over the limit of \(maxPixels) pixels (--max-pixels)")
+        }
+        // Whatever --max-pixels allows, a decode must fit in memory (several buffers of this
+        // size are alive at once): refuse rather than abort on a failed allocation.
+        guard bytes <= Self.memoryBudget else {
+            throw ImgConvError(.limitExceeded, "\(width)x\(height) pixels need \(bytes) bytes, more than a quarter of this machine's memory")
         }
     }
 }
@@ -57,3 +69,7 @@ public protocol ImageDecoder: Sendable {
     /// - Throws: as `readHeader`.
     func decode(_ data: [UInt8], header: ImageHeader) throws -> PixelBuffer
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -88,9 +88,11 @@ public struct TIFFDecoder: ImageDecoder {
         case (3, 1) where kind == .unsigned && bits <= 8:
             l = Layout(bits: bits, kind: kind, storedSamples: 1, outChannels: 3, depth: .eight,
                        invert: false, palette: true, cmyk: false, widen: 1)
-        case (5, 4...) where i.inkset == 1 && bits == 8 && kind == .unsigned:
+        case (5, 4...) where i.inkset == 1 && (bits == 8 || bits == 16) && kind == .unsigned:
+            // 16-bit CMYK is narrowed to 8 bits first, as Pillow reads it.
             l.cmyk = true
             l.outChannels = 3
+            l.depth = .eight
         default:
             throw ImgConvError(.unsupported, "TIFF photometric interpretation \(i.photometric) with \(spp) samples per pixel is not supported")
         }
@@ -127,7 +129,7 @@ public struct TIFFDecoder: ImageDecoder {
         if l.palette {
             pixels = try expandPalette(raw, data: data, count: count, bits: l.bits)
         } else if l.cmyk {
-            pixels = cmykToRGB(raw, count: count, stored: l.storedSamples)
+            pixels = cmykToRGB(l.bits == 16 ? highBytes(raw) : raw, count: count, stored: l.storedSamples)
         } else {
             pixels = try convert(raw, count: count, layout: l)
         }
@@ -149,15 +151,15 @@ public struct TIFFDecoder: ImageDecoder {
                         switch (l.kind, l.depth) {
                         case (.unsigned, .eight):
                             var v = UInt32(src.load(fromByteOffset: si, as: UInt8.self))
-                            if l.invert && gray { v = maxStored - v }
+                            if l.invert && gray { v = maxStored &- min(v, maxStored) }
                             dst.storeBytes(of: UInt8(truncatingIfNeeded: v * UInt32(l.widen)), toByteOffset: di, as: UInt8.self)
                         case (.unsigned, .sixteen):
                             var v = UInt32(src.load(fromByteOffset: si * 2, as: UInt16.self))
-                            if l.invert && gray { v = maxStored - v }
+                            if l.invert && gray { v = maxStored &- min(v, maxStored) }
                             dst.storeBytes(of: UInt16(truncatingIfNeeded: v), toByteOffset: di * 2, as: UInt16.self)
                         case (.unsigned, _):
                             var v = src.load(fromByteOffset: si * 4, as: UInt32.self)
-                            if l.invert && gray { v = maxStored - v }
+                            if l.invert && gray { v = maxStored &- min(v, maxStored) }
                             guard v <= 1 << 24 else { throw ImgConvError(.unsupported, "sample value \(v) cannot be held exactly in float32") }
                             dst.storeBytes(of: Float(v), toByteOffset: di * 4, as: Float.self)
                         case (.signed, _):
@@ -204,6 +206,11 @@ public struct TIFFDecoder: ImageDecoder {
             out[p * 3 + 2] = UInt8(truncatingIfNeeded: b[idx] >> shift)
         }
         return out
+    }
+
+    /// The top 8 bits of every 16-bit sample.
+    private func highBytes(_ raw: [UInt8]) -> [UInt8] {
+        raw.withUnsafeBytes { buf in buf.bindMemory(to: UInt16.self).map { UInt8($0 >> 8) } }
     }
 
     private func cmykToRGB(_ raw: [UInt8], count: Int, stored: Int) -> [UInt8] {
