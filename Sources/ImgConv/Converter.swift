@@ -44,6 +44,8 @@ public struct Converter {
     public var options: ConversionOptions
     /// Called with each warning (empty classes, skipped files) as it happens.
     public var warn: (String) -> Void = { _ in }
+    /// Called after each image is written: (images done, images planned, image bytes written).
+    public var progress: (Int, Int, Int) -> Void = { _, _, _ in }
 
     public init(options: ConversionOptions) { self.options = options }
 
@@ -153,6 +155,7 @@ public struct Converter {
         var files: [Manifest.FileRecord] = []
         var counts = [Int](repeating: 0, count: scan.classes.count)
         var rotated = 0
+        var written = 0
         do {
             try runOrderedPipeline(
                 count: candidates.count, jobs: options.jobs, window: max(8, options.jobs * 4),
@@ -166,6 +169,8 @@ public struct Converter {
                     switch result {
                     case .success(let d):
                         try d.pixels.withUnsafeBytes { try writer.append(image: $0) }
+                        written += d.pixels.count
+                        progress(i + 1, candidates.count, written)
                         labels.append(Int64(c.file.label))
                         counts[c.file.label] += 1
                         if c.header.orientation > 1 { rotated += 1 }

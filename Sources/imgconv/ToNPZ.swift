@@ -41,11 +41,27 @@ func convert(_ common: ConversionOptionGroup, writer: DatasetWriter, format: Str
     let output = common.output
     var converter = Converter(options: try common.options(compress: compress))
     converter.warn = { Console.warning($0) }
+    ProgressBar.shared.begin(enabled: !common.quiet)
+    converter.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: $2) }
     let name = output.split(separator: "/").last.map(String.init) ?? output
     let s = try converter.convert(source: common.source, writer: writer, outputName: name, formatName: format)
+    ProgressBar.shared.clear()
     if !common.quiet {
         let shape = s.shape.map(String.init).joined(separator: "x")
         let rate = s.seconds > 0 ? Double(s.images) / s.seconds : 0
-        Console.out("imgconv: wrote '\(output)': \(s.images) images, \(s.classes) classes, trainXs \(shape) \(s.dtype.rawValue), \(s.skipped) skipped, \(String(format: "%.2f", s.seconds)) s (\(String(format: "%.0f", rate)) images/s)")
+        let size = Double(diskSize(output)) / 1e6
+        Console.out("imgconv: wrote '\(output)' (\(String(format: "%.1f", size)) MB): \(s.images) images, \(s.classes) classes, trainXs \(shape) \(s.dtype.rawValue), \(s.skipped) skipped, \(String(format: "%.2f", s.seconds)) s, \(String(format: "%.0f", rate)) images/s")
+    }
+}
+
+/// Bytes of a file, or of the files directly in a folder.
+func diskSize(_ path: String) -> Int {
+    var st = stat()
+    guard stat(path, &st) == 0 else { return 0 }
+    if (st.st_mode & S_IFMT) != S_IFDIR { return Int(st.st_size) }
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+    return names.reduce(0) { total, name in
+        var f = stat()
+        return total + (stat(path + "/" + name, &f) == 0 && (f.st_mode & S_IFMT) == S_IFREG ? Int(f.st_size) : 0)
     }
 }
