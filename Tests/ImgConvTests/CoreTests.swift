@@ -49,3 +49,31 @@ final class CoreTests: XCTestCase {
         }))
     }
 }
+
+final class SplitPlanTests: XCTestCase {
+    func testParseAndCounts() throws {
+        let plan = try SplitPlan.parse("test=10,train=80,val=10", stratify: false, seed: 1)
+        XCTAssertEqual(plan.parts.map(\.name), ["train", "val", "test"])
+        XCTAssertEqual(plan.counts(for: 10), [8, 1, 1])
+        XCTAssertEqual(plan.counts(for: 7).reduce(0, +), 7)
+        XCTAssertThrowsError(try SplitPlan.parse("train=0.5,val=0.2", stratify: false, seed: 0))
+        XCTAssertThrowsError(try SplitPlan.parse("train=0.5,dev=0.5", stratify: false, seed: 0))
+    }
+
+    func testStratifiedAssignmentKeepsProportionsAndIsSeeded() throws {
+        let labels = (0..<10).flatMap { c in [Int](repeating: c, count: 10 + c) }
+        let plan = try SplitPlan.parse("train=0.8,val=0.1,test=0.1", stratify: true, seed: 42)
+        let parts = plan.assign(labels: labels)
+        for c in 0..<10 {
+            let mine = labels.indices.filter { labels[$0] == c }
+            let n = mine.count
+            for (p, expected) in plan.counts(for: n).enumerated() {
+                XCTAssertEqual(mine.filter { parts[$0] == p }.count, expected)
+            }
+        }
+        XCTAssertEqual(plan.assign(labels: labels), parts)
+        var other = plan
+        other.seed = 43
+        XCTAssertNotEqual(other.assign(labels: labels), parts)
+    }
+}
