@@ -56,7 +56,8 @@ public struct Converter {
         case bad(ImgConvError)     // an image we should decode but cannot
     }
 
-    private static let probePrefix = 64 * 1024
+    // Enough for the header of almost every file; the rest are read whole on a second try.
+    private static let probePrefix = 16 * 1024
 
     func probe(_ file: SourceFile, decoders: Decoders) -> Probe {
         do {
