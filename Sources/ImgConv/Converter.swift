@@ -215,8 +215,18 @@ public struct Converter {
             // [issue 4, HDF5] the manifest also goes inside the output (HDF5 attribute), so commit after it.
             let manifestJSON = try manifest.encoded()
             try writer.embedManifest(manifestJSON)
-            try writer.commit()
-            try writeFileAtomically(writer.manifestPath, manifestJSON)
+            // The manifest is written in full before the data replaces anything, so a failure
+            // (a full disk) leaves the earlier output and its manifest together.
+            let manifestFile = try AtomicOutputFile(target: writer.manifestPath)
+            do {
+                try manifestFile.write(manifestJSON)
+                try manifestFile.flush()
+                try writer.commit()
+                try manifestFile.commit()
+            } catch {
+                manifestFile.abort()
+                throw error
+            }
             return ConversionSummary(images: files.count, classes: scan.classes.count, skipped: skipped.count,
                                      shape: tensors[0].shape, dtype: plan.dtype,
                                      seconds: Date().timeIntervalSince(start), outputBytes: 0,

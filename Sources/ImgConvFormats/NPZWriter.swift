@@ -113,6 +113,14 @@ public final class NPYDirectoryWriter: DatasetWriter {
     }
 
     public func commit() throws {
+        // Check every target first, so that one that cannot be replaced (a folder in the way)
+        // fails the run before any file of the set is replaced.
+        for f in [imagesFile].compactMap({ $0 }) + others {
+            var st = stat()
+            if lstat(f.targetPath, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+                throw ImgConvError(.io, path: f.targetPath, "cannot replace a folder with the output file")
+            }
+        }
         try imagesFile?.commit()
         for f in others { try f.commit() }
     }

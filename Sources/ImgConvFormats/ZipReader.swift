@@ -101,6 +101,10 @@ public final class ZipReader {
             }
             guard method == 0 || method == 8 else { throw fail("member '\(name)': compression method \(method) is not stored or deflate") }
             if method == 0 && csize != usize { throw fail("member '\(name)': stored sizes differ (\(csize) vs \(usize))") }
+            // Deflate cannot expand data more than about 1032 times: a larger claim is a bomb.
+            if method == 8 && usize / 1032 > csize + 1 {
+                throw fail("member '\(name)': claims \(usize) bytes from \(csize) compressed bytes, more than deflate can expand")
+            }
             members.append(Member(name: name, method: method, crc: crc, compressedSize: csize, size: usize,
                                   localHeaderOffset: lho, dataOffset: dataOffset))
             at += 46 + nameLength + extraLength + commentLength
@@ -125,13 +129,15 @@ final class MemberStream: ByteStream {
     private var produced = 0
     private var pending: [UInt8] = []
     private var pendingStart = 0
-    private var input = [UInt8](repeating: 0, count: 1 << 18)
+    // Small enough that one piece of deflated input inflates to a bounded size (at most ~1032x).
+    private var input: [UInt8]
     private var finished = false
 
     init(reader: ZipReader, member: ZipReader.Member, inflater: Inflater?) {
         self.reader = reader
         self.member = member
         self.inflater = inflater
+        input = [UInt8](repeating: 0, count: inflater == nil ? 1 << 18 : 1 << 12)
         raw = FileRegionStream(file: reader.file, offset: member.dataOffset, length: member.compressedSize)
     }
 
