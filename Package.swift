@@ -31,7 +31,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF"]),
-        .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CHDF5"]),
+        .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CHDF5", "CShims"]),
         .target(name: "ImgConv", dependencies: ["ImgConvCore", "ImgConvCodecs", "ImgConvFormats"]),
         .executableTarget(name: "imgconv", dependencies: [
             "ImgConv",

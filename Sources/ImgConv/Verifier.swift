@@ -16,26 +16,34 @@ public struct Verifier {
 
     public init(jobs: Int = ConversionOptions.defaultJobs) { self.jobs = jobs }
 
-    /// The manifest that belongs to an output path.
+    /// The manifest that belongs to an output path (beside a file, inside a folder).
     public static func manifestPath(for path: String) -> String {
+        if let container = try? openContainer(path) { return container.manifestPath }
         var st = stat()
         if stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { return path + "/manifest.json" }
         return path + ".manifest.json"
     }
 
+    /// Checks an `.npz`, an `.npy` folder, an `.h5` file or an IDX pair (the images file, or the
+    /// folder holding it) against its manifest.
+    /// - Parameters:
+    ///   - labels: the IDX labels file when MNIST's naming does not find it.
+    ///   - prefix: picks the IDX pair in a folder holding several.
     /// - Throws: `ImgConvError` `.verificationFailed` (or `.corruptInput`) naming the file, the
     ///   tensor or member, and what differs.
-    public func verify(path: String, against root: String? = nil) throws -> VerificationReport {
+    public func verify(path: String, against root: String? = nil, labels: String? = nil, prefix: String? = nil) throws -> VerificationReport {
         var report = VerificationReport()
-        let container = try openContainer(path)
-        let manifestFile = Self.manifestPath(for: path)
-        let manifest = try Manifest.decode(try readFile(manifestFile), path: manifestFile)
-        report.checks.append("manifest '\(manifestFile)' parsed (\(manifest.tensors.count) tensors, \(manifest.files.count) files)")
+        let container = try openContainer(path, labels: labels, prefix: prefix)
+        let (manifest, manifestSource) = try Self.loadManifest(container)
+        report.checks.append("\(container.formatName) container; manifest \(manifestSource) parsed (\(manifest.tensors.count) tensors, \(manifest.files.count) files)")
         func fail(_ name: String, _ why: String) -> ImgConvError {
             ImgConvError(.verificationFailed, path: path, "\(container.storageName(name)): \(why)")
         }
 
         let classCount = manifest.classes.count
+        for name in ["trainXs", "trainYs"] where !manifest.tensors.contains(where: { $0.name == name }) {
+            throw ImgConvError(.verificationFailed, path: path, "the manifest records no '\(name)' tensor")
+        }
         var shapes: [String: [Int]] = [:]
         for record in manifest.tensors {
             let (header, stream) = try container.open(record.name)
@@ -45,10 +53,8 @@ public struct Verifier {
             shapes[record.name] = header.shape
             var hash = SHA256Stream()
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            var labelError: String?
-            var carry: [UInt8] = []
+            var labelCheck = record.name.hasSuffix("Ys") ? LabelRangeCheck(dtype: DType(npyDescr: header.descr), classCount: classCount) : nil
             var classNameBytes: [UInt8] = []
-            let isLabels = record.name.hasSuffix("Ys")
             let isClassNames = record.name == "classNames"
             do {
                 while true {
@@ -57,23 +63,14 @@ public struct Verifier {
                     buffer.withUnsafeBytes { raw in
                         let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
                         hash.update(chunk)
-                        if isLabels && header.descr == "<i8" && labelError == nil {
-                            carry.append(contentsOf: chunk)
-                            let whole = carry.count / 8 * 8
-                            for k in stride(from: 0, to: whole, by: 8) {
-                                var v: Int64 = 0
-                                for b in 0..<8 { v |= Int64(carry[k + b]) << (8 * Int64(b)) }
-                                if v < 0 || v >= classCount { labelError = "label \(v) is outside [0, \(classCount))"; break }
-                            }
-                            carry.removeFirst(whole)
-                        }
+                        labelCheck?.update(chunk)
                         if isClassNames { classNameBytes.append(contentsOf: chunk) }
                     }
                 }
             } catch let e as ImgConvError {
                 throw e.path == nil ? ImgConvError(e.code, path: path, "\(container.storageName(record.name)): \(e.message)") : e
             }
-            if let labelError { throw fail(record.name, labelError) }
+            if let labelError = labelCheck?.error { throw fail(record.name, labelError) }
             let digest = hash.finish()
             guard digest == record.sha256 else {
                 throw fail(record.name, "SHA-256 of the data is \(digest), manifest says \(record.sha256)")
@@ -90,10 +87,14 @@ public struct Verifier {
             guard x.first == y.first else { throw fail("trainYs", "has \(y.first ?? 0) labels for \(x.first ?? 0) images") }
             report.checks.append("trainXs and trainYs agree on N = \(x.first ?? 0)")
         }
-        guard shapes["classNames"]?.first == classCount else {
-            throw fail("classNames", "holds \(shapes["classNames"]?.first ?? 0) names, manifest lists \(classCount) classes")
+        if let names = try container.classNames() {
+            guard names == manifest.classes.map(\.name) else {
+                throw fail("classNames", "holds \(names.count) class names \(names.prefix(5)), the manifest lists \(classCount) classes \(manifest.classes.prefix(5).map(\.name))")
+            }
+            report.checks.append("labels lie in [0, \(classCount)); \(classCount) class names match the manifest")
+        } else {
+            report.checks.append("labels lie in [0, \(classCount)); the \(classCount) class names are in the manifest only (\(container.formatName) has no place for them)")
         }
-        report.checks.append("labels lie in [0, \(classCount)); \(classCount) class names match the manifest")
         if let root {
             try compareSources(container: container, manifest: manifest, root: root, path: path)
             report.checks.append("every image equals a fresh decode of its source under '\(root)'")
@@ -101,13 +102,67 @@ public struct Verifier {
         return report
     }
 
-    private func compareSources(container: TensorContainer, manifest: Manifest, root: String, path: String) throws {
-        guard let record = manifest.tensors.first(where: { $0.name == "trainXs" }), record.shape.count == 4,
-              let dtype = DType(rawValue: record.dtype), SampleDepth(dtype: dtype) != nil else {
-            throw ImgConvError(.verificationFailed, path: path, "no uint8/uint16/float32 trainXs tensor to compare")
+    /// The manifest beside (or inside) a container. An HDF5 file carries it as an attribute too:
+    /// the two must be identical, and the attribute stands in when the sidecar is missing.
+    static func loadManifest(_ container: TensorContainer) throws -> (Manifest, String) {
+        let sidecar = container.manifestPath
+        let embedded = try container.embeddedManifest()
+        var st = stat()
+        guard stat(sidecar, &st) == 0 else {
+            if let embedded {
+                return (try Manifest.decode(embedded, path: container.path), "attribute '\(HDF5Writer.manifestAttribute)'")
+            }
+            throw ImgConvError(.notFound, path: sidecar, "manifest does not exist (verify needs the manifest written with the output)")
         }
-        let plan = ImagePlan(width: record.shape[2], height: record.shape[1], channels: record.shape[3],
-                             depth: SampleDepth(dtype: dtype) ?? .eight)
+        let bytes = try readFile(sidecar)
+        if let embedded, embedded != bytes {
+            throw ImgConvError(.verificationFailed, path: container.path,
+                               "attribute '\(HDF5Writer.manifestAttribute)' differs from the manifest '\(sidecar)'")
+        }
+        return (try Manifest.decode(bytes, path: sidecar), "'\(sidecar)'" + (embedded == nil ? "" : " (equal to the embedded copy)"))
+    }
+
+    /// The plan a conversion used, from the manifest: the image tensor's shape and dtype and the
+    /// recorded shaping options. `widenToInt32`: uint16 pixels were stored as int32 (IDX).
+    static func plan(for record: Manifest.TensorRecord, options: Manifest.Options, path: String) throws -> (ImagePlan, widenToInt32: Bool) {
+        let layout = ImageLayout(rawValue: options.layout ?? "nhwc") ?? .nhwc
+        let s = record.shape
+        let (height, width, channels): (Int, Int, Int)
+        switch s.count {
+        case 4 where layout == .nchw: (channels, height, width) = (s[1], s[2], s[3])
+        case 4: (height, width, channels) = (s[1], s[2], s[3])
+        case 3: (height, width, channels) = (s[1], s[2], 1)   // IDX leaves out one channel
+        default: throw ImgConvError(.verificationFailed, path: path, "trainXs of shape \(s) is not a tensor of images")
+        }
+        var depth: SampleDepth
+        var outputDType: DType?
+        var widen = false
+        switch DType(rawValue: record.dtype) {
+        case .uint8?: depth = .eight
+        case .uint16?: depth = .sixteen
+        case .float32?: depth = .float32
+        case .float16?: (depth, outputDType) = (.float32, .float16)
+        case .int32?: (depth, widen) = (.sixteen, true)
+        default: throw ImgConvError(.verificationFailed, path: path, "trainXs of dtype \(record.dtype) was not decoded from images")
+        }
+        var plan = ImagePlan(width: width, height: height, channels: channels, depth: depth)
+        plan.outputDType = outputDType
+        plan.layout = s.count == 4 ? layout : .nhwc
+        plan.fit = ResizeFit(rawValue: options.fit ?? "stretch") ?? .stretch
+        plan.filter = ResizeFilter(rawValue: options.resizeFilter) ?? .bilinear
+        if let pad = options.padColor { plan.padColor = pad.map(Double.init) + (pad.count == 3 ? [255] : []) }
+        plan.background = options.background.map { $0.map(Double.init) }
+        func perChannel(_ v: [Float]?) -> [Float]? { v.map { $0.count == 1 ? Array(repeating: $0[0], count: channels) : $0 } }
+        plan.normalization = Normalization(unitScale: options.scale == "unit", mean: perChannel(options.mean), std: perChannel(options.std))
+        return (plan, widen)
+    }
+
+    private func compareSources(container: TensorContainer, manifest: Manifest, root: String, path: String) throws {
+        guard let record = manifest.tensors.first(where: { $0.name == "trainXs" }) else {
+            throw ImgConvError(.verificationFailed, path: path, "the manifest records no trainXs tensor to compare")
+        }
+        let (plan, widen) = try Self.plan(for: record, options: manifest.options, path: path)
+        let storedBytes = widen ? plan.bytesPerImage * 2 : plan.bytesPerImage
         let (_, stream) = try container.open("trainXs")
         var decodeOptions = DecodeOptions()
         decodeOptions.exifOrientation = manifest.options.exifOrientation
@@ -129,12 +184,57 @@ public struct Verifier {
             },
             consume: { i, result in
                 let decoded = try result.get()
-                let stored = try stream.read(count: plan.bytesPerImage)
-                guard stored == decoded.pixels else {
+                let stored = try stream.read(count: storedBytes)
+                guard stored == (widen ? Self.widenToInt32(decoded.pixels) : decoded.pixels) else {
                     let changed = decoded.sha256 != files[i].sha256 ? " (the source file changed since the conversion)" : ""
                     throw ImgConvError(.verificationFailed, path: path,
                                        "trainXs image \(i) differs from a fresh decode of '\(files[i].path)'\(changed)")
                 }
             })
+    }
+
+    /// uint16 samples (little-endian) as int32, as the IDX writer stores them.
+    static func widenToInt32(_ bytes: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: bytes.count * 2)
+        for i in 0..<bytes.count / 2 {
+            out[4 * i] = bytes[2 * i]
+            out[4 * i + 1] = bytes[2 * i + 1]
+        }
+        return out
+    }
+}
+
+/// Checks that every label (of any integer type, little-endian) lies in [0, classCount), over
+/// data that arrives in pieces.
+struct LabelRangeCheck {
+    let dtype: DType?
+    let classCount: Int
+    private var carry: [UInt8] = []
+    private(set) var error: String?
+
+    init(dtype: DType?, classCount: Int) {
+        self.dtype = dtype
+        self.classCount = classCount
+        if let dtype, dtype.isFloatingPoint { error = "labels have the floating-point dtype \(dtype.rawValue)" }
+        if dtype == nil { error = "labels have an unknown dtype" }
+    }
+
+    mutating func update(_ chunk: UnsafeRawBufferPointer) {
+        guard error == nil, let dtype else { return }
+        let size = dtype.byteSize
+        carry.append(contentsOf: chunk)
+        let whole = carry.count / size * size
+        for k in stride(from: 0, to: whole, by: size) {
+            var raw: UInt64 = 0
+            for b in 0..<size { raw |= UInt64(carry[k + b]) << (8 * UInt64(b)) }
+            let v: Int64
+            if dtype.isSigned && size < 8 && raw >> (8 * UInt64(size) - 1) & 1 == 1 {
+                v = Int64(bitPattern: raw | ~((1 << (8 * UInt64(size))) - 1))
+            } else {
+                v = Int64(bitPattern: raw)
+            }
+            if v < 0 || v >= classCount { error = "label \(v) is outside [0, \(classCount))"; break }
+        }
+        carry.removeFirst(whole)
     }
 }

@@ -148,9 +148,11 @@ public final class AtomicOutputFile {
     }
 
     /// Flushes, syncs and renames the temporary file over the target.
-    public func commit() throws {
+    /// - Parameter sync: `fsync` before the rename (skip it for many small files whose batch can be
+    ///   redone, such as `export`'s PNGs).
+    public func commit(sync: Bool = true) throws {
         try flush()
-        if fsync(fd) != 0 { let e = errno; abort(); throw ioError(e) }
+        if sync && fsync(fd) != 0 { let e = errno; abort(); throw ioError(e) }
         close(fd)
         closed = true
         if rename(temporaryPath, targetPath) != 0 {
@@ -252,11 +254,11 @@ public final class TemporaryOutputPath {
 }
 
 /// Writes a small file atomically (temporary file, then rename).
-public func writeFileAtomically(_ path: String, _ bytes: [UInt8]) throws {
+public func writeFileAtomically(_ path: String, _ bytes: [UInt8], sync: Bool = true) throws {
     let out = try AtomicOutputFile(target: path)
     do {
         try out.write(bytes)
-        try out.commit()
+        try out.commit(sync: sync)
     } catch {
         out.abort()
         throw error

@@ -1,24 +1,94 @@
 import ImgConvCore
 
-/// A file or folder holding named NPY tensors: an `.npz` archive or a folder of `.npy` files.
+/// A file or folder holding named tensors: an `.npz` archive, a folder of `.npy` files, an HDF5
+/// file or an IDX pair. Every tensor reads as NPY would hold it: a header (descr, shape) and a
+/// stream of its C-order, little-endian data bytes, whatever the storage.
 public protocol TensorContainer: AnyObject {
     var path: String { get }
+    /// `npz`, `npy`, `h5` or `idx`.
+    var formatName: String { get }
     var tensorNames: [String] { get }
     /// Opens a tensor: its validated header and a stream of exactly its data bytes.
     /// - Throws: `.corruptInput` naming the file and member, `.notFound` when it is absent.
     func open(_ name: String) throws -> (NPYHeader, ByteStream)
     /// The file name a tensor is stored under (for messages).
     func storageName(_ name: String) -> String
+    /// Where imgconv puts the manifest of this container.
+    var manifestPath: String { get }
+    /// The class names the container holds itself; nil when it has none (IDX).
+    /// - Throws: `.corruptInput` when they are stored but cannot be read.
+    func classNames() throws -> [String]?
+    /// A manifest stored inside the container (HDF5's `imgconv_manifest` attribute), else nil.
+    func embeddedManifest() throws -> [UInt8]?
+    /// How a tensor is stored, for `inspect` (`stored`, `deflate`, `shuffle+gzip(4)`, `gzip file`...).
+    func compression(of name: String) throws -> String
 }
 
-/// Opens `.npz` files and `.npy` folders.
-public func openContainer(_ path: String) throws -> TensorContainer {
+extension TensorContainer {
+    public func classNames() throws -> [String]? {
+        guard tensorNames.contains("classNames") else { return nil }
+        let (header, stream) = try open("classNames")
+        guard header.shape.count == 1 else {
+            throw ImgConvError(.corruptInput, path: path, "\(storageName("classNames")): shape \(header.shape) is not 1-D")
+        }
+        guard header.descr.hasPrefix("<U") else {
+            throw ImgConvError(.unsupported, path: path, "\(storageName("classNames")): dtype '\(header.descr)' is not a numpy str array")
+        }
+        let bytes = try stream.read(count: try dataLength(header, path: path, label: storageName("classNames")))
+        return decodeUnicodeArray(bytes, descr: header.descr, count: header.shape[0])
+    }
+
+    public func embeddedManifest() throws -> [UInt8]? { nil }
+
+    public func compression(of name: String) throws -> String { "none" }
+}
+
+/// Opens any container imgconv reads, recognised by its first bytes (never its extension): a ZIP
+/// (`.npz`), HDF5, a single `.npy`, IDX (plain or gzip); a folder of `.npy` files or one holding
+/// an IDX pair (`prefix` picks one of several).
+/// - Parameter labels: the IDX labels file, when its name does not follow MNIST's naming.
+/// - Throws: `.notFound` when the path does not exist, `.unsupported` when it is none of these,
+///   `.corruptInput` for a malformed header.
+public func openContainer(_ path: String, labels: String? = nil, prefix: String? = nil) throws -> TensorContainer {
     var st = stat()
     guard stat(path, &st) == 0 else {
         throw ImgConvError(.notFound, path: path, "does not exist")
     }
-    if (st.st_mode & S_IFMT) == S_IFDIR { return try NPYDirectoryReader(directory: path) }
-    return try NPZReader(path: path)
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+        let entries = listFolder(path)
+        if let idx = try IDXReader.imagesFile(in: path, entries: entries, prefix: prefix) {
+            return try IDXReader(images: path + "/" + idx, labels: labels)
+        }
+        guard entries.contains(where: { $0.hasSuffix(".npy") }) else {
+            throw ImgConvError(.unsupported, path: path, "folder holds no .npy files and no IDX images file")
+        }
+        return try NPYDirectoryReader(directory: path)
+    }
+    let (head, _) = try readFilePrefix(path, count: 8)
+    if head.starts(with: [0x50, 0x4B]) { return try NPZReader(path: path) }
+    if head.starts(with: NPYHeader.magic) { return try NPYFileReader(path: path) }
+    if HDF5Reader.hasSignature(path) { return try HDF5Reader(path: path) }
+    // IDX starts with two zero bytes; the header check then says which field is wrong.
+    if head.starts(with: [0x1F, 0x8B]) || head.starts(with: [0, 0]) {
+        return try IDXReader(images: path, labels: labels)
+    }
+    let shown = head.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")
+    throw ImgConvError(.unsupported, path: path,
+                       "not an .npz, .npy, .h5 or IDX file (starts with \(head.isEmpty ? "nothing: the file is empty" : shown))")
+}
+
+/// The names in a folder (not starting with `.`), sorted.
+func listFolder(_ path: String) -> [String] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let e = readdir(dir) {
+        let name = withUnsafePointer(to: e.pointee.d_name) {
+            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+        }
+        if !name.hasPrefix(".") { names.append(name) }
+    }
+    return names.sorted()
 }
 
 /// Reads the NPY header at the start of a stream and returns it with the data length it implies.
@@ -85,6 +155,13 @@ func dataLength(_ header: NPYHeader, path: String, label: String) throws -> Int 
 public final class NPZReader: TensorContainer {
     public let path: String
     let zip: ZipReader
+    public var formatName: String { "npz" }
+    public var manifestPath: String { path + ".manifest.json" }
+
+    public func compression(of name: String) throws -> String {
+        guard let member = zip.member(named: storageName(name)) else { return "none" }
+        return member.method == 8 ? "deflate" : "stored"
+    }
 
     public init(path: String) throws {
         self.path = path
@@ -116,24 +193,13 @@ public final class NPZReader: TensorContainer {
 
 public final class NPYDirectoryReader: TensorContainer {
     public let path: String
+    public var formatName: String { "npy" }
+    public var manifestPath: String { path + "/manifest.json" }
 
     public init(directory: String) throws { path = directory }
 
     public var tensorNames: [String] {
-        (try? listNPY()) ?? []
-    }
-
-    private func listNPY() throws -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let e = readdir(dir) {
-            let name = withUnsafePointer(to: e.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name.hasSuffix(".npy") && !name.hasPrefix(".") { names.append(String(name.dropLast(4))) }
-        }
-        return names.sorted()
+        listFolder(path).filter { $0.hasSuffix(".npy") }.map { String($0.dropLast(4)) }
     }
 
     public func storageName(_ name: String) -> String { name + ".npy" }
@@ -150,3 +216,30 @@ public final class NPYDirectoryReader: TensorContainer {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// A single `.npy` file: one tensor, named after the file.
+public final class NPYFileReader: TensorContainer {
+    public let path: String
+    public let name: String
+    public var formatName: String { "npy" }
+    public var manifestPath: String { path + ".manifest.json" }
+
+    public init(path: String) throws {
+        self.path = path
+        let base = path.split(separator: "/").last.map(String.init) ?? path
+        name = base.hasSuffix(".npy") ? String(base.dropLast(4)) : base
+    }
+
+    public var tensorNames: [String] { [name] }
+
+    public func storageName(_ name: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
+
+    public func open(_ name: String) throws -> (NPYHeader, ByteStream) {
+        guard name == self.name else { throw ImgConvError(.notFound, path: path, "holds no tensor '\(name)'") }
+        let file = try ReadOnlyFile(path: path)
+        let stream = FileRegionStream(file: file, offset: 0, length: file.size)
+        let header = try readHeader(from: stream, path: path)
+        let length = try dataLength(header, path: path, label: storageName(name))
+        return (header, ExactLengthStream(stream, length: length, label: storageName(name)))
+    }
+}

@@ -9,7 +9,7 @@ struct IMGConvCommand: ParsableCommand {
         commandName: "imgconv",
         abstract: "Convert labeled image folders (ROOT/<class>/<images>) into training tensors.",
         version: ToolInfo.version,
-        subcommands: [ToNPZ.self, ToNPY.self, Verify.self])
+        subcommands: [ToNPZ.self, ToNPY.self, ToHDF5.self, ToIDX.self, Convert.self, Inspect.self, Export.self, Verify.self])
 
     /// Runs a subcommand body: library errors become one line on stderr and a documented exit code.
     static func run(_ body: () throws -> Void) throws {
@@ -25,9 +25,11 @@ struct IMGConvCommand: ParsableCommand {
 
 enum Console {
     static func error(_ line: String) {
+        ProgressBar.shared.clear()
         FileHandle.standardError.write(Data(("imgconv: " + line + "\n").utf8))
     }
     static func warning(_ line: String) {
+        ProgressBar.shared.clear()
         FileHandle.standardError.write(Data(("imgconv: warning: " + line + "\n").utf8))
     }
     static func out(_ line: String) {

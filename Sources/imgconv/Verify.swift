@@ -6,18 +6,24 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Re-read an output and check it against its manifest (and, with --against, its sources).")
 
-    @Argument(help: "An .npz file or a folder of .npy files written by imgconv.")
+    @Argument(help: "An .npz or .h5 file, a folder of .npy files, or an IDX images file (or the folder holding the pair), written by imgconv.")
     var path: String
 
     @Option(help: "Re-decode the dataset at this root and compare every pixel.")
     var against: String?
+
+    @Option(help: "The IDX labels file, when its name does not follow MNIST's (images -> labels, idx3 -> idx1).")
+    var labels: String?
+
+    @Option(help: "In a folder of several IDX pairs, the one whose files start with this prefix.")
+    var prefix: String?
 
     @Option(help: "Decoding threads for --against.")
     var jobs: Int = ConversionOptions.defaultJobs
 
     func run() throws {
         try IMGConvCommand.run {
-            let report = try Verifier(jobs: jobs).verify(path: path, against: against)
+            let report = try Verifier(jobs: jobs).verify(path: path, against: against, labels: labels, prefix: prefix)
             for line in report.checks { Console.out("ok: " + line) }
             Console.out("imgconv: verified '\(path)': \(report.checks.count) checks passed")
         }

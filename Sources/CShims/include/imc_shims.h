@@ -68,4 +68,12 @@ typedef struct {
 int imc_jpeg_decode(const uint8_t *data, size_t len, int info_only, int allow_warnings, uint8_t *dst,
                     size_t dst_len, imc_jpeg_info *info, char *err, size_t errlen);
 
+// PNG encoding (libpng's errors longjmp, so the whole write lives in one C function). Samples are
+// interleaved rows without padding, 16-bit samples in host (little-endian) order. channels: 1 gray,
+// 2 gray+alpha, 3 RGB, 4 RGBA; bit_depth 8 or 16; level 0-9. No time or text chunks, so the same
+// pixels give the same bytes. On success *out (free with imc_png_free) holds *out_len bytes.
+int imc_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height, int channels, int bit_depth,
+                   int level, uint8_t **out, size_t *out_len, char *err, size_t errlen);
+void imc_png_free(uint8_t *buffer);
+
 #endif

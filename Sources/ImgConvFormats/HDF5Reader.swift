@@ -1,0 +1,312 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CHDF5
+import ImgConvCore
+
+/// Reads an HDF5 file as a tensor container: every numeric dataset of the root group by its name
+/// (`trainXs`, `trainYs`...), and the class names from the root attribute `classNames` (or a
+/// string dataset `/classNames`), which reads as a numpy `<U` array like an `.npz` member. Data
+/// streams a few chunks at a time, converted by HDF5 to little-endian.
+public final class HDF5Reader: TensorContainer {
+    public let path: String
+    public var formatName: String { "h5" }
+    public var manifestPath: String { path + ".manifest.json" }
+    private let handles = HDF5Handles()
+    private var file: hid_t = -1
+    /// Numeric and string datasets of the root group, in name order.
+    public private(set) var datasetNames: [String] = []
+    private var hasClassNamesAttribute = false
+
+    private var ctx: HDF5Context { HDF5Context(path: path, code: .corruptInput) }
+
+    /// - Throws: `.corruptInput` with HDF5's reason when the file cannot be opened.
+    public init(path: String) throws {
+        self.path = path
+        try HDF5.run {
+            let ctx = self.ctx
+            file = handles.own(try ctx.check(H5Fopen(path, imc_h5f_acc_rdonly(), imc_h5p_default()), "open the file"), .file)
+            var info = H5G_info_t()
+            try ctx.check(H5Gget_info(file, &info), "list the root group")
+            for i in 0..<info.nlinks {
+                let length = try ctx.check(H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, imc_h5p_default()),
+                                           "read the name of link \(i)")
+                var buffer = [CChar](repeating: 0, count: Int(length) + 1)
+                try ctx.check(H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buffer, buffer.count, imc_h5p_default()),
+                              "read the name of link \(i)")
+                let name = String(cString: buffer)
+                // Only objects that resolve (not dangling links) and are datasets.
+                let object = H5Oopen(file, name, imc_h5p_default())
+                if object < 0 { _ = HDF5.takeErrorStack(); continue }
+                if H5Iget_type(object) == H5I_DATASET { datasetNames.append(name) }
+                H5Oclose(object)
+            }
+            hasClassNamesAttribute = try ctx.check(H5Aexists(file, HDF5Writer.classNamesAttribute), "look for the class names") > 0
+        }
+    }
+
+    /// HDF5's signature at the start of the file or of a user block (512, 1024, 2048... bytes).
+    public static func hasSignature(_ path: String) -> Bool {
+        guard let file = try? ReadOnlyFile(path: path) else { return false }
+        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+        var offset = 0
+        while offset + 8 <= file.size {
+            if (try? file.read(at: offset, count: 8)) == signature { return true }
+            offset = offset == 0 ? 512 : offset * 2
+        }
+        return false
+    }
+
+    public var tensorNames: [String] {
+        hasClassNamesAttribute && !datasetNames.contains("classNames") ? datasetNames + ["classNames"] : datasetNames
+    }
+
+    public func storageName(_ name: String) -> String {
+        name == "classNames" && !datasetNames.contains(name) ? "attribute '/classNames'" : "dataset '/\(name)'"
+    }
+
+    private func missing(_ name: String) -> ImgConvError {
+        let present = datasetNames.isEmpty ? "no datasets" : datasetNames.map { "/" + $0 }.joined(separator: ", ")
+        return ImgConvError(.corruptInput, path: path, "HDF5: dataset '/\(name)' is missing (the file holds \(present))")
+    }
+
+    public func open(_ name: String) throws -> (NPYHeader, ByteStream) {
+        if name == "classNames" {
+            guard let names = try classNames() else { throw missing(name) }
+            let (header, data) = SmallArrays.classNames(names)
+            return (header, BytesStream(data))
+        }
+        guard datasetNames.contains(name) else { throw missing(name) }
+        return try HDF5.run {
+            let ctx = self.ctx
+            let handles = HDF5Handles()
+            let dataset = handles.own(try ctx.check(H5Dopen2(file, name, imc_h5p_default()), "open the dataset '/\(name)'"), .dataset)
+            let scope = HDF5Handles()
+            defer { scope.closeAll() }
+            let type = scope.own(try ctx.check(H5Dget_type(dataset), "read the type of '/\(name)'"), .datatype)
+            guard let dtype = HDF5Types.dtype(of: type) else {
+                throw ImgConvError(.unsupported, path: path, "HDF5: dataset '/\(name)' has a type imgconv does not read (class \(H5Tget_class(type).rawValue), \(H5Tget_size(type)) bytes)")
+            }
+            let space = scope.own(try ctx.check(H5Dget_space(dataset), "read the shape of '/\(name)'"), .dataspace)
+            let rank = Int(try ctx.check(H5Sget_simple_extent_ndims(space), "read the rank of '/\(name)'"))
+            var dims = [hsize_t](repeating: 0, count: rank)
+            try ctx.check(H5Sget_simple_extent_dims(space, &dims, nil), "read the shape of '/\(name)'")
+            let shape = dims.map { Int($0) }
+            guard checkedByteCount(shape, elementSize: dtype.byteSize) != nil else {
+                throw ImgConvError(.corruptInput, path: path, "HDF5: dataset '/\(name)': shape \(shape) overflows")
+            }
+            var chunkRows = 1
+            let dcpl = scope.own(try ctx.check(H5Dget_create_plist(dataset), "read the layout of '/\(name)'"), .propertyList)
+            if H5Pget_layout(dcpl) == H5D_CHUNKED && rank > 0 {
+                var chunk = [hsize_t](repeating: 0, count: rank)
+                if H5Pget_chunk(dcpl, Int32(rank), &chunk) == Int32(rank) { chunkRows = max(1, Int(chunk[0])) }
+            }
+            let stream = HDF5DatasetStream(handles: handles, dataset: dataset, name: name, dtype: dtype, shape: shape,
+                                           chunkRows: chunkRows, ctx: ctx)
+            return (NPYHeader(descr: dtype.npyDescr, shape: shape), stream)
+        }
+    }
+
+    public func classNames() throws -> [String]? {
+        try HDF5.run {
+            if hasClassNamesAttribute { return try readStrings(attribute: HDF5Writer.classNamesAttribute) }
+            if datasetNames.contains("classNames") { return try readStrings(dataset: "classNames") }
+            return nil
+        }
+    }
+
+    public func embeddedManifest() throws -> [UInt8]? {
+        try HDF5.run {
+            guard try ctx.check(H5Aexists(file, HDF5Writer.manifestAttribute), "look for the manifest") > 0 else { return nil }
+            let strings = try readStrings(attribute: HDF5Writer.manifestAttribute)
+            guard strings.count == 1 else {
+                throw ctx.fail("HDF5: attribute '\(HDF5Writer.manifestAttribute)' holds \(strings.count) strings, expected 1")
+            }
+            return Array(strings[0].utf8)
+        }
+    }
+
+    public func compression(of name: String) throws -> String {
+        guard datasetNames.contains(name) else { return "none (attribute)" }
+        return try HDF5.run {
+            let ctx = self.ctx
+            let scope = HDF5Handles()
+            defer { scope.closeAll() }
+            let dataset = scope.own(try ctx.check(H5Dopen2(file, name, imc_h5p_default()), "open the dataset '/\(name)'"), .dataset)
+            let dcpl = scope.own(try ctx.check(H5Dget_create_plist(dataset), "read the layout of '/\(name)'"), .propertyList)
+            guard H5Pget_layout(dcpl) == H5D_CHUNKED else { return "none (contiguous)" }
+            var filters: [String] = []
+            let count = try ctx.check(H5Pget_nfilters(dcpl), "read the filters of '/\(name)'")
+            for i in 0..<UInt32(count) {
+                var flags: UInt32 = 0
+                var values = [UInt32](repeating: 0, count: 8)
+                var valueCount = values.count
+                var filterName = [CChar](repeating: 0, count: 64)
+                var config: UInt32 = 0
+                let id = try ctx.check(H5Pget_filter2(dcpl, i, &flags, &valueCount, &values, filterName.count, &filterName, &config),
+                                       "read filter \(i) of '/\(name)'")
+                switch id {
+                case H5Z_FILTER_DEFLATE: filters.append("gzip(\(valueCount > 0 ? values[0] : 0))")
+                case H5Z_FILTER_SHUFFLE: filters.append("shuffle")
+                case H5Z_FILTER_FLETCHER32: filters.append("fletcher32")
+                default: filters.append(String(cString: filterName).isEmpty ? "filter \(id)" : String(cString: filterName))
+                }
+            }
+            let rank = Int(H5Pget_chunk(dcpl, 0, nil))
+            var chunk = [hsize_t](repeating: 0, count: max(rank, 1))
+            _ = H5Pget_chunk(dcpl, Int32(rank), &chunk)
+            let chunkText = "chunks (" + chunk.prefix(rank).map { String($0) }.joined(separator: ", ") + ")"
+            return (filters.isEmpty ? "none" : filters.joined(separator: "+")) + ", " + chunkText
+        }
+    }
+
+    /// Strings of a string attribute of the root group, variable-length or fixed-length.
+    private func readStrings(attribute: String) throws -> [String] {
+        let ctx = self.ctx
+        let scope = HDF5Handles()
+        defer { scope.closeAll() }
+        let attr = scope.own(try ctx.check(H5Aopen(file, attribute, imc_h5p_default()), "open the attribute '\(attribute)'"), .attribute)
+        let type = scope.own(try ctx.check(H5Aget_type(attr), "read the type of '\(attribute)'"), .datatype)
+        let space = scope.own(try ctx.check(H5Aget_space(attr), "read the shape of '\(attribute)'"), .dataspace)
+        return try readStrings(type: type, space: space, what: "attribute '\(attribute)'", scope: scope) { memType, buffer in
+            H5Aread(attr, memType, buffer)
+        }
+    }
+
+    /// Strings of a string dataset of the root group.
+    private func readStrings(dataset name: String) throws -> [String] {
+        let ctx = self.ctx
+        let scope = HDF5Handles()
+        defer { scope.closeAll() }
+        let dataset = scope.own(try ctx.check(H5Dopen2(file, name, imc_h5p_default()), "open the dataset '/\(name)'"), .dataset)
+        let type = scope.own(try ctx.check(H5Dget_type(dataset), "read the type of '/\(name)'"), .datatype)
+        let space = scope.own(try ctx.check(H5Dget_space(dataset), "read the shape of '/\(name)'"), .dataspace)
+        return try readStrings(type: type, space: space, what: "dataset '/\(name)'", scope: scope) { memType, buffer in
+            H5Dread(dataset, memType, imc_h5s_all(), imc_h5s_all(), imc_h5p_default(), buffer)
+        }
+    }
+
+    private func readStrings(type: hid_t, space: hid_t, what: String, scope: HDF5Handles,
+                             read: (hid_t, UnsafeMutableRawPointer) -> herr_t) throws -> [String] {
+        let ctx = self.ctx
+        guard H5Tget_class(type) == H5T_STRING else { throw ctx.fail("HDF5: \(what) does not hold strings") }
+        let count = Int(try ctx.check(H5Sget_simple_extent_npoints(space), "count the strings of \(what)"))
+        if try ctx.check(H5Tis_variable_str(type), "read the string type of \(what)") > 0 {
+            let memType = try HDF5Types.makeVariableString(ctx, scope)
+            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+            if count > 0 {
+                _ = try pointers.withUnsafeMutableBytes { buf in
+                    try ctx.check(read(memType, buf.baseAddress!), "read \(what)")
+                }
+            }
+            let strings = pointers.map { $0.map { String(cString: $0) } ?? "" }
+            // The library allocated each string: give them back.
+            if count > 0 {
+                _ = pointers.withUnsafeMutableBytes { buf in H5Dvlen_reclaim(memType, space, imc_h5p_default(), buf.baseAddress!) }
+            }
+            return strings
+        }
+        let size = H5Tget_size(type)
+        guard size > 0 else { throw ctx.fail("HDF5: \(what) has strings of size 0") }
+        let memType = scope.own(try ctx.check(H5Tcopy(type), "copy the string type of \(what)"), .datatype)
+        var bytes = [UInt8](repeating: 0, count: count * size)
+        if count > 0 {
+            _ = try bytes.withUnsafeMutableBytes { buf in
+                try ctx.check(read(memType, buf.baseAddress!), "read \(what)")
+            }
+        }
+        return (0..<count).map { i in
+            var item = bytes[(i * size)..<((i + 1) * size)]
+            while let last = item.last, last == 0 || last == 0x20 { item = item.dropLast() }
+            return String(decoding: item, as: UTF8.self)
+        }
+    }
+}
+
+/// A dataset's data, read along its first axis a few chunks at a time.
+final class HDF5DatasetStream: ByteStream {
+    private let handles: HDF5Handles
+    private let dataset: hid_t
+    private let name: String
+    private let dtype: DType
+    private let shape: [Int]
+    private let rowBytes: Int
+    private let rowsPerRead: Int
+    private let rows: Int
+    private let ctx: HDF5Context
+    private var nextRow = 0
+    private var staging: [UInt8] = []
+    private var start = 0
+
+    init(handles: HDF5Handles, dataset: hid_t, name: String, dtype: DType, shape: [Int], chunkRows: Int, ctx: HDF5Context) {
+        self.handles = handles
+        self.dataset = dataset
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.ctx = ctx
+        // A scalar dataset is one row of one element.
+        rows = shape.first ?? 1
+        rowBytes = shape.dropFirst().reduce(dtype.byteSize, *)
+        // About 1 MiB per read, in whole chunks so each chunk is read (and inflated) once.
+        let wanted = max(1, (1 << 20) / max(1, rowBytes))
+        rowsPerRead = max(chunkRows, wanted / chunkRows * chunkRows)
+    }
+
+    deinit {
+        let handles = self.handles
+        _ = try? HDF5.run { handles.closeAll() }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if start >= staging.count {
+            guard nextRow < rows, rowBytes > 0 else { return 0 }
+            let count = min(rowsPerRead, rows - nextRow)
+            staging = [UInt8](repeating: 0, count: count * rowBytes)
+            start = 0
+            let (first, ctx, dataset, shape, name, dtype) = (nextRow, self.ctx, self.dataset, self.shape, self.name, self.dtype)
+            try staging.withUnsafeMutableBytes { buf in
+                try HDF5.run {
+                    let memType = HDF5Types.type(for: dtype)
+                    if shape.isEmpty {
+                        try ctx.check(H5Dread(dataset, memType, imc_h5s_all(), imc_h5s_all(), imc_h5p_default(), buf.baseAddress!),
+                                      "read '/\(name)'")
+                        return
+                    }
+                    let scope = HDF5Handles()
+                    defer { scope.closeAll() }
+                    let fileSpace = scope.own(try ctx.check(H5Dget_space(dataset), "get the dataspace of '/\(name)'"), .dataspace)
+                    var offset = [hsize_t(first)] + shape.dropFirst().map { _ in hsize_t(0) }
+                    var block = [hsize_t(count)] + shape.dropFirst().map { hsize_t($0) }
+                    try ctx.check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &offset, nil, &block, nil), "select rows of '/\(name)'")
+                    let memSpace = scope.own(try ctx.check(H5Screate_simple(Int32(block.count), &block, nil), "create a memory dataspace"), .dataspace)
+                    try ctx.check(H5Dread(dataset, memType, memSpace, fileSpace, imc_h5p_default(), buf.baseAddress!),
+                                  "read rows \(first)..<\(first + count) of '/\(name)'")
+                }
+            }
+            nextRow += count
+        }
+        let take = min(buffer.count, staging.count - start)
+        staging.withUnsafeBytes { src in
+            buffer.baseAddress!.copyMemory(from: src.baseAddress! + start, byteCount: take)
+        }
+        start += take
+        return take
+    }
+}
+
+/// Bytes held in memory, as a stream.
+final class BytesStream: ByteStream {
+    private let bytes: [UInt8]
+    private var offset = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let take = min(buffer.count, bytes.count - offset)
+        guard take > 0 else { return 0 }
+        bytes.withUnsafeBytes { src in buffer.baseAddress!.copyMemory(from: src.baseAddress! + offset, byteCount: take) }
+        offset += take
+        return take
+    }
+}

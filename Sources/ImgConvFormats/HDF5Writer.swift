@@ -1,0 +1,236 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CHDF5
+import ImgConvCore
+
+/// Writes an HDF5 file (through libhdf5) that h5py opens: datasets `/trainXs` (N, H, W, C) and
+/// `/trainYs` (N,) int64, the class names as the root attribute `classNames` (variable-length
+/// UTF-8 strings, which h5py returns as `str`), and the manifest as the root attribute
+/// `imgconv_manifest` (see `embedManifest`).
+///
+/// Both datasets are chunked along N and extendible (N unlimited): images stream in a chunk at a
+/// time, so memory holds at most one chunk. A chunk is one image when an image is 32 KiB or more,
+/// else as many images as make 256 KiB or just over (never more than the planned count).
+/// `compress` adds the shuffle and gzip filters (`level` 0-9), as h5py's
+/// `compression="gzip", shuffle=True`.
+///
+/// The file is written under a temporary name beside the target and renamed by `commit()`;
+/// modification times are not stored, so the same input gives the same bytes.
+public final class HDF5Writer: DatasetWriter {
+    public let path: String
+    public let compress: Bool
+    public let level: Int
+    public var names = TensorNames()
+
+    private var output: TemporaryOutputPath?
+    private var handles: HDF5Handles?
+    private var file: hid_t = -1
+    private var images: hid_t = -1
+    private var layout = TensorLayout(dtype: .uint8, itemShape: [])
+    private var imagesPerChunk = 1
+    private var pending: [UInt8] = []
+    private var pendingCount = 0
+    private var written = 0
+    private var hash = SHA256Stream()
+
+    public static let manifestAttribute = "imgconv_manifest"
+    public static let classNamesAttribute = "classNames"
+
+    public init(path: String, compress: Bool = false, level: Int = 4) {
+        self.path = path
+        self.compress = compress
+        self.level = level
+    }
+
+    public var manifestPath: String { path + ".manifest.json" }
+
+    private var ctx: HDF5Context { HDF5Context(path: path, code: .io) }
+
+    deinit { abort() }
+
+    /// Images per chunk for images of `bytesPerImage` (see the type's documentation).
+    public static func imagesPerChunk(bytesPerImage: Int, planned: Int) -> Int {
+        guard bytesPerImage > 0, bytesPerImage < 32 << 10 else { return 1 }
+        let k = (256 << 10 + bytesPerImage - 1) / bytesPerImage
+        return max(1, min(k, planned))
+    }
+
+    public func begin(images layout: TensorLayout, count: Int) throws {
+        self.layout = layout
+        imagesPerChunk = Self.imagesPerChunk(bytesPerImage: layout.bytesPerItem, planned: count)
+        pending.reserveCapacity(imagesPerChunk * layout.bytesPerItem)
+        let output = try TemporaryOutputPath(target: path)
+        self.output = output
+        do {
+            try HDF5.run {
+                let handles = HDF5Handles()
+                self.handles = handles
+                let ctx = self.ctx
+                let scope = HDF5Handles()
+                defer { scope.closeAll() }
+                // No modification times (reproducible bytes); a format that allows attributes
+                // over 64 KiB (the manifest) and is still readable by HDF5 1.8 and later.
+                let fcpl = scope.own(try ctx.check(H5Pcreate(imc_h5p_file_create()), "create a file-creation property list"), .propertyList)
+                try ctx.check(H5Pset_obj_track_times(fcpl, false), "turn off modification times")
+                let fapl = scope.own(try ctx.check(H5Pcreate(imc_h5p_file_access()), "create a file-access property list"), .propertyList)
+                try ctx.check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V110), "set the format version bounds")
+                file = handles.own(try ctx.check(H5Fcreate(output.temporaryPath, imc_h5f_acc_trunc(), fcpl, fapl), "create the file"), .file)
+                images = try createDataset(names.images, dtype: layout.dtype, itemShape: layout.itemShape,
+                                           chunkItems: imagesPerChunk, handles: handles)
+            }
+        } catch {
+            abort()
+            throw error
+        }
+    }
+
+    /// A chunked dataset of zero items, extendible along its first axis.
+    private func createDataset(_ name: String, dtype: DType, itemShape: [Int], chunkItems: Int, handles: HDF5Handles) throws -> hid_t {
+        let ctx = self.ctx
+        let scope = HDF5Handles()
+        defer { scope.closeAll() }
+        let rank = Int32(1 + itemShape.count)
+        var dims = [hsize_t(0)] + itemShape.map { hsize_t($0) }
+        var maxDims = [imc_h5s_unlimited()] + itemShape.map { hsize_t($0) }
+        var chunk = [hsize_t(chunkItems)] + itemShape.map { hsize_t(max(1, $0)) }
+        let space = scope.own(try ctx.check(H5Screate_simple(rank, &dims, &maxDims), "create the dataspace of '/\(name)'"), .dataspace)
+        let dcpl = scope.own(try ctx.check(H5Pcreate(imc_h5p_dataset_create()), "create a dataset-creation property list"), .propertyList)
+        try ctx.check(H5Pset_chunk(dcpl, rank, &chunk), "set the chunks of '/\(name)'")
+        try ctx.check(H5Pset_obj_track_times(dcpl, false), "turn off modification times")
+        if compress {
+            try ctx.check(H5Pset_shuffle(dcpl), "add the shuffle filter")
+            try ctx.check(H5Pset_deflate(dcpl, UInt32(level)), "add the gzip filter")
+        }
+        let id = try ctx.check(H5Dcreate2(file, name, HDF5Types.type(for: dtype), space, imc_h5p_default(), dcpl, imc_h5p_default()),
+                               "create the dataset '/\(name)'")
+        return handles.own(id, .dataset)
+    }
+
+    /// Grows a dataset by `count` items and writes them (C order, the dataset's own type).
+    private func appendItems(_ dataset: hid_t, name: String, at start: Int, count: Int, itemShape: [Int], dtype: DType,
+                             bytes: UnsafeRawPointer) throws {
+        let ctx = self.ctx
+        try HDF5.run {
+            let scope = HDF5Handles()
+            defer { scope.closeAll() }
+            let rank = Int32(1 + itemShape.count)
+            var size = [hsize_t(start + count)] + itemShape.map { hsize_t($0) }
+            try ctx.check(H5Dset_extent(dataset, &size), "extend '/\(name)' to \(start + count) items")
+            let fileSpace = scope.own(try ctx.check(H5Dget_space(dataset), "get the dataspace of '/\(name)'"), .dataspace)
+            var offset = [hsize_t(start)] + itemShape.map { _ in hsize_t(0) }
+            var block = [hsize_t(count)] + itemShape.map { hsize_t($0) }
+            try ctx.check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &offset, nil, &block, nil), "select items of '/\(name)'")
+            let memSpace = scope.own(try ctx.check(H5Screate_simple(rank, &block, nil), "create a memory dataspace"), .dataspace)
+            try ctx.check(H5Dwrite(dataset, HDF5Types.type(for: dtype), memSpace, fileSpace, imc_h5p_default(), bytes),
+                          "write items \(start)..<\(start + count) of '/\(name)'")
+        }
+    }
+
+    public func append(image: UnsafeRawBufferPointer) throws {
+        precondition(image.count == layout.bytesPerItem, "image size")
+        hash.update(image)
+        if imagesPerChunk == 1 {
+            try appendItems(images, name: names.images, at: written, count: 1, itemShape: layout.itemShape,
+                            dtype: layout.dtype, bytes: image.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)
+            written += 1
+            return
+        }
+        pending.append(contentsOf: image)
+        pendingCount += 1
+        if pendingCount == imagesPerChunk { try flushPending() }
+    }
+
+    private func flushPending() throws {
+        guard pendingCount > 0 else { return }
+        try pending.withUnsafeBytes { buf in
+            try appendItems(images, name: names.images, at: written, count: pendingCount, itemShape: layout.itemShape,
+                            dtype: layout.dtype, bytes: buf.baseAddress!)
+        }
+        written += pendingCount
+        pendingCount = 0
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    public func finish(labels: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord] {
+        try flushPending()
+        precondition(labels.count == written, "one label per image")
+        let labelsChunk = max(1, min(labels.count, 32768))
+        let labelsID = try HDF5.run {
+            try createDataset(names.labels, dtype: .int64, itemShape: [], chunkItems: labelsChunk, handles: handles!)
+        }
+        if !labels.isEmpty {
+            let little = labels.map { $0.littleEndian }
+            try little.withUnsafeBytes { buf in
+                try appendItems(labelsID, name: names.labels, at: 0, count: labels.count, itemShape: [], dtype: .int64,
+                                bytes: buf.baseAddress!)
+            }
+        }
+        try HDF5.run { try writeStrings(classNames, attribute: Self.classNamesAttribute, scalar: false) }
+
+        let (labelsHeader, labelsData) = SmallArrays.labels(labels)
+        let (namesHeader, namesData) = SmallArrays.classNames(classNames)
+        return [
+            Manifest.TensorRecord(name: names.images, shape: layout.shape(count: written), dtype: layout.dtype.rawValue,
+                                  sha256: hash.finish()),
+            SmallArrays.record(names.labels, labelsHeader, labelsData),
+            // The attribute reads back as this numpy array (`<U` strings), whose bytes are hashed.
+            SmallArrays.record(names.classNames, namesHeader, namesData),
+        ]
+    }
+
+    /// Writes strings as a root attribute of variable-length UTF-8 strings: one (scalar) or an
+    /// array. An existing attribute of that name is replaced.
+    private func writeStrings(_ strings: [String], attribute: String, scalar: Bool) throws {
+        let ctx = self.ctx
+        let scope = HDF5Handles()
+        defer { scope.closeAll() }
+        if try ctx.check(H5Aexists(file, attribute), "look for the attribute '\(attribute)'") > 0 {
+            try ctx.check(H5Adelete(file, attribute), "replace the attribute '\(attribute)'")
+        }
+        let type = try HDF5Types.makeVariableString(ctx, scope)
+        var dims = [hsize_t(strings.count)]
+        let space = scalar
+            ? scope.own(try ctx.check(H5Screate(H5S_SCALAR), "create a scalar dataspace"), .dataspace)
+            : scope.own(try ctx.check(H5Screate_simple(1, &dims, nil), "create the dataspace of '\(attribute)'"), .dataspace)
+        let attr = scope.own(try ctx.check(H5Acreate2(file, attribute, type, space, imc_h5p_default(), imc_h5p_default()),
+                                           "create the attribute '\(attribute)'"), .attribute)
+        var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+        defer { pointers.forEach { free($0) } }
+        _ = try pointers.withUnsafeMutableBufferPointer { buf in
+            try ctx.check(H5Awrite(attr, type, buf.baseAddress!), "write the attribute '\(attribute)'")
+        }
+    }
+
+    /// Stores the manifest as the root attribute `imgconv_manifest` (one UTF-8 string).
+    public func embedManifest(_ json: [UInt8]) throws {
+        guard handles != nil else { preconditionFailure("embedManifest before begin") }
+        try HDF5.run { try writeStrings([String(decoding: json, as: UTF8.self)], attribute: Self.manifestAttribute, scalar: true) }
+    }
+
+    public func commit() throws {
+        guard let output else { preconditionFailure("commit before begin") }
+        let ctx = self.ctx
+        self.output = nil
+        do {
+            try HDF5.run {
+                let status = handles?.closeAll() ?? 0
+                handles = nil
+                try ctx.check(status, "close the file")
+            }
+        } catch {
+            output.abort()
+            throw error
+        }
+        try output.commit()
+    }
+
+    public func abort() {
+        if let handles {
+            _ = try? HDF5.run { handles.closeAll() }
+            self.handles = nil
+        }
+        output?.abort()
+        output = nil
+    }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import ImgConv
+import ImgConvCore
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a dataset's images back to class folders: OUTDIR/<class>/<index>.png.",
+        discussion: """
+            uint8 images become 8-bit PNGs, uint16 16-bit. <index> is the image's position in the tensor, \
+            zero-padded, and OUTDIR/classes.txt lists the class folders in label order, so \
+            `imgconv to-npz OUTDIR x.npz --classes-file OUTDIR/classes.txt` (with --color keep for 2 or 4 \
+            channels) gives back the images and labels in class order, bit for bit. Class names become single \
+            folder names ('/', '\\', NUL, control characters -> '_', '..' -> '__', no leading '.'): nothing is \
+            written outside OUTDIR.
+            """)
+
+    @Argument(help: "An .npz or .h5 file, a folder of .npy files, or an IDX images file.")
+    var input: String
+
+    @Argument(help: "Output folder (created if missing).")
+    var output: String
+
+    @Option(help: "The IDX labels file, when its name does not follow MNIST's.")
+    var labels: String?
+
+    @Flag(name: .shortAndLong, help: "Print nothing but errors.")
+    var quiet = false
+
+    func run() throws {
+        try IMGConvCommand.run {
+            let s = try Exporter(labels: labels).export(input: input, to: output)
+            if !quiet {
+                Console.out("imgconv: wrote '\(output)': \(s.images) \(s.bitDepth)-bit PNGs in \(s.classes) class folders")
+            }
+        }
+    }
+}
