@@ -188,6 +188,7 @@ private func createTemporaryFile(for target: String) throws -> (Int32, String) {
     guard (st.st_mode & S_IFMT) == S_IFDIR else {
         throw ImgConvError(.io, path: target, "'\(dir)' is not a folder")
     }
+    removeStaleTemporaries(dir: dir.isEmpty ? "/" : dir, base: base)
     var created: Int32 = -1
     var name = ""
     for attempt in 0..<100 {
@@ -201,6 +202,38 @@ private func createTemporaryFile(for target: String) throws -> (Int32, String) {
     }
     TemporaryFiles.register(name)
     return (created, name)
+}
+
+/// Removes `.<base>.imgconv-<pid>-<n>.tmp` files in `dir` left by processes that no longer run
+/// (a SIGKILL leaves its temporary behind); those of live processes, and every other file, stay.
+func removeStaleTemporaries(dir: String, base: String) {
+    let prefix = ".\(base).imgconv-"
+    guard let names = try? listAllEntries(dir) else { return }
+    for name in names where name.hasPrefix(prefix) && name.hasSuffix(".tmp") {
+        let middle = name.dropFirst(prefix.count).dropLast(4)   // "<pid>-<n>"
+        let parts = middle.split(separator: "-")
+        guard parts.count == 2, let pid = Int32(parts[0]), pid > 0, Int(parts[1]) != nil, pid != getpid() else { continue }
+        if kill(pid, 0) != 0 && errno == ESRCH {
+            let path = (dir.hasSuffix("/") ? dir : dir + "/") + name
+            var st = stat()
+            // Only regular files: never follow or remove a link planted under such a name.
+            if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG { unlink(path) }
+        }
+    }
+}
+
+/// Every entry of a folder, hidden ones included.
+private func listAllEntries(_ path: String) throws -> [String] {
+    guard let dir = opendir(path) else { throw ImgConvError(.io, path: path, "cannot list folder") }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafePointer(to: entry.pointee.d_name) {
+            $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+        }
+        names.append(name)
+    }
+    return names
 }
 
 /// A temporary path beside `targetPath` for output that a library writes itself (HDF5 opens
