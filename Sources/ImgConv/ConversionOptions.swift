@@ -51,6 +51,12 @@ public struct ConversionOptions: Sendable {
     public var classSort: ClassSort = .codepoint
     /// Shuffle the images with this seed (deterministic on every machine); nil keeps dataset order.
     public var shuffleSeed: UInt64?
+    /// Divide the images into train/val/test by these fractions (and seed).
+    public var split: SplitPlan?
+    /// Labels as (N, classes) one-hot rows.
+    public var onehot = false
+    /// Label dtype (uint8, int32, int64); nil = the format's default.
+    public var labelDType: DType?
     public var color: ColorMode = .auto
     public var dtype: DTypeChoice = .auto
     public var tiffPages: TIFFPages = .first

@@ -120,6 +120,9 @@ public struct Converter {
             scan = try ListScanner(classes: options.classes, naturalOrder: options.classSort == .natural).scan(list: csv)
         }
         scan.warnings.forEach(warn)
+        if options.labelDType == .uint8 && scan.classes.count > 256 {
+            throw ImgConvError(.invalidArgument, "uint8 labels hold at most 256 classes; this dataset has \(scan.classes.count) (use --label-dtype int32)")
+        }
         let decoders = Decoders(options: options.decode)
 
         // 1. Headers, in parallel, to plan the tensor before any pixel is decoded.
@@ -142,52 +145,62 @@ public struct Converter {
                 skipped.append(SkippedFile(path: file.relativePath, reason: e.message))
             }
         }
-        if let seed = options.shuffleSeed {
-            candidates = SeededShuffle(seed: seed).shuffled(candidates)
-        }
         let plan = try makePlan(candidates)
         if ignoredPages > 0 {
             warn("\(ignoredPages) further TIFF pages ignored (--tiff-pages all converts them)")
         }
 
-        // 2. Decode, conform and write, in dataset order.
-        try writer.begin(plan: plan, count: candidates.count)
-        var labels: [Int64] = []
+        // 2. Decode, conform and write, split by split, in dataset order within each.
+        let parts = try splitParts(candidates)
+        writer.labelEncoding = LabelEncoding(dtype: options.labelDType, onehot: options.onehot, classCount: scan.classes.count)
         var files: [Manifest.FileRecord] = []
         var counts = [Int](repeating: 0, count: scan.classes.count)
         var rotated = 0
         var written = 0
+        var done = 0
+        var tensors: [Manifest.TensorRecord] = []
+        var splitSizes: [String: Int] = [:]
         do {
-            try runOrderedPipeline(
-                count: candidates.count, jobs: options.jobs, window: max(8, options.jobs * 4),
-                work: { i -> Decoded in
-                    let c = candidates[i]
-                    return try Self.decodeAndConform(c.file, format: c.format, header: c.header, decoders: decoders,
-                                                     plan: plan, resize: options.size != nil, page: c.page)
-                },
-                consume: { i, result in
-                    let c = candidates[i]
-                    switch result {
-                    case .success(let d):
-                        try d.pixels.withUnsafeBytes { try writer.append(image: $0) }
-                        written += d.pixels.count
-                        progress(i + 1, candidates.count, written)
-                        labels.append(Int64(c.file.label))
-                        counts[c.file.label] += 1
-                        if c.header.orientation > 1 { rotated += 1 }
-                        if let w = d.warning { warn("'\(c.file.relativePath)': accepted with a warning: \(w)") }
-                        files.append(Manifest.FileRecord(path: c.file.relativePath, label: c.file.label,
-                                                         format: c.format.rawValue, sha256: d.sha256,
-                                                         page: c.format == .tiff && c.header.pages > 1 && options.tiffPages == .all ? c.page : nil,
-                                                         orientation: c.header.orientation > 1 ? c.header.orientation : nil,
-                                                         warning: d.warning))
-                    case .failure(let error):
-                        guard options.skipBad, let e = error as? ImgConvError, e.code != .io, e.code != .internal else { throw error }
-                        warn("skipping \(e)")
-                        skipped.append(SkippedFile(path: c.file.relativePath, reason: e.message))
-                    }
-                })
-            let tensors = try writer.finish(labels: labels, classNames: scan.classes.map(\.name))
+            for part in parts {
+                writer.names = TensorNames(prefix: part.name)
+                try writer.begin(plan: plan, count: part.items.count)
+                var labels: [Int64] = []
+                let items = part.items
+                try runOrderedPipeline(
+                    count: items.count, jobs: options.jobs, window: max(8, options.jobs * 4),
+                    work: { i -> Decoded in
+                        let c = items[i]
+                        return try Self.decodeAndConform(c.file, format: c.format, header: c.header, decoders: decoders,
+                                                         plan: plan, resize: options.size != nil, page: c.page)
+                    },
+                    consume: { i, result in
+                        let c = items[i]
+                        done += 1
+                        switch result {
+                        case .success(let d):
+                            try d.pixels.withUnsafeBytes { try writer.append(image: $0) }
+                            written += d.pixels.count
+                            progress(done, candidates.count, written)
+                            labels.append(Int64(c.file.label))
+                            counts[c.file.label] += 1
+                            if c.header.orientation > 1 { rotated += 1 }
+                            if let w = d.warning { warn("'\(c.file.relativePath)': accepted with a warning: \(w)") }
+                            files.append(Manifest.FileRecord(path: c.file.relativePath, label: c.file.label,
+                                                             format: c.format.rawValue, sha256: d.sha256,
+                                                             page: c.format == .tiff && c.header.pages > 1 && options.tiffPages == .all ? c.page : nil,
+                                                             orientation: c.header.orientation > 1 ? c.header.orientation : nil,
+                                                             warning: d.warning,
+                                                             split: parts.count > 1 || part.name != "train" ? part.name : nil))
+                        case .failure(let error):
+                            guard options.skipBad, let e = error as? ImgConvError, e.code != .io, e.code != .internal else { throw error }
+                            warn("skipping \(e)")
+                            skipped.append(SkippedFile(path: c.file.relativePath, reason: e.message))
+                        }
+                    })
+                tensors += try writer.endPart(labels: labels)
+                splitSizes[part.name] = labels.count
+            }
+            tensors += try writer.finish(classNames: scan.classes.map(\.name))
             var manifest = Manifest(
                 tool: .init(name: ToolInfo.name, version: ToolInfo.version),
                 source: .init(root: root, kind: source.kind),
@@ -211,6 +224,11 @@ public struct Converter {
             manifest.options.classes = options.classes
             manifest.options.sort = options.classSort.rawValue
             manifest.options.shuffleSeed = options.shuffleSeed
+            manifest.options.labels = options.onehot ? "onehot" : "index"
+            manifest.options.labelDtype = options.labelDType?.rawValue
+            manifest.options.split = options.split.map { $0.parts.map { "\($0.name)=\($0.fraction)" }.joined(separator: ",") }
+            manifest.options.stratify = options.split?.stratify
+            if parts.count > 1 || parts.first?.name != "train" { manifest.summary.splits = splitSizes }
             manifest.summary.skippedByReason = Dictionary(grouping: skipped, by: { reasonKey($0.reason) }).mapValues(\.count)
             // [issue 4, HDF5] the manifest also goes inside the output (HDF5 attribute), so commit after it.
             let manifestJSON = try manifest.encoded()
@@ -235,6 +253,49 @@ public struct Converter {
             writer.abort()
             throw error
         }
+    }
+
+    /// A split and its images, in output order.
+    struct Part {
+        var name: String
+        var items: [Candidate]
+    }
+
+    /// Divides the images into splits: as the dataset says (split folders, or a CSV's split
+    /// column), or by `options.split`; otherwise one `train` part. Parts come in the order train,
+    /// val, test; `--shuffle` shuffles within each.
+    func splitParts(_ candidates: [Candidate]) throws -> [Part] {
+        let onDisk = candidates.contains { $0.file.split != nil }
+        var assigned: [String] = []
+        if onDisk {
+            if options.split != nil {
+                throw ImgConvError(.invalidArgument, "the dataset is already split (split folders or a split column); --split does not apply")
+            }
+            assigned = try candidates.map { c in
+                guard let s = c.file.split else {
+                    throw ImgConvError(.invalidArgument, path: c.file.relativePath, "has no split while others have one")
+                }
+                guard SplitPlan.knownNames.contains(s) else {
+                    throw ImgConvError(.invalidArgument, path: c.file.relativePath, "split '\(s)' is not train, val or test")
+                }
+                return s
+            }
+        } else if let plan = options.split {
+            let index = plan.assign(labels: candidates.map(\.file.label))
+            assigned = index.map { plan.parts[$0].name }
+        } else {
+            assigned = Array(repeating: "train", count: candidates.count)
+        }
+        var parts: [Part] = []
+        let names = options.split?.parts.map(\.name) ?? SplitPlan.knownNames
+        for name in names {
+            var items = zip(candidates, assigned).filter { $0.1 == name }.map(\.0)
+            if items.isEmpty && (onDisk || options.split == nil) { continue }
+            if let seed = options.shuffleSeed { items = SeededShuffle(seed: seed).shuffled(items) }
+            parts.append(Part(name: name, items: items))
+        }
+        if parts.isEmpty { parts = [Part(name: "train", items: [])] }
+        return parts
     }
 
     /// One decoded image, in the plan's layout.

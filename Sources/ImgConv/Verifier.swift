@@ -41,9 +41,14 @@ public struct Verifier {
         }
 
         let classCount = manifest.classes.count
-        for name in ["trainXs", "trainYs"] where !manifest.tensors.contains(where: { $0.name == name }) {
-            throw ImgConvError(.verificationFailed, path: path, "the manifest records no '\(name)' tensor")
+        let pairs = manifest.tensors.map(\.name).filter { $0.hasSuffix("Xs") }.map { String($0.dropLast(2)) }
+        guard !pairs.isEmpty else {
+            throw ImgConvError(.verificationFailed, path: path, "the manifest records no images tensor (trainXs)")
         }
+        for prefix in pairs where !manifest.tensors.contains(where: { $0.name == prefix + "Ys" }) {
+            throw ImgConvError(.verificationFailed, path: path, "the manifest records no '\(prefix)Ys' for '\(prefix)Xs'")
+        }
+        let onehot = manifest.options.labels == "onehot"
         var shapes: [String: [Int]] = [:]
         for record in manifest.tensors {
             let (header, stream) = try container.open(record.name)
@@ -53,7 +58,8 @@ public struct Verifier {
             shapes[record.name] = header.shape
             var hash = SHA256Stream()
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            var labelCheck = record.name.hasSuffix("Ys") ? LabelRangeCheck(dtype: DType(npyDescr: header.descr), classCount: classCount) : nil
+            var labelCheck = record.name.hasSuffix("Ys")
+                ? LabelRangeCheck(dtype: DType(npyDescr: header.descr), classCount: classCount, onehot: onehot) : nil
             var classNameBytes: [UInt8] = []
             let isClassNames = record.name == "classNames"
             do {
@@ -83,10 +89,15 @@ public struct Verifier {
             }
             report.checks.append("\(container.storageName(record.name)): header, \(dtype) \(header.shape), data and SHA-256 match")
         }
-        if let x = shapes["trainXs"], let y = shapes["trainYs"] {
-            guard x.first == y.first else { throw fail("trainYs", "has \(y.first ?? 0) labels for \(x.first ?? 0) images") }
-            report.checks.append("trainXs and trainYs agree on N = \(x.first ?? 0)")
+        for prefix in pairs {
+            let x = shapes[prefix + "Xs"], y = shapes[prefix + "Ys"]
+            guard x?.first == y?.first else { throw fail(prefix + "Ys", "has \(y?.first ?? 0) labels for \(x?.first ?? 0) images") }
+            if let expected = manifest.summary.splits?[prefix], expected != x?.first {
+                throw fail(prefix + "Xs", "holds \(x?.first ?? 0) images, the manifest's split '\(prefix)' has \(expected)")
+            }
+            report.checks.append("\(prefix)Xs and \(prefix)Ys agree on N = \(x?.first ?? 0)")
         }
+        try checkLeaks(manifest, path: path, report: &report)
         if let names = try container.classNames() {
             guard names == manifest.classes.map(\.name) else {
                 throw fail("classNames", "holds \(names.count) class names \(names.prefix(5)), the manifest lists \(classCount) classes \(manifest.classes.prefix(5).map(\.name))")
@@ -157,19 +168,45 @@ public struct Verifier {
         return (plan, widen)
     }
 
-    private func compareSources(container: TensorContainer, manifest: Manifest, root: String, path: String) throws {
-        guard let record = manifest.tensors.first(where: { $0.name == "trainXs" }) else {
-            throw ImgConvError(.verificationFailed, path: path, "the manifest records no trainXs tensor to compare")
+    /// A split dataset must not hold one source file, or two files of identical content, in two
+    /// splits: that would leak test images into training.
+    private func checkLeaks(_ manifest: Manifest, path: String, report: inout VerificationReport) throws {
+        let split = manifest.files.filter { $0.split != nil }
+        guard !split.isEmpty else { return }
+        var byPath: [String: String] = [:], byContent: [String: (String, String)] = [:]
+        for f in split {
+            let s = f.split!
+            if let other = byPath[f.path], other != s {
+                throw ImgConvError(.verificationFailed, path: path, "leak: '\(f.path)' is in both '\(other)' and '\(s)'")
+            }
+            byPath[f.path] = s
+            if let (otherPath, otherSplit) = byContent[f.sha256], otherSplit != s {
+                throw ImgConvError(.verificationFailed, path: path,
+                                   "leak: '\(f.path)' (\(s)) and '\(otherPath)' (\(otherSplit)) have identical content")
+            }
+            byContent[f.sha256] = (f.path, s)
         }
+        report.checks.append("no source file and no identical content in two splits")
+    }
+
+    private func compareSources(container: TensorContainer, manifest: Manifest, root: String, path: String) throws {
+        for record in manifest.tensors where record.name.hasSuffix("Xs") {
+            let prefix = String(record.name.dropLast(2))
+            let files = manifest.files.filter { ($0.split ?? "train") == prefix }
+            try compareSources(container: container, manifest: manifest, record: record, files: files, root: root, path: path)
+        }
+    }
+
+    private func compareSources(container: TensorContainer, manifest: Manifest, record: Manifest.TensorRecord,
+                                files: [Manifest.FileRecord], root: String, path: String) throws {
         let (plan, widen) = try Self.plan(for: record, options: manifest.options, path: path)
         let storedBytes = widen ? plan.bytesPerImage * 2 : plan.bytesPerImage
-        let (_, stream) = try container.open("trainXs")
+        let (_, stream) = try container.open(record.name)
         var decodeOptions = DecodeOptions()
         decodeOptions.exifOrientation = manifest.options.exifOrientation
         decodeOptions.allowTruncatedJPEG = manifest.options.allowTruncatedJpeg
         decodeOptions.limits = DecodeLimits(maxPixels: manifest.options.maxPixels)
         let decoders = Decoders(options: decodeOptions)
-        let files = manifest.files
         let resize = manifest.options.size != nil
         try runOrderedPipeline(
             count: files.count, jobs: jobs, window: max(8, jobs * 4),
@@ -188,7 +225,7 @@ public struct Verifier {
                 guard stored == (widen ? Self.widenToInt32(decoded.pixels) : decoded.pixels) else {
                     let changed = decoded.sha256 != files[i].sha256 ? " (the source file changed since the conversion)" : ""
                     throw ImgConvError(.verificationFailed, path: path,
-                                       "trainXs image \(i) differs from a fresh decode of '\(files[i].path)'\(changed)")
+                                       "\(record.name) image \(i) differs from a fresh decode of '\(files[i].path)'\(changed)")
                 }
             })
     }
@@ -209,12 +246,17 @@ public struct Verifier {
 struct LabelRangeCheck {
     let dtype: DType?
     let classCount: Int
+    /// One-hot rows: every value 0 or 1, exactly one 1 per row of `classCount`.
+    let onehot: Bool
     private var carry: [UInt8] = []
+    private var position = 0
+    private var rowSum: Int64 = 0
     private(set) var error: String?
 
-    init(dtype: DType?, classCount: Int) {
+    init(dtype: DType?, classCount: Int, onehot: Bool = false) {
         self.dtype = dtype
         self.classCount = classCount
+        self.onehot = onehot
         if let dtype, dtype.isFloatingPoint { error = "labels have the floating-point dtype \(dtype.rawValue)" }
         if dtype == nil { error = "labels have an unknown dtype" }
     }
@@ -233,7 +275,16 @@ struct LabelRangeCheck {
             } else {
                 v = Int64(bitPattern: raw)
             }
-            if v < 0 || v >= classCount { error = "label \(v) is outside [0, \(classCount))"; break }
+            if onehot {
+                if v != 0 && v != 1 { error = "one-hot label value \(v) is not 0 or 1"; break }
+                rowSum += v
+                position += 1
+                if position == classCount {
+                    if rowSum != 1 { error = "a one-hot label row holds \(rowSum) ones"; break }
+                    position = 0
+                    rowSum = 0
+                }
+            } else if v < 0 || v >= classCount { error = "label \(v) is outside [0, \(classCount))"; break }
         }
         carry.removeFirst(whole)
     }

@@ -118,6 +118,11 @@ public struct DatasetScanner: Sendable {
             var cst = stat()
             return stat(join(root, name), &cst) == 0 && (cst.st_mode & S_IFMT) == S_IFDIR
         }
+        // ROOT/train/<class>, ROOT/val/<class>, ROOT/test/<class>: a dataset already split.
+        let splitFolders = folders.filter { Self.splitNames[$0] != nil }
+        if !folders.isEmpty && splitFolders.count == folders.count && folders.contains(where: { $0 == "train" || $0 == "test" }) {
+            return try scanSplits(root: root, splitFolders: splitFolders, rootID: FileID(st))
+        }
         let classNames: [String]
         if let classes {
             let present = Set(folders)
@@ -142,6 +147,45 @@ public struct DatasetScanner: Sendable {
                 result.warnings.append("class '\(name)' has no files; it keeps index \(index)")
             }
             result.files.append(contentsOf: found)
+        }
+        return result
+    }
+
+    /// Folder names that mark a split, and the split they are.
+    static let splitNames = ["train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"]
+
+    private func scanSplits(root: String, splitFolders: [String], rootID: FileID) throws -> ScanResult {
+        var result = ScanResult(root: root, classes: [], files: [], skipped: [], warnings: [])
+        var classFolders: [String: [String]] = [:]   // split folder -> its class folders
+        for folder in splitFolders {
+            let dir = join(root, folder)
+            classFolders[folder] = try listDirectory(dir).filter { name in
+                var cst = stat()
+                return stat(join(dir, name), &cst) == 0 && (cst.st_mode & S_IFMT) == S_IFDIR
+            }
+        }
+        let present = Set(classFolders.values.flatMap { $0 })
+        let names: [String]
+        if let classes {
+            if let missing = classes.first(where: { !present.contains($0) }) {
+                throw ImgConvError(.notFound, path: root, "class '\(missing)' is listed but no split has a folder for it")
+            }
+            names = classes
+        } else {
+            names = present.sorted(by: naturalOrder ? naturalLess : codePointLess)
+        }
+        result.classes = names.enumerated().map { ClassEntry(index: $0, name: $1) }
+        for folder in splitFolders.sorted(by: codePointLess) {
+            for (index, name) in names.enumerated() where classFolders[folder]!.contains(name) {
+                var found: [SourceFile] = []
+                walk(dir: join(join(root, folder), name), relative: folder + "/" + name, label: index, ancestors: [rootID],
+                     into: &found, skipped: &result.skipped)
+                for i in found.indices { found[i].split = Self.splitNames[folder] }
+                result.files.append(contentsOf: found)
+            }
+        }
+        for c in result.classes where !result.files.contains(where: { $0.label == c.index }) {
+            result.warnings.append("class '\(c.name)' has no files; it keeps index \(c.index)")
         }
         return result
     }

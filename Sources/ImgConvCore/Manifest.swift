@@ -66,8 +66,11 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var orientation: Int?
         /// A problem the decoder recovered from (accepted on request).
         public var warning: String?
+        /// The split (train, val, test) the image went to, when the dataset is split.
+        public var split: String?
         public init(path: String, label: Int, format: String, sha256: String, page: Int? = nil,
-                    orientation: Int? = nil, warning: String? = nil) {
+                    orientation: Int? = nil, warning: String? = nil, split: String? = nil) {
+            self.split = split
             self.path = path
             self.label = label
             self.format = format
@@ -103,6 +106,12 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var classes: [String]?
         public var sort: String?
         public var shuffleSeed: UInt64?
+        /// "index" (N,) or "onehot" (N, classes).
+        public var labels: String?
+        public var labelDtype: String?
+        /// The split fractions asked for (`train=0.8,val=0.1,test=0.1`).
+        public var split: String?
+        public var stratify: Bool?
         public init(size: [Int]?, color: String, compress: Bool, skipBad: Bool, resizeFilter: String,
                     dtype: String, exifOrientation: Bool, allowTruncatedJpeg: Bool, tiffPages: String, maxPixels: Int) {
             self.size = size
@@ -125,6 +134,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var rotated: Int
         /// Pages of multipage TIFFs not converted (`--tiff-pages first`).
         public var ignoredTiffPages: Int
+        /// Images in each split, when the dataset is split.
+        public var splits: [String: Int]?
         public init(images: Int, skipped: Int, skippedByReason: [String: Int], rotated: Int, ignoredTiffPages: Int) {
             self.images = images
             self.skipped = skipped

@@ -1,19 +1,25 @@
 import ImgConvCore
 
-/// The streaming writer protocol every output format implements: images arrive one by one in
-/// dataset order, labels and class names at the end. Nothing appears at the output path before
-/// `commit()`; `abort()` leaves any earlier output untouched.
+/// The streaming writer protocol every output format implements. A dataset is written as one or
+/// more parts (splits), each a pair of tensors named by `names`: for each part `begin` (the first
+/// call opens the output), the images one by one in dataset order, then `endPart` with their
+/// labels; after the last part `finish` writes the class names. Nothing appears at the output path
+/// before `commit()`; `abort()` leaves any earlier output untouched.
 public protocol DatasetWriter: AnyObject {
-    /// Opens the output. `count` is the planned number of images; fewer may arrive (skipped files).
-    func begin(plan: ImagePlan, count: Int) throws
-    /// Opens the output for images of any element type and item shape (what `convert` copies
-    /// from another container). `begin(plan:count:)` calls this by default.
+    /// Names of the tensors of the part `begin` starts next (`trainXs`/`trainYs` by default).
+    var names: TensorNames { get set }
+    /// How labels are stored (dtype, one-hot).
+    var labelEncoding: LabelEncoding { get set }
+    /// Starts a part (the first call opens the output) for images of any element type and item
+    /// shape. `count` is the planned number of images; fewer may arrive (skipped files).
     /// - Throws: `.unsupported` when the format cannot hold the type or shape.
     func begin(images: TensorLayout, count: Int) throws
-    /// Appends one image's bytes (`plan.bytesPerImage`, C order, little-endian).
+    /// Appends one image's bytes (`layout.bytesPerItem`, C order, little-endian).
     func append(image: UnsafeRawBufferPointer) throws
-    /// Writes the labels (one per appended image) and class names; returns what was written.
-    func finish(labels: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord]
+    /// Ends the current part: its images tensor, then its labels (one per appended image).
+    func endPart(labels: [Int64]) throws -> [Manifest.TensorRecord]
+    /// Writes the class names after the last part; returns what was written.
+    func finish(classNames: [String]) throws -> [Manifest.TensorRecord]
     /// Stores the manifest inside the output too, for formats that can (HDF5: the root attribute
     /// `imgconv_manifest`). Called after `finish` and before `commit`; the default does nothing.
     func embedManifest(_ json: [UInt8]) throws
@@ -29,7 +35,47 @@ extension DatasetWriter {
         try begin(images: TensorLayout(plan: plan), count: count)
     }
 
+    /// One part and the class names: what a dataset without splits writes.
+    public func finish(labels: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord] {
+        if labelEncoding.classCount == 0 { labelEncoding.classCount = classNames.count }
+        return try endPart(labels: labels) + finish(classNames: classNames)
+    }
+
     public func embedManifest(_ json: [UInt8]) throws {}
+}
+
+/// How labels are stored: class indices of a dtype, or one-hot rows.
+public struct LabelEncoding: Sendable, Equatable {
+    /// uint8, int32 or int64; nil = the format's default (int64; for IDX the narrowest type
+    /// for the class count).
+    public var dtype: DType?
+    /// (N, classes) rows of 0 and 1 instead of (N,) indices.
+    public var onehot: Bool
+    public var classCount: Int
+
+    public init(dtype: DType? = nil, onehot: Bool = false, classCount: Int = 0) {
+        self.dtype = dtype
+        self.onehot = onehot
+        self.classCount = classCount
+    }
+
+    /// The labels as little-endian data of `dtype` and the shape of one label.
+    /// - Throws: `.invalidArgument` when a label does not fit the type.
+    public func encode(_ labels: [Int64], dtype: DType) throws -> (itemShape: [Int], data: [UInt8]) {
+        let size = dtype.byteSize
+        let maxValue: Int64 = dtype == .uint8 ? 255 : dtype == .int16 ? Int64(Int16.max) : dtype == .int32 ? Int64(Int32.max) : Int64.max
+        let width = onehot ? classCount : 1
+        var data = [UInt8](repeating: 0, count: labels.count * width * size)
+        for (i, v) in labels.enumerated() {
+            guard v >= 0 && (onehot ? v < classCount : v <= maxValue) else {
+                throw ImgConvError(.invalidArgument, "label \(v) does not fit \(dtype.rawValue) labels")
+            }
+            let at = (i * width + (onehot ? Int(v) : 0)) * size
+            let value = onehot ? Int64(1) : v
+            for b in 0..<size { data[at + b] = UInt8(truncatingIfNeeded: value >> (8 * Int64(b))) }
+        }
+        return (onehot ? [classCount] : [], data)
+    }
 }
 
 /// Element type and shape of one image of an image tensor (the tensor is N images of it).
@@ -57,21 +103,28 @@ public struct TensorLayout: Sendable, Equatable {
 }
 
 /// Names of the tensors of one split.
-public struct TensorNames: Sendable {
+public struct TensorNames: Sendable, Equatable {
     public var images = "trainXs"
     public var labels = "trainYs"
     public var classNames = "classNames"
     public init() {}
+
+    /// `<prefix>Xs` and `<prefix>Ys` (`train`, `val`, `test`).
+    public init(prefix: String) {
+        images = prefix + "Xs"
+        labels = prefix + "Ys"
+    }
+
+    /// The split a pair belongs to (`trainXs` -> `train`).
+    public var prefix: String { images.hasSuffix("Xs") ? String(images.dropLast(2)) : images }
 }
 
 /// Encodings of the small arrays that travel with the images.
 enum SmallArrays {
-    static func labels(_ labels: [Int64]) -> (NPYHeader, [UInt8]) {
-        var data = [UInt8](repeating: 0, count: labels.count * 8)
-        data.withUnsafeMutableBytes { buf in
-            for (i, v) in labels.enumerated() { buf.storeBytes(of: v.littleEndian, toByteOffset: i * 8, as: Int64.self) }
-        }
-        return (NPYHeader(descr: DType.int64.npyDescr, shape: [labels.count]), data)
+    static func labels(_ labels: [Int64], _ encoding: LabelEncoding = LabelEncoding()) throws -> (NPYHeader, [UInt8]) {
+        let dtype = encoding.dtype ?? .int64
+        let (item, data) = try encoding.encode(labels, dtype: dtype)
+        return (NPYHeader(descr: dtype.npyDescr, shape: [labels.count] + item), data)
     }
 
     /// Class names as numpy `<U{n}`: n = the longest name in code points (at least 1), each

@@ -22,6 +22,7 @@ public final class HDF5Writer: DatasetWriter {
     public let compress: Bool
     public let level: Int
     public var names = TensorNames()
+    public var labelEncoding = LabelEncoding()
 
     private var output: TemporaryOutputPath?
     private var handles: HDF5Handles?
@@ -59,29 +60,39 @@ public final class HDF5Writer: DatasetWriter {
     public func begin(images layout: TensorLayout, count: Int) throws {
         self.layout = layout
         imagesPerChunk = Self.imagesPerChunk(bytesPerImage: layout.bytesPerItem, planned: count)
+        pending.removeAll(keepingCapacity: true)
         pending.reserveCapacity(imagesPerChunk * layout.bytesPerItem)
-        let output = try TemporaryOutputPath(target: path)
-        self.output = output
+        pendingCount = 0
+        written = 0
+        hash = SHA256Stream()
         do {
+            if handles == nil { try openFile() }
             try HDF5.run {
-                let handles = HDF5Handles()
-                self.handles = handles
-                let ctx = self.ctx
-                let scope = HDF5Handles()
-                defer { scope.closeAll() }
-                // No modification times (reproducible bytes); a format that allows attributes
-                // over 64 KiB (the manifest) and is still readable by HDF5 1.8 and later.
-                let fcpl = scope.own(try ctx.check(H5Pcreate(imc_h5p_file_create()), "create a file-creation property list"), .propertyList)
-                try ctx.check(H5Pset_obj_track_times(fcpl, false), "turn off modification times")
-                let fapl = scope.own(try ctx.check(H5Pcreate(imc_h5p_file_access()), "create a file-access property list"), .propertyList)
-                try ctx.check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V110), "set the format version bounds")
-                file = handles.own(try ctx.check(H5Fcreate(output.temporaryPath, imc_h5f_acc_trunc(), fcpl, fapl), "create the file"), .file)
                 images = try createDataset(names.images, dtype: layout.dtype, itemShape: layout.itemShape,
-                                           chunkItems: imagesPerChunk, handles: handles)
+                                           chunkItems: imagesPerChunk, handles: handles!)
             }
         } catch {
             abort()
             throw error
+        }
+    }
+
+    private func openFile() throws {
+        let output = try TemporaryOutputPath(target: path)
+        self.output = output
+        try HDF5.run {
+            let handles = HDF5Handles()
+            self.handles = handles
+            let ctx = self.ctx
+            let scope = HDF5Handles()
+            defer { scope.closeAll() }
+            // No modification times (reproducible bytes); a format that allows attributes
+            // over 64 KiB (the manifest) and is still readable by HDF5 1.8 and later.
+            let fcpl = scope.own(try ctx.check(H5Pcreate(imc_h5p_file_create()), "create a file-creation property list"), .propertyList)
+            try ctx.check(H5Pset_obj_track_times(fcpl, false), "turn off modification times")
+            let fapl = scope.own(try ctx.check(H5Pcreate(imc_h5p_file_access()), "create a file-access property list"), .propertyList)
+            try ctx.check(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V110), "set the format version bounds")
+            file = handles.own(try ctx.check(H5Fcreate(output.temporaryPath, imc_h5f_acc_trunc(), fcpl, fapl), "create the file"), .file)
         }
     }
 
@@ -152,31 +163,33 @@ public final class HDF5Writer: DatasetWriter {
         pending.removeAll(keepingCapacity: true)
     }
 
-    public func finish(labels: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord] {
+    public func endPart(labels: [Int64]) throws -> [Manifest.TensorRecord] {
         try flushPending()
         precondition(labels.count == written, "one label per image")
+        let dtype = labelEncoding.dtype ?? .int64
+        let (itemShape, data) = try labelEncoding.encode(labels, dtype: dtype)
         let labelsChunk = max(1, min(labels.count, 32768))
         let labelsID = try HDF5.run {
-            try createDataset(names.labels, dtype: .int64, itemShape: [], chunkItems: labelsChunk, handles: handles!)
+            try createDataset(names.labels, dtype: dtype, itemShape: itemShape, chunkItems: labelsChunk, handles: handles!)
         }
         if !labels.isEmpty {
-            let little = labels.map { $0.littleEndian }
-            try little.withUnsafeBytes { buf in
-                try appendItems(labelsID, name: names.labels, at: 0, count: labels.count, itemShape: [], dtype: .int64,
+            try data.withUnsafeBytes { buf in
+                try appendItems(labelsID, name: names.labels, at: 0, count: labels.count, itemShape: itemShape, dtype: dtype,
                                 bytes: buf.baseAddress!)
             }
         }
-        try HDF5.run { try writeStrings(classNames, attribute: Self.classNamesAttribute, scalar: false) }
-
-        let (labelsHeader, labelsData) = SmallArrays.labels(labels)
-        let (namesHeader, namesData) = SmallArrays.classNames(classNames)
         return [
             Manifest.TensorRecord(name: names.images, shape: layout.shape(count: written), dtype: layout.dtype.rawValue,
                                   sha256: hash.finish()),
-            SmallArrays.record(names.labels, labelsHeader, labelsData),
-            // The attribute reads back as this numpy array (`<U` strings), whose bytes are hashed.
-            SmallArrays.record(names.classNames, namesHeader, namesData),
+            Manifest.TensorRecord(name: names.labels, shape: [labels.count] + itemShape, dtype: dtype.rawValue, sha256: sha256Hex(data)),
         ]
+    }
+
+    public func finish(classNames: [String]) throws -> [Manifest.TensorRecord] {
+        try HDF5.run { try writeStrings(classNames, attribute: Self.classNamesAttribute, scalar: false) }
+        // The attribute reads back as this numpy array (`<U` strings), whose bytes are hashed.
+        let (namesHeader, namesData) = SmallArrays.classNames(classNames)
+        return [SmallArrays.record(names.classNames, namesHeader, namesData)]
     }
 
     /// Writes strings as a root attribute of variable-length UTF-8 strings: one (scalar) or an

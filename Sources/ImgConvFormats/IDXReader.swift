@@ -208,3 +208,61 @@ final class IDXDataStream: ByteStream {
         return take
     }
 }
+
+/// A folder of IDX pairs written as splits: `train-*` (or the only other prefix), `val-*` and
+/// `t10k-*`, read as `trainXs`/`trainYs`, `valXs`/`valYs`, `testXs`/`testYs`.
+public final class IDXSplitReader: TensorContainer {
+    public let path: String
+    private var pairs: [(prefix: String, reader: IDXReader)] = []
+    public var formatName: String { "idx" }
+
+    /// The splits of a folder, or nil when it does not hold several IDX pairs named as splits.
+    public init?(folder: String, entries: [String]) throws {
+        path = folder
+        let images = entries.filter { $0.contains("-images-") && $0.contains("idx") }
+        guard images.count > 1 else { return nil }
+        for name in images {
+            let filePrefix = String(name[..<name.range(of: "-images-")!.lowerBound])
+            let split: String
+            switch filePrefix {
+            case "t10k", "test": split = "test"
+            case "val": split = "val"
+            case "train": split = "train"
+            default: return nil
+            }
+            guard !pairs.contains(where: { $0.prefix == split }) else { return nil }
+            pairs.append((split, try IDXReader(images: folder + "/" + name)))
+        }
+        let order = ["train", "val", "test"]
+        pairs.sort { order.firstIndex(of: $0.prefix)! < order.firstIndex(of: $1.prefix)! }
+    }
+
+    public var tensorNames: [String] { pairs.flatMap { [$0.prefix + "Xs", $0.prefix + "Ys"] } }
+    public var manifestPath: String { path + "/manifest.json" }
+
+    private func pair(_ name: String) throws -> (IDXReader, String) {
+        let prefix = String(name.dropLast(2))
+        guard let p = pairs.first(where: { $0.prefix == prefix }) else {
+            throw ImgConvError(.notFound, path: path, "holds no IDX pair for '\(name)'")
+        }
+        return (p.reader, name.hasSuffix("Ys") ? "trainYs" : "trainXs")
+    }
+
+    public func storageName(_ name: String) -> String {
+        guard let (reader, inner) = try? pair(name) else { return name }
+        return reader.storageName(inner)
+    }
+
+    public func compression(of name: String) throws -> String {
+        let (reader, inner) = try pair(name)
+        return try reader.compression(of: inner)
+    }
+
+    public func open(_ name: String) throws -> (NPYHeader, ByteStream) {
+        let (reader, inner) = try pair(name)
+        return try reader.open(inner)
+    }
+
+    public func classNames() throws -> [String]? { nil }
+    public func embeddedManifest() throws -> [UInt8]? { nil }
+}

@@ -20,7 +20,11 @@ import ImgConvCore
 /// no second pass in the usual case where nothing is skipped).
 public final class IDXWriter: DatasetWriter {
     public let directory: String
+    /// File name prefix of the `train` part; `val` and `test` parts use `val` and `t10k`.
     public let prefix: String
+    public var names = TensorNames()
+    public var labelEncoding = LabelEncoding()
+    private var outputs: [IDXFileOutput] = []
     public let gzip: Bool
     public let level: Int32
     /// What uint16 images become (IDX has no uint16): `.int32` or `.float32`; nil refuses them.
@@ -29,7 +33,6 @@ public final class IDXWriter: DatasetWriter {
     public var warn: (String) -> Void = { _ in }
 
     private var images: IDXFileOutput?
-    private var labels: IDXFileOutput?
     private var sourceType: DType = .uint8
     private var storedType: IDXHeader.ElementType = .uint8
     private var itemDims: [Int] = []
@@ -88,8 +91,12 @@ public final class IDXWriter: DatasetWriter {
             throw ImgConvError(.io, path: directory, "cannot create the output folder: \(errnoText(errno))")
         }
         let header = IDXHeader(type: storedType, dims: dims)
-        images = try IDXFileOutput(path: directory + "/" + Self.fileName(prefix: prefix, role: "images", header: header, gzip: gzip),
-                                   header: header, gzip: gzip, level: level)
+        let file = try IDXFileOutput(path: directory + "/" + Self.fileName(prefix: partPrefix, role: "images", header: header, gzip: gzip),
+                                     header: header, gzip: gzip, level: level)
+        images = file
+        outputs.append(file)
+        hash = SHA256Stream()
+        appended = 0
     }
 
     public func append(image: UnsafeRawBufferPointer) throws {
@@ -133,45 +140,56 @@ public final class IDXWriter: DatasetWriter {
         classCount <= 256 ? .uint8 : classCount <= 32768 ? .int16 : .int32
     }
 
-    public func finish(labels values: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord] {
-        guard let images else { preconditionFailure("finish before begin") }
+    /// The file name prefix of the current part.
+    var partPrefix: String {
+        switch names.prefix {
+        case "train": return prefix
+        case "test": return "t10k"
+        default: return names.prefix
+        }
+    }
+
+    public func endPart(labels values: [Int64]) throws -> [Manifest.TensorRecord] {
+        guard let images else { preconditionFailure("endPart before begin") }
         precondition(values.count == appended, "one label per image")
         try images.finish(count: appended)
-        var records = [Manifest.TensorRecord(name: "trainXs", shape: [appended] + itemDims,
+        self.images = nil
+        var records = [Manifest.TensorRecord(name: names.images, shape: [appended] + itemDims,
                                              dtype: storedType.dtype.rawValue, sha256: hash.finish())]
-
-        let type = Self.labelType(classCount: classNames.count)
-        let size = type.dtype.byteSize
-        let limit: Int64 = type == .uint8 ? 255 : type == .int16 ? Int64(Int16.max) : Int64(Int32.max)
-        var data = [UInt8](repeating: 0, count: values.count * size)
-        for (i, v) in values.enumerated() {
-            guard v >= 0 && v <= limit else {
-                throw ImgConvError(.unsupported, path: directory, "label \(v) of image \(i) does not fit IDX \(type.dtype.rawValue) labels")
+        let type: IDXHeader.ElementType
+        if let dtype = labelEncoding.dtype {
+            guard let t = IDXHeader.ElementType(dtype: dtype) else {
+                throw ImgConvError(.unsupported, path: directory, "IDX has no \(dtype.rawValue) labels (uint8, int16 or int32)")
             }
-            for b in 0..<size { data[i * size + b] = UInt8(truncatingIfNeeded: v >> (8 * Int64(b))) }
+            type = t
+        } else {
+            type = labelEncoding.onehot ? .uint8 : Self.labelType(classCount: labelEncoding.classCount)
         }
-        records.append(Manifest.TensorRecord(name: "trainYs", shape: [values.count], dtype: type.dtype.rawValue,
+        let (item, encoded) = try labelEncoding.encode(values, dtype: type.dtype)
+        var data = encoded
+        records.append(Manifest.TensorRecord(name: names.labels, shape: [values.count] + item, dtype: type.dtype.rawValue,
                                              sha256: sha256Hex(data)))
-        let header = IDXHeader(type: type, dims: [values.count])
-        let file = try IDXFileOutput(path: directory + "/" + Self.fileName(prefix: prefix, role: "labels", header: header, gzip: gzip),
+        let header = IDXHeader(type: type, dims: [values.count] + item)
+        let file = try IDXFileOutput(path: directory + "/" + Self.fileName(prefix: partPrefix, role: "labels", header: header, gzip: gzip),
                                      header: header, gzip: gzip, level: level)
-        labels = file
+        outputs.append(file)
         try data.withUnsafeMutableBytes { buf in
-            swapByteOrder(buf, elementSize: size)
+            swapByteOrder(buf, elementSize: type.dtype.byteSize)
             try file.write(UnsafeRawBufferPointer(buf))
         }
         try file.finish(count: values.count)
         return records
     }
 
+    /// IDX has no place for class names: they are in the manifest only.
+    public func finish(classNames: [String]) throws -> [Manifest.TensorRecord] { [] }
+
     public func commit() throws {
-        try images?.commit()
-        try labels?.commit()
+        for f in outputs { try f.commit() }
     }
 
     public func abort() {
-        images?.abort()
-        labels?.abort()
+        for f in outputs { f.abort() }
     }
 }
 

@@ -8,6 +8,7 @@ public final class NPZWriter: DatasetWriter {
     public let compress: Bool
     public let level: Int32
     public var names = TensorNames()
+    public var labelEncoding = LabelEncoding()
     private var file: AtomicOutputFile?
     private var zip: ZipWriter?
     private var images: NPYMemberWriter?
@@ -24,14 +25,17 @@ public final class NPZWriter: DatasetWriter {
     public var manifestPath: String { path + ".manifest.json" }
 
     public func begin(images layout: TensorLayout, count: Int) throws {
-        let file = try AtomicOutputFile(target: path)
-        self.file = file
-        let zip = ZipWriter(file: file)
-        self.zip = zip
+        if zip == nil {
+            let file = try AtomicOutputFile(target: path)
+            self.file = file
+            zip = ZipWriter(file: file)
+        }
+        precondition(images == nil, "begin before endPart")
         self.layout = layout
+        appended = 0
         let header = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: count)).encoded()
         firstHeaderLength = header.count
-        images = try NPYMemberWriter(zip: zip, name: names.images + ".npy", header: header, compressed: compress, level: level)
+        images = try NPYMemberWriter(zip: zip!, name: names.images + ".npy", header: header, compressed: compress, level: level)
     }
 
     public func append(image: UnsafeRawBufferPointer) throws {
@@ -39,22 +43,30 @@ public final class NPZWriter: DatasetWriter {
         appended += 1
     }
 
-    public func finish(labels: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord] {
-        guard let zip, let images, let layout else { preconditionFailure("finish before begin") }
+    public func endPart(labels: [Int64]) throws -> [Manifest.TensorRecord] {
+        guard let images, let layout else { preconditionFailure("endPart before begin") }
         precondition(labels.count == appended, "one label per image")
         let imagesHeader = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: appended))
         try images.finish(header: imagesHeader.encoded(length: firstHeaderLength))
-        var records = [Manifest.TensorRecord(name: names.images, shape: imagesHeader.shape,
-                                             dtype: layout.dtype.rawValue, sha256: images.dataHash.finish())]
-        for (name, (header, data)) in [(names.labels, SmallArrays.labels(labels)),
-                                       (names.classNames, SmallArrays.classNames(classNames))] {
-            let member = try NPYMemberWriter(zip: zip, name: name + ".npy", header: header.encoded(), compressed: compress, level: level)
-            try member.write(data)
-            try member.finish(header: header.encoded())
-            records.append(SmallArrays.record(name, header, data))
-        }
-        try zip.finish()
-        return records
+        self.images = nil
+        let (header, data) = try SmallArrays.labels(labels, labelEncoding)
+        try writeMember(names.labels, header, data)
+        return [Manifest.TensorRecord(name: names.images, shape: imagesHeader.shape, dtype: layout.dtype.rawValue,
+                                      sha256: images.dataHash.finish()),
+                SmallArrays.record(names.labels, header, data)]
+    }
+
+    public func finish(classNames: [String]) throws -> [Manifest.TensorRecord] {
+        let (header, data) = SmallArrays.classNames(classNames)
+        try writeMember(names.classNames, header, data)
+        try zip!.finish()
+        return [SmallArrays.record(names.classNames, header, data)]
+    }
+
+    private func writeMember(_ name: String, _ header: NPYHeader, _ data: [UInt8]) throws {
+        let member = try NPYMemberWriter(zip: zip!, name: name + ".npy", header: header.encoded(), compressed: compress, level: level)
+        try member.write(data)
+        try member.finish(header: header.encoded())
     }
 
     public func commit() throws { try file?.commit() }
@@ -66,8 +78,9 @@ public final class NPZWriter: DatasetWriter {
 public final class NPYDirectoryWriter: DatasetWriter {
     public let directory: String
     public var names = TensorNames()
+    public var labelEncoding = LabelEncoding()
     private var imagesFile: AtomicOutputFile?
-    private var others: [AtomicOutputFile] = []
+    private var files: [AtomicOutputFile] = []
     private var layout: TensorLayout?
     private var hash = SHA256Stream()
     private var appended = 0
@@ -81,9 +94,13 @@ public final class NPYDirectoryWriter: DatasetWriter {
         if mkdir(directory, 0o755) != 0 && errno != EEXIST {
             throw ImgConvError(.io, path: directory, "cannot create the output folder: \(errnoText(errno))")
         }
+        precondition(imagesFile == nil, "begin before endPart")
         self.layout = layout
+        hash = SHA256Stream()
+        appended = 0
         let file = try AtomicOutputFile(target: directory + "/" + names.images + ".npy")
         imagesFile = file
+        files.append(file)
         let header = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: count)).encoded()
         headerLength = header.count
         try file.write(header)
@@ -95,39 +112,44 @@ public final class NPYDirectoryWriter: DatasetWriter {
         appended += 1
     }
 
-    public func finish(labels: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord] {
-        guard let imagesFile, let layout else { preconditionFailure("finish before begin") }
+    public func endPart(labels: [Int64]) throws -> [Manifest.TensorRecord] {
+        guard let imagesFile, let layout else { preconditionFailure("endPart before begin") }
         let header = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: appended))
         try imagesFile.patch(header.encoded(length: headerLength), at: 0)
-        var records = [Manifest.TensorRecord(name: names.images, shape: header.shape,
-                                             dtype: layout.dtype.rawValue, sha256: hash.finish())]
-        for (name, (h, data)) in [(names.labels, SmallArrays.labels(labels)),
-                                  (names.classNames, SmallArrays.classNames(classNames))] {
-            let f = try AtomicOutputFile(target: directory + "/" + name + ".npy")
-            others.append(f)
-            try f.write(h.encoded())
-            try f.write(data)
-            records.append(SmallArrays.record(name, h, data))
-        }
-        return records
+        self.imagesFile = nil
+        let (h, data) = try SmallArrays.labels(labels, labelEncoding)
+        try writeFile(names.labels, h, data)
+        return [Manifest.TensorRecord(name: names.images, shape: header.shape, dtype: layout.dtype.rawValue, sha256: hash.finish()),
+                SmallArrays.record(names.labels, h, data)]
+    }
+
+    public func finish(classNames: [String]) throws -> [Manifest.TensorRecord] {
+        let (h, data) = SmallArrays.classNames(classNames)
+        try writeFile(names.classNames, h, data)
+        return [SmallArrays.record(names.classNames, h, data)]
+    }
+
+    private func writeFile(_ name: String, _ header: NPYHeader, _ data: [UInt8]) throws {
+        let f = try AtomicOutputFile(target: directory + "/" + name + ".npy")
+        files.append(f)
+        try f.write(header.encoded())
+        try f.write(data)
     }
 
     public func commit() throws {
         // Check every target first, so that one that cannot be replaced (a folder in the way)
         // fails the run before any file of the set is replaced.
-        for f in [imagesFile].compactMap({ $0 }) + others {
+        for f in files {
             var st = stat()
             if lstat(f.targetPath, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
                 throw ImgConvError(.io, path: f.targetPath, "cannot replace a folder with the output file")
             }
         }
-        try imagesFile?.commit()
-        for f in others { try f.commit() }
+        for f in files { try f.commit() }
     }
 
     public func abort() {
-        imagesFile?.abort()
-        for f in others { f.abort() }
+        for f in files { f.abort() }
     }
 }
 #if canImport(Glibc)

@@ -56,6 +56,9 @@ public func openContainer(_ path: String, labels: String? = nil, prefix: String?
     }
     if (st.st_mode & S_IFMT) == S_IFDIR {
         let entries = listFolder(path)
+        if prefix == nil, let split = try IDXSplitReader(folder: path, entries: entries) {
+            return split
+        }
         if let idx = try IDXReader.imagesFile(in: path, entries: entries, prefix: prefix) {
             return try IDXReader(images: path + "/" + idx, labels: labels)
         }

@@ -9,6 +9,9 @@ extension ResizeFit: ExpressibleByArgument {}
 extension ResizeFilter: ExpressibleByArgument {}
 extension ImageLayout: ExpressibleByArgument {}
 extension ClassSort: ExpressibleByArgument {}
+
+enum LabelStyle: String, ExpressibleByArgument, CaseIterable { case index, onehot }
+enum LabelDType: String, ExpressibleByArgument, CaseIterable { case uint8, int32, int64 }
 extension DTypeChoice: ExpressibleByArgument {}
 extension TIFFPages: ExpressibleByArgument {}
 
@@ -63,6 +66,18 @@ struct ConversionOptionGroup: ParsableArguments {
 
     @Option(help: "Class order when not listed: codepoint (Unicode code points, the default) or natural (2 before 10).")
     var sort: ClassSort = .codepoint
+
+    @Option(help: ArgumentHelp("Divide the images into splits, e.g. train=0.8,val=0.1,test=0.1; each split is its own pair (trainXs/trainYs, valXs/valYs, testXs/testYs). Folders ROOT/train, ROOT/val, ROOT/test are detected without it.", valueName: "name=fraction,..."))
+    var split: String?
+
+    @Flag(help: "With --split: divide every class in the same proportions.")
+    var stratify = false
+
+    @Option(help: "Labels: index (N,) or onehot (N, classes).")
+    var labels: LabelStyle = .index
+
+    @Option(help: "Label dtype: uint8, int32 or int64 (default int64; IDX: the narrowest for the class count).")
+    var labelDtype: LabelDType?
 
     @Flag(help: "Shuffle the images (deterministically, with --seed).")
     var shuffle = false
@@ -140,6 +155,10 @@ struct ConversionOptionGroup: ParsableArguments {
             throw ValidationError("--scale, --mean and --std need --dtype float32 or float16")
         }
         if classes != nil && classesFile != nil { throw ValidationError("give --classes or --classes-file, not both") }
+        if stratify && split == nil { throw ValidationError("--stratify goes with --split") }
+        if let split {
+            do { _ = try SplitPlan.parse(split, stratify: stratify, seed: seed) } catch let e as ImgConvError { throw ValidationError(e.message) }
+        }
         if let size, parseSize(size) == nil {
             throw ValidationError("--size must be HxW with positive integers, e.g. 224x224 (got '\(size)')")
         }
@@ -165,6 +184,9 @@ struct ConversionOptionGroup: ParsableArguments {
         o.layout = layout
         o.classSort = sort
         o.shuffleSeed = shuffle ? seed : nil
+        o.split = try split.map { try SplitPlan.parse($0, stratify: stratify, seed: seed) }
+        o.onehot = labels == .onehot
+        o.labelDType = labelDtype.flatMap { DType(rawValue: $0.rawValue) }
         if let classes {
             o.classes = classes.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         } else if let classesFile {
