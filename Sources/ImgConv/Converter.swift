@@ -225,6 +225,7 @@ public struct Converter {
             manifest.options.sort = options.classSort.rawValue
             manifest.options.shuffleSeed = options.shuffleSeed
             manifest.options.labels = options.onehot ? "onehot" : "index"
+            manifest.options.jpegDraft = options.decode.jpegDraft ? true : nil
             manifest.options.labelDtype = options.labelDType?.rawValue
             manifest.options.split = options.split.map { $0.parts.map { "\($0.name)=\($0.fraction)" }.joined(separator: ",") }
             manifest.options.stratify = options.split?.stratify
@@ -313,7 +314,8 @@ public struct Converter {
             let bytes = try readFile(file.path)
             let digest = sha256Hex(bytes)
             let h = try header ?? decoders.header(bytes, format: format, page: page)
-            let image = try decoders.decode(bytes, format: format, header: h, page: page)
+            let image = try decoders.decode(bytes, format: format, header: h, page: page,
+                                            target: resize ? (plan.width, plan.height) : nil)
             if !resize && (image.width != plan.width || image.height != plan.height) {
                 throw ImgConvError(.shapeMismatch, "image is \(image.height)x\(image.width), expected \(plan.height)x\(plan.width)")
             }

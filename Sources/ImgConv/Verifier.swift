@@ -205,6 +205,7 @@ public struct Verifier {
         var decodeOptions = DecodeOptions()
         decodeOptions.exifOrientation = manifest.options.exifOrientation
         decodeOptions.allowTruncatedJPEG = manifest.options.allowTruncatedJpeg
+        decodeOptions.jpegDraft = manifest.options.jpegDraft ?? false
         decodeOptions.limits = DecodeLimits(maxPixels: manifest.options.maxPixels)
         let decoders = Decoders(options: decodeOptions)
         let resize = manifest.options.size != nil

@@ -8,6 +8,8 @@ public struct DecodeOptions: Sendable {
     public var exifOrientation = true
     /// Accept JPEGs that decode with a warning (truncated downloads).
     public var allowTruncatedJPEG = false
+    /// Decode JPEGs with DCT scaling (1/2, 1/4, 1/8) when the target size allows.
+    public var jpegDraft = false
 
     public init() {}
 }
@@ -40,8 +42,15 @@ public struct Decoders: Sendable {
         return h
     }
 
-    /// Decodes pixels for a header from `header(_:format:)`, orientation applied.
-    public func decode(_ data: [UInt8], format: ImageFormat, header: ImageHeader, page: Int = 0) throws -> PixelBuffer {
+    /// Decodes pixels for a header from `header(_:format:)`, orientation applied. With
+    /// `jpegDraft`, a JPEG may come out smaller, but never below `target` (upright size).
+    public func decode(_ data: [UInt8], format: ImageFormat, header: ImageHeader, page: Int = 0,
+                       target: (width: Int, height: Int)? = nil) throws -> PixelBuffer {
+        if format == .jpeg, options.jpegDraft, let target {
+            let stored = header.orientation >= 5 ? (width: target.height, height: target.width) : target
+            return try JPEGDecoder(allowTruncated: options.allowTruncatedJPEG)
+                .decode(data, header: header, atLeast: stored).oriented(header.orientation)
+        }
         guard let decoder = decoder(for: format, page: page) else {
             throw ImgConvError(.unsupported, "\(format.rawValue.uppercased()) files are not supported")
         }

@@ -112,6 +112,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         /// The split fractions asked for (`train=0.8,val=0.1,test=0.1`).
         public var split: String?
         public var stratify: Bool?
+        /// JPEGs were decoded with DCT scaling (--jpeg-draft).
+        public var jpegDraft: Bool?
         public init(size: [Int]?, color: String, compress: Bool, skipBad: Bool, resizeFilter: String,
                     dtype: String, exifOrientation: Bool, allowTruncatedJpeg: Bool, tiffPages: String, maxPixels: Int) {
             self.size = size

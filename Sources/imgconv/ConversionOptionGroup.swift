@@ -91,6 +91,9 @@ struct ConversionOptionGroup: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Turn images upright from their EXIF (JPEG, PNG) or TIFF orientation, as Pillow's ImageOps.exif_transpose.")
     var exifOrientation = true
 
+    @Flag(help: "With --size at most half the source: decode JPEGs with libjpeg-turbo's DCT scaling (1/2, 1/4, 1/8), then resize. Faster; values differ slightly from a full decode.")
+    var jpegDraft = false
+
     @Flag(help: "Accept JPEGs that decode with a warning (e.g. truncated downloads); each is listed in the manifest.")
     var allowTruncatedJpeg = false
 
@@ -204,6 +207,7 @@ struct ConversionOptionGroup: ParsableArguments {
         o.decode.limits = DecodeLimits(maxPixels: maxPixels)
         o.decode.exifOrientation = exifOrientation
         o.decode.allowTruncatedJPEG = allowTruncatedJpeg
+        o.decode.jpegDraft = jpegDraft
         return o
     }
 }

@@ -168,3 +168,20 @@ def test_color_keep(run, make_dataset, tmp_path):
     ds.add_image("a/y.png", np.zeros((4, 4, 3), np.uint8))
     res = run(["to-npz", ds.root, out, "--color", "keep"], expect_rc=65)
     assert "channels" in res.stderr
+
+
+@pytest.mark.parametrize("size", [(112, 112), (300, 200)])
+def test_jpeg_draft_equals_pillow_draft(run, make_dataset, tmp_path, size):
+    """--jpeg-draft decodes at 1/2, 1/4 or 1/8 scale as Pillow's `draft` does, then resizes."""
+    ds = _photos_dataset(make_dataset)
+    ds.add("c9/Portrait_6.jpg", H.FIXTURES / "jpeg/exif-orientation/Portrait_6.jpg")
+    h, w = size
+    d, m = _convert(run, tmp_path, ds.root, "--size", f"{h}x{w}", "--jpeg-draft")
+    assert m["options"]["jpegDraft"] is True
+    for i, f in enumerate(m["files"]):
+        im = Image.open(ds.root / f["path"])
+        im.draft("RGB", (w, h) if f.get("orientation", 1) < 5 else (h, w))
+        assert im.size[0] < 1200  # the draft really scaled
+        ref = np.asarray(ImageOps.exif_transpose(im).convert("RGB").resize((w, h), Image.BILINEAR))
+        np.testing.assert_array_equal(d["trainXs"][i], ref)
+    run(["verify", tmp_path / "o.npz", "--against", ds.root])
