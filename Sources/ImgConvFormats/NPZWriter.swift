@@ -7,6 +7,8 @@ public final class NPZWriter: DatasetWriter {
     public let path: String
     public let compress: Bool
     public let level: Int32
+    /// Threads that deflate (`compress`); the output does not depend on it.
+    public var threads = 1
     public var names = TensorNames()
     public var labelEncoding = LabelEncoding()
     private var file: AtomicOutputFile?
@@ -35,7 +37,8 @@ public final class NPZWriter: DatasetWriter {
         appended = 0
         let header = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: count)).encoded()
         firstHeaderLength = header.count
-        images = try NPYMemberWriter(zip: zip!, name: names.images + ".npy", header: header, compressed: compress, level: level)
+        images = try NPYMemberWriter(zip: zip!, name: names.images + ".npy", header: header, compressed: compress, level: level,
+                                     threads: threads)
     }
 
     public func append(image: UnsafeRawBufferPointer) throws {

@@ -136,11 +136,11 @@ final class NPYMemberWriter {
     private let headerOffset: Int
     private var dataCRC = CRC32()
     private var compressedBytes = 0
-    private var deflater: Deflater?
+    private var deflater: ParallelDeflater?
     private(set) var dataHash = SHA256Stream()
     private(set) var dataLength = 0
 
-    init(zip: ZipWriter, name: String, header: [UInt8], compressed: Bool, level: Int32) throws {
+    init(zip: ZipWriter, name: String, header: [UInt8], compressed: Bool, level: Int32, threads: Int = 1) throws {
         self.zip = zip
         self.compressed = compressed
         headerLength = header.count
@@ -154,7 +154,7 @@ final class NPYMemberWriter {
             try zip.file.write(block.bytes)
             headerOffset = start + 5
             compressedBytes = 5 + header.count
-            deflater = try Deflater(level: level)
+            deflater = ParallelDeflater(level: level, threads: threads)
         } else {
             headerOffset = start
             compressedBytes = header.count
@@ -167,7 +167,7 @@ final class NPYMemberWriter {
         dataHash.update(bytes)
         dataLength += bytes.count
         if let deflater {
-            try deflater.feed(bytes, finish: false) { piece in
+            try deflater.feed(bytes) { piece in
                 compressedBytes += piece.count
                 try zip.file.write(piece)
             }
@@ -183,7 +183,7 @@ final class NPYMemberWriter {
     func finish(header: [UInt8]) throws {
         precondition(header.count == headerLength, "NPY header length changed")
         if let deflater {
-            try deflater.feed(UnsafeRawBufferPointer(start: nil, count: 0), finish: true) { piece in
+            try deflater.finish { piece in
                 compressedBytes += piece.count
                 try zip.file.write(piece)
             }

@@ -17,6 +17,7 @@ struct ToNPZ: ParsableCommand {
     func run() throws {
         try IMGConvCommand.run {
             let writer = NPZWriter(path: common.output, compress: compress)
+            writer.threads = common.jobs
             try convert(common, writer: writer, format: "npz", compress: compress)
         }
     }
