@@ -34,6 +34,11 @@ public final class HDF5Writer: DatasetWriter {
     private var pendingCount = 0
     private var written = 0
     private var hash = SHA256Stream()
+    /// With `compress`: chunks are shuffled and deflated on every core, then written whole
+    /// (H5Dwrite_chunk) in order from the HDF5 thread.
+    public var threads = 1
+    private var compressor: OrderedWork<(index: Int, count: Int, bytes: [UInt8])>?
+    private var chunksSubmitted = 0
 
     public static let manifestAttribute = "imgconv_manifest"
     public static let classNamesAttribute = "classNames"
@@ -141,6 +146,12 @@ public final class HDF5Writer: DatasetWriter {
     public func append(image: UnsafeRawBufferPointer) throws {
         precondition(image.count == layout.bytesPerItem, "image size")
         hash.update(image)
+        if compress {
+            pending.append(contentsOf: image)
+            pendingCount += 1
+            if pendingCount == imagesPerChunk { try submitChunk() }
+            return
+        }
         if imagesPerChunk == 1 {
             try appendItems(images, name: names.images, at: written, count: 1, itemShape: layout.itemShape,
                             dtype: layout.dtype, bytes: image.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)
@@ -152,7 +163,57 @@ public final class HDF5Writer: DatasetWriter {
         if pendingCount == imagesPerChunk { try flushPending() }
     }
 
+    /// Shuffles and deflates the pending images as one chunk on another thread (edge chunks are
+    /// padded to the full chunk size, as HDF5 requires), writing finished chunks in order.
+    private func submitChunk() throws {
+        guard pendingCount > 0 else { return }
+        if compressor == nil { compressor = OrderedWork(limit: max(2, threads * 2)) }
+        var chunk = pending
+        chunk.append(contentsOf: [UInt8](repeating: 0, count: (imagesPerChunk - pendingCount) * layout.bytesPerItem))
+        let index = chunksSubmitted, count = pendingCount, elementSize = layout.dtype.byteSize, level = Int32(self.level)
+        chunksSubmitted += 1
+        pendingCount = 0
+        pending.removeAll(keepingCapacity: true)
+        try compressor!.submit({ (index, count, try Self.filter(chunk, elementSize: elementSize, level: level)) },
+                               deliver: writeChunk)
+    }
+
+    /// HDF5's shuffle filter (byte planes) then its deflate filter (a zlib stream).
+    static func filter(_ data: [UInt8], elementSize: Int, level: Int32) throws -> [UInt8] {
+        var shuffled = data
+        if elementSize > 1 {
+            let n = data.count / elementSize
+            for i in 0..<n {
+                for b in 0..<elementSize { shuffled[b * n + i] = data[i * elementSize + b] }
+            }
+        }
+        return try zlibCompress(shuffled, level: level)
+    }
+
+    private func writeChunk(_ chunk: (index: Int, count: Int, bytes: [UInt8])) throws {
+        let ctx = self.ctx
+        let start = chunk.index * imagesPerChunk
+        let rank = 1 + layout.itemShape.count
+        try HDF5.run {
+            var size = [hsize_t(start + chunk.count)] + layout.itemShape.map { hsize_t($0) }
+            try ctx.check(H5Dset_extent(images, &size), "extend '/\(names.images)' to \(start + chunk.count) items")
+            var offset = [hsize_t(start)] + [hsize_t](repeating: 0, count: rank - 1)
+            _ = try chunk.bytes.withUnsafeBytes { buf in
+                try ctx.check(H5Dwrite_chunk(images, imc_h5p_default(), 0, &offset, buf.count, buf.baseAddress),
+                              "write the chunk at item \(start) of '/\(names.images)'")
+            }
+        }
+        written = start + chunk.count
+    }
+
     private func flushPending() throws {
+        if compress {
+            try submitChunk()
+            try compressor?.finish(deliver: writeChunk)
+            compressor = nil
+            chunksSubmitted = 0
+            return
+        }
         guard pendingCount > 0 else { return }
         try pending.withUnsafeBytes { buf in
             try appendItems(images, name: names.images, at: written, count: pendingCount, itemShape: layout.itemShape,

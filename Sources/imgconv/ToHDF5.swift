@@ -30,6 +30,7 @@ struct ToHDF5: ParsableCommand {
     func run() throws {
         try IMGConvCommand.run {
             let writer = HDF5Writer(path: common.output, compress: compress, level: level)
+            writer.threads = common.jobs
             try convert(common, writer: writer, format: "h5", compress: compress)
         }
     }

@@ -85,3 +85,21 @@ def test_memory_does_not_grow_with_the_dataset(tmp_path, imgconv_bin):
     b = _peak_rss_kib(["to-npz", large, tmp_path / "l.npz", "-q"])
     print(f"peak RSS: {a} KiB for 200 images, {b} KiB for 2000")
     assert b <= a * 1.10 + 2048, (a, b)
+
+
+def test_hdf5_compressed_in_parallel(run, tmp_path):
+    h5py = pytest.importorskip("h5py")
+    _dataset(tmp_path / "r", 120, side=128)   # 48 KiB images: one image per chunk
+    outs = []
+    for jobs in (1, 3):
+        d = tmp_path / f"j{jobs}"
+        d.mkdir()
+        run(["to-hdf5", tmp_path / "r", d / "o.h5", "--compress", "--jobs", str(jobs)])
+        outs.append((d / "o.h5").read_bytes())
+    assert outs[0] == outs[1]
+    plain = tmp_path / "p.npz"
+    run(["to-npz", tmp_path / "r", plain])
+    with h5py.File(tmp_path / "j3" / "o.h5", "r") as f:
+        assert f["trainXs"].compression == "gzip" and f["trainXs"].shuffle
+        np.testing.assert_array_equal(f["trainXs"][:], np.load(plain)["trainXs"])
+    run(["verify", tmp_path / "j3" / "o.h5"])
