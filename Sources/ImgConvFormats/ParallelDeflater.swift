@@ -1,5 +1,4 @@
 import CZlib
-import Foundation
 import ImgConvCore
 
 /// A raw deflate stream compressed on several threads, the way pigz does it: the input is cut into
@@ -13,88 +12,38 @@ final class ParallelDeflater {
     static let window = 32 << 10
 
     private let level: Int32
-    private let maxInFlight: Int
-    private let queue = DispatchQueue(label: "imgconv.deflate", attributes: .concurrent)
-    private let group = DispatchGroup()
-    private let lock = NSCondition()
-    private var results: [Int: Result<[UInt8], Error>] = [:]
-    private var submitted = 0
-    private var emitted = 0
+    private let work: OrderedWork<[UInt8]>
     private var pending: [UInt8] = []
     private var dictionary: [UInt8] = []
 
     init(level: Int32, threads: Int) {
         self.level = level
-        maxInFlight = max(2, threads * 2)
+        work = OrderedWork(limit: max(2, threads * 2))
         pending.reserveCapacity(Self.chunkSize)
     }
 
     /// Adds input; full chunks are handed to the threads, finished pieces go to `sink` in order.
-    func feed(_ bytes: UnsafeRawBufferPointer, sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    func feed(_ bytes: UnsafeRawBufferPointer, sink: ([UInt8]) throws -> Void) throws {
         var offset = 0
         while offset < bytes.count {
             let take = min(Self.chunkSize - pending.count, bytes.count - offset)
             pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + take)]))
             offset += take
-            if pending.count == Self.chunkSize {
-                try submit(last: false, sink: sink)
-            }
+            if pending.count == Self.chunkSize { try submit(last: false, sink: sink) }
         }
-        try drain(wait: false, sink: sink)
     }
 
     /// Compresses what is left as the final chunk and emits everything.
-    func finish(sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    func finish(sink: ([UInt8]) throws -> Void) throws {
         try submit(last: true, sink: sink)
-        try drain(wait: true, sink: sink)
+        try work.finish(deliver: sink)
     }
 
-    private func submit(last: Bool, sink: (UnsafeRawBufferPointer) throws -> Void) throws {
-        // Keep the number of chunks in memory bounded.
-        while true {
-            lock.lock()
-            let inFlight = submitted - emitted
-            lock.unlock()
-            if inFlight < maxInFlight { break }
-            try drain(wait: true, once: true, sink: sink)
-        }
-        let chunk = pending
-        let dict = dictionary
+    private func submit(last: Bool, sink: ([UInt8]) throws -> Void) throws {
+        let chunk = pending, dict = dictionary, level = self.level
         dictionary = Array(chunk.suffix(Self.window))
         pending.removeAll(keepingCapacity: true)
-        let index = submitted
-        let level = self.level
-        lock.lock()
-        submitted += 1
-        lock.unlock()
-        group.enter()
-        queue.async { [self] in
-            let result = Result { try Self.compress(chunk, dictionary: dict, last: last, level: level) }
-            lock.lock()
-            results[index] = result
-            lock.broadcast()
-            lock.unlock()
-            group.leave()
-        }
-    }
-
-    /// Emits finished pieces in order: those ready (or, with `wait`, all submitted; with `once`,
-    /// at least the next one).
-    private func drain(wait: Bool, once: Bool = false, sink: (UnsafeRawBufferPointer) throws -> Void) throws {
-        while true {
-            lock.lock()
-            if emitted == submitted { lock.unlock(); return }
-            while results[emitted] == nil {
-                if !wait { lock.unlock(); return }
-                lock.wait()
-            }
-            let result = results.removeValue(forKey: emitted)!
-            emitted += 1
-            lock.unlock()
-            let piece = try result.get()
-            try piece.withUnsafeBytes { try sink($0) }
-            if once { return }
-        }
+        try work.submit({ try Self.compress(chunk, dictionary: dict, last: last, level: level) }, deliver: sink)
     }
 
     private static func compress(_ chunk: [UInt8], dictionary: [UInt8], last: Bool, level: Int32) throws -> [UInt8] {
