@@ -142,7 +142,7 @@ public struct Inspector {
                     }
                 } else {
                     for k in 0..<whole {
-                        let v = Self.value(raw, at: k * size, dtype: dtype)
+                        let v = dtype.value(in: raw, at: k * size)
                         guard !v.isNaN else { continue }
                         let c = ((index + k) / plane) % channels
                         if v < mins[c] { mins[c] = v }
@@ -171,23 +171,6 @@ public struct Inspector {
         return (0..<channels).map { c in
             counts[c] == 0 ? .init(channel: c, min: 0, max: 0, mean: 0)
                 : .init(channel: c, min: mins[c], max: maxs[c], mean: sums[c] / Double(counts[c]))
-        }
-    }
-
-    private static func value(_ raw: UnsafeRawBufferPointer, at offset: Int, dtype: DType) -> Double {
-        switch dtype {
-        case .uint8: return Double(raw[offset])
-        case .int8: return Double(Int8(bitPattern: raw[offset]))
-        case .uint16: return Double(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
-        case .int16: return Double(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int16.self)))
-        case .int32: return Double(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int32.self)))
-        case .int64: return Double(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int64.self)))
-        case .float16:
-            return Double(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
-        case .float32:
-            return Double(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))))
-        case .float64:
-            return Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
         }
     }
 }

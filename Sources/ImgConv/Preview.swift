@@ -422,7 +422,7 @@ struct ValueRange {
         case .int8: for k in 0..<n { see(Double(Int8(bitPattern: raw[k]))) }
         case .uint16, .int16, .int32, .int64, .float16, .float32, .float64:
             for k in 0..<n {
-                let v = DisplayMapping.value(raw, at: k * dtype.byteSize, dtype: dtype)
+                let v = dtype.value(in: raw, at: k * dtype.byteSize)
                 if v.isFinite { see(v) }
             }
         }
@@ -475,28 +475,11 @@ enum DisplayMapping: CustomStringConvertible {
             let v = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
             return UInt8((v + 128) / 257)
         case let .linear(lo, hi):
-            let v = Self.value(raw, at: offset, dtype: dtype)
+            let v = dtype.value(in: raw, at: offset)
             if v.isNaN { return 0 }
             guard hi > lo else { return v > hi ? 255 : v < lo ? 0 : 128 }
             let t = ((v - lo) / (hi - lo) * 255).rounded()
             return t <= 0 ? 0 : t >= 255 ? 255 : UInt8(t)
-        }
-    }
-
-    static func value(_ raw: UnsafeRawBufferPointer, at offset: Int, dtype: DType) -> Double {
-        switch dtype {
-        case .uint8: return Double(raw[offset])
-        case .int8: return Double(Int8(bitPattern: raw[offset]))
-        case .uint16: return Double(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
-        case .int16: return Double(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int16.self)))
-        case .int32: return Double(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int32.self)))
-        case .int64: return Double(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int64.self)))
-        case .float16:
-            return Double(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
-        case .float32:
-            return Double(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))))
-        case .float64:
-            return Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
         }
     }
 }

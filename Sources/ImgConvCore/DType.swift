@@ -49,3 +49,23 @@ public func checkedByteCount(_ shape: [Int], elementSize: Int) -> Int? {
     }
     return total
 }
+
+extension DType {
+    /// One element of this type (little-endian, at any alignment) as a Double.
+    public func value(in raw: UnsafeRawBufferPointer, at offset: Int) -> Double {
+        switch self {
+        case .uint8: return Double(raw[offset])
+        case .int8: return Double(Int8(bitPattern: raw[offset]))
+        case .uint16: return Double(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+        case .int16: return Double(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int16.self)))
+        case .int32: return Double(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int32.self)))
+        case .int64: return Double(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int64.self)))
+        case .float16:
+            return Double(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
+        case .float32:
+            return Double(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))))
+        case .float64:
+            return Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+        }
+    }
+}

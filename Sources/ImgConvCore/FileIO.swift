@@ -155,13 +155,7 @@ public final class AtomicOutputFile {
         if sync && fsync(fd) != 0 { let e = errno; abort(); throw ioError(e) }
         close(fd)
         closed = true
-        if rename(temporaryPath, targetPath) != 0 {
-            let e = errno
-            unlink(temporaryPath)
-            TemporaryFiles.unregister(temporaryPath)
-            throw ImgConvError(.io, path: targetPath, "cannot move the finished file into place: \(errnoText(e))")
-        }
-        TemporaryFiles.unregister(temporaryPath)
+        try moveIntoPlace(temporaryPath, targetPath)
     }
 
     /// Removes the temporary file; the target is left as it was.
@@ -202,6 +196,16 @@ private func createTemporaryFile(for target: String) throws -> (Int32, String) {
     }
     TemporaryFiles.register(name)
     return (created, name)
+}
+
+/// Renames a finished temporary file over its target (removing it if that fails) and forgets it.
+private func moveIntoPlace(_ temporaryPath: String, _ targetPath: String) throws {
+    defer { TemporaryFiles.unregister(temporaryPath) }
+    if rename(temporaryPath, targetPath) != 0 {
+        let e = errno
+        unlink(temporaryPath)
+        throw ImgConvError(.io, path: targetPath, "cannot move the finished file into place: \(errnoText(e))")
+    }
 }
 
 /// Removes `.<base>.imgconv-<pid>-<n>.tmp` files in `dir` left by processes that no longer run
@@ -268,13 +272,7 @@ public final class TemporaryOutputPath {
         }
         close(fd)
         done = true
-        if rename(temporaryPath, targetPath) != 0 {
-            let e = errno
-            unlink(temporaryPath)
-            TemporaryFiles.unregister(temporaryPath)
-            throw ImgConvError(.io, path: targetPath, "cannot move the finished file into place: \(errnoText(e))")
-        }
-        TemporaryFiles.unregister(temporaryPath)
+        try moveIntoPlace(temporaryPath, targetPath)
     }
 
     /// Removes the temporary file; the target is left as it was.
