@@ -176,25 +176,13 @@ public enum Resizer {
                         let v = w * Double(1 << precisionBits)
                         return Int32(v < 0 ? v - 0.5 : v + 0.5)
                     }
-                    let src = raw.bindMemory(to: UInt8.self)
-                    let dst = outRaw.bindMemory(to: UInt8.self)
-                    let half = Int32(1 << (precisionBits - 1))
-                    for y in 0..<outH {
-                        for x in 0..<outW {
-                            let o = horizontal ? x : y
-                            let first = coeffs.start[o]
-                            let base = horizontal ? (y * image.width + first) * ch : (first * image.width + x) * ch
-                            let k = o * coeffs.taps
-                            for c in 0..<ch {
-                                var acc = half
-                                var at = base + c
-                                for t in 0..<coeffs.count[o] {
-                                    acc &+= Int32(src[at]) &* fixed[k + t]
-                                    at += tapStride
-                                }
-                                let v = acc >> Int32(precisionBits)
-                                dst[(y * outW + x) * ch + c] = UInt8(clamping: v)
-                            }
+                    let src = raw.bindMemory(to: UInt8.self).baseAddress!
+                    let dst = outRaw.bindMemory(to: UInt8.self).baseAddress!
+                    fixed.withUnsafeBufferPointer { kk in
+                        if horizontal {
+                            horizontal8(src, dst, kk.baseAddress!, coeffs, width: image.width, outW: outW, rows: outH, ch: ch)
+                        } else {
+                            vertical8(src, dst, kk.baseAddress!, coeffs, rowLength: image.width * ch, outH: outH)
                         }
                     }
                 case .sixteen:
@@ -207,6 +195,73 @@ public enum Resizer {
             }
         }
         return PixelBuffer(width: outW, height: outH, channels: ch, depth: image.depth, bytes: out)
+    }
+
+    @inline(__always)
+    private static func clip8(_ acc: Int32) -> UInt8 { UInt8(clamping: acc >> Int32(precisionBits)) }
+
+    /// 8-bit horizontal pass: each output pixel sums its taps along the row.
+    private static func horizontal8(_ src: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<UInt8>, _ kk: UnsafePointer<Int32>,
+                                    _ coeffs: Coefficients, width: Int, outW: Int, rows: Int, ch: Int) {
+        let half = Int32(1 << (precisionBits - 1))
+        coeffs.start.withUnsafeBufferPointer { starts in
+            coeffs.count.withUnsafeBufferPointer { counts in
+                for y in 0..<rows {
+                    let row = src + y * width * ch
+                    var out = dst + y * outW * ch
+                    for x in 0..<outW {
+                        let k = kk + x * coeffs.taps
+                        var p = row + starts[x] * ch
+                        let n = counts[x]
+                        switch ch {
+                        case 3:
+                            var a0 = half, a1 = half, a2 = half
+                            for t in 0..<n {
+                                let w = k[t]
+                                a0 &+= Int32(p[0]) &* w
+                                a1 &+= Int32(p[1]) &* w
+                                a2 &+= Int32(p[2]) &* w
+                                p += 3
+                            }
+                            out[0] = clip8(a0); out[1] = clip8(a1); out[2] = clip8(a2)
+                        case 1:
+                            var a0 = half
+                            for t in 0..<n { a0 &+= Int32(p[t]) &* k[t] }
+                            out[0] = clip8(a0)
+                        default:
+                            for c in 0..<ch {
+                                var a = half
+                                for t in 0..<n { a &+= Int32(p[t * ch + c]) &* k[t] }
+                                out[c] = clip8(a)
+                            }
+                        }
+                        out += ch
+                    }
+                }
+            }
+        }
+    }
+
+    /// 8-bit vertical pass: each output row is a weighted sum of whole input rows (contiguous, so
+    /// the inner loop runs over memory in order).
+    private static func vertical8(_ src: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<UInt8>, _ kk: UnsafePointer<Int32>,
+                                  _ coeffs: Coefficients, rowLength: Int, outH: Int) {
+        let half = Int32(1 << (precisionBits - 1))
+        var acc = [Int32](repeating: 0, count: rowLength)
+        acc.withUnsafeMutableBufferPointer { accBuf in
+            let a = accBuf.baseAddress!
+            for y in 0..<outH {
+                a.update(repeating: half, count: rowLength)
+                let k = kk + y * coeffs.taps
+                for t in 0..<coeffs.count[y] {
+                    let row = src + (coeffs.start[y] + t) * rowLength
+                    let w = k[t]
+                    for i in 0..<rowLength { a[i] &+= Int32(row[i]) &* w }
+                }
+                let out = dst + y * rowLength
+                for i in 0..<rowLength { out[i] = clip8(a[i]) }
+            }
+        }
     }
 
     /// The double-precision pass for 16-bit and float samples.
