@@ -208,6 +208,12 @@ int imc_tiff_decode(const uint8_t *data, size_t len, int page, uint8_t *dst, siz
             if (!s.has_error) snprintf(err, errlen, "invalid tile size");
             goto done;
         }
+        // A tile may be larger than a small image (256x256 tiles for a 10x10 image), but not
+        // without bound: a header can claim tiles of gigabytes for an image of a few pixels.
+        if ((size_t)tsize > dst_len && (size_t)tsize > ((size_t)64 << 20)) {
+            snprintf(err, errlen, "tiles of %ux%u are far larger than the %ux%u image", tw, th, info.width, info.height);
+            goto done;
+        }
         block = (uint8_t *)malloc((size_t)tsize);
         if (!block) { snprintf(err, errlen, "out of memory"); goto done; }
         for (size_t p = 0; p < planes; p++)
@@ -262,6 +268,27 @@ int imc_tiff_colormap(const uint8_t *data, size_t len, int page, uint16_t *r, ui
         rc = 0;
     } else if (!s.has_error) {
         snprintf(err, errlen, "palette image without a colormap");
+    }
+    TIFFClose(tif);
+    return rc;
+}
+
+int imc_tiff_decode_rgba(const uint8_t *data, size_t len, int page, uint8_t *dst, size_t dst_len,
+                         char *err, size_t errlen) {
+    tiff_source s = {data, len, 0, err, errlen, 0};
+    TIFF *tif = open_page(&s, page);
+    if (!tif) return -1;
+    imc_tiff_info info;
+    fill_info(tif, &info);
+    int rc = -1;
+    size_t pixels = (size_t)info.width * info.height;
+    if (pixels == 0 || pixels > dst_len / 4) {
+        snprintf(err, errlen, "output buffer does not match the image size");
+    } else if (TIFFReadRGBAImageOriented(tif, info.width, info.height, (uint32_t *)(void *)dst,
+                                         ORIENTATION_TOPLEFT, 0) && !s.has_error) {
+        rc = 0;
+    } else if (!s.has_error) {
+        snprintf(err, errlen, "cannot read the image through libtiff's RGBA interface");
     }
     TIFFClose(tif);
     return rc;

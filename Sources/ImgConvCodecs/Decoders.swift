@@ -24,7 +24,7 @@ public struct Decoders: Sendable {
         switch format {
         case .png: return PNGDecoder()
         case .jpeg: return JPEGDecoder(allowTruncated: options.allowTruncatedJPEG)
-        case .tiff: return TIFFDecoder(page: page)
+        case .tiff: return TIFFDecoder(page: page, limits: options.limits)
         default: return nil
         }
     }

@@ -34,10 +34,16 @@ public struct DecodeLimits: Sendable {
     /// Pillow raises its DecompressionBombError above twice `Image.MAX_IMAGE_PIXELS`.
     public static let defaultMaxPixels = 178_956_970
     public var maxPixels: Int
-    public init(maxPixels: Int = DecodeLimits.defaultMaxPixels) { self.maxPixels = maxPixels }
+    /// Bytes one image's decode may need (a decoder's own buffer included): a quarter of the
+    /// physical memory unless lowered (the fuzz targets lower it).
+    public var maxBytes: Int
+    public init(maxPixels: Int = DecodeLimits.defaultMaxPixels, maxBytes: Int = DecodeLimits.memoryBudget) {
+        self.maxPixels = maxPixels
+        self.maxBytes = maxBytes
+    }
 
     /// A quarter of the physical memory.
-    static let memoryBudget: Int = {
+    public static let memoryBudget: Int = {
         let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
         guard pages > 0, size > 0 else { return 1 << 32 }
         return pages / 4 * size
@@ -55,9 +61,14 @@ public struct DecodeLimits: Sendable {
         }
         // Whatever --max-pixels allows, a decode must fit in memory (several buffers of this
         // size are alive at once): refuse rather than abort on a failed allocation.
-        guard bytes <= Self.memoryBudget else {
-            throw ImgConvError(.limitExceeded, "\(width)x\(height) pixels need \(bytes) bytes, more than a quarter of this machine's memory")
+        guard bytes <= maxBytes else {
+            throw ImgConvError(.limitExceeded, "\(width)x\(height) pixels need \(bytes) bytes, \(overBytes)")
         }
+    }
+
+    /// The end of a message about a decode that needs more than `maxBytes`.
+    var overBytes: String {
+        maxBytes == Self.memoryBudget ? "more than a quarter of this machine's memory" : "more than the limit of \(maxBytes) bytes"
     }
 }
 

@@ -16,8 +16,13 @@ import ImgConvCore
 public struct TIFFDecoder: ImageDecoder {
     /// Which page (directory) to decode.
     public var page: Int
+    /// Checked against the raw samples, which are read whole before unused ones are dropped.
+    public var limits: DecodeLimits
 
-    public init(page: Int = 0) { self.page = page }
+    public init(page: Int = 0, limits: DecodeLimits = DecodeLimits()) {
+        self.page = page
+        self.limits = limits
+    }
 
     private func info(_ data: [UInt8]) throws -> imc_tiff_info {
         var info = imc_tiff_info()
@@ -43,6 +48,8 @@ public struct TIFFDecoder: ImageDecoder {
         var cmyk: Bool
         /// Factor for 1/2/4-bit samples (Pillow's widening), else 1.
         var widen: Int
+        /// Read through libtiff's RGBA interface (old-style JPEG), as Pillow does.
+        var rgba = false
         var storedBytes: Int { bits <= 8 ? 1 : bits <= 16 ? 2 : bits <= 32 ? 4 : 8 }
     }
 
@@ -85,6 +92,10 @@ public struct TIFFDecoder: ImageDecoder {
             l.outChannels = spp >= 4 && alpha ? 4 : 3
         case (6, 3...) where i.compression == 7:  // JPEG: libtiff converts YCbCr to RGB
             l.outChannels = 3
+        case (6, 3...) where i.compression == 6:  // old-style JPEG: only libtiff's RGBA interface reads it
+            l.outChannels = 3
+            l.depth = .eight
+            l.rgba = true
         case (3, 1) where kind == .unsigned && bits <= 8:
             l = Layout(bits: bits, kind: kind, storedSamples: 1, outChannels: 3, depth: .eight,
                        invert: false, palette: true, cmyk: false, widen: 1)
@@ -99,9 +110,21 @@ public struct TIFFDecoder: ImageDecoder {
         return l
     }
 
+    /// Bytes of the raw samples of the whole image. A header may claim up to 65,535 samples per
+    /// pixel, all of which are read: they must fit the limits, not only the channels kept.
+    private func rawSize(_ i: imc_tiff_info, _ l: Layout) throws -> Int {
+        try limits.check(width: Int(i.width), height: Int(i.height), channels: l.outChannels, depth: l.depth)
+        guard let size = checkedByteCount([Int(i.width), Int(i.height), l.storedSamples], elementSize: l.storedBytes),
+              size <= limits.maxBytes else {
+            throw ImgConvError(.limitExceeded, "\(i.width)x\(i.height) pixels of \(l.storedSamples) samples (\(l.bits)-bit) need \(limits.overBytes)")
+        }
+        return size
+    }
+
     public func readHeader(_ data: [UInt8]) throws -> ImageHeader {
         let i = try info(data)
         let l = try layout(i)
+        _ = try rawSize(i, l)
         return ImageHeader(width: Int(i.width), height: Int(i.height), channels: l.outChannels, depth: l.depth,
                            orientation: (1...8).contains(Int(i.orientation)) ? Int(i.orientation) : 1,
                            pages: max(1, Int(i.directories)))
@@ -114,10 +137,8 @@ public struct TIFFDecoder: ImageDecoder {
             throw ImgConvError(.corruptInput, "header changed between reads")
         }
         let count = header.width * header.height
-        guard let rawSize = checkedByteCount([count, l.storedSamples], elementSize: l.storedBytes) else {
-            throw ImgConvError(.limitExceeded, "image size overflows")
-        }
-        var raw = [UInt8](repeating: 0, count: rawSize)
+        if l.rgba { return try decodeRGBA(data, header: header) }
+        var raw = [UInt8](repeating: 0, count: try rawSize(i, l))
         var err = CErrorBuffer()
         let rc = data.withUnsafeBufferPointer { src in
             raw.withUnsafeMutableBufferPointer { dst in
@@ -206,6 +227,27 @@ public struct TIFFDecoder: ImageDecoder {
             out[p * 3 + 2] = UInt8(truncatingIfNeeded: b[idx] >> shift)
         }
         return out
+    }
+
+    /// RGB from libtiff's RGBA interface (on a little-endian host the packed words hold the
+    /// bytes R, G, B, A in memory order).
+    private func decodeRGBA(_ data: [UInt8], header: ImageHeader) throws -> PixelBuffer {
+        let count = header.width * header.height
+        var raster = [UInt8](repeating: 0, count: count * 4)
+        var err = CErrorBuffer()
+        let rc = data.withUnsafeBufferPointer { src in
+            raster.withUnsafeMutableBufferPointer { dst in
+                imc_tiff_decode_rgba(src.baseAddress, src.count, Int32(page), dst.baseAddress, dst.count, &err.bytes, err.bytes.count)
+            }
+        }
+        guard rc == 0 else { throw ImgConvError(.corruptInput, "libtiff: \(err.text)") }
+        var rgb = [UInt8](repeating: 0, count: count * 3)
+        for p in 0..<count {
+            rgb[p * 3] = raster[p * 4]
+            rgb[p * 3 + 1] = raster[p * 4 + 1]
+            rgb[p * 3 + 2] = raster[p * 4 + 2]
+        }
+        return PixelBuffer(width: header.width, height: header.height, channels: 3, depth: .eight, bytes: rgb)
     }
 
     /// The top 8 bits of every 16-bit sample.

@@ -77,9 +77,6 @@ KNOWN_GAPS: dict[str, str] = {
         "real Motion-JPEG frame (encoder pads restart intervals: libjpeg warns '6 extraneous bytes before "
         "marker 0xd1'); Pillow decodes it, imgconv refuses it by default; --allow-truncated-jpeg gives "
         "Pillow's pixels exactly",
-    "tiff/libtiff/ojpeg_zackthecat_subsamp22_single_strip.tiff":
-        "old-style JPEG (compression 6) YCbCr refused: TIFFDecoder accepts YCbCr only with compression 7; "
-        "Pillow reads it (tifffile cannot)",
     "tiff/libtiff/testfax3_bug_513.tiff":
         "system libtiff 4.5.0 fails TIFFReadEncodedStrip ('Fax3Decode1D: Buffer overflow at line 0'); "
         "Pillow's libtiff 4.7.2 and tifffile read the 2x32 pattern",

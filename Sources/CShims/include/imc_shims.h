@@ -52,6 +52,11 @@ int imc_tiff_read_info(const uint8_t *data, size_t len, int page, imc_tiff_info 
 // JPEG-compressed YCbCr data is converted to RGB by libtiff.
 int imc_tiff_decode(const uint8_t *data, size_t len, int page, uint8_t *dst, size_t dst_len,
                     char *err, size_t errlen);
+// Directory `page` through libtiff's RGBA interface (TIFFReadRGBAImageOriented, top-left):
+// 8-bit R, G, B, A per pixel (packed as host uint32 ABGR). For what the raw reads cannot give
+// (old-style JPEG); dst holds width * height * 4 bytes.
+int imc_tiff_decode_rgba(const uint8_t *data, size_t len, int page, uint8_t *dst, size_t dst_len,
+                         char *err, size_t errlen);
 // Palette of directory `page`: three arrays of `entries` (2^bits_per_sample) values.
 int imc_tiff_colormap(const uint8_t *data, size_t len, int page, uint16_t *r, uint16_t *g, uint16_t *b,
                       size_t entries, char *err, size_t errlen);
