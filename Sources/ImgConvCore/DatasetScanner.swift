@@ -211,18 +211,24 @@ public struct DatasetScanner: Sendable {
             skipped.append(SkippedFile(path: relative, reason: "symbolic link loop"))
             return
         }
-        let names: [String]
+        let names: [(name: String, regular: Bool)]
         do {
-            names = try listDirectory(dir)
+            names = try listDirectoryTyped(dir)
         } catch {
             skipped.append(SkippedFile(path: relative, reason: "cannot list folder: \((error as? ImgConvError)?.message ?? "\(error)")"))
             return
         }
         var inner = ancestors
         inner.insert(id)
-        for name in names.sorted(by: codePointLess) {
+        for (name, regular) in names.sorted(by: { codePointLess($0.name, $1.name) }) {
             let path = join(dir, name)
             let rel = relative + "/" + name
+            // The folder entry's type spares a stat for plain files (links and unknown types are
+            // stat'ed, so links are followed).
+            if regular {
+                files.append(SourceFile(relativePath: rel, path: path, label: label))
+                continue
+            }
             var est = stat()
             guard stat(path, &est) == 0 else {
                 skipped.append(SkippedFile(path: rel, reason: "cannot stat: \(errnoText(errno))"))
@@ -242,17 +248,22 @@ public struct DatasetScanner: Sendable {
 
 /// Visible entries of a folder (hidden names and `__MACOSX` dropped), unsorted.
 func listDirectory(_ path: String) throws -> [String] {
+    try listDirectoryTyped(path).map(\.name)
+}
+
+/// Visible entries of a folder, each with whether the folder says it is a regular file.
+func listDirectoryTyped(_ path: String) throws -> [(name: String, regular: Bool)] {
     guard let dir = opendir(path) else {
         throw ImgConvError(.io, path: path, "cannot list folder: \(errnoText(errno))")
     }
     defer { closedir(dir) }
-    var names: [String] = []
+    var names: [(name: String, regular: Bool)] = []
     while let entry = readdir(dir) {
         let name = withUnsafePointer(to: entry.pointee.d_name) {
             $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
         }
         if name.hasPrefix(".") || name == "__MACOSX" { continue }
-        names.append(name)
+        names.append((name, entry.pointee.d_type == UInt8(DT_REG)))
     }
     return names
 }
