@@ -175,11 +175,82 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.summary = summary
     }
 
-    /// Deterministic JSON: sorted keys, two-space indentation, trailing newline.
+    /// Deterministic JSON: keys sorted, two-space indentation, trailing newline. Written directly
+    /// (not through JSONEncoder, whose intermediate tree costs about a kilobyte a file).
     public func encoded() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        var data = Array(try encoder.encode(self))
+        var j = JSONText(capacity: 4096 + files.count * 200)
+        j.beginObject()
+        j.key("classes"); j.beginArray()
+        for c in classes { j.item(); j.beginObject(); j.member("count", c.count); j.member("index", c.index); j.member("name", c.name); j.endObject() }
+        j.endArray()
+        j.key("files"); j.beginArray()
+        for f in files {
+            j.item(); j.beginObject()
+            j.member("format", f.format)
+            j.member("label", f.label)
+            if let v = f.orientation { j.member("orientation", v) }
+            if let v = f.page { j.member("page", v) }
+            j.member("path", f.path)
+            j.member("sha256", f.sha256)
+            if let v = f.split { j.member("split", v) }
+            if let v = f.warning { j.member("warning", v) }
+            j.endObject()
+        }
+        j.endArray()
+        j.member("format", format)
+        j.key("options"); j.beginObject()
+        let o = options
+        j.member("allowTruncatedJpeg", o.allowTruncatedJpeg)
+        if let v = o.background { j.member("background", ints: v) }
+        if let v = o.classes { j.member("classes", strings: v) }
+        j.member("color", o.color)
+        j.member("compress", o.compress)
+        j.member("dtype", o.dtype)
+        j.member("exifOrientation", o.exifOrientation)
+        if let v = o.fit { j.member("fit", v) }
+        if let v = o.jpegDraft { j.member("jpegDraft", v) }
+        if let v = o.labelDtype { j.member("labelDtype", v) }
+        if let v = o.labels { j.member("labels", v) }
+        if let v = o.layout { j.member("layout", v) }
+        j.member("maxPixels", o.maxPixels)
+        if let v = o.mean { j.member("mean", floats: v) }
+        if let v = o.padColor { j.member("padColor", ints: v) }
+        j.member("resizeFilter", o.resizeFilter)
+        if let v = o.scale { j.member("scale", v) }
+        if let v = o.shuffleSeed { j.member("shuffleSeed", v) }
+        if let v = o.size { j.member("size", ints: v) }
+        j.member("skipBad", o.skipBad)
+        if let v = o.sort { j.member("sort", v) }
+        if let v = o.split { j.member("split", v) }
+        if let v = o.std { j.member("std", floats: v) }
+        if let v = o.stratify { j.member("stratify", v) }
+        j.member("tiffPages", o.tiffPages)
+        j.endObject()
+        j.key("output"); j.beginObject(); j.member("format", output.format); j.member("name", output.name); j.endObject()
+        j.key("skipped"); j.beginArray()
+        for s in skipped { j.item(); j.beginObject(); j.member("path", s.path); j.member("reason", s.reason); j.endObject() }
+        j.endArray()
+        j.key("source"); j.beginObject(); j.member("kind", source.kind); j.member("root", source.root); j.endObject()
+        j.key("summary"); j.beginObject()
+        j.member("ignoredTiffPages", summary.ignoredTiffPages)
+        j.member("images", summary.images)
+        j.member("rotated", summary.rotated)
+        j.member("skipped", summary.skipped)
+        j.member("skippedByReason", counts: summary.skippedByReason)
+        if let v = summary.splits { j.member("splits", counts: v) }
+        j.endObject()
+        j.key("tensors"); j.beginArray()
+        for t in tensors {
+            j.item(); j.beginObject()
+            j.member("dtype", t.dtype); j.member("name", t.name); j.member("sha256", t.sha256); j.member("shape", ints: t.shape)
+            j.endObject()
+        }
+        j.endArray()
+        j.key("tool"); j.beginObject(); j.member("name", tool.name); j.member("version", tool.version); j.endObject()
+        j.member("version", version)
+        j.member("warnings", strings: warnings)
+        j.endObject()
+        var data = j.bytes
         data.append(0x0A)
         return data
     }

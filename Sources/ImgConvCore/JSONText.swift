@@ -1,0 +1,85 @@
+/// A small JSON writer for the manifest: pretty-printed with two-space indentation, keys in the
+/// order given (the manifest gives them sorted), no intermediate tree, so a manifest of a million
+/// files costs the bytes of its text and little else. Floats use Swift's shortest round-trip form.
+struct JSONText {
+    private(set) var bytes: [UInt8] = []
+    private var depth = 0
+    private var first = [true]
+
+    init(capacity: Int = 1 << 16) { bytes.reserveCapacity(capacity) }
+
+    private mutating func newline() {
+        bytes.append(0x0A)
+        bytes.append(contentsOf: repeatElement(0x20, count: depth * 2))
+    }
+
+    /// Starts the next element of the enclosing object or array (comma, line break, indent).
+    private mutating func element() {
+        if !first[first.count - 1] { bytes.append(0x2C) }
+        first[first.count - 1] = false
+        newline()
+    }
+
+    mutating func key(_ name: String) {
+        element()
+        string(name)
+        bytes.append(contentsOf: [0x3A, 0x20])  // ": "
+    }
+
+    mutating func open(_ bracket: UInt8) {
+        bytes.append(bracket)
+        depth += 1
+        first.append(true)
+    }
+
+    mutating func close(_ bracket: UInt8) {
+        let empty = first.removeLast()
+        depth -= 1
+        if !empty { newline() }
+        bytes.append(bracket)
+    }
+
+    mutating func beginObject() { open(0x7B) }
+    mutating func endObject() { close(0x7D) }
+    mutating func beginArray() { open(0x5B) }
+    mutating func endArray() { close(0x5D) }
+    /// Starts an array element (for values inside arrays).
+    mutating func item() { element() }
+
+    mutating func string(_ s: String) {
+        bytes.append(0x22)
+        for u in s.utf8 {
+            switch u {
+            case 0x22: bytes += [0x5C, 0x22]
+            case 0x5C: bytes += [0x5C, 0x5C]
+            case 0x0A: bytes += [0x5C, 0x6E]
+            case 0x0D: bytes += [0x5C, 0x72]
+            case 0x09: bytes += [0x5C, 0x74]
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes += [0x5C, 0x75, 0x30, 0x30, hex[Int(u >> 4)], hex[Int(u & 15)]]
+            default: bytes.append(u)
+            }
+        }
+        bytes.append(0x22)
+    }
+
+    mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    mutating func int<T: BinaryInteger>(_ v: T) { raw(String(v)) }
+    mutating func bool(_ v: Bool) { raw(v ? "true" : "false") }
+    mutating func float(_ v: Float) { raw(v.isFinite ? "\(v)" : "null") }
+
+    // Members of an object, for the common value types.
+    mutating func member(_ k: String, _ v: String) { key(k); string(v) }
+    mutating func member<T: BinaryInteger>(_ k: String, _ v: T) { key(k); int(v) }
+    mutating func member(_ k: String, _ v: Bool) { key(k); bool(v) }
+    mutating func member(_ k: String, ints: [Int]) { key(k); beginArray(); for v in ints { item(); int(v) }; endArray() }
+    mutating func member(_ k: String, strings: [String]) { key(k); beginArray(); for v in strings { item(); string(v) }; endArray() }
+    mutating func member(_ k: String, floats: [Float]) { key(k); beginArray(); for v in floats { item(); float(v) }; endArray() }
+    mutating func member(_ k: String, counts: [String: Int]) {
+        key(k)
+        beginObject()
+        for name in counts.keys.sorted() { member(name, counts[name]!) }
+        endObject()
+    }
+}
