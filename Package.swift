@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "imgconv", targets: ["imgconv"]),
         .library(name: "ImgConv", targets: ["ImgConv"]),
+        // The decoders and container readers without the conversion layer: what Fuzz/ links.
+        .library(name: "ImgConvParsers", targets: ["ImgConvCore", "ImgConvCodecs", "ImgConvFormats"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

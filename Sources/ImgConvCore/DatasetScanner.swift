@@ -259,9 +259,7 @@ func listDirectoryTyped(_ path: String) throws -> [(name: String, regular: Bool)
     defer { closedir(dir) }
     var names: [(name: String, regular: Bool)] = []
     while let entry = readdir(dir) {
-        let name = withUnsafePointer(to: entry.pointee.d_name) {
-            $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
-        }
+        let name = direntName(entry)
         if name.hasPrefix(".") || name == "__MACOSX" { continue }
         names.append((name, entry.pointee.d_type == UInt8(DT_REG)))
     }

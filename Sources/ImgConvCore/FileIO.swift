@@ -232,12 +232,17 @@ private func listAllEntries(_ path: String) throws -> [String] {
     defer { closedir(dir) }
     var names: [String] = []
     while let entry = readdir(dir) {
-        let name = withUnsafePointer(to: entry.pointee.d_name) {
-            $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
-        }
-        names.append(name)
+        names.append(direntName(entry))
     }
     return names
+}
+
+/// The name of a `readdir` entry, read in place up to its NUL. Copying `d_name` (a 256-byte
+/// tuple) would read past the entry: glibc packs entries, and the last one in its buffer can be
+/// shorter than `struct dirent` (AddressSanitizer reports a heap-buffer-overflow).
+public func direntName(_ entry: UnsafePointer<dirent>) -> String {
+    let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+    return String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
 }
 
 /// A temporary path beside `targetPath` for output that a library writes itself (HDF5 opens

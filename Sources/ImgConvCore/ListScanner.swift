@@ -16,37 +16,8 @@ public struct ListScanner: Sendable {
     ///   a label that is not a listed class.
     public func scan(list: String) throws -> ScanResult {
         let bytes = try readFile(list)
-        guard let text = String(validatingUTF8: bytes.map { CChar(bitPattern: $0) } + [0]) else {
-            throw ImgConvError(.corruptInput, path: list, "is not UTF-8 text")
-        }
-        let rows = try Self.parseCSV(text, path: list)
+        let (classNames, entries, allIntegers) = try plan(bytes, list: list)
         let base = list.lastIndex(of: "/").map { String(list[..<$0]) } ?? "."
-        var body = rows
-        if let first = body.first, first.fields.count >= 2,
-           first.fields[0].lowercased() == "path", first.fields[1].lowercased() == "label" {
-            body.removeFirst()
-        }
-        var entries: [(line: Int, path: String, label: String, split: String?)] = []
-        for row in body {
-            let f = row.fields
-            if f.count == 1 && f[0].isEmpty { continue }  // blank line
-            guard f.count == 2 || f.count == 3 else {
-                throw ImgConvError(.corruptInput, path: "\(list):\(row.line)", "expected path,label[,split], found \(f.count) fields")
-            }
-            guard !f[0].isEmpty else { throw ImgConvError(.corruptInput, path: "\(list):\(row.line)", "empty path") }
-            guard !f[1].isEmpty else { throw ImgConvError(.corruptInput, path: "\(list):\(row.line)", "empty label") }
-            entries.append((row.line, f[0], f[1], f.count == 3 && !f[2].isEmpty ? f[2] : nil))
-        }
-        // Class names: integers make classes 0...max; names are ordered like folders.
-        let allIntegers = entries.allSatisfy { Int($0.label) != nil && Int($0.label)! >= 0 }
-        var classNames: [String]
-        if let classes {
-            classNames = classes
-        } else if allIntegers && !entries.isEmpty {
-            classNames = (0...(entries.map { Int($0.label)! }.max()!)).map(String.init)
-        } else {
-            classNames = Array(Set(entries.map(\.label))).sorted(by: naturalOrder ? naturalLess : codePointLess)
-        }
         var index: [String: Int] = [:]
         for (i, name) in classNames.enumerated() { index[name] = i }
         var result = ScanResult(root: base, classes: classNames.enumerated().map { ClassEntry(index: $0, name: $1) },
@@ -65,10 +36,66 @@ public struct ListScanner: Sendable {
             file.split = e.split
             result.files.append(file)
         }
-        for c in result.classes where !result.files.contains(where: { $0.label == c.index }) {
+        let used = Set(result.files.map(\.label))  // not a search per class: lists may name 100,000s
+        for c in result.classes where !used.contains(c.index) {
             result.warnings.append("class '\(c.name)' has no files; it keeps index \(c.index)")
         }
         return result
+    }
+
+    /// The largest integer label: classes 0...label are all listed, so a stray huge number would
+    /// otherwise ask for billions of classes.
+    public static let maxIntegerLabel = (1 << 20) - 1
+
+    /// A list entry: the CSV line, the path and label as written, the split if given.
+    typealias Entry = (line: Int, path: String, label: String, split: String?)
+
+    /// Everything `scan(list:)` does before it looks at the file system: UTF-8, CSV, rows, class names.
+    func plan(_ bytes: [UInt8], list: String) throws -> (classNames: [String], entries: [Entry], allIntegers: Bool) {
+        guard let text = String(validatingUTF8: bytes.map { CChar(bitPattern: $0) } + [0]) else {
+            throw ImgConvError(.corruptInput, path: list, "is not UTF-8 text")
+        }
+        let rows = try Self.parseCSV(text, path: list)
+        var body = rows
+        if let first = body.first, first.fields.count >= 2,
+           first.fields[0].lowercased() == "path", first.fields[1].lowercased() == "label" {
+            body.removeFirst()
+        }
+        var entries: [Entry] = []
+        for row in body {
+            let f = row.fields
+            if f.count == 1 && f[0].isEmpty { continue }  // blank line
+            guard f.count == 2 || f.count == 3 else {
+                throw ImgConvError(.corruptInput, path: "\(list):\(row.line)", "expected path,label[,split], found \(f.count) fields")
+            }
+            guard !f[0].isEmpty else { throw ImgConvError(.corruptInput, path: "\(list):\(row.line)", "empty path") }
+            guard !f[1].isEmpty else { throw ImgConvError(.corruptInput, path: "\(list):\(row.line)", "empty label") }
+            entries.append((row.line, f[0], f[1], f.count == 3 && !f[2].isEmpty ? f[2] : nil))
+        }
+        // Class names: integers make classes 0...max; names are ordered like folders.
+        let allIntegers = entries.allSatisfy { Int($0.label) != nil && Int($0.label)! >= 0 }
+        let classNames: [String]
+        if let classes {
+            classNames = classes
+        } else if allIntegers, let top = entries.max(by: { Int($0.label)! < Int($1.label)! }) {
+            // Every class up to the largest label is listed (and warned about when empty).
+            guard Int(top.label)! <= Self.maxIntegerLabel else {
+                throw ImgConvError(.limitExceeded, path: "\(list):\(top.line)",
+                                   "integer label \(top.label) is over \(Self.maxIntegerLabel) (integer labels make the classes 0...label)")
+            }
+            classNames = (0...Int(top.label)!).map(String.init)
+        } else {
+            classNames = Array(Set(entries.map(\.label))).sorted(by: naturalOrder ? naturalLess : codePointLess)
+        }
+        return (classNames, entries, allIntegers)
+    }
+
+    /// For the fuzz targets (`Fuzz/`): runs `scan(list:)`'s parsing of a CSV list held in memory
+    /// (UTF-8 check, CSV, header row, row shapes, class names) without touching the file system.
+    /// - Returns: the number of entries.
+    /// - Throws: as `scan(list:)`.
+    public static func parseCSVForFuzzing(_ bytes: [UInt8]) throws -> Int {
+        try ListScanner().plan(bytes, list: "fuzz.csv").entries.count
     }
 
     struct Row {

@@ -86,9 +86,7 @@ func listFolder(_ path: String) -> [String] {
     defer { closedir(dir) }
     var names: [String] = []
     while let e = readdir(dir) {
-        let name = withUnsafePointer(to: e.pointee.d_name) {
-            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-        }
+        let name = direntName(e)
         if !name.hasPrefix(".") { names.append(name) }
     }
     return names.sorted()

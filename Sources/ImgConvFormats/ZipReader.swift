@@ -24,6 +24,10 @@ public final class ZipReader {
 
     private func fail(_ why: String) -> ImgConvError { ImgConvError(.corruptInput, path: file.path, "zip: \(why)") }
 
+    /// A 64-bit offset, size or count from the file, capped at 2^60 (more than any file holds) so
+    /// that sums of a few of them cannot overflow; the bounds checks then refuse the capped value.
+    private static func field(_ value: UInt64) -> Int { Int(min(value, 1 << 60)) }
+
     private func readDirectory() throws {
         let tailLength = min(file.size, 22 + 65535)
         let tail = try file.read(at: file.size - tailLength, count: tailLength)
@@ -43,13 +47,13 @@ public final class ZipReader {
         if eocdPosition >= 20 {
             let loc = LEReader(try file.read(at: eocdPosition - 20, count: 20))
             if loc.u32(0) == 0x0706_4b50 {
-                let z64Offset = Int(clamping: loc.u64(8))
+                let z64Offset = Self.field(loc.u64(8))
                 guard z64Offset >= 0, z64Offset + 56 <= eocdPosition - 20 else { throw fail("ZIP64 locator points outside the file") }
                 let z = LEReader(try file.read(at: z64Offset, count: 56))
                 guard z.u32(0) == 0x0606_4b50 else { throw fail("ZIP64 end record signature is wrong") }
-                entries = Int(clamping: z.u64(32))
-                cdSize = Int(clamping: z.u64(40))
-                cdOffset = Int(clamping: z.u64(48))
+                entries = Self.field(z.u64(32))
+                cdSize = Self.field(z.u64(40))
+                cdOffset = Self.field(z.u64(48))
             }
         }
         guard cdOffset >= 0, cdSize >= 0, cdOffset + cdSize <= file.size, cdSize <= 1 << 30 else {
@@ -79,7 +83,7 @@ public final class ZipReader {
                     func next() throws -> Int {
                         guard f + 8 <= e + 4 + len else { throw fail("member '\(name)': ZIP64 extra field too short") }
                         defer { f += 8 }
-                        return Int(clamping: cd.u64(f))
+                        return Self.field(cd.u64(f))
                     }
                     if usize == 0xFFFF_FFFF { usize = try next() }
                     if csize == 0xFFFF_FFFF { csize = try next() }

@@ -1,0 +1,4 @@
+// libFuzzer target "png" (Fuzz/README.md): the function under test is FuzzTargets.png.
+import FuzzTargets
+
+FuzzTargets.run("png")

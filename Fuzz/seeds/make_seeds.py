@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Writes the committed seed inputs of the fuzz targets (Fuzz/seeds/<target>/), a few small files
+each. Seeds for the image targets and more for idx and exif are taken from Tests/Fixtures when
+scripts/fuzz.sh runs (Fuzz/fixture_seeds.py); these cover what the fixtures do not hold.
+
+Python standard library only, except the npz and manifest seeds written by imgconv itself:
+    IMGCONV=.build/release/imgconv python3 Fuzz/seeds/make_seeds.py
+(without an imgconv binary those are left as they are). Paths are relative to this file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+FIXTURES = REPO / "Tests" / "Fixtures"
+
+
+def write(target: str, name: str, data: bytes) -> None:
+    d = HERE / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data)
+
+
+def npy(descr: str, shape: tuple, data: bytes, fortran: bool = False, version: tuple = (1, 0)) -> bytes:
+    dims = "()" if not shape else "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+    text = f"{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {dims}, }}"
+    size = 2 if version == (1, 0) else 4
+    unpadded = 6 + 2 + size + len(text.encode("utf-8")) + 1
+    text += " " * ((-unpadded) % 64) + "\n"
+    raw = text.encode("latin-1" if version != (3, 0) else "utf-8")
+    length = struct.pack("<H" if size == 2 else "<I", len(raw))
+    return b"\x93NUMPY" + bytes(version) + length + raw + data
+
+
+def unicode_array(names: list[str]) -> bytes:
+    width = max(len(n) for n in names)
+    body = b"".join(n.ljust(width, "\0").encode("utf-32-le") for n in names)
+    return npy(f"<U{width}", (len(names),), body)
+
+
+def npy_seeds() -> None:
+    write("npy", "uint8-2x3.npy", npy("|u1", (2, 3), bytes(range(6))))
+    write("npy", "v2-float32.npy", npy("<f4", (2,), struct.pack("<2f", 0.5, -1.0), version=(2, 0)))
+    write("npy", "v3-unicode.npy", npy("<U2", (2,), "aé\0b".encode("utf-32-le"), version=(3, 0)))
+    write("npy", "fortran-int64.npy", npy("<i8", (1, 2), struct.pack("<2q", 1, 2), fortran=True))
+    write("npy", "scalar-uint16.npy", npy("<u2", (), struct.pack("<H", 7)))
+    write("npy", "empty.npy", npy("|u1", (0, 4), b""))
+
+
+def zip_seeds() -> None:
+    # numpy's savez layout (zipfile, no ZIP64 records for small members), stored and deflated.
+    xs = npy("|u1", (2, 2, 2, 1), bytes(range(8)))
+    ys = npy("<i8", (2,), struct.pack("<2q", 0, 1))
+    names = unicode_array(["cat", "dog"])
+    for name, method in (("savez.npz", zipfile.ZIP_STORED), ("savez-compressed.npz", zipfile.ZIP_DEFLATED)):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", method) as z:
+            for member, data in (("trainXs.npy", xs), ("trainYs.npy", ys), ("classNames.npy", names)):
+                info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = method
+                z.writestr(info, data)
+        write("zip", name, buf.getvalue())
+    # A member written with force_zip64 (ZIP64 extra in the local header), as large streams are.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open(zipfile.ZipInfo("trainXs.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True) as f:
+            f.write(xs)
+    write("zip", "force-zip64.npz", buf.getvalue())
+
+
+def imgconv_seeds() -> None:
+    """npz files and manifests as imgconv writes them (ZIP64 extras, ZIP64 end records)."""
+    binary = Path(os.environ.get("IMGCONV", REPO / ".build" / "release" / "imgconv"))
+    if not binary.is_file():
+        print(f"make_seeds: no imgconv at {binary}: npz and manifest seeds from imgconv left as they are")
+        return
+    runs = {
+        "imgconv-stored": ["--size", "4x4"],
+        "imgconv-compressed": ["--size", "2x3", "--dtype", "float32", "--scale", "unit", "--mean", "0.5,0.5,0.5",
+                               "--std", "0.25,0.25,0.25", "--compress", "--shuffle", "--seed", "3"],
+        "imgconv-splits": ["--size", "4x4", "--split", "train=0.5,test=0.5", "--seed", "1"],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "tree"
+        for cls, src, dst in (("cat", "pngsuite/basn0g01.png", "a.png"), ("dog", "pngsuite/basn2c08.png", "b.png"),
+                              ("dog", "jpeg/exif-orientation/Portrait_6.jpg", "c.jpg")):
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            shutil.copy(FIXTURES / src, root / cls / dst)
+        for name, flags in runs.items():
+            out = Path(tmp) / f"{name}.npz"
+            subprocess.run([str(binary), "to-npz", "tree", str(out), "-q", *flags], cwd=tmp, check=True)
+            write("zip", f"{name}.npz", out.read_bytes())
+            write("manifest", f"{name}.json", Path(str(out) + ".manifest.json").read_bytes())
+
+
+def idx(type_byte: int, dims: tuple, data: bytes) -> bytes:
+    return bytes([0, 0, type_byte, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + data
+
+
+def idx_seeds() -> None:
+    write("idx", "int16-2x2x2-idx3-short", idx(0x0B, (2, 2, 2), struct.pack(">8h", *range(-4, 4))))
+    write("idx", "float32-idx1-float", idx(0x0D, (3,), struct.pack(">3f", 0.0, 1.5, -2.0)))
+    write("idx", "ubyte-idx4-ubyte", idx(0x08, (1, 2, 2, 3), bytes(range(12))))
+    write("idx", "labels-idx1-ubyte.gz", gzip.compress(idx(0x08, (4,), bytes([0, 1, 2, 1])), mtime=0))
+
+
+def tiff_block(little: bool, orientation: int) -> bytes:
+    e = "<" if little else ">"
+    head = (b"II" if little else b"MM") + struct.pack(e + "HI", 42, 8)
+    entries = [struct.pack(e + "HHIHH", 0x010F, 2, 4, 0, 0),   # Make (ASCII, inline)
+               struct.pack(e + "HHIHH", 0x0112, 3, 1, orientation, 0)]
+    return head + struct.pack(e + "H", len(entries)) + b"".join(entries) + struct.pack(e + "I", 0)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    import zlib
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def exif_seeds() -> None:
+    write("exif", "tiff-block-le-8", tiff_block(True, 8))
+    app1 = b"Exif\0\0" + tiff_block(False, 6)
+    jpeg = b"\xff\xd8" + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + b"\xff\xda\x00\x02\xff\xd9"
+    write("exif", "jpeg-app1-be-6.jpg", jpeg)
+    png = (FIXTURES / "pngsuite" / "basn0g01.png").read_bytes()
+    exif_png = png[:33] + png_chunk(b"eXIf", tiff_block(True, 3)) + png[33:]  # after IHDR
+    write("exif", "png-exif-le-3.png", exif_png)
+    # The same PNG is a seed for the png target too: eXIf drives the orientation code there.
+    write("png", "exif-orientation-3.png", exif_png)
+
+
+def csv_seeds() -> None:
+    write("csv", "header-names.csv", b"path,label\ncat/a.png,cat\ndog/b.png,dog\n")
+    write("csv", "integers-split.csv", b"a.png,0,train\nb.png,2,val\r\nc.png,1,test\r\n")
+    write("csv", "quoted-unicode.csv", '"dir, with comma/\u00e9t\u00e9.png","say ""hi"""\n"multi\nline.png",x\n'.encode())
+    write("csv", "blank-lines.csv", b"\n a.png , b \n\n")
+
+
+def main() -> None:
+    npy_seeds()
+    zip_seeds()
+    imgconv_seeds()
+    idx_seeds()
+    exif_seeds()
+    csv_seeds()
+
+
+if __name__ == "__main__":
+    main()
