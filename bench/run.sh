@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# imgconv benchmark: imgconv against the tools users would pick instead, as ratios in one sitting.
+#
+# usage: bash bench/run.sh [SECTION ...]
+#   SECTION: jpeg256 jpegvar png64 mnistlike compress mem10x   (default: all of them)
+#   e.g.     bash bench/run.sh jpeg256 png64
+# environment:
+#   RUNS=5          timed runs per tool (after 1 warm-up run each), alternating tool by tool
+#   MEM_RUNS=3      timed runs of each side of the 10x memory check
+#   IMGCONV=path    binary to measure (default: .build/release/imgconv, built if missing)
+#   WRITE_RESULTS=1 write bench/RESULTS.md even for a subset of sections (by default only a full
+#                   run overwrites it; the report of every run is also in bench/out/RESULTS.md)
+#   NO_INSTALL=1    do not apt-get/pip install anything (fail if something is missing)
+#   QUIET_WAIT=0    on a shared machine: before each run, wait up to this many seconds until the
+#                   rest of the machine uses less than 0.15 cores (sampled over 2 s), and repeat a
+#                   run that was disturbed (RETRIES=3 times at most)
+#   NICE=0          priority of the benchmark (e.g. -15, as root, on a machine that another job
+#                   keeps busy; every tool alike): the runner re-runs itself in its own session and
+#                   sets that session's autogroup nice value (see bench/README.md)
+#   PREWARM_MIB=2560  memory touched and freed just before every timed run (0: off); see bench/README.md
+#
+# What it does: installs what is missing (apt: hyperfine, GNU time, libturbojpeg0-dev, libpng-dev,
+# libdeflate-dev, zlib1g-dev, pkg-config; pip into bench/.venv: bench/requirements.txt), builds the
+# decode-only limit probe (bench/limit) and, only if missing, the release binary; generates the seeded
+# datasets under bench/data (or reuses them); then per dataset runs imgconv and the peer scripts in
+# rounds (A B C D, A B C D, ...) on a hot page cache, measuring each whole process with a wall clock
+# and GNU time (peak RSS, CPU); runs the decode-only limit probe at 1 and 2 threads; compares
+# `--compress` with numpy.savez_compressed; checks peak RSS on a folder holding png64 ten times;
+# checks every output against Pillow's; and prints a Markdown report (bench/report.py).
+set -euo pipefail
+SELF=$(readlink -f "$0")
+cd "$(dirname "$0")"
+BENCH=$PWD
+REPO=$(cd .. && pwd)
+RUNS=${RUNS:-5}
+MEM_RUNS=${MEM_RUNS:-3}
+PREWARM_MIB=${PREWARM_MIB:-2560}
+QUIET_WAIT=${QUIET_WAIT:-0}
+NICE=${NICE:-0}
+NICE_CMD=(); [ "$NICE" = 0 ] || NICE_CMD=(nice -n "$NICE")
+# With the kernel's autogroup scheduling (sched_autogroup_enabled=1), a nice value only counts
+# within the session's group: the runner re-runs itself in a session of its own and gives that
+# whole group the nice value, so that the benchmark really has priority over the other job.
+if [ "$NICE" != 0 ] && [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]; then
+  if [ -z "${BENCH_OWN_SESSION:-}" ]; then
+    BENCH_OWN_SESSION=1 exec setsid --wait bash "$SELF" "$@"
+  fi
+  echo "$NICE" > /proc/$$/autogroup 2>/dev/null || echo "run.sh: could not set the autogroup nice value" >&2
+fi
+# Relative paths from bench/ keep every command word free of spaces (commands are word-split).
+OUT=out
+PY=.venv/bin/python
+ALL_SECTIONS="jpeg256 jpegvar png64 mnistlike compress mem10x"
+SECTIONS=${*:-$ALL_SECTIONS}
+for s in $SECTIONS; do
+  case " $ALL_SECTIONS " in *" $s "*) ;; *) echo "run.sh: unknown section '$s' (one of: $ALL_SECTIONS)" >&2; exit 64 ;; esac
+done
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---------------------------------------------------------------- 1. set-up
+sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+apt_pkgs=(hyperfine time libturbojpeg0-dev libpng-dev libdeflate-dev zlib1g-dev pkg-config python3-venv)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "${NO_INSTALL:-0}" = 1 ] && { echo "run.sh: missing Debian packages: ${missing[*]}" >&2; exit 1; }
+  log "apt-get install ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, PIL, cv2, simplejpeg, skimage, sklearn' 2>/dev/null; then
+  [ "${NO_INSTALL:-0}" = 1 ] && { echo "run.sh: bench/.venv is missing or incomplete" >&2; exit 1; }
+  log "creating bench/.venv (pip install -r bench/requirements.txt)"
+  [ -x "$PY" ] || python3 -m venv .venv
+  "$PY" -m pip install -q --disable-pip-version-check -r requirements.txt
+fi
+make -s -C limit >/dev/null
+
+if [ -n "${IMGCONV:-}" ]; then
+  IMGCONV_SRC=$IMGCONV
+else
+  IMGCONV_SRC=$REPO/.build/release/imgconv
+  if ! [ -x "$IMGCONV_SRC" ]; then
+    log "building the release binary (swift build -c release)"
+    (cd "$REPO" && swift build -c release --product imgconv 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true)
+  fi
+fi
+[ -x "$IMGCONV_SRC" ] || { echo "run.sh: no imgconv binary at $IMGCONV_SRC" >&2; exit 1; }
+mkdir -p "$OUT/log"
+# Measure a snapshot, so that a rebuild during the run cannot swap the binary half-way.
+cp "$IMGCONV_SRC" "$OUT/imgconv"
+IMG=$OUT/imgconv
+
+# ---------------------------------------------------------------- 2. datasets
+declare -A NFILES=([jpeg256]=4000 [jpegvar]=2000 [png64]=10000 [mnistlike]=20000)
+count_files() { find "$1" -type f 2>/dev/null | wc -l; }
+ensure_set() {
+  local d=$1
+  if [ "$(count_files "data/$d")" != "${NFILES[$d]}" ]; then
+    log "generating data/$d (seed 1234)"
+    rm -rf "data/$d"
+    "$PY" make_dataset.py --out data --only "$d" --manifest | sed "s#$BENCH/##" >&2
+  fi
+}
+need_sets=()
+for s in $SECTIONS; do
+  case $s in
+    compress) need_sets+=(jpeg256) ;;
+    mem10x) need_sets+=(png64) ;;
+    *) need_sets+=("$s") ;;
+  esac
+done
+for d in $(printf '%s\n' "${need_sets[@]}" | sort -u); do ensure_set "$d"; done
+
+# ---------------------------------------------------------------- 3. measurement helpers
+RAW=$OUT/raw.tsv        # section tool round wall_s user_s sys_s maxrss_kib outside_cpu_s
+LIMITS=$OUT/limits.tsv  # set variant threads pass_s img_per_s cpu_s
+EXTRA=$OUT/extra.tsv    # section tool round key value
+printf 'section\ttool\tround\twall_s\tuser_s\tsys_s\tmaxrss_kib\toutside_cpu_s\n' > "$RAW"
+printf 'set\tvariant\tthreads\tpass_s\timg_per_s\tcpu_s\n' > "$LIMITS"
+printf 'section\ttool\tround\tkey\tvalue\n' > "$EXTRA"
+: > "$OUT/tools.tsv"    # section tool output-file N (what to check and how many images)
+: > "$OUT/discarded.tsv"
+
+busy_ticks() {  # machine-wide busy CPU time (user+nice+system+irq+softirq+steal), in USER_HZ ticks
+  local _c u n s _i _w q sq st _rest
+  read -r _c u n s _i _w q sq st _rest < /proc/stat
+  echo $((u + n + s + q + sq + st))
+}
+HZ=$(getconf CLK_TCK)
+
+# wait_quiet: with QUIET_WAIT > 0, wait (at most that many seconds) until the machine is idle.
+WAITED=0
+wait_quiet() {
+  WAITED=0
+  [ "$QUIET_WAIT" -gt 0 ] || return 0
+  local waited=0 b0 b1 other
+  while :; do
+    b0=$(busy_ticks); sleep 2; b1=$(busy_ticks)
+    other=$(( (b1 - b0) * 100 / (2 * HZ) ))   # in hundredths of a core
+    [ "$other" -lt 15 ] && break
+    other="$((other / 100)).$(printf '%02d' $((other % 100)))"
+    if [ "$waited" -ge "$QUIET_WAIT" ]; then log "  machine still busy ($other cores in use) after ${waited}s; going on"; break; fi
+    if [ "$waited" = 0 ]; then log "  machine busy ($other cores in use); waiting up to ${QUIET_WAIT}s"; fi
+    sleep 8; waited=$((waited + 10)); WAITED=$waited
+  done
+}
+
+# measure SECTION TOOL ROUND OUTFILE cmd...: one whole-process run. Removes OUTFILE first and syncs,
+# so that no earlier output is truncated or written back during the timed run.
+measure() {
+  local section=$1 tool=$2 round=$3 outfile=$4; shift 4
+  local logf=$OUT/log/${section}_${tool}_${round}.txt tf=$OUT/log/time.txt
+  rm -f "$outfile" "$outfile.manifest.json"
+  sync
+  # This VM also runs DAMON with a `pageout` scheme: page-cache pages left unread for about a
+  # minute are dropped. Re-reading the inputs (HOT) before every run keeps the page cache hot.
+  hot_cache "${HOT[@]}"
+  # On VMs with free-page reporting (virtio-balloon), memory freed a few seconds ago has gone back
+  # to the host and costs about 2 ms/MB to touch again. Touching it here, untimed, gives every tool
+  # the warm memory it would have on bare metal (this favours the peers, which touch more memory).
+  if [ "$PREWARM_MIB" -gt 0 ]; then limit/memcpy_bench $((PREWARM_MIB / 2)) 1 > /dev/null; fi
+  local b0 b1 t0 t1 rc=0
+  b0=$(busy_ticks); t0=$EPOCHREALTIME
+  /usr/bin/time -o "$tf" -f '%M %U %S' "${NICE_CMD[@]}" "$@" > "$logf" 2>&1 || rc=$?
+  t1=$EPOCHREALTIME; b1=$(busy_ticks)
+  if [ $rc != 0 ]; then
+    echo "run.sh: '$tool' failed on $section (exit $rc): $*" >&2; tail -n 20 "$logf" >&2; exit 1
+  fi
+  local m u s; read -r m u s < <(tail -n 1 "$tf")
+  awk -v sec="$section" -v tool="$tool" -v r="$round" -v t0="$t0" -v t1="$t1" -v m="$m" -v u="$u" -v s="$s" \
+      -v b="$((b1 - b0))" -v hz="$HZ" 'BEGIN {
+        w = t1 - t0; o = b / hz - u - s; if (o < 0) o = 0
+        printf "%s\t%s\t%s\t%.4f\t%.2f\t%.2f\t%d\t%.2f\n", sec, tool, r, w, u, s, m, o }' >> "$RAW"
+  # savez_cmp.py prints the in-process seconds of the save step and the file size
+  { grep -o 'save_s=[0-9.]*\|bytes=[0-9]*' "$logf" 2>/dev/null || true; } | tr '=' '\t' |
+    while IFS=$'\t' read -r k v; do printf '%s\t%s\t%s\t%s\t%s\n' "$section" "$tool" "$round" "$k" "$v" >> "$EXTRA"; done
+  [ "$round" = 0 ] || log "  $section $tool round $round: $(tail -n 1 "$RAW" | cut -f4) s"
+  return 0
+}
+
+# rounds SECTION N: runs the tools registered in the arrays T_NAME/T_OUT/T_CMD in rounds:
+# warm-up round 0, then rounds 1..RUNS, each round running every tool once, in order.
+# With QUIET_WAIT > 0 (a shared machine), each run waits for an idle machine first (after a wait the
+# tool's warm-up run is repeated), and a run during which the rest of the machine used more than
+# 0.25 cores is set aside in out/discarded.tsv and repeated, up to RETRIES times (the last one stays).
+RETRIES=${RETRIES:-3}
+run_tool() {  # SECTION ROUND INDEX
+  local section=$1 r=$2 i=$3 attempt=0 noisy
+  while :; do
+    wait_quiet
+    if [ "$r" -gt 0 ] && [ "$WAITED" -gt 0 ]; then
+      # shellcheck disable=SC2086
+      measure "$section" "${T_NAME[$i]}" 0 "${T_OUT[$i]}" ${T_CMD[$i]}
+    fi
+    # shellcheck disable=SC2086
+    measure "$section" "${T_NAME[$i]}" "$r" "${T_OUT[$i]}" ${T_CMD[$i]}
+    [ "$QUIET_WAIT" -gt 0 ] && [ "$r" -gt 0 ] || return 0
+    noisy=$(tail -n 1 "$RAW" | awk -F'\t' '{print ($8 > 0.25 * $4) ? 1 : 0}')
+    [ "$noisy" = 1 ] && [ "$attempt" -lt "$RETRIES" ] || return 0
+    tail -n 1 "$RAW" >> "$OUT/discarded.tsv"
+    sed -i '$d' "$RAW"
+    attempt=$((attempt + 1))
+    log "  (disturbed by other load: repeating, try $attempt of $RETRIES)"
+  done
+}
+
+rounds() {
+  local section=$1 n=$2 r i
+  for i in "${!T_NAME[@]}"; do printf '%s\t%s\t%s\t%s\n' "$section" "${T_NAME[$i]}" "${T_OUT[$i]}" "$n" >> "$OUT/tools.tsv"; done
+  log "$section: load average $(cut -d' ' -f1-3 /proc/loadavg); warm-up, then $RUNS rounds of: ${T_NAME[*]}"
+  printf '%s\tload_before\t%s\n' "$section" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/load.tsv"
+  for r in $(seq 0 "$RUNS"); do
+    for i in "${!T_NAME[@]}"; do run_tool "$section" "$r" "$i"; done
+  done
+  printf '%s\tload_after\t%s\n' "$section" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/load.tsv"
+}
+
+limit_probe() {  # SET: decode-only limit (files preloaded in RAM), 1 and 2 threads
+  local d=$1 g="" t v args line
+  [ "$d" = mnistlike ] && g="-g"
+  for t in 1 2; do
+    for v in turbojpeg/libpng libdeflate-mini scaled224; do
+      case $v in
+        turbojpeg/libpng) args="" ;;
+        libdeflate-mini) case $d in png64|mnistlike) args="-p deflate" ;; *) continue ;; esac ;;
+        scaled224) [ "$d" = jpegvar ] || continue; args="-S 224" ;;
+      esac
+      # shellcheck disable=SC2086
+      line=$("${NICE_CMD[@]}" limit/decode_bench -t $t -r "$RUNS" $g $args "data/$d" | grep '^RESULT')
+      echo "$line" | sed -E 's/.*pass_s=([0-9.]+) img_per_s=([0-9]+).*cpu_s=([0-9.]+).*/\1 \2 \3/' |
+        { read -r p i c; printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$d" "$v" "$t" "$p" "$i" "$c" >> "$LIMITS"; }
+      log "  $d limit $v threads=$t: $line"
+    done
+  done
+}
+
+balloon_reporting() {  # virtio-balloon feature bit 5 = VIRTIO_BALLOON_F_REPORTING
+  local f
+  for f in /sys/bus/virtio/devices/*; do
+    [ "$(cat "$f/device" 2>/dev/null)" = 0x0005 ] || continue
+    [ "$(cut -c6 "$f/features" 2>/dev/null)" = 1 ] && { echo yes; return; }
+  done
+  echo no
+}
+
+hot_cache() { find "$@" -type f -print0 | xargs -0 cat > /dev/null; }
+HOT=()
+
+# ---------------------------------------------------------------- 4. the runs
+: > "$OUT/load.tsv"
+START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+START_TIME=$(date +%s)
+for s in $SECTIONS; do
+  T_NAME=(); T_OUT=(); T_CMD=()
+  add() { T_NAME+=("$1"); T_OUT+=("$2"); T_CMD+=("$3"); }
+  case $s in
+    jpeg256|jpegvar|png64|mnistlike)
+      d=$s; iopt=""; popt=""
+      [ "$d" = jpegvar ] && { iopt="--size 224x224"; popt="--size 224"; }
+      [ "$d" = mnistlike ] && popt="--gray"
+      HOT=("data/$d")
+      add imgconv          "$OUT/imgconv_$d.npz"   "$IMG to-npz data/$d $OUT/imgconv_$d.npz -q $iopt"
+      add pillow           "$OUT/pillow_$d.npz"    "$PY peer_pillow.py data/$d $OUT/pillow_$d.npz $popt"
+      add pillow_mp        "$OUT/pillow_mp_$d.npz" "$PY peer_pillow_mp.py data/$d $OUT/pillow_mp_$d.npz $popt"
+      add opencv           "$OUT/opencv_$d.npz"    "$PY peer_cv2.py data/$d $OUT/opencv_$d.npz $popt"
+      case $d in jpeg*) add simplejpeg "$OUT/simplejpeg_$d.npz" "$PY peer_simplejpeg.py data/$d $OUT/simplejpeg_$d.npz $popt" ;; esac
+      rounds "$d" "${NFILES[$d]}"
+      log "$d: decode-only limit probe"
+      limit_probe "$d"
+      ;;
+    compress)
+      HOT=(data/jpeg256)
+      log "compress: writing the stored jpeg256 tensor that savez_cmp.py loads"
+      "$IMG" to-npz data/jpeg256 "$OUT/compress_src.npz" -q
+      HOT=(data/jpeg256 "$OUT/compress_src.npz")
+      add imgconv_stored     "$OUT/imgconv_stored_c.npz" "$IMG to-npz data/jpeg256 $OUT/imgconv_stored_c.npz -q"
+      add imgconv_compress   "$OUT/imgconv_compress.npz" "$IMG to-npz data/jpeg256 $OUT/imgconv_compress.npz -q --compress"
+      add savez_stored       "$OUT/savez_stored.npz"     "$PY savez_cmp.py $OUT/compress_src.npz $OUT/savez_stored.npz stored"
+      add savez_compressed   "$OUT/savez_compressed.npz" "$PY savez_cmp.py $OUT/compress_src.npz $OUT/savez_compressed.npz compressed"
+      rounds compress 4000
+      ;;
+    mem10x)
+      if [ "$(count_files data/png64x10)" != 100000 ]; then
+        log "mem10x: linking data/png64 ten times into data/png64x10 (hard links)"
+        rm -rf data/png64x10
+        for c in data/png64/*/; do
+          c=$(basename "$c")
+          for k in 0 1 2 3 4 5 6 7 8 9; do mkdir -p "data/png64x10/$c"; cp -al "data/png64/$c" "data/png64x10/$c/r$k"; done
+        done
+      fi
+      HOT=(data/png64)
+      saved_runs=$RUNS; RUNS=$MEM_RUNS
+      add png64_x1  "$OUT/mem_x1.npz"  "$IMG to-npz data/png64 $OUT/mem_x1.npz -q"
+      add png64_x10 "$OUT/mem_x10.npz" "$IMG to-npz data/png64x10 $OUT/mem_x10.npz -q"
+      rounds mem10x 10000
+      RUNS=$saved_runs
+      ;;
+  esac
+done
+END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+ELAPSED=$(( $(date +%s) - START_TIME ))
+
+# ---------------------------------------------------------------- 5. checks, machine, report
+log "checking outputs against Pillow's"
+"$PY" check_outputs.py "$OUT/tools.tsv" > "$OUT/checks.tsv"
+
+{
+  printf 'cpu\t%s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  printf 'cpu_detail\t%s\n' "$(lscpu 2>/dev/null | awk -F: '/Vendor ID|CPU family|^Model:|Hypervisor vendor/ {gsub(/^ +/, "", $2); printf "%s %s; ", $1, $2}')"
+  printf 'cores\t%s\n' "$(nproc)"
+  printf 'ram\t%s GiB\n' "$(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)"
+  printf 'os\t%s, kernel %s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")" "$(uname -r)"
+  printf 'imgconv\t%s (git %s%s, binary sha256 %s)\n' "$("$IMG" --version)" \
+    "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+    "$(git -C "$REPO" diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo ' + uncommitted changes')" \
+    "$(sha256sum "$IMG" | cut -c1-12)"
+  printf 'swift\t%s\n' "$(swift --version 2>/dev/null | head -n 1 || echo '?')"
+  for p in libturbojpeg0 libpng16-16 libdeflate0 zlib1g; do
+    printf 'deb_%s\t%s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo '?')"
+  done
+  "$PY" - <<'EOF'
+import platform, re
+import numpy, PIL, PIL.features, cv2, simplejpeg
+print(f"python\t{platform.python_version()}")
+print(f"numpy\t{numpy.__version__}")
+print(f"pillow\t{PIL.__version__} (bundled libjpeg-turbo {PIL.features.version('libjpeg_turbo')}, zlib {PIL.features.version('zlib')})")
+bi = cv2.getBuildInformation()
+jpeg = re.search(r"JPEG:\s+(.*)", bi); png = re.search(r"PNG:\s+(.*)", bi)
+strip = lambda m: re.sub(r"\S*/", "", m.group(1)) if m else "?"
+print(f"opencv\t{cv2.__version__} (JPEG: {strip(jpeg)}; PNG: {strip(png)})")
+print(f"simplejpeg\t{simplejpeg.__version__}")
+EOF
+  printf 'gcc\t%s\n' "$(gcc -dumpfullversion 2>/dev/null || echo '?')"
+  printf 'hyperfine\t%s\n' "$(hyperfine --version 2>/dev/null | awk '{print $2}')"
+  printf 'runs\t%s\n' "$RUNS"
+  printf 'mem_runs\t%s\n' "$MEM_RUNS"
+  printf 'prewarm_mib\t%s\n' "$PREWARM_MIB"
+  printf 'quiet_wait\t%s\n' "$QUIET_WAIT"
+  printf 'nice\t%s\n' "$NICE$(grep -o 'nice.*' /proc/$$/autogroup 2>/dev/null | sed 's/^nice / (session autogroup nice /;s/$/)/')"
+  printf 'balloon_free_page_reporting\t%s\n' "$(balloon_reporting)"
+  printf 'sections\t%s\n' "$SECTIONS"
+  printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+  printf 'elapsed_s\t%s\n' "$ELAPSED"
+  printf 'load_start\t%s\n' "$START_LOAD"
+  printf 'load_end\t%s\n' "$END_LOAD"
+  for d in jpeg256 jpegvar png64 mnistlike; do
+    [ -d "data/$d" ] && printf 'tree_%s\t%s\n' "$d" "$("$PY" -c 'import sys, make_dataset as m; print(m.tree_sha256(sys.argv[1]))' "data/$d")"
+  done
+} > "$OUT/machine.tsv"
+
+"$PY" report.py "$OUT" > "$OUT/RESULTS.md"
+if [ "$SECTIONS" = "$ALL_SECTIONS" ] || [ "${WRITE_RESULTS:-0}" = 1 ]; then
+  cp "$OUT/RESULTS.md" RESULTS.md
+  log "wrote bench/RESULTS.md"
+else
+  log "wrote bench/out/RESULTS.md (a subset was run; WRITE_RESULTS=1 also overwrites bench/RESULTS.md)"
+fi
+cat "$OUT/RESULTS.md"
