@@ -92,6 +92,8 @@ mkdir -p "$OUT/log"
 # Measure a snapshot, so that a rebuild during the run cannot swap the binary half-way.
 cp "$IMGCONV_SRC" "$OUT/imgconv"
 IMG=$OUT/imgconv
+IMG_INFO="$("$IMG" --version) (binary built $(date -u -r "$IMGCONV_SRC" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$IMG" | cut -c1-12); \
+repo at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo ' with uncommitted changes to Sources') when measured)"
 
 # ---------------------------------------------------------------- 2. datasets
 declare -A NFILES=([jpeg256]=4000 [jpegvar]=2000 [png64]=10000 [mnistlike]=20000)
@@ -313,10 +315,7 @@ log "checking outputs against Pillow's"
   printf 'cores\t%s\n' "$(nproc)"
   printf 'ram\t%s GiB\n' "$(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)"
   printf 'os\t%s, kernel %s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")" "$(uname -r)"
-  printf 'imgconv\t%s (git %s%s, binary sha256 %s)\n' "$("$IMG" --version)" \
-    "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')" \
-    "$(git -C "$REPO" diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo ' + uncommitted changes')" \
-    "$(sha256sum "$IMG" | cut -c1-12)"
+  printf 'imgconv\t%s\n' "$IMG_INFO"
   printf 'swift\t%s\n' "$(swift --version 2>/dev/null | head -n 1 || echo '?')"
   for p in libturbojpeg0 libpng16-16 libdeflate0 zlib1g; do
     printf 'deb_%s\t%s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo '?')"
