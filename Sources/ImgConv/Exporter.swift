@@ -101,19 +101,28 @@ public struct Exporter {
         for folder in folders { try makeFolder(directory + "/" + folder) }
         let digits = String(max(count - 1, 0)).count
         let bytesPerImage = height * width * channels * bitDepth / 8
-        var buffer = [UInt8](repeating: 0, count: bytesPerImage)
+        // A stored input is read where it lies (memory-mapped); others through `scratch`.
+        var scratch: [UInt8] = []
         for i in 0..<count {
-            let n = try buffer.withUnsafeMutableBytes { try readFully(images, into: $0) }
-            guard n == bytesPerImage else {
-                throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")): data ends in image \(i) of \(count)")
-            }
-            let pixels = nchw ? Self.interleave(buffer, channels: channels, plane: height * width, sampleSize: bitDepth / 8) : buffer
-            let png = try pixels.withUnsafeBytes {
-                try PNGEncoder.encode($0, width: width, height: height, channels: channels, bitDepth: bitDepth, level: level)
+            let png = try images.next(bytesPerImage, scratch: &scratch) { image -> [UInt8] in
+                guard image.count == bytesPerImage else {
+                    throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")): data ends in image \(i) of \(count)")
+                }
+                guard nchw && channels > 1 else {
+                    return try PNGEncoder.encode(image, width: width, height: height, channels: channels, bitDepth: bitDepth, level: level)
+                }
+                let pixels = Self.interleave(image, channels: channels, plane: height * width, sampleSize: bitDepth / 8)
+                return try pixels.withUnsafeBytes {
+                    try PNGEncoder.encode($0, width: width, height: height, channels: channels, bitDepth: bitDepth, level: level)
+                }
             }
             let index = String(i)
             let name = String(repeating: "0", count: digits - index.count) + index + ".png"
             try writeFileAtomically(directory + "/" + folders[Int(labels[i])] + "/" + name, png, sync: false)
+        }
+        // Reading to the end runs the stream's own checks (CRC-32, exact length).
+        if try images.next(1, scratch: &scratch, { $0.count }) != 0 {
+            throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")): more data than its shape holds")
         }
         try writeFileAtomically(directory + "/classes.txt", Array((folders.joined(separator: "\n") + "\n").utf8))
         return ExportSummary(images: count, classes: names.count, folders: folders, bitDepth: bitDepth)
@@ -131,7 +140,7 @@ public struct Exporter {
     }
 
     /// Channels-first (C, H, W) samples to interleaved (H, W, C).
-    static func interleave(_ planar: [UInt8], channels: Int, plane: Int, sampleSize: Int) -> [UInt8] {
+    static func interleave(_ planar: UnsafeRawBufferPointer, channels: Int, plane: Int, sampleSize: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: planar.count)
         for c in 0..<channels {
             for p in 0..<plane {

@@ -117,13 +117,15 @@ public struct FormatConverter {
 
         try writer.begin(images: layout, count: count)
         do {
-            var buffer = [UInt8](repeating: 0, count: layout.bytesPerItem)
+            // A stored source is handed to the writer where it lies (memory-mapped), image by image.
+            var scratch: [UInt8] = []
             for i in 0..<count {
-                let n = try buffer.withUnsafeMutableBytes { try readFully(images, into: $0) }
-                guard n == buffer.count else {
-                    throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")): data ends in image \(i) of \(count)")
+                try images.next(layout.bytesPerItem, scratch: &scratch) { image in
+                    guard image.count == layout.bytesPerItem else {
+                        throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")): data ends in image \(i) of \(count)")
+                    }
+                    try writer.append(image: image)
                 }
-                try buffer.withUnsafeBytes { try writer.append(image: $0) }
             }
             // Reading to the end runs the stream's own checks (CRC-32, exact length).
             var probe = [UInt8](repeating: 0, count: 1)
@@ -197,17 +199,6 @@ public struct FormatConverter {
         let count = Int((labels.max() ?? -1) + 1)
         return (0..<count).map(String.init)
     }
-}
-
-/// Reads until `buffer` is full or the stream ends; returns the bytes read.
-func readFully(_ stream: ByteStream, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-    var done = 0
-    while done < buffer.count {
-        let n = try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
-        if n == 0 { break }
-        done += n
-    }
-    return done
 }
 
 /// Reads `count` little-endian integers of `dtype` as Int64.

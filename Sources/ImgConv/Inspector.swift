@@ -123,41 +123,32 @@ public struct Inspector {
         var sums = [Double](repeating: 0, count: channels)
         var counts = [Int](repeating: 0, count: channels)
         let size = dtype.byteSize
-        var buffer = [UInt8](repeating: 0, count: (1 << 20) / size * size)
-        var carry = 0          // bytes of a split element kept at the front of the buffer
+        var scratch: [UInt8] = []
         var index = 0          // element index in the tensor
         // uint8 is the common case: integer counters, a histogram per channel.
         var histogram = dtype == .uint8 ? [[Int]](repeating: [Int](repeating: 0, count: 256), count: channels) : []
-        while true {
-            let n = try buffer.withUnsafeMutableBytes { buf in
-                try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: buf[carry...]))
-            }
-            if n == 0 { break }
-            let available = carry + n
-            let whole = available / size
-            buffer.withUnsafeBytes { raw in
-                if dtype == .uint8 {
-                    for k in 0..<whole {
-                        histogram[((index + k) / plane) % channels][Int(raw[k])] += 1
-                    }
-                } else {
-                    for k in 0..<whole {
-                        let v = dtype.value(in: raw, at: k * size)
-                        guard !v.isNaN else { continue }
-                        let c = ((index + k) / plane) % channels
-                        if v < mins[c] { mins[c] = v }
-                        if v > maxs[c] { maxs[c] = v }
-                        sums[c] += v
-                        counts[c] += 1
-                    }
+        // Whole elements at a time (a piece is short only at the end of the data); a stored
+        // tensor is read where it lies (memory-mapped).
+        while try stream.next((1 << 20) / size * size, scratch: &scratch, { raw in
+            let whole = raw.count / size
+            if dtype == .uint8 {
+                for k in 0..<whole {
+                    histogram[((index + k) / plane) % channels][Int(raw[k])] += 1
+                }
+            } else {
+                for k in 0..<whole {
+                    let v = dtype.value(in: raw, at: k * size)
+                    guard !v.isNaN else { continue }
+                    let c = ((index + k) / plane) % channels
+                    if v < mins[c] { mins[c] = v }
+                    if v > maxs[c] { maxs[c] = v }
+                    sums[c] += v
+                    counts[c] += 1
                 }
             }
             index += whole
-            carry = available - whole * size
-            if carry > 0 {
-                for b in 0..<carry { buffer[b] = buffer[whole * size + b] }
-            }
-        }
+            return raw.count
+        }) > 0 {}
         if dtype == .uint8 {
             for c in 0..<channels {
                 for (v, count) in histogram[c].enumerated() where count > 0 {

@@ -57,22 +57,19 @@ public struct Verifier {
             guard header.shape == record.shape else { throw fail(record.name, "shape is \(header.shape), manifest says \(record.shape)") }
             shapes[record.name] = header.shape
             var hash = SHA256Stream()
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            var scratch: [UInt8] = []
             var labelCheck = record.name.hasSuffix("Ys")
                 ? LabelRangeCheck(dtype: DType(npyDescr: header.descr), classCount: classCount, onehot: onehot) : nil
             var classNameBytes: [UInt8] = []
             let isClassNames = record.name == "classNames"
             do {
-                while true {
-                    let n = try buffer.withUnsafeMutableBytes { try stream.read(into: $0) }
-                    if n == 0 { break }
-                    buffer.withUnsafeBytes { raw in
-                        let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-                        hash.update(chunk)
-                        labelCheck?.update(chunk)
-                        if isClassNames { classNameBytes.append(contentsOf: chunk) }
-                    }
-                }
+                // A stored tensor is hashed where it lies (memory-mapped), others through `scratch`.
+                while try stream.next(1 << 20, scratch: &scratch, { chunk in
+                    hash.update(chunk)
+                    labelCheck?.update(chunk)
+                    if isClassNames { classNameBytes.append(contentsOf: chunk) }
+                    return chunk.count
+                }) > 0 {}
             } catch let e as ImgConvError {
                 throw e.path == nil ? ImgConvError(e.code, path: path, "\(container.storageName(record.name)): \(e.message)") : e
             }
@@ -209,6 +206,7 @@ public struct Verifier {
         decodeOptions.limits = DecodeLimits(maxPixels: manifest.options.maxPixels)
         let decoders = Decoders(options: decodeOptions)
         let resize = manifest.options.size != nil
+        var scratch: [UInt8] = []
         try runOrderedPipeline(
             count: files.count, jobs: jobs, window: max(8, jobs * 4),
             work: { i -> Converter.Decoded in
@@ -222,8 +220,12 @@ public struct Verifier {
             },
             consume: { i, result in
                 let decoded = try result.get()
-                let stored = try stream.read(count: storedBytes)
-                guard stored == (widen ? Self.widenToInt32(decoded.pixels) : decoded.pixels) else {
+                let fresh = widen ? Self.widenToInt32(decoded.pixels) : decoded.pixels
+                let same = try stream.next(storedBytes, scratch: &scratch) { stored in
+                    stored.count == fresh.count
+                        && fresh.withUnsafeBytes { stored.count == 0 || memcmp($0.baseAddress!, stored.baseAddress!, stored.count) == 0 }
+                }
+                guard same else {
                     let changed = decoded.sha256 != files[i].sha256 ? " (the source file changed since the conversion)" : ""
                     throw ImgConvError(.verificationFailed, path: path,
                                        "\(record.name) image \(i) differs from a fresh decode of '\(files[i].path)'\(changed)")

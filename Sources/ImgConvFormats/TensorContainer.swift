@@ -135,6 +135,22 @@ final class ExactLengthStream: ByteStream {
         left -= n
         return n
     }
+
+    func borrow(_ count: Int) throws -> UnsafeRawBufferPointer? {
+        guard left > 0 else {
+            // As `read`: the base must end here too (its own checks run), else there is extra data.
+            guard let tail = try base.borrow(1) else { return nil }
+            if tail.count > 0 { throw ImgConvError(.corruptInput, "\(label): more data than its shape holds") }
+            return tail
+        }
+        let want = min(count, left)
+        guard let lent = try base.borrow(want) else { return nil }
+        if lent.count < want {
+            throw ImgConvError(.corruptInput, "\(label): data is \(length - left + lent.count) bytes, its header needs \(length)")
+        }
+        left -= want
+        return lent
+    }
 }
 
 func dataLength(_ header: NPYHeader, path: String, label: String) throws -> Int {
@@ -208,7 +224,7 @@ public final class NPYDirectoryReader: TensorContainer {
     public func open(_ name: String) throws -> (NPYHeader, ByteStream) {
         let filePath = path + "/" + storageName(name)
         let file = try ReadOnlyFile(path: filePath)
-        let stream = FileRegionStream(file: file, offset: 0, length: file.size)
+        let stream = FileRegionStream(file: file, offset: 0, length: file.size, mapped: true)
         let header = try readHeader(from: stream, path: filePath)
         let length = try dataLength(header, path: filePath, label: storageName(name))
         return (header, ExactLengthStream(stream, length: length, label: storageName(name)))
@@ -238,7 +254,7 @@ public final class NPYFileReader: TensorContainer {
     public func open(_ name: String) throws -> (NPYHeader, ByteStream) {
         guard name == self.name else { throw ImgConvError(.notFound, path: path, "holds no tensor '\(name)'") }
         let file = try ReadOnlyFile(path: path)
-        let stream = FileRegionStream(file: file, offset: 0, length: file.size)
+        let stream = FileRegionStream(file: file, offset: 0, length: file.size, mapped: true)
         let header = try readHeader(from: stream, path: path)
         let length = try dataLength(header, path: path, label: storageName(name))
         return (header, ExactLengthStream(stream, length: length, label: storageName(name)))

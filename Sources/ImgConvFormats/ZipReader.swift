@@ -123,7 +123,9 @@ public final class ZipReader {
     }
 }
 
-/// Uncompressed bytes of one member, with the CRC and size checked when the end is reached.
+/// Uncompressed bytes of one member, with the CRC and size checked when the end is reached. A
+/// stored member is read straight from a memory-mapped window of the file and lends its bytes
+/// (`borrow`); a deflated one inflates in bounded pieces.
 final class MemberStream: ByteStream {
     private let reader: ZipReader
     private let member: ZipReader.Member
@@ -141,15 +143,42 @@ final class MemberStream: ByteStream {
         self.reader = reader
         self.member = member
         self.inflater = inflater
-        input = [UInt8](repeating: 0, count: inflater == nil ? 1 << 18 : 1 << 12)
-        raw = FileRegionStream(file: reader.file, offset: member.dataOffset, length: member.compressedSize)
+        input = inflater == nil ? [] : [UInt8](repeating: 0, count: 1 << 12)
+        raw = FileRegionStream(file: reader.file, offset: member.dataOffset, length: member.compressedSize,
+                               mapped: inflater == nil)
     }
 
     private func fail(_ why: String) -> ImgConvError {
         ImgConvError(.corruptInput, path: reader.file.path, "member '\(member.name)': \(why)")
     }
 
+    /// A stored member's next bytes in place (see `ByteStream.borrow`); nil for a deflated one.
+    func borrow(_ count: Int) throws -> UnsafeRawBufferPointer? {
+        guard inflater == nil else { return nil }
+        if finished { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        guard let lent = try raw.borrow(count) else { return nil }
+        if lent.count > 0 {
+            crc.update(lent)
+            produced += lent.count
+        }
+        // Fewer than asked: the member's end, where its checks run (as `read` runs them).
+        if lent.count < count { try finish() }
+        return lent
+    }
+
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if inflater == nil {
+            // Stored: no staging buffer, the bytes go from the file (mapped) to the caller.
+            guard !finished, !buffer.isEmpty else { return 0 }
+            let n = try raw.read(into: buffer)
+            if n == 0 {
+                try finish()
+                return 0
+            }
+            crc.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            produced += n
+            return n
+        }
         while pendingStart >= pending.count && !finished {
             pending.removeAll(keepingCapacity: true)
             pendingStart = 0
