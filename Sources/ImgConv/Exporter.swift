@@ -11,13 +11,19 @@ public struct ExportSummary: Sendable {
     public var classes: Int
     /// Folder name of each class, in label order (also in `classes.txt`).
     public var folders: [String]
+    /// Bits per sample of the files written: 8 or 16 (PNG), 32 (float TIFF).
     public var bitDepth: Int
+    /// `png` or `tiff`.
+    public var fileFormat: String
 }
 
 /// Writes a container's images back to class folders: `OUTDIR/<class>/<index>.png`, the index
 /// being the image's position in the tensor, zero-padded, so that `to-npz` of the folder (with
 /// `--classes-file OUTDIR/classes.txt` when the names do not sort in label order) gives back the
-/// images and labels in class order, bit for bit. uint8 images become 8-bit PNGs, uint16 16-bit.
+/// images and labels in class order, bit for bit. uint8 images become 8-bit PNGs, uint16 16-bit;
+/// float32 images become 32-bit floating-point TIFFs (`<index>.tiff`), and float16 images too,
+/// widened to float32 (exactly: every float16 is a float32), which `to-npz --dtype float32` (or
+/// `auto`) reads back bit for bit (`--dtype float16` for float16).
 ///
 /// Class names come from a file someone else may have made, so each becomes a single, harmless
 /// folder name (see `folderName(for:)`): nothing is written outside OUTDIR, and a class folder
@@ -57,8 +63,9 @@ public struct Exporter {
         }
     }
 
-    /// - Throws: `ImgConvError`: `.unsupported` for images PNG cannot hold (float, signed, more
-    ///   than 4 channels), `.corruptInput` for a malformed input, `.io` when OUTDIR cannot be written.
+    /// - Throws: `ImgConvError`: `.unsupported` for images neither PNG nor the float TIFF holds
+    ///   (signed integers, float64, more than 4 channels), `.corruptInput` for a malformed input,
+    ///   `.io` when OUTDIR cannot be written.
     public func export(input: String, to directory: String) throws -> ExportSummary {
         let container = try openContainer(input, labels: labels)
         let manifest = try FormatConverter.manifest(of: container)
@@ -76,11 +83,13 @@ public struct Exporter {
 
         let (header, images) = try container.open("trainXs")
         let dtype = DType(npyDescr: header.descr)
-        guard dtype == .uint8 || dtype == .uint16 else {
+        guard let dtype, [.uint8, .uint16, .float16, .float32].contains(dtype) else {
             throw ImgConvError(.unsupported, path: input,
-                               "export writes PNG, which holds uint8 and uint16 images, not \(dtype?.rawValue ?? header.descr)")
+                               "export writes PNG (uint8, uint16) and TIFF (float16, float32) images, not \(dtype?.rawValue ?? header.descr)")
         }
-        let bitDepth = dtype == .uint8 ? 8 : 16
+        let float = dtype.isFloatingPoint
+        let bitDepth = float ? 32 : dtype.byteSize * 8
+        let fileFormat = float ? "tiff" : "png"
         let nchw = header.shape.count == 4 && manifest?.options.layout == "nchw"
         let (count, height, width, channels): (Int, Int, Int, Int)
         switch header.shape.count {
@@ -90,7 +99,7 @@ public struct Exporter {
         default: throw ImgConvError(.unsupported, path: input, "trainXs of shape \(header.shape) is not (N, H, W, C) or (N, H, W)")
         }
         guard (1...4).contains(channels) else {
-            throw ImgConvError(.unsupported, path: input, "PNG holds 1 to 4 channels, trainXs has \(channels)")
+            throw ImgConvError(.unsupported, path: input, "\(float ? "the TIFF writer takes" : "PNG holds") 1 to 4 channels, trainXs has \(channels)")
         }
         guard count == labels.count else {
             throw ImgConvError(.corruptInput, path: input, "\(labels.count) labels for \(count) images")
@@ -100,32 +109,62 @@ public struct Exporter {
         try makeFolder(directory)
         for folder in folders { try makeFolder(directory + "/" + folder) }
         let digits = String(max(count - 1, 0)).count
-        let bytesPerImage = height * width * channels * bitDepth / 8
+        let bytesPerImage = height * width * channels * dtype.byteSize
         // A stored input is read where it lies (memory-mapped); others through `scratch`.
         var scratch: [UInt8] = []
         for i in 0..<count {
-            let png = try images.next(bytesPerImage, scratch: &scratch) { image -> [UInt8] in
+            let file = try images.next(bytesPerImage, scratch: &scratch) { image -> [UInt8] in
                 guard image.count == bytesPerImage else {
                     throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")): data ends in image \(i) of \(count)")
                 }
-                guard nchw && channels > 1 else {
-                    return try PNGEncoder.encode(image, width: width, height: height, channels: channels, bitDepth: bitDepth, level: level)
-                }
-                let pixels = Self.interleave(image, channels: channels, plane: height * width, sampleSize: bitDepth / 8)
-                return try pixels.withUnsafeBytes {
-                    try PNGEncoder.encode($0, width: width, height: height, channels: channels, bitDepth: bitDepth, level: level)
-                }
+                return try encode(image, dtype: dtype, width: width, height: height, channels: channels, nchw: nchw)
             }
             let index = String(i)
-            let name = String(repeating: "0", count: digits - index.count) + index + ".png"
-            try writeFileAtomically(directory + "/" + folders[Int(labels[i])] + "/" + name, png, sync: false)
+            let name = String(repeating: "0", count: digits - index.count) + index + "." + fileFormat
+            try writeFileAtomically(directory + "/" + folders[Int(labels[i])] + "/" + name, file, sync: false)
         }
         // Reading to the end runs the stream's own checks (CRC-32, exact length).
         if try images.next(1, scratch: &scratch, { $0.count }) != 0 {
             throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")): more data than its shape holds")
         }
         try writeFileAtomically(directory + "/classes.txt", Array((folders.joined(separator: "\n") + "\n").utf8))
-        return ExportSummary(images: count, classes: names.count, folders: folders, bitDepth: bitDepth)
+        return ExportSummary(images: count, classes: names.count, folders: folders, bitDepth: bitDepth, fileFormat: fileFormat)
+    }
+
+    /// One image's file: PNG for uint8/uint16, float32 TIFF for float16/float32 (channels-first
+    /// samples interleaved first, float16 widened).
+    private func encode(_ image: UnsafeRawBufferPointer, dtype: DType, width: Int, height: Int, channels: Int,
+                        nchw: Bool) throws -> [UInt8] {
+        let plane = height * width
+        switch dtype {
+        case .float32:
+            guard nchw && channels > 1 else {
+                return try TIFFEncoder.encodeFloat32(image, width: width, height: height, channels: channels)
+            }
+            let pixels = Self.interleave(image, channels: channels, plane: plane, sampleSize: 4)
+            return try pixels.withUnsafeBytes { try TIFFEncoder.encodeFloat32($0, width: width, height: height, channels: channels) }
+        case .float16:
+            let samples = nchw ? Self.interleave(image, channels: channels, plane: plane, sampleSize: 2) : Array(image)
+            let widened = Self.widenFloat16(samples)
+            return try widened.withUnsafeBytes { try TIFFEncoder.encodeFloat32($0, width: width, height: height, channels: channels) }
+        default:
+            let bitDepth = dtype.byteSize * 8
+            guard nchw && channels > 1 else {
+                return try PNGEncoder.encode(image, width: width, height: height, channels: channels, bitDepth: bitDepth, level: level)
+            }
+            let pixels = Self.interleave(image, channels: channels, plane: plane, sampleSize: dtype.byteSize)
+            return try pixels.withUnsafeBytes {
+                try PNGEncoder.encode($0, width: width, height: height, channels: channels, bitDepth: bitDepth, level: level)
+            }
+        }
+    }
+
+    /// float16 samples (little-endian) as float32, each exactly (NaNs stay NaN with their sign and
+    /// payload shifted into place, as IEEE 754 widening does).
+    static func widenFloat16(_ half: [UInt8]) -> [Float] {
+        (0..<half.count / 2).map { k in
+            Float(Float16(bitPattern: UInt16(half[2 * k]) | UInt16(half[2 * k + 1]) << 8))
+        }
     }
 
     /// Creates a folder (or accepts an existing one); a symbolic link or a file there is refused.

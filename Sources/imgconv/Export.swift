@@ -4,9 +4,10 @@ import ImgConvCore
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a dataset's images back to class folders: OUTDIR/<class>/<index>.png.",
+        abstract: "Write a dataset's images back to class folders: OUTDIR/<class>/<index>.png (.tiff for floats).",
         discussion: """
-            uint8 images become 8-bit PNGs, uint16 16-bit. <index> is the image's position in the tensor, \
+            uint8 images become 8-bit PNGs, uint16 16-bit; float32 and float16 images become 32-bit \
+            floating-point TIFFs (float16 widened exactly). <index> is the image's position in the tensor, \
             zero-padded, and OUTDIR/classes.txt lists the class folders in label order, so \
             `imgconv to-npz OUTDIR x.npz --classes-file OUTDIR/classes.txt` (with --color keep for 2 or 4 \
             channels) gives back the images and labels in class order, bit for bit. Class names become single \
@@ -30,7 +31,8 @@ struct Export: ParsableCommand {
         try IMGConvCommand.run {
             let s = try Exporter(labels: labels).export(input: input, to: output)
             if !quiet {
-                Console.out("imgconv: wrote '\(output)': \(s.images) \(s.bitDepth)-bit PNGs in \(s.classes) class folders")
+                let files = s.fileFormat == "tiff" ? "32-bit float TIFFs" : "\(s.bitDepth)-bit PNGs"
+                Console.out("imgconv: wrote '\(output)': \(s.images) \(files) in \(s.classes) class folders")
             }
         }
     }

@@ -2,10 +2,11 @@
 // - libpng reports fatal errors with longjmp, which must never cross Swift frames, so the whole
 //   create -> setjmp -> read -> destroy sequence lives in one C function per call.
 // - libjpeg (the fallback under TurboJPEG) reports errors with longjmp too.
-// - libtiff reads tags through variadic functions (TIFFGetField), which Swift cannot call, and
-//   its default handlers print to stderr; here each file gets its own handlers that keep the message.
-// Every function decodes from memory, writes its reason into `err` (NUL-terminated) and returns
-// 0 on success or -1 on failure.
+// - libtiff reads and writes tags through variadic functions (TIFFGetField, TIFFSetField), which
+//   Swift cannot call, and its default handlers print to stderr; here each file gets its own
+//   handlers that keep the message.
+// Every function decodes from memory (or encodes into it), writes its reason into `err`
+// (NUL-terminated) and returns 0 on success or -1 on failure.
 #ifndef IMC_SHIMS_H
 #define IMC_SHIMS_H
 #include <stddef.h>
@@ -80,5 +81,15 @@ int imc_jpeg_decode(const uint8_t *data, size_t len, int info_only, int allow_wa
 int imc_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height, int channels, int bit_depth,
                    int level, uint8_t **out, size_t *out_len, char *err, size_t errlen);
 void imc_png_free(uint8_t *buffer);
+
+// Float TIFF encoding (libtiff's client I/O into memory, with per-file error handlers: libtiff
+// prints nothing). `pixels` holds `height` rows of `width` pixels of `channels` interleaved host
+// float32 samples (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; alpha unassociated), no padding. Written
+// as SampleFormat IEEEFP, 32 bits, contiguous, uncompressed, top-left, no time or software tags,
+// so the same pixels give the same bytes. On success *out (free with imc_tiff_free) holds
+// *out_len bytes.
+int imc_tiff_encode_float(const float *pixels, uint32_t width, uint32_t height, int channels,
+                          uint8_t **out, size_t *out_len, char *err, size_t errlen);
+void imc_tiff_free(uint8_t *buffer);
 
 #endif
