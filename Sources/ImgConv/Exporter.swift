@@ -159,11 +159,14 @@ public struct Exporter {
         }
     }
 
-    /// float16 samples (little-endian) as float32, each exactly (NaNs stay NaN with their sign and
-    /// payload shifted into place, as IEEE 754 widening does).
+    /// float16 samples (little-endian) as float32, each exactly. A NaN keeps its sign and payload
+    /// (shifted into place) and stays signalling if it was: widened bit by bit, since a hardware
+    /// conversion would make it quiet.
     static func widenFloat16(_ half: [UInt8]) -> [Float] {
         (0..<half.count / 2).map { k in
-            Float(Float16(bitPattern: UInt16(half[2 * k]) | UInt16(half[2 * k + 1]) << 8))
+            let h = UInt16(half[2 * k]) | UInt16(half[2 * k + 1]) << 8
+            guard h & 0x7C00 == 0x7C00, h & 0x03FF != 0 else { return Float(Float16(bitPattern: h)) }
+            return Float(bitPattern: UInt32(h & 0x8000) << 16 | 0x7F80_0000 | UInt32(h & 0x03FF) << 13)
         }
     }
 

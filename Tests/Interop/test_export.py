@@ -168,6 +168,7 @@ def test_export_float16_widens_to_float32_tiff(run, tmp_path):
     arr, tags = _tiff_page(out / "b" / "0.tiff")
     assert arr.dtype == np.float32 and tags["bits"] == 32
     np.testing.assert_array_equal(arr, X[0].astype(np.float32))  # widening is exact (NaN == NaN here)
+    assert arr.reshape(-1).view(np.uint32)[5] == 0x7FC00000, "float16 quiet NaN -> float32 quiet NaN"
     order = np.argsort(y, kind="stable")
     back = tmp_path / "back16.npz"
     run(["to-npz", out, back, "--dtype", "float16"])
@@ -175,6 +176,18 @@ def test_export_float16_widens_to_float32_tiff(run, tmp_path):
     back32 = tmp_path / "back32.npz"
     run(["to-npz", out, back32])
     assert np.load(back32)["trainXs"].tobytes() == X[order].astype(np.float32).tobytes()
+
+
+def test_export_float16_nans_keep_sign_payload_and_kind(run, tmp_path):
+    """Widening is bit-level for NaNs: a hardware float16 -> float32 conversion quiets a signalling
+    NaN; the TIFF keeps it signalling, with its sign and payload."""
+    X = np.zeros((1, 1, 4, 1), np.float16)
+    X.reshape(-1).view(np.uint16)[:] = [0x7C01, 0xFE05, 0xFD55, 0x0001]
+    npz = tmp_path / "nan16.npz"
+    np.savez(npz, trainXs=X, trainYs=np.zeros(1, np.int64), classNames=np.array(["n"]))
+    run(["export", npz, tmp_path / "out"])
+    arr, _ = _tiff_page(tmp_path / "out" / "n" / "0.tiff")
+    assert [hex(v) for v in arr.reshape(-1).view(np.uint32)] == ["0x7f802000", "0xffc0a000", "0xffaaa000", "0x33800000"]
 
 
 def test_export_float_nchw_from_a_real_conversion(run, make_dataset, tmp_path):
