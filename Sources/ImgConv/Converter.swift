@@ -61,7 +61,20 @@ public struct Converter {
 
     func probe(_ file: SourceFile, decoders: Decoders) -> Probe {
         do {
-            var (bytes, size) = try readFilePrefix(file.path, count: Self.probePrefix)
+            let (bytes, size) = try readFilePrefix(file.path, count: Self.probePrefix)
+            return classify(bytes, fileSize: size, file: file, decoders: decoders)
+        } catch let e as ImgConvError {
+            return .bad(e.at(file.relativePath))
+        } catch {
+            return .bad(ImgConvError(.internal, path: file.relativePath, "\(error)"))
+        }
+    }
+
+    /// What the header pass learns of a file from its first bytes (`bytes`, of `fileSize`; the
+    /// whole file is read when the header lies further on).
+    func classify(_ bytes: [UInt8], fileSize size: Int, file: SourceFile, decoders: Decoders) -> Probe {
+        var bytes = bytes
+        do {
             guard let format = ImageFormat.sniff(bytes[...]) else {
                 return .skip(size == 0 ? "empty file" : "not an image")
             }
@@ -106,6 +119,15 @@ public struct Converter {
     }
 
     /// Converts a dataset (class folders or a CSV list) with `writer`.
+    ///
+    /// Most datasets are converted in one pass that reads each file once: the tensor is planned
+    /// from the first image, and every image is checked against that plan as it is decoded. An
+    /// image the plan does not foresee (a colour image after gray ones with `--color auto`, a
+    /// wider sample type with `--dtype auto`, another size, a multipage TIFF with `--tiff-pages
+    /// all`), or any error, abandons that pass: the conversion then starts over in two passes,
+    /// all headers first, which gives the same result and the same error a single pass could
+    /// not. Shuffled and split datasets always take two passes (the order depends on which files
+    /// turn out to be images).
     /// - Throws: `ImgConvError` naming the file at fault; the writer's output is then left as it was.
     public func convert(source: DatasetSource, writer: DatasetWriter, outputName: String, formatName: String) throws -> ConversionSummary {
         let start = Date()
@@ -124,96 +146,248 @@ public struct Converter {
             throw ImgConvError(.invalidArgument, "uint8 labels hold at most 256 classes; this dataset has \(scan.classes.count) (use --label-dtype int32)")
         }
         let decoders = Decoders(options: options.decode)
+        var run = Run(scan: scan, root: root, source: source, writer: writer, outputName: outputName,
+                      formatName: formatName, decoders: decoders, start: start)
+        // Warnings are said once, even when a single pass is abandoned and the work starts over.
+        var said = Set<String>()
+        let warnOnce: (String) -> Void = { [warn] text in if said.insert(text).inserted { warn(text) } }
+        if options.shuffleSeed == nil && options.split == nil && !scan.files.hasSplits,
+           let plan = try onePassPlan(scan.files, decoders: decoders) {
+            let files = scan.files
+            do {
+                return try write(&run, parts: [WorkPart(name: "train", count: files.count, item: { Item(file: files[$0]) })],
+                                 plan: plan, planned: scan.files.count, onePass: true, warn: warnOnce)
+            } catch is Replan {
+                run.reset()
+            }
+        }
 
         // 1. Headers, in parallel, to plan the tensor before any pixel is decoded.
         var probes = [Probe?](repeating: nil, count: scan.files.count)
-        try runOrderedPipeline(count: scan.files.count, jobs: options.jobs, window: 256,
+        try runOrderedPipeline(count: scan.files.count, jobs: options.jobs, window: 1024, batch: 32,
                                work: { probe(scan.files[$0], decoders: decoders) },
                                consume: { i, r in probes[i] = try r.get() })
-        var skipped = scan.skipped
         var candidates: [Candidate] = []
-        var ignoredPages = 0
         for (file, p) in zip(scan.files, probes) {
             switch p! {
             case .images(let found, let ignored):
                 candidates += found
-                ignoredPages += ignored
-            case .skip(let reason): skipped.append(SkippedFile(path: file.relativePath, reason: reason))
+                run.ignoredPages += ignored
+            case .skip(let reason): run.headerSkipped.append(SkippedFile(path: file.relativePath, reason: reason))
             case .bad(let e):
                 guard options.skipBad else { throw e }
-                warn("skipping \(e)")
-                skipped.append(SkippedFile(path: file.relativePath, reason: e.message))
+                warnOnce("skipping \(e)")
+                run.headerSkipped.append(SkippedFile(path: file.relativePath, reason: e.message))
             }
         }
+        probes = []
         let plan = try makePlan(candidates)
-        if ignoredPages > 0 {
-            warn("\(ignoredPages) further TIFF pages ignored (--tiff-pages all converts them)")
+        if run.ignoredPages > 0 {
+            warnOnce("\(run.ignoredPages) further TIFF pages ignored (--tiff-pages all converts them)")
         }
-
         // 2. Decode, conform and write, split by split, in dataset order within each.
-        let parts = try splitParts(candidates)
+        let parts = try splitParts(candidates).map { part in
+            WorkPart(name: part.name, count: part.items.count, item: { Item(file: part.items[$0].file, probed: part.items[$0]) })
+        }
+        return try write(&run, parts: parts, plan: plan, planned: candidates.count, onePass: false, warn: warnOnce)
+    }
+
+    /// Thrown to abandon a single pass (see `convert`).
+    struct Replan: Error {}
+
+    /// One image to decode: a file, with its header when the header pass has read it.
+    struct Item {
+        var file: SourceFile
+        var probed: Candidate?
+    }
+
+    /// A split and what to decode for it, in output order.
+    struct WorkPart {
+        var name: String
+        var count: Int
+        var item: (Int) -> Item
+    }
+
+    /// What a conversion collects for its manifest as it goes.
+    struct Run {
+        let scan: ScanResult
+        let root: String
+        let source: DatasetSource
+        let writer: DatasetWriter
+        let outputName: String
+        let formatName: String
+        let decoders: Decoders
+        let start: Date
+        var headerSkipped: [SkippedFile] = []
+        var decodeSkipped: [SkippedFile] = []
+        var ignoredPages = 0
+
+        /// Forgets an abandoned pass (its output is already removed).
+        mutating func reset() {
+            headerSkipped = []
+            decodeSkipped = []
+            ignoredPages = 0
+        }
+    }
+
+    /// What a worker hands to the writer for one item.
+    enum Outcome {
+        case image(Decoded, Candidate, ignoredPages: Int)
+        case skip(String)
+        /// `header`: the file failed before its pixels (as it would in the header pass).
+        case bad(ImgConvError, header: Bool)
+        case replan
+    }
+
+    /// The plan of a single pass: from the first file that is an image, when a single pass can
+    /// hold to it; nil when the dataset needs two passes from the start.
+    func onePassPlan(_ files: FileList, decoders: Decoders) throws -> ImagePlan? {
+        for file in files {
+            switch probe(file, decoders: decoders) {
+            case .skip: continue
+            case .bad:
+                if options.skipBad { continue }
+                return nil
+            case .images(let found, _):
+                guard found.count == 1, found[0].header.depth <= Self.sampleDepth(options.dtype, widest: found[0].header.depth) else {
+                    return nil
+                }
+                return try? makePlan(found)
+            }
+        }
+        return nil
+    }
+
+    /// Reads, checks against the plan, decodes and conforms one file in a single pass.
+    func decodeInOnePass(_ file: SourceFile, plan: ImagePlan, decoders: Decoders) -> Outcome {
+        let bytes: [UInt8]
+        do {
+            bytes = try readFile(file.path)
+        } catch let e as ImgConvError {
+            return .bad(e.at(file.relativePath), header: true)
+        } catch {
+            return .bad(ImgConvError(.internal, path: file.relativePath, "\(error)"), header: true)
+        }
+        switch classify(bytes, fileSize: bytes.count, file: file, decoders: decoders) {
+        case .skip(let reason): return .skip(reason)
+        case .bad(let e): return .bad(e, header: true)
+        case .images(let found, let ignored):
+            guard found.count == 1, fits(found[0].header, plan) else { return .replan }
+            let c = found[0]
+            do {
+                let d = try Self.decodeAndConform(bytes, file: file, format: c.format, header: c.header, decoders: decoders,
+                                                  plan: plan, resize: options.size != nil, page: 0)
+                return .image(d, c, ignoredPages: ignored)
+            } catch let e as ImgConvError {
+                return .bad(e, header: false)
+            } catch {
+                return .bad(ImgConvError(.internal, path: file.relativePath, "\(error)"), header: false)
+            }
+        }
+    }
+
+    /// Whether an image of this header gives the same plan as the one made without it.
+    func fits(_ header: ImageHeader, _ plan: ImagePlan) -> Bool {
+        if options.size == nil && (header.orientedWidth != plan.width || header.orientedHeight != plan.height) { return false }
+        if options.color == .auto && plan.channels == 1 && !header.isGray { return false }
+        if options.color == .keep && header.channels != plan.channels { return false }
+        return header.depth <= plan.depth
+    }
+
+    /// Decodes, conforms and writes the parts in order, then the manifest; commits.
+    private func write(_ run: inout Run, parts: [WorkPart], plan: ImagePlan, planned: Int, onePass: Bool,
+                       warn: @escaping (String) -> Void) throws -> ConversionSummary {
+        let scan = run.scan, writer = run.writer, decoders = run.decoders
         writer.labelEncoding = LabelEncoding(dtype: options.labelDType, onehot: options.onehot, classCount: scan.classes.count)
-        var files: [Manifest.FileRecord] = []
+        // The manifest's entry of each image, kept on disk past 256 KiB (flat memory).
+        let entries = SpillBuffer(directory: parentFolder(writer.manifestPath))
+        var images = 0
         var counts = [Int](repeating: 0, count: scan.classes.count)
         var rotated = 0
         var written = 0
         var done = 0
         var tensors: [Manifest.TensorRecord] = []
         var splitSizes: [String: Int] = [:]
+        let named = parts.count > 1 || parts.first?.name != "train"
         do {
             for part in parts {
                 writer.names = TensorNames(prefix: part.name)
-                try writer.begin(plan: plan, count: part.items.count)
-                var labels: [Int64] = []
-                let items = part.items
+                try writer.begin(plan: plan, count: onePass ? planned : part.count)
+                var labels = PagedArray<Int32>()   // no growth slack: one per image of any number
+                let item = part.item
+                let flow = Self.flow(bytesPerImage: TensorLayout(plan: plan).bytesPerItem, jobs: options.jobs)
                 try runOrderedPipeline(
-                    count: items.count, jobs: options.jobs, window: max(8, options.jobs * 4),
-                    work: { i -> Decoded in
-                        let c = items[i]
-                        return try Self.decodeAndConform(c.file, format: c.format, header: c.header, decoders: decoders,
-                                                         plan: plan, resize: options.size != nil, page: c.page)
+                    count: part.count, jobs: options.jobs, window: flow.window, batch: flow.batch,
+                    work: { i -> Outcome in
+                        let it = item(i)
+                        guard let c = it.probed else { return decodeInOnePass(it.file, plan: plan, decoders: decoders) }
+                        do {
+                            return .image(try Self.decodeAndConform(c.file, format: c.format, header: c.header, decoders: decoders,
+                                                                    plan: plan, resize: options.size != nil, page: c.page),
+                                          c, ignoredPages: 0)
+                        } catch let e as ImgConvError {
+                            return .bad(e, header: false)
+                        }
                     },
                     consume: { i, result in
-                        let c = items[i]
+                        let file = item(i).file
                         done += 1
-                        switch result {
-                        case .success(let d):
+                        switch try result.get() {
+                        case .image(let d, let c, let ignored):
                             try d.pixels.withUnsafeBytes { try writer.append(image: $0) }
                             written += d.pixels.count
-                            progress(done, candidates.count, written)
-                            labels.append(Int64(c.file.label))
-                            counts[c.file.label] += 1
+                            progress(done, planned, written)
+                            labels.append(Int32(file.label))
+                            counts[file.label] += 1
+                            run.ignoredPages += ignored
                             if c.header.orientation > 1 { rotated += 1 }
-                            if let w = d.warning { warn("'\(c.file.relativePath)': accepted with a warning: \(w)") }
-                            files.append(Manifest.FileRecord(path: c.file.relativePath, label: c.file.label,
+                            if let w = d.warning { warn("'\(file.relativePath)': accepted with a warning: \(w)") }
+                            let record = Manifest.FileRecord(path: file.relativePath, label: file.label,
                                                              format: c.format.rawValue, sha256: d.sha256,
                                                              page: c.format == .tiff && c.header.pages > 1 && options.tiffPages == .all ? c.page : nil,
                                                              orientation: c.header.orientation > 1 ? c.header.orientation : nil,
                                                              warning: d.warning,
-                                                             split: parts.count > 1 || part.name != "train" ? part.name : nil))
-                        case .failure(let error):
-                            guard options.skipBad, let e = error as? ImgConvError, e.code != .io, e.code != .internal else { throw error }
+                                                             split: named ? part.name : nil)
+                            try entries.append(Manifest.fileEntry(record, first: images == 0))
+                            images += 1
+                        case .skip(let reason):
+                            run.headerSkipped.append(SkippedFile(path: file.relativePath, reason: reason))
+                        case .bad(let e, header: true):
+                            guard options.skipBad else { throw Replan() }
                             warn("skipping \(e)")
-                            skipped.append(SkippedFile(path: c.file.relativePath, reason: e.message))
+                            run.headerSkipped.append(SkippedFile(path: file.relativePath, reason: e.message))
+                        case .bad(let e, header: false):
+                            guard options.skipBad, e.code != .io, e.code != .internal else {
+                                if onePass { throw Replan() }
+                                throw e
+                            }
+                            warn("skipping \(e)")
+                            run.decodeSkipped.append(SkippedFile(path: file.relativePath, reason: e.message))
+                        case .replan:
+                            throw Replan()
                         }
                     })
-                tensors += try writer.endPart(labels: labels)
+                tensors += try writer.endPart(labels: labels.map(Int64.init))
                 splitSizes[part.name] = labels.count
             }
+            if onePass && run.ignoredPages > 0 {
+                warn("\(run.ignoredPages) further TIFF pages ignored (--tiff-pages all converts them)")
+            }
+            let skipped = scan.skipped + run.headerSkipped + run.decodeSkipped
             tensors += try writer.finish(classNames: scan.classes.map(\.name))
             var manifest = Manifest(
                 tool: .init(name: ToolInfo.name, version: ToolInfo.version),
-                source: .init(root: root, kind: source.kind),
-                output: .init(format: formatName, name: outputName),
+                source: .init(root: run.root, kind: run.source.kind),
+                output: .init(format: run.formatName, name: run.outputName),
                 options: .init(size: options.size.map { [$0.height, $0.width] }, color: options.color.rawValue,
                                compress: options.compress, skipBad: options.skipBad, resizeFilter: options.filter.rawValue,
                                dtype: options.dtype.rawValue, exifOrientation: options.decode.exifOrientation,
                                allowTruncatedJpeg: options.decode.allowTruncatedJPEG, tiffPages: options.tiffPages.rawValue,
                                maxPixels: options.decode.limits.maxPixels),
                 classes: scan.classes.map { .init(index: $0.index, name: $0.name, count: counts[$0.index]) },
-                tensors: tensors, files: files, skipped: skipped, warnings: scan.warnings,
-                summary: .init(images: files.count, skipped: skipped.count, skippedByReason: [:],
-                               rotated: rotated, ignoredTiffPages: ignoredPages))
+                tensors: tensors, files: [], skipped: skipped, warnings: scan.warnings,
+                summary: .init(images: images, skipped: skipped.count, skippedByReason: [:],
+                               rotated: rotated, ignoredTiffPages: run.ignoredPages))
             manifest.options.fit = options.size == nil ? nil : options.fit.rawValue
             manifest.options.padColor = options.size != nil && options.fit == .pad ? options.padColor.map { Int($0) } : nil
             manifest.options.background = options.background.map { $0.prefix(3).map { Int($0) } }
@@ -229,16 +403,21 @@ public struct Converter {
             manifest.options.labelDtype = options.labelDType?.rawValue
             manifest.options.split = options.split.map { $0.parts.map { "\($0.name)=\($0.fraction)" }.joined(separator: ",") }
             manifest.options.stratify = options.split?.stratify
-            if parts.count > 1 || parts.first?.name != "train" { manifest.summary.splits = splitSizes }
+            if named { manifest.summary.splits = splitSizes }
             manifest.summary.skippedByReason = Dictionary(grouping: skipped, by: { reasonKey($0.reason) }).mapValues(\.count)
             // [issue 4, HDF5] the manifest also goes inside the output (HDF5 attribute), so commit after it.
-            let manifestJSON = try manifest.encoded()
-            try writer.embedManifest(manifestJSON)
             // The manifest is written in full before the data replaces anything, so a failure
             // (a full disk) leaves the earlier output and its manifest together.
             let manifestFile = try AtomicOutputFile(target: writer.manifestPath)
             do {
-                try manifestFile.write(manifestJSON)
+                if writer.embedsManifest {
+                    var json: [UInt8] = []
+                    try manifest.write(fileEntries: entries) { json += $0 }
+                    try writer.embedManifest(json)
+                    try manifestFile.write(json)
+                } else {
+                    try manifest.write(fileEntries: entries) { try manifestFile.write($0) }
+                }
                 try manifestFile.flush()
                 try writer.commit()
                 try manifestFile.commit()
@@ -246,14 +425,23 @@ public struct Converter {
                 manifestFile.abort()
                 throw error
             }
-            return ConversionSummary(images: files.count, classes: scan.classes.count, skipped: skipped.count,
+            return ConversionSummary(images: images, classes: scan.classes.count, skipped: skipped.count,
                                      shape: tensors[0].shape, dtype: plan.dtype,
-                                     seconds: Date().timeIntervalSince(start), outputBytes: 0,
+                                     seconds: Date().timeIntervalSince(run.start), outputBytes: 0,
                                      manifestPath: writer.manifestPath)
         } catch {
             writer.abort()
             throw error
         }
+    }
+
+    /// How many decoded images may be in flight, and how many a worker takes at a time: about
+    /// 4 MiB of pixels in flight (at least 4 images per worker), in batches that give each
+    /// worker a few turns within the window, at most 64 images.
+    static func flow(bytesPerImage: Int, jobs: Int) -> (window: Int, batch: Int) {
+        let jobs = max(1, jobs)
+        let window = min(1024, max(jobs * 4, (4 << 20) / max(1, bytesPerImage)))
+        return (window, min(64, max(1, window / (jobs * 4))))
     }
 
     /// A split and its images, in output order.
@@ -310,8 +498,21 @@ public struct Converter {
     /// - Throws: `ImgConvError` naming the file by its relative path.
     static func decodeAndConform(_ file: SourceFile, format: ImageFormat, header: ImageHeader?, decoders: Decoders,
                                  plan: ImagePlan, resize: Bool, page: Int = 0) throws -> Decoded {
+        let bytes: [UInt8]
         do {
-            let bytes = try readFile(file.path)
+            bytes = try readFile(file.path)
+        } catch let e as ImgConvError {
+            throw e.at(file.relativePath)
+        }
+        return try decodeAndConform(bytes, file: file, format: format, header: header, decoders: decoders,
+                                    plan: plan, resize: resize, page: page)
+    }
+
+    /// Hashes, decodes, orients and conforms one file's bytes (one page) to the plan.
+    /// - Throws: `ImgConvError` naming the file by its relative path.
+    static func decodeAndConform(_ bytes: [UInt8], file: SourceFile, format: ImageFormat, header: ImageHeader?, decoders: Decoders,
+                                 plan: ImagePlan, resize: Bool, page: Int) throws -> Decoded {
+        do {
             let digest = sha256Hex(bytes)
             let h = try header ?? decoders.header(bytes, format: format, page: page)
             let image = try decoders.decode(bytes, format: format, header: h, page: page,
@@ -322,6 +523,16 @@ public struct Converter {
             return Decoded(pixels: try plan.conform(image), sha256: digest, warning: image.warning)
         } catch let e as ImgConvError {
             throw e.at(file.relativePath)
+        }
+    }
+
+    /// The samples of `dtype` (auto: the widest of the inputs).
+    static func sampleDepth(_ dtype: DTypeChoice, widest: SampleDepth) -> SampleDepth {
+        switch dtype {
+        case .auto: return widest
+        case .uint8: return .eight
+        case .uint16: return .sixteen
+        case .float16, .float32: return .float32
         }
     }
 
@@ -355,13 +566,7 @@ public struct Converter {
             }
         }
         let widest = candidates.map(\.header.depth).max() ?? .eight
-        let depth: SampleDepth
-        switch options.dtype {
-        case .auto: depth = widest
-        case .uint8: depth = .eight
-        case .uint16: depth = .sixteen
-        case .float16, .float32: depth = .float32
-        }
+        let depth = Self.sampleDepth(options.dtype, widest: widest)
         if depth < widest {
             if let c = candidates.first(where: { $0.header.depth == .float32 }) {
                 throw ImgConvError(.unsupported, path: c.file.relativePath,
@@ -391,6 +596,12 @@ public struct Converter {
         if options.dtype == .float16 { plan.outputDType = .float16 }
         return plan
     }
+}
+
+/// The folder a path is in (`.` for a bare name).
+func parentFolder(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
 }
 
 /// Groups skip reasons for the summary: "unsupported format: GIF" stays whole, other reasons

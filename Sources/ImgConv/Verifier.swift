@@ -206,9 +206,10 @@ public struct Verifier {
         decodeOptions.limits = DecodeLimits(maxPixels: manifest.options.maxPixels)
         let decoders = Decoders(options: decodeOptions)
         let resize = manifest.options.size != nil
+        let flow = Converter.flow(bytesPerImage: storedBytes, jobs: jobs)
         var scratch: [UInt8] = []
         try runOrderedPipeline(
-            count: files.count, jobs: jobs, window: max(8, jobs * 4),
+            count: files.count, jobs: jobs, window: flow.window, batch: flow.batch,
             work: { i -> Converter.Decoded in
                 let f = files[i]
                 guard let format = ImageFormat(rawValue: f.format) else {

@@ -39,7 +39,7 @@ public struct SkippedFile: Sendable, Equatable, Codable {
 public struct ScanResult: Sendable {
     public var root: String
     public var classes: [ClassEntry]
-    public var files: [SourceFile]
+    public var files: FileList
     /// Entries passed over by the scan itself (symlink loops, unreadable folders).
     public var skipped: [SkippedFile]
     public var warnings: [String]
@@ -113,7 +113,7 @@ public struct DatasetScanner: Sendable {
         guard (st.st_mode & S_IFMT) == S_IFDIR else {
             throw ImgConvError(.notFound, path: root, "dataset root is not a folder")
         }
-        var result = ScanResult(root: root, classes: [], files: [], skipped: [], warnings: [])
+        var result = ScanResult(root: root, classes: [], files: FileList(base: root), skipped: [], warnings: [])
         let folders = try listDirectory(root).filter { name in
             var cst = stat()
             return stat(join(root, name), &cst) == 0 && (cst.st_mode & S_IFMT) == S_IFDIR
@@ -140,13 +140,12 @@ public struct DatasetScanner: Sendable {
         let rootID = FileID(st)
         for (index, name) in classNames.enumerated() {
             result.classes.append(ClassEntry(index: index, name: name))
-            var found: [SourceFile] = []
-            walk(dir: join(root, name), relative: name, label: index, ancestors: [rootID],
-                 into: &found, skipped: &result.skipped)
-            if found.isEmpty {
+            let before = result.files.count
+            walk(dir: join(root, name), relative: name, label: index, split: nil, ancestors: [rootID],
+                 into: &result.files, skipped: &result.skipped)
+            if result.files.count == before {
                 result.warnings.append("class '\(name)' has no files; it keeps index \(index)")
             }
-            result.files.append(contentsOf: found)
         }
         return result
     }
@@ -155,7 +154,7 @@ public struct DatasetScanner: Sendable {
     static let splitNames = ["train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"]
 
     private func scanSplits(root: String, splitFolders: [String], rootID: FileID) throws -> ScanResult {
-        var result = ScanResult(root: root, classes: [], files: [], skipped: [], warnings: [])
+        var result = ScanResult(root: root, classes: [], files: FileList(base: root), skipped: [], warnings: [])
         var classFolders: [String: [String]] = [:]   // split folder -> its class folders
         for folder in splitFolders {
             let dir = join(root, folder)
@@ -177,14 +176,12 @@ public struct DatasetScanner: Sendable {
         result.classes = names.enumerated().map { ClassEntry(index: $0, name: $1) }
         for folder in splitFolders.sorted(by: codePointLess) {
             for (index, name) in names.enumerated() where classFolders[folder]!.contains(name) {
-                var found: [SourceFile] = []
-                walk(dir: join(join(root, folder), name), relative: folder + "/" + name, label: index, ancestors: [rootID],
-                     into: &found, skipped: &result.skipped)
-                for i in found.indices { found[i].split = Self.splitNames[folder] }
-                result.files.append(contentsOf: found)
+                walk(dir: join(join(root, folder), name), relative: folder + "/" + name, label: index,
+                     split: Self.splitNames[folder], ancestors: [rootID], into: &result.files, skipped: &result.skipped)
             }
         }
-        for c in result.classes where !result.files.contains(where: { $0.label == c.index }) {
+        let used = Set(result.files.indices.map { result.files.label(at: $0) })
+        for c in result.classes where !used.contains(c.index) {
             result.warnings.append("class '\(c.name)' has no files; it keeps index \(c.index)")
         }
         return result
@@ -199,8 +196,8 @@ public struct DatasetScanner: Sendable {
         }
     }
 
-    private func walk(dir: String, relative: String, label: Int, ancestors: Set<FileID>,
-                      into files: inout [SourceFile], skipped: inout [SkippedFile]) {
+    private func walk(dir: String, relative: String, label: Int, split: String?, ancestors: Set<FileID>,
+                      into files: inout FileList, skipped: inout [SkippedFile]) {
         var st = stat()
         guard stat(dir, &st) == 0 else {
             skipped.append(SkippedFile(path: relative, reason: "cannot open folder: \(errnoText(errno))"))
@@ -226,7 +223,7 @@ public struct DatasetScanner: Sendable {
             // The folder entry's type spares a stat for plain files (links and unknown types are
             // stat'ed, so links are followed).
             if regular {
-                files.append(SourceFile(relativePath: rel, path: path, label: label))
+                files.append(relativePath: rel, label: label, split: split)
                 continue
             }
             var est = stat()
@@ -236,9 +233,9 @@ public struct DatasetScanner: Sendable {
             }
             switch est.st_mode & S_IFMT {
             case S_IFDIR:
-                walk(dir: path, relative: rel, label: label, ancestors: inner, into: &files, skipped: &skipped)
+                walk(dir: path, relative: rel, label: label, split: split, ancestors: inner, into: &files, skipped: &skipped)
             case S_IFREG:
-                files.append(SourceFile(relativePath: rel, path: path, label: label))
+                files.append(relativePath: rel, label: label, split: split)
             default:
                 skipped.append(SkippedFile(path: rel, reason: "not a regular file"))
             }

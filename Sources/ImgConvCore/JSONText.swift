@@ -8,6 +8,22 @@ struct JSONText {
 
     init(capacity: Int = 1 << 16) { bytes.reserveCapacity(capacity) }
 
+    /// A fragment: elements of an array or object that is open at `depth`, the first of them
+    /// with `first` (no comma before it).
+    init(depth: Int, first: Bool) {
+        self.depth = depth
+        self.first = [first]
+    }
+
+    /// The text so far, leaving the writer empty (for writing a long document in pieces).
+    mutating func takeBytes() -> [UInt8] {
+        defer { bytes = [] }
+        return bytes
+    }
+
+    /// Notes that elements of the open array or object were written elsewhere (as fragments).
+    mutating func elementsWritten() { first[first.count - 1] = false }
+
     private mutating func newline() {
         bytes.append(0x0A)
         bytes.append(contentsOf: repeatElement(0x20, count: depth * 2))

@@ -21,7 +21,7 @@ public struct ListScanner: Sendable {
         var index: [String: Int] = [:]
         for (i, name) in classNames.enumerated() { index[name] = i }
         var result = ScanResult(root: base, classes: classNames.enumerated().map { ClassEntry(index: $0, name: $1) },
-                                files: [], skipped: [], warnings: [])
+                                files: FileList(base: base), skipped: [], warnings: [])
         for e in entries {
             let key = allIntegers && classes == nil ? String(Int(e.label)!) : e.label
             guard let label = index[key] else {
@@ -32,11 +32,9 @@ public struct ListScanner: Sendable {
             guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
                 throw ImgConvError(.notFound, path: "\(list):\(e.line)", "file '\(e.path)' does not exist or is not a file")
             }
-            var file = SourceFile(relativePath: e.path, path: path, label: label)
-            file.split = e.split
-            result.files.append(file)
+            result.files.append(relativePath: e.path, label: label, split: e.split)
         }
-        let used = Set(result.files.map(\.label))  // not a search per class: lists may name 100,000s
+        let used = Set(result.files.indices.map { result.files.label(at: $0) })  // not a search per class: lists may name 100,000s
         for c in result.classes where !used.contains(c.index) {
             result.warnings.append("class '\(c.name)' has no files; it keeps index \(c.index)")
         }

@@ -178,23 +178,50 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// Deterministic JSON: keys sorted, two-space indentation, trailing newline. Written directly
     /// (not through JSONEncoder, whose intermediate tree costs about a kilobyte a file).
     public func encoded() throws -> [UInt8] {
-        var j = JSONText(capacity: 4096 + files.count * 200)
+        var out: [UInt8] = []
+        try write(fileEntries: nil) { out += $0 }
+        return out
+    }
+
+    /// The JSON text of `files` entry, as an element of the `files` array (`first`: the first
+    /// element). A converter collects these as it goes (see `SpillBuffer`) instead of records.
+    public static func fileEntry(_ f: FileRecord, first: Bool) -> [UInt8] {
+        var j = JSONText(depth: 2, first: first)
+        entry(f, into: &j)
+        return j.bytes
+    }
+
+    private static func entry(_ f: FileRecord, into j: inout JSONText) {
+        j.item(); j.beginObject()
+        j.member("format", f.format)
+        j.member("label", f.label)
+        if let v = f.orientation { j.member("orientation", v) }
+        if let v = f.page { j.member("page", v) }
+        j.member("path", f.path)
+        j.member("sha256", f.sha256)
+        if let v = f.split { j.member("split", v) }
+        if let v = f.warning { j.member("warning", v) }
+        j.endObject()
+    }
+
+    /// Writes the JSON text (the same bytes as `encoded()`) to `sink` in pieces. With
+    /// `fileEntries` (texts made by `fileEntry`) those are the `files` array and `files` is not
+    /// used, so a manifest of any number of files is written with little memory.
+    public func write(fileEntries: SpillBuffer?, to sink: ([UInt8]) throws -> Void) throws {
+        var j = JSONText(capacity: 4096 + (fileEntries == nil ? files.count * 200 : 0))
         j.beginObject()
         j.key("classes"); j.beginArray()
         for c in classes { j.item(); j.beginObject(); j.member("count", c.count); j.member("index", c.index); j.member("name", c.name); j.endObject() }
         j.endArray()
         j.key("files"); j.beginArray()
-        for f in files {
-            j.item(); j.beginObject()
-            j.member("format", f.format)
-            j.member("label", f.label)
-            if let v = f.orientation { j.member("orientation", v) }
-            if let v = f.page { j.member("page", v) }
-            j.member("path", f.path)
-            j.member("sha256", f.sha256)
-            if let v = f.split { j.member("split", v) }
-            if let v = f.warning { j.member("warning", v) }
-            j.endObject()
+        if let fileEntries {
+            if fileEntries.byteCount > 0 {
+                try sink(j.takeBytes())
+                try fileEntries.replay(sink)
+                j.elementsWritten()
+            }
+        } else {
+            for f in files { Self.entry(f, into: &j) }
         }
         j.endArray()
         j.member("format", format)
@@ -250,9 +277,9 @@ public struct Manifest: Codable, Sendable, Equatable {
         j.member("version", version)
         j.member("warnings", strings: warnings)
         j.endObject()
-        var data = j.bytes
+        var data = j.takeBytes()
         data.append(0x0A)
-        return data
+        try sink(data)
     }
 
     /// - Throws: `ImgConvError` `.corruptInput` naming the path when the JSON does not decode.

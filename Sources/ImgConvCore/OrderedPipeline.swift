@@ -1,14 +1,19 @@
 import Foundation
 
 /// Runs `work` for indices 0..<count on `jobs` threads and hands each result to `consume` on the
-/// calling thread, strictly in index order. At most `window` results are in flight (decoded but
-/// not yet consumed), so memory is bounded by the window, not by `count`. The output therefore
+/// calling thread, strictly in index order. At most `window` results are in flight (taken by a
+/// worker but not yet consumed), so memory is bounded by the window, not by `count`; the output
 /// does not depend on the thread count.
 ///
+/// Workers take `batch` consecutive indices at a time and publish their results together, so a
+/// dataset of many tiny images costs one lock and at most one wake-up per batch, not per image.
+/// A thread is woken only when it has something to do: the consumer when the result it waits for
+/// arrives, a worker when the consumer has made room in the window.
+///
 /// The first error thrown by `consume` (or by `work`, when reached in order) stops the pipeline:
-/// workers finish their current item and take no more, and the error is rethrown.
+/// workers finish their current batch and take no more, and the error is rethrown.
 public func runOrderedPipeline<T>(
-    count: Int, jobs: Int, window: Int,
+    count: Int, jobs: Int, window: Int, batch: Int = 1,
     work: @escaping (Int) throws -> T,
     consume: (Int, Result<T, Error>) throws -> Void
 ) throws {
@@ -18,14 +23,16 @@ public func runOrderedPipeline<T>(
         for i in 0..<count { try consume(i, Result { try work(i) }) }
         return
     }
-    let window = max(window, jobs)
-    let state = PipelineState<T>(window: window)
+    let batch = max(1, batch)
+    let state = PipelineState<T>(count: count, window: max(window, jobs * batch * 2), batch: batch)
     let group = DispatchGroup()
     for _ in 0..<jobs {
         let thread = Thread {
-            while let i = state.take(count: count) {
-                let r = Result { try work(i) }
-                state.put(i, r)
+            var results: [Result<T, Error>] = []
+            results.reserveCapacity(batch)
+            while let range = state.take() {
+                for i in range { results.append(Result { try work(i) }) }
+                state.put(range.lowerBound, &results)
             }
             group.leave()
         }
@@ -37,53 +44,108 @@ public func runOrderedPipeline<T>(
         state.stop()
         group.wait()
     }
-    for i in 0..<count {
-        let r = state.wait(for: i)
-        try consume(i, r)
+    var ready: [Result<T, Error>] = []
+    var i = 0
+    while i < count {
+        state.takeReady(from: i, into: &ready)
+        for r in ready {
+            try consume(i, r)
+            i += 1
+        }
+        state.consumed(upTo: i)
+        ready.removeAll(keepingCapacity: true)
     }
 }
 
+/// The shared state of `runOrderedPipeline`: a ring of `window` result slots under one mutex, with
+/// one condition for the consumer and one for the workers.
 private final class PipelineState<T>: @unchecked Sendable {
-    private let cond = NSCondition()
-    private var next = 0          // next index to hand to a worker
-    private var consumed = 0      // results taken by the consumer
-    private var stopped = false
-    private var slots: [Int: Result<T, Error>] = [:]
+    private let count: Int
     private let window: Int
+    private let batch: Int
+    private var slots: [Result<T, Error>?]
+    private var next = 0              // next index to hand to a worker
+    private var consumed = 0          // results the consumer is done with
+    private var awaited = -1          // the index the consumer sleeps on, or -1
+    private var idleWorkers = 0
+    private var stopped = false
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let workerCond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let consumerCond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init(window: Int) { self.window = window }
+    init(count: Int, window: Int, batch: Int) {
+        self.count = count
+        self.window = window
+        self.batch = batch
+        slots = Array(repeating: nil, count: window)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(workerCond, nil)
+        pthread_cond_init(consumerCond, nil)
+    }
 
-    func take(count: Int) -> Int? {
-        cond.lock()
-        defer { cond.unlock() }
-        while !stopped && next < count && next - consumed >= window { cond.wait() }
+    deinit {
+        pthread_cond_destroy(consumerCond)
+        pthread_cond_destroy(workerCond)
+        pthread_mutex_destroy(mutex)
+        consumerCond.deallocate()
+        workerCond.deallocate()
+        mutex.deallocate()
+    }
+
+    /// The next batch of indices for a worker, waiting while the window is full; nil when done.
+    func take() -> Range<Int>? {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while !stopped && next < count && next + min(batch, count - next) - consumed > window {
+            idleWorkers += 1
+            pthread_cond_wait(workerCond, mutex)
+            idleWorkers -= 1
+        }
         if stopped || next >= count { return nil }
-        let i = next
-        next += 1
-        return i
+        let start = next
+        next = min(count, next + batch)
+        return start..<next
     }
 
-    func put(_ i: Int, _ r: Result<T, Error>) {
-        cond.lock()
-        slots[i] = r
-        cond.broadcast()
-        cond.unlock()
+    /// Publishes the results of the batch that starts at `start` (and empties `results`).
+    func put(_ start: Int, _ results: inout [Result<T, Error>]) {
+        pthread_mutex_lock(mutex)
+        for (k, r) in results.enumerated() { slots[(start + k) % window] = r }
+        if awaited >= start && awaited < start + results.count { pthread_cond_signal(consumerCond) }
+        pthread_mutex_unlock(mutex)
+        results.removeAll(keepingCapacity: true)
     }
 
-    func wait(for i: Int) -> Result<T, Error> {
-        cond.lock()
-        defer { cond.unlock() }
-        while slots[i] == nil { cond.wait() }
-        let r = slots.removeValue(forKey: i)!
-        consumed = i + 1
-        cond.broadcast()
-        return r
+    /// Moves the finished results from index `i` on, in order, into `ready` (at least one:
+    /// waits for index `i`).
+    func takeReady(from i: Int, into ready: inout [Result<T, Error>]) {
+        pthread_mutex_lock(mutex)
+        while slots[i % window] == nil {
+            awaited = i
+            pthread_cond_wait(consumerCond, mutex)
+        }
+        awaited = -1
+        var k = i
+        while k < next, let r = slots[k % window] {
+            ready.append(r)
+            slots[k % window] = nil
+            k += 1
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// The consumer is done with every result before `i`: their slots are free for workers.
+    func consumed(upTo i: Int) {
+        pthread_mutex_lock(mutex)
+        consumed = i
+        if idleWorkers > 0 { pthread_cond_broadcast(workerCond) }
+        pthread_mutex_unlock(mutex)
     }
 
     func stop() {
-        cond.lock()
+        pthread_mutex_lock(mutex)
         stopped = true
-        cond.broadcast()
-        cond.unlock()
+        pthread_cond_broadcast(workerCond)
+        pthread_mutex_unlock(mutex)
     }
 }

@@ -23,8 +23,12 @@ public protocol DatasetWriter: AnyObject {
     /// Stores the manifest inside the output too, for formats that can (HDF5: the root attribute
     /// `imgconv_manifest`). Called after `finish` and before `commit`; the default does nothing.
     func embedManifest(_ json: [UInt8]) throws
+    /// Whether `embedManifest` stores the manifest (then it is made in memory, not streamed).
+    var embedsManifest: Bool { get }
     /// Moves the finished output into place.
     func commit() throws
+    /// Removes what was written; any earlier output stays as it was. The writer can then start
+    /// over: the next `begin` opens a new output.
     func abort()
     /// Where the manifest goes.
     var manifestPath: String { get }
@@ -42,6 +46,7 @@ extension DatasetWriter {
     }
 
     public func embedManifest(_ json: [UInt8]) throws {}
+    public var embedsManifest: Bool { false }
 }
 
 /// How labels are stored: class indices of a dtype, or one-hot rows.

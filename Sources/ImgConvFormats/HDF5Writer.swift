@@ -33,7 +33,7 @@ public final class HDF5Writer: DatasetWriter {
     private var pending: [UInt8] = []
     private var pendingCount = 0
     private var written = 0
-    private var hash = SHA256Stream()
+    private var hash = BackgroundDigest()
     /// With `compress`: chunks are shuffled and deflated on every core, then written whole
     /// (H5Dwrite_chunk) in order from the HDF5 thread.
     public var threads = 1
@@ -69,7 +69,7 @@ public final class HDF5Writer: DatasetWriter {
         pending.reserveCapacity(imagesPerChunk * layout.bytesPerItem)
         pendingCount = 0
         written = 0
-        hash = SHA256Stream()
+        hash = BackgroundDigest()
         do {
             if handles == nil { try openFile() }
             try HDF5.run {
@@ -241,7 +241,7 @@ public final class HDF5Writer: DatasetWriter {
         }
         return [
             Manifest.TensorRecord(name: names.images, shape: layout.shape(count: written), dtype: layout.dtype.rawValue,
-                                  sha256: hash.finish()),
+                                  sha256: hash.finish().sha256),
             Manifest.TensorRecord(name: names.labels, shape: [labels.count] + itemShape, dtype: dtype.rawValue, sha256: sha256Hex(data)),
         ]
     }
@@ -276,6 +276,8 @@ public final class HDF5Writer: DatasetWriter {
         }
     }
 
+    public var embedsManifest: Bool { true }
+
     /// Stores the manifest as the root attribute `imgconv_manifest` (one UTF-8 string).
     public func embedManifest(_ json: [UInt8]) throws {
         guard handles != nil else { preconditionFailure("embedManifest before begin") }
@@ -306,5 +308,7 @@ public final class HDF5Writer: DatasetWriter {
         }
         output?.abort()
         output = nil
+        compressor = nil
+        chunksSubmitted = 0
     }
 }

@@ -37,7 +37,7 @@ public final class IDXWriter: DatasetWriter {
     private var storedType: IDXHeader.ElementType = .uint8
     private var itemDims: [Int] = []
     private var itemBytes = 0
-    private var hash = SHA256Stream()
+    private var hash = BackgroundDigest()
     private var appended = 0
     private var scratch: [UInt8] = []
 
@@ -95,7 +95,7 @@ public final class IDXWriter: DatasetWriter {
                                      header: header, gzip: gzip, level: level)
         images = file
         outputs.append(file)
-        hash = SHA256Stream()
+        hash = BackgroundDigest()
         appended = 0
     }
 
@@ -155,7 +155,7 @@ public final class IDXWriter: DatasetWriter {
         try images.finish(count: appended)
         self.images = nil
         var records = [Manifest.TensorRecord(name: names.images, shape: [appended] + itemDims,
-                                             dtype: storedType.dtype.rawValue, sha256: hash.finish())]
+                                             dtype: storedType.dtype.rawValue, sha256: hash.finish().sha256)]
         let type: IDXHeader.ElementType
         if let dtype = labelEncoding.dtype {
             guard let t = IDXHeader.ElementType(dtype: dtype) else {
@@ -190,6 +190,8 @@ public final class IDXWriter: DatasetWriter {
 
     public func abort() {
         for f in outputs { f.abort() }
+        outputs = []
+        images = nil
     }
 }
 

@@ -55,7 +55,7 @@ public final class NPZWriter: DatasetWriter {
         let (header, data) = try SmallArrays.labels(labels, labelEncoding)
         try writeMember(names.labels, header, data)
         return [Manifest.TensorRecord(name: names.images, shape: imagesHeader.shape, dtype: layout.dtype.rawValue,
-                                      sha256: images.dataHash.finish()),
+                                      sha256: images.dataSHA256),
                 SmallArrays.record(names.labels, header, data)]
     }
 
@@ -73,7 +73,13 @@ public final class NPZWriter: DatasetWriter {
     }
 
     public func commit() throws { try file?.commit() }
-    public func abort() { file?.abort() }
+
+    public func abort() {
+        file?.abort()
+        file = nil
+        zip = nil
+        images = nil
+    }
 }
 
 /// Writes the three arrays as separate `.npy` files in a folder (each memory-mappable with
@@ -85,7 +91,7 @@ public final class NPYDirectoryWriter: DatasetWriter {
     private var imagesFile: AtomicOutputFile?
     private var files: [AtomicOutputFile] = []
     private var layout: TensorLayout?
-    private var hash = SHA256Stream()
+    private var hash = BackgroundDigest()
     private var appended = 0
     private var headerLength = 0
 
@@ -99,7 +105,7 @@ public final class NPYDirectoryWriter: DatasetWriter {
         }
         precondition(imagesFile == nil, "begin before endPart")
         self.layout = layout
-        hash = SHA256Stream()
+        hash = BackgroundDigest()
         appended = 0
         let file = try AtomicOutputFile(target: directory + "/" + names.images + ".npy")
         imagesFile = file
@@ -122,7 +128,7 @@ public final class NPYDirectoryWriter: DatasetWriter {
         self.imagesFile = nil
         let (h, data) = try SmallArrays.labels(labels, labelEncoding)
         try writeFile(names.labels, h, data)
-        return [Manifest.TensorRecord(name: names.images, shape: header.shape, dtype: layout.dtype.rawValue, sha256: hash.finish()),
+        return [Manifest.TensorRecord(name: names.images, shape: header.shape, dtype: layout.dtype.rawValue, sha256: hash.finish().sha256),
                 SmallArrays.record(names.labels, h, data)]
     }
 
@@ -153,6 +159,8 @@ public final class NPYDirectoryWriter: DatasetWriter {
 
     public func abort() {
         for f in files { f.abort() }
+        files = []
+        imagesFile = nil
     }
 }
 #if canImport(Glibc)

@@ -134,10 +134,11 @@ final class NPYMemberWriter {
     private let compressed: Bool
     private let headerLength: Int
     private let headerOffset: Int
-    private var dataCRC = CRC32()
     private var compressedBytes = 0
     private var deflater: ParallelDeflater?
-    private(set) var dataHash = SHA256Stream()
+    private let digest = BackgroundDigest(crc: true)
+    /// SHA-256 of the data (after the header), known once `finish` has run.
+    private(set) var dataSHA256 = ""
     private(set) var dataLength = 0
 
     init(zip: ZipWriter, name: String, header: [UInt8], compressed: Bool, level: Int32, threads: Int = 1) throws {
@@ -163,8 +164,7 @@ final class NPYMemberWriter {
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
-        dataCRC.update(bytes)
-        dataHash.update(bytes)
+        digest.update(bytes)
         dataLength += bytes.count
         if let deflater {
             try deflater.feed(bytes) { piece in
@@ -191,7 +191,9 @@ final class NPYMemberWriter {
         try zip.file.patch(header, at: headerOffset)
         var headerCRC = CRC32()
         headerCRC.update(header)
-        let crc = CRC32.combine(headerCRC.value, dataCRC.value, lengthOfB: dataLength)
+        let (sha, dataCRC) = digest.finish()
+        dataSHA256 = sha
+        let crc = CRC32.combine(headerCRC.value, dataCRC, lengthOfB: dataLength)
         try zip.endMember(crc: crc, compressedSize: compressedBytes, size: headerLength + dataLength)
     }
 }

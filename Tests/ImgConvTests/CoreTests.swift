@@ -43,10 +43,95 @@ final class CoreTests: XCTestCase {
         XCTAssertEqual(seen, Array(0..<500))
     }
 
+    func testBatchedPipelineKeepsOrderAndBoundsWhatIsInFlight() throws {
+        // Workers take 16 indices at a time; never more than the window is taken but not consumed.
+        let lock = NSLock()
+        var taken = 0, consumed = 0, most = 0
+        var seen: [Int] = []
+        try runOrderedPipeline(count: 3001, jobs: 3, window: 100, batch: 16, work: { i -> Int in
+            lock.lock(); taken += 1; most = max(most, taken - consumed); lock.unlock()
+            if i % 97 == 0 { usleep(300) }
+            return i &* 31
+        }, consume: { i, r in
+            XCTAssertEqual(try r.get(), i &* 31)
+            seen.append(i)
+            lock.lock(); consumed += 1; lock.unlock()
+        })
+        XCTAssertEqual(seen, Array(0..<3001))
+        XCTAssertLessThanOrEqual(most, 100 + 16)
+    }
+
     func testPipelineStopsAtFirstConsumerError() {
         XCTAssertThrowsError(try runOrderedPipeline(count: 1000, jobs: 2, window: 4, work: { $0 }, consume: { i, _ in
             if i == 10 { throw ImgConvError(.corruptInput, path: "x", "stop") }
         }))
+    }
+}
+
+final class StreamingTests: XCTestCase {
+    func testSpillBufferGivesBackEveryByteInOrder() throws {
+        let dir = NSTemporaryDirectory()
+        let spill = SpillBuffer(directory: dir, memoryLimit: 1000)
+        var expected: [UInt8] = []
+        for k in 0..<500 {
+            let piece = (0..<(k % 37)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ k) }
+            expected += piece
+            try spill.append(piece)
+        }
+        XCTAssertEqual(spill.byteCount, expected.count)
+        var out: [UInt8] = []
+        try spill.replay { out += $0 }
+        XCTAssertEqual(out, expected)
+        // Nothing named is left in the folder.
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+        XCTAssertFalse(names.contains { $0.hasPrefix(".imgconv-spill") })
+    }
+
+    func testManifestWrittenFromEntriesEqualsTheEncodedOne() throws {
+        let files = (0..<40).map { i in
+            Manifest.FileRecord(path: "c\(i % 3)/f \"\(i)\".png", label: i % 3, format: "png", sha256: String(repeating: "a", count: 64),
+                                page: i == 5 ? 2 : nil, orientation: i == 7 ? 6 : nil, warning: i == 9 ? "w\n" : nil)
+        }
+        var m = Manifest(tool: .init(name: "imgconv", version: "0"), source: .init(root: "r", kind: "folders"),
+                         output: .init(format: "npz", name: "o.npz"),
+                         options: .init(size: nil, color: "auto", compress: false, skipBad: false, resizeFilter: "bilinear",
+                                        dtype: "auto", exifOrientation: true, allowTruncatedJpeg: false, tiffPages: "first", maxPixels: 1),
+                         classes: [.init(index: 0, name: "a", count: 14)], tensors: [], files: files, skipped: [], warnings: [],
+                         summary: .init(images: 40, skipped: 0, skippedByReason: [:], rotated: 1, ignoredTiffPages: 0))
+        let whole = try m.encoded()
+        for limit in [1, 300, 1 << 20] {
+            let spill = SpillBuffer(directory: NSTemporaryDirectory(), memoryLimit: limit)
+            for (i, f) in files.enumerated() { try spill.append(Manifest.fileEntry(f, first: i == 0)) }
+            m.files = []
+            var streamed: [UInt8] = []
+            try m.write(fileEntries: spill) { streamed += $0 }
+            XCTAssertEqual(streamed, whole)
+            m.files = files
+        }
+        XCTAssertEqual(try Manifest.decode(whole, path: "m").files, files)
+        // No files: an empty array either way.
+        m.files = []
+        var empty: [UInt8] = []
+        try m.write(fileEntries: SpillBuffer(directory: NSTemporaryDirectory())) { empty += $0 }
+        XCTAssertEqual(empty, try m.encoded())
+    }
+
+    func testFileListGivesBackWhatWasAppended() {
+        var list = FileList(base: "/data/root/")
+        list.append(relativePath: "cat/a.png", label: 0)
+        list.append(relativePath: "dög/ß/b.jpg", label: 1, split: "val")
+        list.append(relativePath: "/abs/c.tif", label: 2, split: "train")
+        list.append(relativePath: "cat/d.png", label: 0, split: "val")
+        XCTAssertEqual(list.count, 4)
+        XCTAssertEqual(list[0], SourceFile(relativePath: "cat/a.png", path: "/data/root/cat/a.png", label: 0))
+        XCTAssertEqual(list[1].relativePath, "dög/ß/b.jpg")
+        XCTAssertEqual(list[1].split, "val")
+        XCTAssertEqual(list[2].path, "/abs/c.tif")
+        XCTAssertEqual(list[2].split, "train")
+        XCTAssertEqual(list[3].split, "val")
+        XCTAssertNil(list[0].split)
+        XCTAssertTrue(list.hasSplits)
+        XCTAssertEqual(list.map(\.label), [0, 1, 2, 0])
     }
 }
 

@@ -87,6 +87,36 @@ def test_memory_does_not_grow_with_the_dataset(tmp_path, imgconv_bin):
     assert b <= a * 1.10 + 2048, (a, b)
 
 
+def _tiny_dataset(root, count):
+    """`count` 24x24 gray PNGs (hard links to a few files) in 4 classes, in folders of 500 files:
+    per-file costs dominate."""
+    rng = np.random.default_rng(1)
+    base = []
+    for k in range(5):
+        p = root / f"base{k}.png"
+        root.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (24, 24), dtype=np.uint8)).save(p)
+        base.append(p)
+    for i in range(count):
+        folder = root / f"class{i % 4}" / f"part{i // 2000}"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.link(base[i % 5], folder / f"image_{i:07d}.png")
+    for p in base:
+        p.unlink()
+
+
+@pytest.mark.parametrize("fmt", ["to-npz", "to-npy", "to-idx"])
+def test_memory_is_flat_with_ten_times_the_files(tmp_path, imgconv_bin, fmt):
+    # Nothing kept per file grows the process: 10x the files stay within 10 % of the peak RSS.
+    small, large = tmp_path / "s", tmp_path / "l"
+    _tiny_dataset(small, 3000)
+    _tiny_dataset(large, 30000)
+    a = _peak_rss_kib([fmt, small, tmp_path / "s.out", "-q"])
+    b = _peak_rss_kib([fmt, large, tmp_path / "l.out", "-q"])
+    print(f"{fmt} peak RSS: {a} KiB for 3,000 files, {b} KiB for 30,000")
+    assert b <= a * 1.10, (a, b)
+
+
 def test_hdf5_compressed_in_parallel(run, tmp_path):
     h5py = pytest.importorskip("h5py")
     _dataset(tmp_path / "r", 120, side=128)   # 48 KiB images: one image per chunk

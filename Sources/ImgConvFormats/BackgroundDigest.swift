@@ -1,0 +1,130 @@
+import Foundation
+import ImgConvCore
+
+/// SHA-256 (and, when asked, zlib's CRC-32) of a byte stream, computed on a thread of its own so
+/// that the writer thread only copies: the bytes are staged into a few reused 512 KiB blocks, and
+/// a full block goes to the hashing thread. A tensor of any size costs at most `blockCount`
+/// blocks of memory; the writer waits when the hashing thread is that far behind. The digest is
+/// that of the bytes in the order given, whatever the timing.
+final class BackgroundDigest {
+    static let blockSize = 512 << 10
+    static let blockCount = 4
+
+    private let state: DigestState
+    private var staging: UnsafeMutableRawBufferPointer
+    private var filled = 0
+
+    init(crc: Bool = false) {
+        state = DigestState(crc: crc)
+        staging = state.takeFreeBlock()
+        let state = self.state
+        let thread = Thread { state.run() }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    deinit {
+        // An abandoned stream (a failed conversion): the thread ends on its own and frees the blocks.
+        if filled >= 0 { state.close(last: staging, count: 0) }
+    }
+
+    func update(_ bytes: UnsafeRawBufferPointer) {
+        precondition(filled >= 0, "update after finish")
+        var offset = 0
+        while offset < bytes.count {
+            let n = min(Self.blockSize - filled, bytes.count - offset)
+            (staging.baseAddress! + filled).copyMemory(from: bytes.baseAddress! + offset, byteCount: n)
+            filled += n
+            offset += n
+            if filled == Self.blockSize {
+                state.submit(staging, count: filled)
+                staging = state.takeFreeBlock()
+                filled = 0
+            }
+        }
+    }
+
+    func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
+
+    /// Waits for the hashing thread; the SHA-256 as hex and the CRC-32 (0 unless asked).
+    func finish() -> (sha256: String, crc: UInt32) {
+        precondition(filled >= 0, "finish twice")
+        state.close(last: staging, count: filled)
+        filled = -1
+        return state.result()
+    }
+}
+
+/// What the hashing thread and the writer share: full blocks in order, free blocks for reuse.
+private final class DigestState: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var full: [(UnsafeMutableRawBufferPointer, Int)] = []
+    private var free: [UnsafeMutableRawBufferPointer] = []
+    private var allocated = 0
+    private var closed = false
+    private var finished = false
+    private var sha = SHA256Stream()
+    private var crc = CRC32()
+    private let withCRC: Bool
+
+    init(crc: Bool) { withCRC = crc }
+
+    deinit {
+        for b in free { b.deallocate() }
+    }
+
+    func takeFreeBlock() -> UnsafeMutableRawBufferPointer {
+        cond.lock()
+        defer { cond.unlock() }
+        while free.isEmpty && allocated >= BackgroundDigest.blockCount { cond.wait() }
+        if let b = free.popLast() { return b }
+        allocated += 1
+        return UnsafeMutableRawBufferPointer.allocate(byteCount: BackgroundDigest.blockSize, alignment: 64)
+    }
+
+    func submit(_ block: UnsafeMutableRawBufferPointer, count: Int) {
+        cond.lock()
+        full.append((block, count))
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// Hands over the last block; the thread ends once it has hashed everything.
+    func close(last block: UnsafeMutableRawBufferPointer, count: Int) {
+        cond.lock()
+        full.append((block, count))
+        closed = true
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    func result() -> (sha256: String, crc: UInt32) {
+        cond.lock()
+        defer { cond.unlock() }
+        while !finished { cond.wait() }
+        return (sha.finish(), withCRC ? crc.value : 0)
+    }
+
+    /// The hashing thread's loop.
+    func run() {
+        while true {
+            cond.lock()
+            while full.isEmpty && !closed { cond.wait() }
+            if full.isEmpty {
+                finished = true
+                cond.broadcast()
+                cond.unlock()
+                return
+            }
+            let (block, count) = full.removeFirst()
+            cond.unlock()
+            let bytes = UnsafeRawBufferPointer(rebasing: block[0..<count])
+            sha.update(bytes)
+            if withCRC { crc.update(bytes) }
+            cond.lock()
+            free.append(block)
+            cond.broadcast()
+            cond.unlock()
+        }
+    }
+}
