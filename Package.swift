@@ -25,6 +25,9 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        // Deflate for --compress .npz members: faster than zlib at a smaller size.
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate",
+                       providers: [.apt(["libdeflate-dev"])]),
         // The only C code of the project: libpng's and libjpeg's setjmp/longjmp error handling and libtiff's
         // variadic tag access, which Swift cannot call directly.
         .target(name: "CShims", dependencies: ["CPNG", "CTIFF"],
@@ -33,7 +36,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF"]),
-        .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CHDF5", "CShims"]),
+        .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CDeflate", "CHDF5", "CShims"]),
         .target(name: "ImgConv", dependencies: ["ImgConvCore", "ImgConvCodecs", "ImgConvFormats"]),
         .executableTarget(name: "imgconv", dependencies: [
             "ImgConv",

@@ -112,6 +112,29 @@ final class ZipRoundTripTests: XCTestCase {
         XCTAssertFalse(dir.contains { $0.contains("keep.npz.imgconv-") })
     }
 
+    func testDeflatedChunksJoinIntoOneStream() throws {
+        // Chunks of every kind: compressible, incompressible (libdeflate stores them), tiny and
+        // empty, for every level; joined, they inflate to the input.
+        var rng = SystemRandomNumberGenerator()
+        let noise = (0..<300_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let pattern = (0..<700_000).map { UInt8(truncatingIfNeeded: ($0 / 3) &* 7 ^ ($0 >> 9)) }
+        let pieces: [[UInt8]] = [pattern, noise, [], [42], Array(pattern.prefix(5000)), noise + pattern]
+        for level in [1, 6, 12] as [Int32] {
+            for order in [pieces, pieces.reversed()] {
+                var joined: [UInt8] = []
+                for (k, chunk) in order.enumerated() {
+                    joined += try ParallelDeflater.compress(chunk, last: k == order.count - 1, level: level)
+                }
+                var back: [UInt8] = []
+                let inflater = try Inflater()
+                let used = try joined.withUnsafeBytes { try inflater.feed($0) { back += $0 } }
+                XCTAssertTrue(inflater.ended)
+                XCTAssertEqual(used, joined.count)
+                XCTAssertEqual(back, order.flatMap { $0 }, "level \(level)")
+            }
+        }
+    }
+
     func testCRCCombine() {
         var a = CRC32(), b = CRC32(), ab = CRC32()
         a.update([1, 2, 3])
