@@ -10,6 +10,7 @@ read()/pread() stay far below the tensor's size, and the file is mapped read-onl
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import shutil
@@ -177,17 +178,36 @@ def test_stored_data_is_mapped_not_read(run, tmp_path):
         assert "MADV_SEQUENTIAL" in trace
 
 
+def _write_big_npz(path: Path, n: int, h: int, w: int, c: int, seed: int) -> str:
+    """A stored .npz of `n` images written one image at a time (this process stays small: a
+    child forked from a big pytest process would inherit its peak RSS, which other tests measure
+    through RUSAGE_CHILDREN); returns the SHA-256 of trainXs's data."""
+    block = np.random.default_rng(seed).integers(0, 256, (h, w, c), dtype=np.uint8)
+    digest = hashlib.sha256()
+    names = io.BytesIO()
+    np.save(names, np.array([str(k) for k in range(10)]))
+    labels = io.BytesIO()
+    np.save(labels, (np.arange(n) % 10).astype(np.int64))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        zf.writestr("classNames.npy", names.getvalue())     # first: trainXs starts off a page boundary
+        with zf.open("trainXs.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (n, h, w, c)})
+            for i in range(n):
+                block[0, 0, 0], block[-1, -1, -1] = i % 256, i // 256 % 256
+                f.write(block.data)
+                digest.update(block.data)
+        zf.writestr("trainYs.npy", labels.getvalue())
+    return digest.hexdigest()
+
+
 @pytest.fixture(scope="module")
 def big_stored(tmp_path_factory):
     base = tmp_path_factory.mktemp("bigmap")
     free = shutil.disk_usage(base).free
     if free < BIG_MIN_FREE:
         pytest.skip(f"only {free / 2**30:.1f} GiB free: the big-file test needs 4 GiB")
-    X = _data(2560, 256, 256, 4, seed=4)         # 640 MiB
     src = base / "src.npz"
-    _numpy_npz(src, X, (np.arange(2560) % 10).astype(np.int64), [str(k) for k in range(10)])
-    digest = hashlib.sha256(memoryview(X)).hexdigest()
-    del X
+    digest = _write_big_npz(src, 2560, 256, 256, 4, seed=4)   # 640 MiB
     try:
         yield base, src, digest
     finally:
