@@ -52,8 +52,8 @@ final class ParallelDeflater {
     }
 
     static func compress(_ chunk: [UInt8], last: Bool, level: Int32) throws -> [UInt8] {
-        let compressor = try compressors.take(level: level)
-        defer { compressors.give(compressor, level: level) }
+        let compressor = try deflateCompressors.take(level: level)
+        defer { deflateCompressors.give(compressor, level: level) }
         let bound = libdeflate_deflate_compress_bound(compressor, chunk.count)
         var out = [UInt8](repeating: 0, count: bound + 5)
         let produced = chunk.withUnsafeBytes { input in
@@ -66,9 +66,6 @@ final class ParallelDeflater {
         if !last { try endWithoutFinalBlock(&out) }
         return out
     }
-
-    /// libdeflate compressors are large (their hash tables): each is made once and reused.
-    private static let compressors = CompressorPool()
 
     /// Turns a complete raw deflate stream into one that continues: clears the final block's
     /// BFINAL bit and appends an empty stored block, so the next piece starts on a byte boundary.
@@ -115,8 +112,11 @@ final class ParallelDeflater {
     }
 }
 
+/// libdeflate compressors are large (their hash tables): each is made once and reused.
+let deflateCompressors = CompressorPool()
+
 /// Idle libdeflate compressors, by level, for the threads that compress chunks.
-private final class CompressorPool: @unchecked Sendable {
+final class CompressorPool: @unchecked Sendable {
     private let lock = NSLock()
     private var idle: [Int32: [OpaquePointer]] = [:]
 
@@ -136,4 +136,18 @@ private final class CompressorPool: @unchecked Sendable {
         idle[level, default: []].append(c)
         lock.unlock()
     }
+}
+
+/// `data` as one zlib stream (what HDF5's deflate filter stores), by libdeflate at `level`.
+func zlibCompress(_ data: [UInt8], level: Int32) throws -> [UInt8] {
+    let compressor = try deflateCompressors.take(level: level)
+    defer { deflateCompressors.give(compressor, level: level) }
+    let bound = libdeflate_zlib_compress_bound(compressor, data.count)
+    var out = [UInt8](repeating: 0, count: bound)
+    let produced = data.withUnsafeBytes { src in
+        out.withUnsafeMutableBytes { dst in libdeflate_zlib_compress(compressor, src.baseAddress, src.count, dst.baseAddress, bound) }
+    }
+    guard produced > 0 else { throw ImgConvError(.internal, "libdeflate: compression failed") }
+    out.removeSubrange(produced...)
+    return out
 }

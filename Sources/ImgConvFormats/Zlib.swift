@@ -177,17 +177,3 @@ final class GzipInputStream: ByteStream {
         return take
     }
 }
-
-/// A whole buffer as one zlib-format stream (what HDF5's deflate filter stores in a chunk).
-func zlibCompress(_ data: [UInt8], level: Int32) throws -> [UInt8] {
-    var size = compressBound(UInt(data.count))
-    var out = [UInt8](repeating: 0, count: Int(size))
-    let rc = out.withUnsafeMutableBufferPointer { dst in
-        data.withUnsafeBufferPointer { src in
-            compress2(dst.baseAddress, &size, src.baseAddress, UInt(src.count), level)
-        }
-    }
-    guard rc == Z_OK else { throw ImgConvError(.internal, "zlib: compress2 failed (\(rc))") }
-    out.removeSubrange(Int(size)...)
-    return out
-}
