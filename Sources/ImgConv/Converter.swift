@@ -334,7 +334,7 @@ public struct Converter {
                         done += 1
                         switch try result.get() {
                         case .image(let d, let c, let ignored):
-                            try d.pixels.withUnsafeBytes { try writer.append(image: $0) }
+                            try writer.append(image: d.pixels)
                             written += d.pixels.count
                             progress(done, planned, written)
                             labels.append(Int32(file.label))

@@ -88,15 +88,17 @@ public final class AtomicOutputFile {
         if !closed { abort() }
     }
 
+    /// Pieces this large are written where they lie (after what is buffered), not copied.
+    private let directLimit = 64 << 10
+
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        if buffer.count + bytes.count > bufferLimit {
+        if bytes.count >= directLimit {
             try flush()
-            if bytes.count >= bufferLimit {
-                try writeAll(bytes)
-                offset += bytes.count
-                return
-            }
+            try writeAll(bytes)
+            offset += bytes.count
+            return
         }
+        if buffer.count + bytes.count > bufferLimit { try flush() }
         buffer.append(contentsOf: bytes)
         offset += bytes.count
     }

@@ -2,13 +2,16 @@ import Foundation
 import ImgConvCore
 
 /// SHA-256 (and, when asked, zlib's CRC-32) of a byte stream, computed on a thread of its own so
-/// that the writer thread only copies: the bytes are staged into a few reused 512 KiB blocks, and
-/// a full block goes to the hashing thread. A tensor of any size costs at most `blockCount`
-/// blocks of memory; the writer waits when the hashing thread is that far behind. The digest is
-/// that of the bytes in the order given, whatever the timing.
+/// that the writer thread does not: small pieces are staged into a few reused 512 KiB blocks and a
+/// full block goes to the hashing thread; arrays of 64 KiB or more are handed over as they are
+/// (kept alive, not copied). A tensor of any size costs at most `blockCount` blocks and
+/// `arrayBytesLimit` bytes of arrays; the writer waits when the hashing thread is that far
+/// behind. The digest is that of the bytes in the order given, whatever the timing.
 final class BackgroundDigest {
     static let blockSize = 512 << 10
     static let blockCount = 4
+    static let arrayBytesLimit = 2 << 20
+    static let ownedMinimum = 64 << 10
 
     private let state: DigestState
     private var staging: UnsafeMutableRawBufferPointer
@@ -46,6 +49,18 @@ final class BackgroundDigest {
 
     func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
 
+    /// Hashes `bytes` without copying them when they are large (the array is kept until hashed).
+    func update(owned bytes: [UInt8]) {
+        guard bytes.count >= Self.ownedMinimum else { return update(bytes) }
+        precondition(filled >= 0, "update after finish")
+        if filled > 0 {
+            state.submit(staging, count: filled)
+            staging = state.takeFreeBlock()
+            filled = 0
+        }
+        state.submit(bytes)
+    }
+
     /// Waits for the hashing thread; the SHA-256 as hex and the CRC-32 (0 unless asked).
     func finish() -> (sha256: String, crc: UInt32) {
         precondition(filled >= 0, "finish twice")
@@ -58,7 +73,12 @@ final class BackgroundDigest {
 /// What the hashing thread and the writer share: full blocks in order, free blocks for reuse.
 private final class DigestState: @unchecked Sendable {
     private let cond = NSCondition()
-    private var full: [(UnsafeMutableRawBufferPointer, Int)] = []
+    private enum Piece {
+        case block(UnsafeMutableRawBufferPointer, Int)
+        case array([UInt8])
+    }
+    private var full: [Piece] = []
+    private var arrayBytes = 0
     private var free: [UnsafeMutableRawBufferPointer] = []
     private var allocated = 0
     private var closed = false
@@ -84,7 +104,17 @@ private final class DigestState: @unchecked Sendable {
 
     func submit(_ block: UnsafeMutableRawBufferPointer, count: Int) {
         cond.lock()
-        full.append((block, count))
+        full.append(.block(block, count))
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// Queues an array to hash where it lies, waiting while too many bytes of arrays are queued.
+    func submit(_ array: [UInt8]) {
+        cond.lock()
+        while arrayBytes > 0 && arrayBytes + array.count > BackgroundDigest.arrayBytesLimit { cond.wait() }
+        arrayBytes += array.count
+        full.append(.array(array))
         cond.broadcast()
         cond.unlock()
     }
@@ -92,7 +122,7 @@ private final class DigestState: @unchecked Sendable {
     /// Hands over the last block; the thread ends once it has hashed everything.
     func close(last block: UnsafeMutableRawBufferPointer, count: Int) {
         cond.lock()
-        full.append((block, count))
+        full.append(.block(block, count))
         closed = true
         cond.broadcast()
         cond.unlock()
@@ -116,13 +146,23 @@ private final class DigestState: @unchecked Sendable {
                 cond.unlock()
                 return
             }
-            let (block, count) = full.removeFirst()
+            let piece = full.removeFirst()
             cond.unlock()
-            let bytes = UnsafeRawBufferPointer(rebasing: block[0..<count])
-            sha.update(bytes)
-            if withCRC { crc.update(bytes) }
-            cond.lock()
-            free.append(block)
+            switch piece {
+            case .block(let block, let count):
+                let bytes = UnsafeRawBufferPointer(rebasing: block[0..<count])
+                sha.update(bytes)
+                if withCRC { crc.update(bytes) }
+                cond.lock()
+                free.append(block)
+            case .array(let array):
+                array.withUnsafeBytes { bytes in
+                    sha.update(bytes)
+                    if withCRC { crc.update(bytes) }
+                }
+                cond.lock()
+                arrayBytes -= array.count
+            }
             cond.broadcast()
             cond.unlock()
         }

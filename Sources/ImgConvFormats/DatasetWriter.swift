@@ -16,6 +16,8 @@ public protocol DatasetWriter: AnyObject {
     func begin(images: TensorLayout, count: Int) throws
     /// Appends one image's bytes (`layout.bytesPerItem`, C order, little-endian).
     func append(image: UnsafeRawBufferPointer) throws
+    /// The same, for an image the writer may keep until it is written and hashed (no copy).
+    func append(image: [UInt8]) throws
     /// Ends the current part: its images tensor, then its labels (one per appended image).
     func endPart(labels: [Int64]) throws -> [Manifest.TensorRecord]
     /// Writes the class names after the last part; returns what was written.
@@ -46,6 +48,7 @@ extension DatasetWriter {
     }
 
     public func embedManifest(_ json: [UInt8]) throws {}
+    public func append(image: [UInt8]) throws { try image.withUnsafeBytes { try append(image: $0) } }
     public var embedsManifest: Bool { false }
 }
 

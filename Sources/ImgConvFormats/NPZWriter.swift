@@ -46,6 +46,11 @@ public final class NPZWriter: DatasetWriter {
         appended += 1
     }
 
+    public func append(image: [UInt8]) throws {
+        try images!.write(owned: image)
+        appended += 1
+    }
+
     public func endPart(labels: [Int64]) throws -> [Manifest.TensorRecord] {
         guard let images, let layout else { preconditionFailure("endPart before begin") }
         precondition(labels.count == appended, "one label per image")
@@ -117,6 +122,12 @@ public final class NPYDirectoryWriter: DatasetWriter {
 
     public func append(image: UnsafeRawBufferPointer) throws {
         hash.update(image)
+        try imagesFile!.write(image)
+        appended += 1
+    }
+
+    public func append(image: [UInt8]) throws {
+        hash.update(owned: image)
         try imagesFile!.write(image)
         appended += 1
     }

@@ -179,6 +179,15 @@ final class NPYMemberWriter {
 
     func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
+    /// Writes an array the member may keep until it is hashed (large ones are not copied).
+    func write(owned bytes: [UInt8]) throws {
+        guard deflater == nil else { return try write(bytes) }
+        digest.update(owned: bytes)
+        dataLength += bytes.count
+        compressedBytes += bytes.count
+        try bytes.withUnsafeBytes { try zip.file.write($0) }
+    }
+
     /// Ends the member with its final header (same length as the first one).
     func finish(header: [UInt8]) throws {
         precondition(header.count == headerLength, "NPY header length changed")
