@@ -3,9 +3,11 @@
 
 usage: check_outputs.py TOOLS.tsv > checks.tsv
 TOOLS.tsv rows: section, tool, output .npz, expected number of images.
-For every section the reference is Pillow's output (`pillow`), or imgconv's stored output in the
-`compress` section (`imgconv_stored`). Each output is checked for N, trainYs equal to the
-reference's, and trainXs byte-equal to the reference's (else mean and max absolute difference).
+For every section the reference is Pillow's output (`pillow`); in the `compress` section it is
+imgconv's stored output (`imgconv_stored`), and in `draft112` Pillow's output with `Image.draft`
+(`pillow_draft`, which `--jpeg-draft` is meant to equal; the Pillow script without draft then
+differs). Each output is checked for N, trainYs equal to the reference's, and trainXs byte-equal to
+the reference's (else mean and max absolute difference).
 Prints TSV: section, tool, shape, dtype, verdict, detail.
 """
 import sys
@@ -13,7 +15,7 @@ import zipfile
 
 import numpy as np
 
-REF = {"compress": "imgconv_stored"}
+REF = {"compress": "imgconv_stored", "draft112": "pillow_draft"}
 
 
 def shape_of(path, member="trainXs.npy"):

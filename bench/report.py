@@ -12,9 +12,15 @@ import zipfile
 
 OUT = sys.argv[1]
 DATASETS = ["jpeg256", "jpegvar", "png64", "mnistlike"]
+# rows of the main table: the datasets, and draft112 (jpegvar with --jpeg-draft) after jpegvar
+TABLE_SECTIONS = ["jpeg256", "jpegvar", "draft112", "png64", "mnistlike"]
 DESC = {
     "jpeg256": "4,000 RGB JPEG 256x256 q90 -> (4000,256,256,3)",
     "jpegvar": "2,000 RGB JPEG ~500x375 -> resized (2000,224,224,3)",
+    "draft112": "the jpegvar set -> DCT-scaled decode (1/2, 1/4 or 1/8, never below 112) and resized "
+                "(2000,112,112,3); its reference for trainXs is Pillow with `Image.draft('RGB', (112, 112))`, "
+                "which `--jpeg-draft` is meant to equal, so the Pillow script without draft (issue 6's peer "
+                "for this target) differs",
     "png64": "10,000 RGB PNG 64x64 -> (10000,64,64,3)",
     "mnistlike": "20,000 gray PNG 28x28 -> (20000,28,28,1)",
 }
@@ -24,9 +30,12 @@ TOOL = {
     "pillow_mp": "Pillow + `Pool(2)` (`peer_pillow_mp.py`)",
     "opencv": "OpenCV `imread` (`peer_cv2.py`)",
     "simplejpeg": "simplejpeg (`peer_simplejpeg.py`)",
+    "pillow_draft": "Pillow + `Image.draft`, 1 process (`peer_pillow.py --draft`)",
+    "pillow_mp_draft": "Pillow + `Image.draft` + `Pool(2)` (`peer_pillow_mp.py --draft`)",
 }
-IMGCONV_OPTS = {"jpegvar": " `--size 224x224`"}
-PEER_OPTS = {"jpegvar": " `--size 224`", "mnistlike": " `--gray`"}
+TABLE_TOOLS = ["imgconv", "pillow", "pillow_draft", "pillow_mp", "pillow_mp_draft", "opencv", "simplejpeg"]
+IMGCONV_OPTS = {"jpegvar": " `--size 224x224`", "draft112": " `--size 112x112 --jpeg-draft`"}
+PEER_OPTS = {"jpegvar": " `--size 224`", "draft112": " `--size 112`", "mnistlike": " `--gray`"}
 
 
 def tsv(name):
@@ -181,7 +190,7 @@ if trees:
     P("")
 
 # ------------------------------------------------------------------ main table
-done = [d for d in DATASETS if Runs(d, "imgconv")]
+done = [d for d in TABLE_SECTIONS if Runs(d, "imgconv")]
 if done:
     P("## imgconv against the peers")
     P("")
@@ -190,7 +199,7 @@ if done:
 for d in done:
     ic = Runs(d, "imgconv")
     first = True
-    for t in ["imgconv", "pillow", "pillow_mp", "opencv", "simplejpeg"]:
+    for t in TABLE_TOOLS:
         r = Runs(d, t)
         if not r:
             continue
@@ -201,6 +210,8 @@ for d in done:
         first = False
     for variant, label in [("turbojpeg/libpng", "TurboJPEG full decode" if d.startswith("jpeg") else "libpng simplified API"),
                            ("scaled224", "TurboJPEG DCT-scaled decode (smallest M/8 >= 224)"),
+                           ("scaled112", "TurboJPEG DCT-scaled decode (smallest M/8 >= 112)"),
+                           ("draftscale112", "TurboJPEG DCT-scaled decode as `--jpeg-draft` (1/2, 1/4 or 1/8, >= 112)"),
                            ("libdeflate-mini", "minimal PNG reader + libdeflate")]:
         for th in (1, 2):
             lim = limit(d, variant, th)
@@ -212,7 +223,10 @@ if done:
     P("")
     P("Datasets: " + "; ".join(f"{d}: {DESC[d]}" for d in done) + ". The limit rows come from `limit/decode_bench` "
       "(files preloaded in RAM, decode only into a reused buffer: no listing, no resize, no stacking, no writing), "
-      f"median of {RUNS} passes after a warm-up pass.")
+      f"median of {RUNS} passes after a warm-up pass."
+      + (" For draft112, `-S 112` takes the smallest of all M/8 scales with both sides >= 112 (3/8 for two "
+         "thirds of these files, a scale without SIMD code); `-D 112` takes the scale `--jpeg-draft` and "
+         "Pillow's `draft` take (1/2 for most files)." if "draft112" in done else ""))
     P("")
 
 # ------------------------------------------------------------------ compress
@@ -308,6 +322,7 @@ add_limit_target("png64", 80)
 add_ratio_target("mnistlike", "pillow", 4, "Pillow")
 add_ratio_target("mnistlike", "opencv", 1.3, "OpenCV")
 add_ratio_target("jpegvar", "pillow", 2.5, "Pillow")
+add_ratio_target("draft112", "pillow", 5, "the Pillow script resizing to 112x112 (no draft), with `--jpeg-draft`")
 targets += compress_targets
 rss_rows = [(s, t, max(Runs(s, t).rss)) for s, t in nimg if (t.startswith("imgconv") or s == "mem10x") and Runs(s, t)]
 if rss_rows:
@@ -350,13 +365,13 @@ if machine.get("quiet_wait", "0") != "0":
 P("## Re-run")
 P("")
 cmd = envs + ["bash bench/run.sh"]
-if machine.get("sections", "").split() != ["jpeg256", "jpegvar", "png64", "mnistlike", "compress", "mem10x"]:
+if machine.get("sections", "").split() != ["jpeg256", "jpegvar", "draft112", "png64", "mnistlike", "compress", "mem10x"]:
     cmd.append(machine.get("sections", ""))
 P(f"This report: `{' '.join(cmd)}`.")
 P("")
 P("```sh")
 P("bash bench/run.sh                    # everything (installs what is missing, generates bench/data)")
-P("bash bench/run.sh jpeg256 png64      # some sections: jpeg256 jpegvar png64 mnistlike compress mem10x")
+P("bash bench/run.sh jpeg256 png64      # some sections: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x")
 P("RUNS=3 bash bench/run.sh             # fewer rounds")
 P("```")
 print("\n".join(lines))

@@ -2,7 +2,7 @@
 # imgconv benchmark: imgconv against the tools users would pick instead, as ratios in one sitting.
 #
 # usage: bash bench/run.sh [SECTION ...]
-#   SECTION: jpeg256 jpegvar png64 mnistlike compress mem10x   (default: all of them)
+#   SECTION: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x   (default: all of them)
 #   e.g.     bash bench/run.sh jpeg256 png64
 # environment:
 #   RUNS=5          timed runs per tool (after 1 warm-up run each), alternating tool by tool
@@ -50,7 +50,7 @@ fi
 # Relative paths from bench/ keep every command word free of spaces (commands are word-split).
 OUT=out
 PY=.venv/bin/python
-ALL_SECTIONS="jpeg256 jpegvar png64 mnistlike compress mem10x"
+ALL_SECTIONS="jpeg256 jpegvar draft112 png64 mnistlike compress mem10x"
 SECTIONS=${*:-$ALL_SECTIONS}
 for s in $SECTIONS; do
   case " $ALL_SECTIONS " in *" $s "*) ;; *) echo "run.sh: unknown section '$s' (one of: $ALL_SECTIONS)" >&2; exit 64 ;; esac
@@ -111,6 +111,7 @@ for s in $SECTIONS; do
   case $s in
     compress) need_sets+=(jpeg256) ;;
     mem10x) need_sets+=(png64) ;;
+    draft112) need_sets+=(jpegvar) ;;
     *) need_sets+=("$s") ;;
   esac
 done
@@ -118,7 +119,7 @@ for d in $(printf '%s\n' "${need_sets[@]}" | sort -u); do ensure_set "$d"; done
 
 # ---------------------------------------------------------------- 3. measurement helpers
 RAW=$OUT/raw.tsv        # section tool round wall_s user_s sys_s maxrss_kib outside_cpu_s
-LIMITS=$OUT/limits.tsv  # set variant threads pass_s img_per_s cpu_s
+LIMITS=$OUT/limits.tsv  # set (the section: draft112 probes jpegvar) variant threads pass_s img_per_s cpu_s
 EXTRA=$OUT/extra.tsv    # section tool round key value
 printf 'section\ttool\tround\twall_s\tuser_s\tsys_s\tmaxrss_kib\toutside_cpu_s\n' > "$RAW"
 printf 'set\tvariant\tthreads\tpass_s\timg_per_s\tcpu_s\n' > "$LIMITS"
@@ -220,21 +221,25 @@ rounds() {
   printf '%s\tload_after\t%s\n' "$section" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/load.tsv"
 }
 
-limit_probe() {  # SET: decode-only limit (files preloaded in RAM), 1 and 2 threads
-  local d=$1 g="" t v args line
+limit_probe() {  # SECTION: decode-only limit (files preloaded in RAM), 1 and 2 threads
+  local s=$1 d=$1 g="" t v args line
+  [ "$s" = draft112 ] && d=jpegvar
   [ "$d" = mnistlike ] && g="-g"
   for t in 1 2; do
-    for v in turbojpeg/libpng libdeflate-mini scaled224; do
+    for v in turbojpeg/libpng libdeflate-mini scaled224 scaled112 draftscale112; do
       case $v in
-        turbojpeg/libpng) args="" ;;
+        turbojpeg/libpng) [ "$s" != draft112 ] || continue; args="" ;;
         libdeflate-mini) case $d in png64|mnistlike) args="-p deflate" ;; *) continue ;; esac ;;
-        scaled224) [ "$d" = jpegvar ] || continue; args="-S 224" ;;
+        scaled224) [ "$s" = jpegvar ] || continue; args="-S 224" ;;
+        # -S: smallest of all M/8 scales (mostly 3/8 here); -D: the scale --jpeg-draft takes (1/2, 1/4, 1/8)
+        scaled112) [ "$s" = draft112 ] || continue; args="-S 112" ;;
+        draftscale112) [ "$s" = draft112 ] || continue; args="-D 112" ;;
       esac
       # shellcheck disable=SC2086
       line=$("${NICE_CMD[@]}" limit/decode_bench -t $t -r "$RUNS" $g $args "data/$d" | grep '^RESULT')
       echo "$line" | sed -E 's/.*pass_s=([0-9.]+) img_per_s=([0-9]+).*cpu_s=([0-9.]+).*/\1 \2 \3/' |
-        { read -r p i c; printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$d" "$v" "$t" "$p" "$i" "$c" >> "$LIMITS"; }
-      log "  $d limit $v threads=$t: $line"
+        { read -r p i c; printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$v" "$t" "$p" "$i" "$c" >> "$LIMITS"; }
+      log "  $s limit $v threads=$t: $line"
     done
   done
 }
@@ -272,6 +277,19 @@ for s in $SECTIONS; do
       rounds "$d" "${NFILES[$d]}"
       log "$d: decode-only limit probe"
       limit_probe "$d"
+      ;;
+    draft112)
+      # jpegvar to 112x112 with --jpeg-draft (DCT-scaled decode, then the resize); the Pillow script
+      # without draft (issue 6's peer) and with Image.draft (what --jpeg-draft is meant to equal).
+      d=jpegvar
+      HOT=("data/$d")
+      add imgconv          "$OUT/imgconv_draft112.npz"      "$IMG to-npz data/$d $OUT/imgconv_draft112.npz -q --size 112x112 --jpeg-draft"
+      add pillow           "$OUT/pillow_draft112.npz"       "$PY peer_pillow.py data/$d $OUT/pillow_draft112.npz --size 112"
+      add pillow_draft     "$OUT/pillow_draft_draft112.npz" "$PY peer_pillow.py data/$d $OUT/pillow_draft_draft112.npz --size 112 --draft"
+      add pillow_mp_draft  "$OUT/pillow_mp_draft_draft112.npz" "$PY peer_pillow_mp.py data/$d $OUT/pillow_mp_draft_draft112.npz --size 112 --draft"
+      rounds draft112 "${NFILES[$d]}"
+      log "draft112: decode-only limit probe"
+      limit_probe draft112
       ;;
     compress)
       HOT=(data/jpeg256)
