@@ -98,11 +98,52 @@ public enum Resizer {
         coefficients(inSize: inSize, in0: 0, in1: Double(inSize), outSize: outSize, filter: .bilinear)
     }
 
-    /// Resizes (the `box` region of) an image to `width` x `height`.
+    /// Resizes (the `box` region of) an image to `width` x `height`. 8-bit images with alpha are
+    /// resampled premultiplied, as Pillow does (RGBA -> RGBa -> resize -> RGBA, and LA via La), so
+    /// transparent pixels do not bleed their colour into their neighbours.
     public static func resize(_ image: PixelBuffer, width: Int, height: Int, filter: ResizeFilter = .bilinear,
                               box: ResizeBox? = nil) -> PixelBuffer {
         let b = box ?? ResizeBox(x0: 0, y0: 0, x1: Float(image.width), y1: Float(image.height))
         if filter == .nearest { return nearest(image, width: width, height: height, box: b) }
+        if image.depth == .eight && image.hasAlpha {
+            return unpremultiplied(separable(premultiplied(image), width: width, height: height, filter: filter, box: b))
+        }
+        return separable(image, width: width, height: height, filter: filter, box: b)
+    }
+
+    /// Colour samples times alpha / 255, rounded as Pillow's RGBA -> RGBa conversion does.
+    static func premultiplied(_ image: PixelBuffer) -> PixelBuffer {
+        var out = image
+        let ch = image.channels
+        out.bytes.withUnsafeMutableBufferPointer { p in
+            for i in stride(from: 0, to: p.count, by: ch) {
+                let alpha = UInt32(p[i + ch - 1])
+                for k in 0..<(ch - 1) {
+                    let t = UInt32(p[i + k]) * alpha + 128
+                    p[i + k] = UInt8(((t >> 8) + t) >> 8)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Back from premultiplied samples as Pillow's RGBa -> RGBA does: 255 * value / alpha,
+    /// truncated and clipped; unchanged where alpha is 0 or 255.
+    static func unpremultiplied(_ image: PixelBuffer) -> PixelBuffer {
+        var out = image
+        let ch = image.channels
+        out.bytes.withUnsafeMutableBufferPointer { p in
+            for i in stride(from: 0, to: p.count, by: ch) {
+                let alpha = UInt32(p[i + ch - 1])
+                guard alpha != 0 && alpha != 255 else { continue }
+                for k in 0..<(ch - 1) { p[i + k] = UInt8(min(255, 255 * UInt32(p[i + k]) / alpha)) }
+            }
+        }
+        return out
+    }
+
+    /// The two resampling passes (Pillow's separable convolution).
+    private static func separable(_ image: PixelBuffer, width: Int, height: Int, filter: ResizeFilter, box b: ResizeBox) -> PixelBuffer {
         let fullX = b.x0 == 0 && b.x1 == Float(image.width)
         let fullY = b.y0 == 0 && b.y1 == Float(image.height)
         let needX = width != image.width || !fullX
