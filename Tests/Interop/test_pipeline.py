@@ -4,6 +4,7 @@ peak RSS that does not grow with the number of images."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -133,3 +134,38 @@ def test_hdf5_compressed_in_parallel(run, tmp_path):
         assert f["trainXs"].compression == "gzip" and f["trainXs"].shuffle
         np.testing.assert_array_equal(f["trainXs"][:], np.load(plain)["trainXs"])
     run(["verify", tmp_path / "j3" / "o.h5"])
+
+
+def test_single_pass_starts_over_when_a_later_image_changes_the_plan(run, make_dataset, tmp_path):
+    # Gray images first, then a colour one (--color auto: all RGB), a 16-bit one (--dtype auto:
+    # uint16) and a corrupt file (--skip-bad): the single pass cannot hold to the first image's
+    # plan; the result is the two-pass one, and each warning is said once.
+    rng = np.random.default_rng(3)
+    ds = make_dataset()
+    gray = [rng.integers(0, 256, (12, 10), dtype=np.uint8) for _ in range(5)]
+    for i, g in enumerate(gray):
+        ds.add_image(f"a/{i}.png", g)
+    (ds.root / "a" / "5-bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    color = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    ds.add_image("b/c.png", color)
+    deep = rng.integers(0, 65536, (12, 10), dtype=np.uint16)
+    Image.fromarray(deep).save(ds.root / "b" / "d.png")
+    out = tmp_path / "o.npz"
+    res = run(["to-npz", ds.root, out, "--skip-bad"])
+    x = np.load(out)["trainXs"]
+    assert x.shape == (7, 12, 10, 3) and x.dtype == np.uint16
+    for i, g in enumerate(gray):
+        np.testing.assert_array_equal(x[i], np.repeat(g[..., None].astype(np.uint16) * 257, 3, axis=2))
+    np.testing.assert_array_equal(x[5], color.astype(np.uint16) * 257)
+    np.testing.assert_array_equal(x[6], np.repeat(deep[..., None], 3, axis=2))
+    assert res.stderr.count("5-bad.png") == 1, res.stderr
+    m = json.loads((tmp_path / "o.npz.manifest.json").read_text())
+    assert [s["path"] for s in m["skipped"]] == ["a/5-bad.png"]
+    assert [f["path"] for f in m["files"]] == [f"a/{i}.png" for i in range(5)] + ["b/c.png", "b/d.png"]
+    # Without the images that change the plan, the single pass holds: gray uint8.
+    (ds.root / "b" / "c.png").unlink()
+    (ds.root / "b" / "d.png").unlink()
+    one = tmp_path / "one.npz"
+    res = run(["to-npz", ds.root, one, "--skip-bad"])
+    assert res.stderr.count("5-bad.png") == 1, res.stderr
+    np.testing.assert_array_equal(np.load(one)["trainXs"], np.stack(gray)[..., None])
