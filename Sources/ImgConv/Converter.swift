@@ -162,32 +162,33 @@ public struct Converter {
             }
         }
 
-        // 1. Headers, in parallel, to plan the tensor before any pixel is decoded.
-        var probes = [Probe?](repeating: nil, count: scan.files.count)
+        // 1. Headers, in parallel, to plan the tensor before any pixel is decoded. What is kept of
+        // each image is 24 bytes (CandidateList), so this pass too is flat in the number of files.
+        var candidates = CandidateList(files: scan.files)
         try runOrderedPipeline(count: scan.files.count, jobs: options.jobs, window: 1024, batch: 32,
                                work: { probe(scan.files[$0], decoders: decoders) },
-                               consume: { i, r in probes[i] = try r.get() })
-        var candidates: [Candidate] = []
-        for (file, p) in zip(scan.files, probes) {
-            switch p! {
+                               consume: { i, r in
+            switch try r.get() {
             case .images(let found, let ignored):
-                candidates += found
+                for c in found { candidates.append(fileIndex: i, c) }
                 run.ignoredPages += ignored
-            case .skip(let reason): run.headerSkipped.append(SkippedFile(path: file.relativePath, reason: reason))
+            case .skip(let reason): run.headerSkipped.append(SkippedFile(path: scan.files.relativePath(at: i), reason: reason))
             case .bad(let e):
                 guard options.skipBad else { throw e }
                 warnOnce("skipping \(e)")
-                run.headerSkipped.append(SkippedFile(path: file.relativePath, reason: e.message))
+                run.headerSkipped.append(SkippedFile(path: scan.files.relativePath(at: i), reason: e.message))
             }
-        }
-        probes = []
+        })
         let plan = try makePlan(candidates)
         if run.ignoredPages > 0 {
             warnOnce("\(run.ignoredPages) further TIFF pages ignored (--tiff-pages all converts them)")
         }
         // 2. Decode, conform and write, split by split, in dataset order within each.
         let parts = try splitParts(candidates).map { part in
-            WorkPart(name: part.name, count: part.items.count, item: { Item(file: part.items[$0].file, probed: part.items[$0]) })
+            WorkPart(name: part.name, count: part.items.count, item: { i in
+                let c = candidates[Int(part.items[i])]
+                return Item(file: c.file, probed: c)
+            })
         }
         return try write(&run, parts: parts, plan: plan, planned: candidates.count, onePass: false, warn: warnOnce)
     }
@@ -444,41 +445,42 @@ public struct Converter {
         return (window, min(64, max(1, window / (jobs * 4))))
     }
 
-    /// A split and its images, in output order.
+    /// A split and its images (indices into the candidate list), in output order.
     struct Part {
         var name: String
-        var items: [Candidate]
+        var items: [Int32]
     }
 
     /// Divides the images into splits: as the dataset says (split folders, or a CSV's split
     /// column), or by `options.split`; otherwise one `train` part. Parts come in the order train,
     /// val, test; `--shuffle` shuffles within each.
-    func splitParts(_ candidates: [Candidate]) throws -> [Part] {
-        let onDisk = candidates.contains { $0.file.split != nil }
-        var assigned: [String] = []
+    func splitParts(_ candidates: CandidateList) throws -> [Part] {
+        let onDisk = candidates.files.hasSplits
+        let names = options.split?.parts.map(\.name) ?? SplitPlan.knownNames
+        var assigned: [UInt8] = []   // index into `names`, per candidate
+        assigned.reserveCapacity(candidates.count)
         if onDisk {
             if options.split != nil {
                 throw ImgConvError(.invalidArgument, "the dataset is already split (split folders or a split column); --split does not apply")
             }
-            assigned = try candidates.map { c in
+            for c in candidates {
                 guard let s = c.file.split else {
                     throw ImgConvError(.invalidArgument, path: c.file.relativePath, "has no split while others have one")
                 }
-                guard SplitPlan.knownNames.contains(s) else {
+                guard let k = names.firstIndex(of: s) else {
                     throw ImgConvError(.invalidArgument, path: c.file.relativePath, "split '\(s)' is not train, val or test")
                 }
-                return s
+                assigned.append(UInt8(k))
             }
         } else if let plan = options.split {
-            let index = plan.assign(labels: candidates.map(\.file.label))
-            assigned = index.map { plan.parts[$0].name }
+            assigned = plan.assign(labels: candidates.indices.map { candidates.label(at: $0) }).map { UInt8($0) }
         } else {
-            assigned = Array(repeating: "train", count: candidates.count)
+            assigned = Array(repeating: UInt8(names.firstIndex(of: "train")!), count: candidates.count)
         }
         var parts: [Part] = []
-        let names = options.split?.parts.map(\.name) ?? SplitPlan.knownNames
-        for name in names {
-            var items = zip(candidates, assigned).filter { $0.1 == name }.map(\.0)
+        for (k, name) in names.enumerated() {
+            var items: [Int32] = []
+            for (i, a) in assigned.enumerated() where a == k { items.append(Int32(i)) }
             if items.isEmpty && (onDisk || options.split == nil) { continue }
             if let seed = options.shuffleSeed { items = SeededShuffle(seed: seed).shuffled(items) }
             parts.append(Part(name: name, items: items))
@@ -538,7 +540,7 @@ public struct Converter {
 
     /// One shape for the whole tensor: the requested size or the first image's (upright); channels
     /// from the colour mode; the sample type from `dtype` (auto: the widest input).
-    func makePlan(_ candidates: [Candidate]) throws -> ImagePlan {
+    func makePlan<C: RandomAccessCollection>(_ candidates: C) throws -> ImagePlan where C.Element == Candidate {
         guard let first = candidates.first else {
             throw ImgConvError(.notFound, "no decodable images found")
         }
@@ -565,14 +567,14 @@ public struct Converter {
                                    "has \(c.header.channels) channels but '\(first.file.relativePath)' has \(channels) (--color keep needs them to agree)")
             }
         }
-        let widest = candidates.map(\.header.depth).max() ?? .eight
+        let widest = candidates.lazy.map(\.header.depth).max() ?? .eight
         let depth = Self.sampleDepth(options.dtype, widest: widest)
         if depth < widest {
             if let c = candidates.first(where: { $0.header.depth == .float32 }) {
                 throw ImgConvError(.unsupported, path: c.file.relativePath,
                                    "holds floating-point samples, which \(depth.dtype.rawValue) cannot hold (use --dtype float32 or auto)")
             }
-            let narrowed = candidates.filter { $0.header.depth > depth }.count
+            let narrowed = candidates.lazy.filter { $0.header.depth > depth }.count
             warn("narrowing \(narrowed) 16-bit images to uint8 by scaling (value / 257, rounded)")
         }
         if !options.normalization.isIdentity && depth != .float32 {
