@@ -413,6 +413,7 @@ public struct Converter {
             do {
                 if writer.embedsManifest {
                     var json: [UInt8] = []
+                    json.reserveCapacity(entries.byteCount + (64 << 10))
                     try manifest.write(fileEntries: entries) { json += $0 }
                     try writer.embedManifest(json)
                     try manifestFile.write(json)

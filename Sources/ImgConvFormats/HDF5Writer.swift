@@ -256,6 +256,11 @@ public final class HDF5Writer: DatasetWriter {
     /// Writes strings as a root attribute of variable-length UTF-8 strings: one (scalar) or an
     /// array. An existing attribute of that name is replaced.
     private func writeStrings(_ strings: [String], attribute: String, scalar: Bool) throws {
+        try writeStrings(strings.map { Array($0.utf8) }, attribute: attribute, scalar: scalar)
+    }
+
+    /// Writes UTF-8 strings (given as bytes, without NUL) as a variable-length string attribute.
+    private func writeStrings(_ strings: [[UInt8]], attribute: String, scalar: Bool) throws {
         let ctx = self.ctx
         let scope = HDF5Handles()
         defer { scope.closeAll() }
@@ -269,8 +274,14 @@ public final class HDF5Writer: DatasetWriter {
             : scope.own(try ctx.check(H5Screate_simple(1, &dims, nil), "create the dataspace of '\(attribute)'"), .dataspace)
         let attr = scope.own(try ctx.check(H5Acreate2(file, attribute, type, space, imc_h5p_default(), imc_h5p_default()),
                                            "create the attribute '\(attribute)'"), .attribute)
-        var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-        defer { pointers.forEach { free($0) } }
+        // NUL-terminated copies for HDF5 (one copy each, even of a manifest of megabytes).
+        var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { bytes in
+            let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+            bytes.withUnsafeBytes { UnsafeMutableRawPointer(p).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            p[bytes.count] = 0
+            return p
+        }
+        defer { pointers.forEach { $0?.deallocate() } }
         _ = try pointers.withUnsafeMutableBufferPointer { buf in
             try ctx.check(H5Awrite(attr, type, buf.baseAddress!), "write the attribute '\(attribute)'")
         }
@@ -281,7 +292,7 @@ public final class HDF5Writer: DatasetWriter {
     /// Stores the manifest as the root attribute `imgconv_manifest` (one UTF-8 string).
     public func embedManifest(_ json: [UInt8]) throws {
         guard handles != nil else { preconditionFailure("embedManifest before begin") }
-        try HDF5.run { try writeStrings([String(decoding: json, as: UTF8.self)], attribute: Self.manifestAttribute, scalar: true) }
+        try HDF5.run { try writeStrings([json], attribute: Self.manifestAttribute, scalar: true) }
     }
 
     public func commit() throws {
