@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 
 ALL_TARGETS=(npy zip idx exif manifest csv png jpeg tiff)
 SCRATCH="${FUZZ_SCRATCH:-.build-fuzz}"
+case $SCRATCH in /*) ;; *) SCRATCH="$PWD/$SCRATCH" ;; esac   # absolute: the build runs in Fuzz/
 BIN="$SCRATCH/release"
 
 mode=fuzz
@@ -53,7 +54,7 @@ build() {
   mkdir -p "$SCRATCH"
   # SwiftPM renames an executable's main and links it with --defsym, which gold cannot link
   # together with libFuzzer's runtime: lld (shipped with the Swift toolchain) can.
-  if ! (cd Fuzz && swift build -c release --scratch-path "../$SCRATCH" \
+  if ! (cd Fuzz && swift build -c release --scratch-path "$SCRATCH" \
         -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld \
         -Xcc -fsanitize=fuzzer-no-link,address,undefined -Xcc -fno-sanitize-recover=undefined) >"$log" 2>&1; then
     grep -E 'error|warning: unre' "$log" | head -20 >&2 || tail -20 "$log" >&2
