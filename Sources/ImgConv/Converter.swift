@@ -442,7 +442,7 @@ public struct Converter {
     /// worker a few turns within the window, at most 64 images.
     static func flow(bytesPerImage: Int, jobs: Int) -> (window: Int, batch: Int) {
         let jobs = max(1, jobs)
-        let window = min(1024, max(jobs * 4, (4 << 20) / max(1, bytesPerImage)))
+        let window = min(1024, max(jobs * 4, (16 << 20) / max(1, bytesPerImage)))
         return (window, min(64, max(1, window / (jobs * 4))))
     }
 

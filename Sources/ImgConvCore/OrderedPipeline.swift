@@ -28,6 +28,7 @@ public func runOrderedPipeline<T>(
     let group = DispatchGroup()
     for _ in 0..<jobs {
         let thread = Thread {
+            lowerThreadPriority(by: workerNice)
             var results: [Result<T, Error>] = []
             results.reserveCapacity(batch)
             while let range = state.take() {
@@ -55,6 +56,23 @@ public func runOrderedPipeline<T>(
         state.consumed(upTo: i)
         ready.removeAll(keepingCapacity: true)
     }
+}
+
+/// How much lower the workers' priority is than the other threads' (a nice increment): the
+/// consumer and the threads it feeds (hashing, writing) do serial work that bounds the whole
+/// pipeline, while the workers are many and take whatever time is left. On a machine with fewer
+/// cores than busy threads, equal shares would starve the serial part; this keeps it going.
+let workerNice: Int32 = 5
+
+/// Lowers the calling thread's scheduling priority. On Linux nice values belong to threads, and
+/// setpriority(PRIO_PROCESS, 0, ...) changes the calling thread's only (setpriority(2), NOTES).
+func lowerThreadPriority(by increment: Int32) {
+    #if os(Linux)
+    let which = __priority_which_t(PRIO_PROCESS.rawValue)
+    errno = 0
+    let current = getpriority(which, 0)
+    if errno == 0 { _ = setpriority(which, 0, min(19, current + increment)) }
+    #endif
 }
 
 /// The shared state of `runOrderedPipeline`: a ring of `window` result slots under one mutex, with

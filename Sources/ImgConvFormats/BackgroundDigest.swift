@@ -10,7 +10,7 @@ import ImgConvCore
 final class BackgroundDigest {
     static let blockSize = 512 << 10
     static let blockCount = 4
-    static let arrayBytesLimit = 2 << 20
+    static let arrayBytesLimit = 8 << 20
     static let ownedMinimum = 64 << 10
 
     private let state: DigestState
