@@ -47,19 +47,29 @@ extension PagedArray: Equatable where Element: Equatable {
     public static func == (a: PagedArray, b: PagedArray) -> Bool { a.elementsEqual(b) }
 }
 
-/// The files of a scan, stored compactly: their relative paths back to back in paged bytes, with
-/// an end offset and a label each (and a split code when there are splits): 8 bytes a file
-/// besides the path text, and no growth slack, instead of two heap strings a file. Each
-/// `SourceFile` is made when it is asked for.
+/// The files of a scan, stored compactly: their names back to back in paged bytes with an end
+/// offset each (4 bytes a file besides the name), and, once per run of files that share a folder,
+/// a label and a split, that folder and those values: no heap string per file and no growth
+/// slack. Each `SourceFile` is made when it is asked for.
 ///
 /// A file's path to open is its relative path joined to `base`, unless the relative path is
 /// absolute (list files may name absolute paths).
 public struct FileList: RandomAccessCollection, Sendable, Equatable {
+    /// Consecutive files in one folder with one label and split.
+    private struct Run: Sendable, Equatable {
+        var first: Int
+        var folder: Int      // index into `folders`
+        var label: Int
+        var split: UInt8     // 0: none, else index + 1 into `splitNames`
+    }
+
     public let base: String
-    private var text = PagedArray<UInt8>()
+    private var names = PagedArray<UInt8>()
     private var ends = PagedArray<UInt32>()
-    private var labels = PagedArray<Int32>()
-    private var splits = PagedArray<UInt8>()   // empty while no file has a split
+    private var runs: [Run] = []
+    /// Folder parts of relative paths, with their trailing `/` ("" for none).
+    private var folders: [String] = []
+    private var folderIndex: [String: Int] = [:]
     private var splitNames: [String] = []
 
     public init(base: String) { self.base = base }
@@ -67,32 +77,44 @@ public struct FileList: RandomAccessCollection, Sendable, Equatable {
     public var startIndex: Int { 0 }
     public var endIndex: Int { ends.count }
 
+    /// The run that holds file `i` (runs are few: a binary search).
+    private func run(_ i: Int) -> Run {
+        var lo = 0, hi = runs.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if runs[mid].first <= i { lo = mid } else { hi = mid - 1 }
+        }
+        return runs[lo]
+    }
+
     public subscript(i: Int) -> SourceFile {
-        let relative = relativePath(at: i)
+        let r = run(i)
+        let relative = relativePath(at: i, run: r)
         var file = SourceFile(relativePath: relative, path: relative.hasPrefix("/") ? relative : join(base, relative),
-                              label: Int(labels[i]))
-        if !splits.isEmpty, splits[i] > 0 { file.split = splitNames[Int(splits[i]) - 1] }
+                              label: r.label)
+        if r.split > 0 { file.split = splitNames[Int(r.split) - 1] }
         return file
     }
 
-    /// The relative path of file `i`.
-    public func relativePath(at i: Int) -> String {
+    private func relativePath(at i: Int, run r: Run) -> String {
         let start = i == 0 ? 0 : Int(ends[i - 1])
-        return String(decoding: text.elements(start..<Int(ends[i])), as: UTF8.self)
+        return folders[r.folder] + String(decoding: names.elements(start..<Int(ends[i])), as: UTF8.self)
     }
 
+    /// The relative path of file `i`.
+    public func relativePath(at i: Int) -> String { relativePath(at: i, run: run(i)) }
+
     /// The label of file `i`, without making its paths.
-    public func label(at i: Int) -> Int { Int(labels[i]) }
+    public func label(at i: Int) -> Int { run(i).label }
 
     /// Whether any file carries a split.
     public var hasSplits: Bool { !splitNames.isEmpty }
 
     /// Adds a file whose path is `base` joined with its relative path (or that path, when absolute).
     public mutating func append(relativePath: String, label: Int, split: String? = nil) {
-        for u in relativePath.utf8 { text.append(u) }
-        precondition(text.count <= Int(UInt32.max), "over 4 GiB of file names")
-        ends.append(UInt32(text.count))
-        labels.append(Int32(clamping: label))
+        let utf8 = Array(relativePath.utf8)
+        let cut = (utf8.lastIndex(of: UInt8(ascii: "/")) ?? -1) + 1
+        let folder = String(decoding: utf8[..<cut], as: UTF8.self)
         var code: UInt8 = 0
         if let split {
             if let k = splitNames.firstIndex(of: split) {
@@ -102,10 +124,23 @@ public struct FileList: RandomAccessCollection, Sendable, Equatable {
                 splitNames.append(split)
                 code = UInt8(splitNames.count)
             }
-            // The first split seen: the files before it had none.
-            while splits.count < labels.count - 1 { splits.append(0) }
         }
-        if !splitNames.isEmpty { splits.append(code) }
+        let f: Int
+        if let last = runs.last, folders[last.folder] == folder {
+            f = last.folder
+        } else if let known = folderIndex[folder] {
+            f = known
+        } else {
+            f = folders.count
+            folders.append(folder)
+            folderIndex[folder] = f
+        }
+        if runs.last.map({ $0.folder != f || $0.label != label || $0.split != code }) ?? true {
+            runs.append(Run(first: ends.count, folder: f, label: label, split: code))
+        }
+        for u in utf8[cut...] { names.append(u) }
+        precondition(names.count <= Int(UInt32.max), "over 4 GiB of file names")
+        ends.append(UInt32(names.count))
     }
 
     public static func == (a: FileList, b: FileList) -> Bool {
