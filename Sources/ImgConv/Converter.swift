@@ -368,7 +368,7 @@ public struct Converter {
                             throw Replan()
                         }
                     })
-                tensors += try writer.endPart(labels: labels.map(Int64.init))
+                tensors += try writer.endPart(labels: LabelColumn(labels))
                 splitSizes[part.name] = labels.count
             }
             if onePass && run.ignoredPages > 0 {

@@ -19,7 +19,7 @@ public protocol DatasetWriter: AnyObject {
     /// The same, for an image the writer may keep until it is written and hashed (no copy).
     func append(image: [UInt8]) throws
     /// Ends the current part: its images tensor, then its labels (one per appended image).
-    func endPart(labels: [Int64]) throws -> [Manifest.TensorRecord]
+    func endPart(labels: LabelColumn) throws -> [Manifest.TensorRecord]
     /// Writes the class names after the last part; returns what was written.
     func finish(classNames: [String]) throws -> [Manifest.TensorRecord]
     /// Stores the manifest inside the output too, for formats that can (HDF5: the root attribute
@@ -41,6 +41,10 @@ extension DatasetWriter {
         try begin(images: TensorLayout(plan: plan), count: count)
     }
 
+    public func endPart(labels: [Int64]) throws -> [Manifest.TensorRecord] {
+        try endPart(labels: LabelColumn(labels))
+    }
+
     /// One part and the class names: what a dataset without splits writes.
     public func finish(labels: [Int64], classNames: [String]) throws -> [Manifest.TensorRecord] {
         if labelEncoding.classCount == 0 { labelEncoding.classCount = classNames.count }
@@ -50,6 +54,30 @@ extension DatasetWriter {
     public func embedManifest(_ json: [UInt8]) throws {}
     public func append(image: [UInt8]) throws { try image.withUnsafeBytes { try append(image: $0) } }
     public var embedsManifest: Bool { false }
+}
+
+/// The labels of a part, as `endPart` takes them: an array, or the paged column of 4-byte labels
+/// a conversion collects (no 8-byte copy of a million labels).
+public struct LabelColumn: RandomAccessCollection, Sendable {
+    private let array: [Int64]?
+    private let paged: PagedArray<Int32>?
+
+    public init(_ labels: [Int64]) {
+        array = labels
+        paged = nil
+    }
+
+    public init(_ labels: PagedArray<Int32>) {
+        array = nil
+        paged = labels
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { array?.count ?? paged!.count }
+    public subscript(i: Int) -> Int64 {
+        if let array { return array[i] }
+        return Int64(paged![i])
+    }
 }
 
 /// How labels are stored: class indices of a dtype, or one-hot rows.
@@ -69,7 +97,7 @@ public struct LabelEncoding: Sendable, Equatable {
 
     /// The labels as little-endian data of `dtype` and the shape of one label.
     /// - Throws: `.invalidArgument` when a label does not fit the type.
-    public func encode(_ labels: [Int64], dtype: DType) throws -> (itemShape: [Int], data: [UInt8]) {
+    public func encode(_ labels: LabelColumn, dtype: DType) throws -> (itemShape: [Int], data: [UInt8]) {
         let size = dtype.byteSize
         let maxValue: Int64 = dtype == .uint8 ? 255 : dtype == .int16 ? Int64(Int16.max) : dtype == .int32 ? Int64(Int32.max) : Int64.max
         let width = onehot ? classCount : 1
@@ -129,7 +157,7 @@ public struct TensorNames: Sendable, Equatable {
 
 /// Encodings of the small arrays that travel with the images.
 enum SmallArrays {
-    static func labels(_ labels: [Int64], _ encoding: LabelEncoding = LabelEncoding()) throws -> (NPYHeader, [UInt8]) {
+    static func labels(_ labels: LabelColumn, _ encoding: LabelEncoding = LabelEncoding()) throws -> (NPYHeader, [UInt8]) {
         let dtype = encoding.dtype ?? .int64
         let (item, data) = try encoding.encode(labels, dtype: dtype)
         return (NPYHeader(descr: dtype.npyDescr, shape: [labels.count] + item), data)

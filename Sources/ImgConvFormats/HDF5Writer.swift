@@ -224,7 +224,7 @@ public final class HDF5Writer: DatasetWriter {
         pending.removeAll(keepingCapacity: true)
     }
 
-    public func endPart(labels: [Int64]) throws -> [Manifest.TensorRecord] {
+    public func endPart(labels: LabelColumn) throws -> [Manifest.TensorRecord] {
         try flushPending()
         precondition(labels.count == written, "one label per image")
         let dtype = labelEncoding.dtype ?? .int64

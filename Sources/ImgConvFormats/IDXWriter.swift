@@ -149,7 +149,7 @@ public final class IDXWriter: DatasetWriter {
         }
     }
 
-    public func endPart(labels values: [Int64]) throws -> [Manifest.TensorRecord] {
+    public func endPart(labels values: LabelColumn) throws -> [Manifest.TensorRecord] {
         guard let images else { preconditionFailure("endPart before begin") }
         precondition(values.count == appended, "one label per image")
         try images.finish(count: appended)

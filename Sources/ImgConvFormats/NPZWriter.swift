@@ -51,7 +51,7 @@ public final class NPZWriter: DatasetWriter {
         appended += 1
     }
 
-    public func endPart(labels: [Int64]) throws -> [Manifest.TensorRecord] {
+    public func endPart(labels: LabelColumn) throws -> [Manifest.TensorRecord] {
         guard let images, let layout else { preconditionFailure("endPart before begin") }
         precondition(labels.count == appended, "one label per image")
         let imagesHeader = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: appended))
@@ -132,7 +132,7 @@ public final class NPYDirectoryWriter: DatasetWriter {
         appended += 1
     }
 
-    public func endPart(labels: [Int64]) throws -> [Manifest.TensorRecord] {
+    public func endPart(labels: LabelColumn) throws -> [Manifest.TensorRecord] {
         guard let imagesFile, let layout else { preconditionFailure("endPart before begin") }
         let header = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: appended))
         try imagesFile.patch(header.encoded(length: headerLength), at: 0)
