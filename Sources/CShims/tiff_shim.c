@@ -1,73 +1,9 @@
 #include "imc_shims.h"
-#include <tiffio.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "tiff_mem_io.h"
 
-// A TIFF held in memory, read through libtiff's client I/O.
-typedef struct {
-    const uint8_t *data;
-    size_t len;
-    uint64_t pos;
-    char *err;
-    size_t errlen;
-    int has_error;
-} tiff_source;
-
-static tmsize_t mem_read(thandle_t h, void *buf, tmsize_t n) {
-    tiff_source *s = (tiff_source *)h;
-    if (n < 0 || s->pos >= s->len) return 0;
-    uint64_t left = s->len - s->pos;
-    uint64_t take = (uint64_t)n < left ? (uint64_t)n : left;
-    memcpy(buf, s->data + s->pos, (size_t)take);
-    s->pos += take;
-    return (tmsize_t)take;
-}
-static tmsize_t mem_write(thandle_t h, void *buf, tmsize_t n) { (void)h; (void)buf; (void)n; return -1; }
-static toff_t mem_seek(thandle_t h, toff_t off, int whence) {
-    tiff_source *s = (tiff_source *)h;
-    uint64_t base = whence == SEEK_CUR ? s->pos : whence == SEEK_END ? s->len : 0;
-    s->pos = base + off;
-    return s->pos;
-}
-static int mem_close(thandle_t h) { (void)h; return 0; }
-static toff_t mem_size(thandle_t h) { return ((tiff_source *)h)->len; }
-static int mem_map(thandle_t h, void **base, toff_t *size) {
-    tiff_source *s = (tiff_source *)h;
-    *base = (void *)s->data;
-    *size = s->len;
-    return 1;
-}
-static void mem_unmap(thandle_t h, void *base, toff_t size) { (void)h; (void)base; (void)size; }
-
-// The first error is the most specific one; later ones ("... failed") only repeat it.
-static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
-    (void)tif;
-    tiff_source *s = (tiff_source *)user;
-    if (!s->has_error && s->err && s->errlen) {
-        char msg[512];
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        snprintf(s->err, s->errlen, "%s%s%s", module ? module : "", module ? ": " : "", msg);
-    }
-    s->has_error = 1;
-    return 1;  // handled: libtiff's global handler (stderr) is not called
-}
-static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
-    (void)tif; (void)user; (void)module; (void)fmt; (void)ap;
-    return 1;
-}
-
-static TIFF *open_memory(tiff_source *s) {
-    TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
-    if (!opts) { snprintf(s->err, s->errlen, "out of memory"); return NULL; }
-    TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, s);
-    TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, s);
+static TIFF *open_memory(imc_tiff_mem *s) {
     // No single allocation inside libtiff may exceed 1 GiB, whatever a header claims.
-    TIFFOpenOptionsSetMaxSingleMemAlloc(opts, (tmsize_t)1 << 30);
-    TIFF *tif = TIFFClientOpenExt("memory", "rm", (thandle_t)s, mem_read, mem_write, mem_seek,
-                                  mem_close, mem_size, mem_map, mem_unmap, opts);
-    TIFFOpenOptionsFree(opts);
+    TIFF *tif = imc_tiff_mem_open(s, "rm", (tmsize_t)1 << 30);
     if (!tif && !s->has_error) snprintf(s->err, s->errlen, "cannot open TIFF");
     return tif;
 }
@@ -99,7 +35,7 @@ static void fill_info(TIFF *tif, imc_tiff_info *info) {
 }
 
 // Opens the file at directory `page`.
-static TIFF *open_page(tiff_source *s, int page) {
+static TIFF *open_page(imc_tiff_mem *s, int page) {
     TIFF *tif = open_memory(s);
     if (!tif) return NULL;
     if (page > 0 && !TIFFSetDirectory(tif, (tdir_t)page)) {
@@ -111,7 +47,7 @@ static TIFF *open_page(tiff_source *s, int page) {
 }
 
 int imc_tiff_read_info(const uint8_t *data, size_t len, int page, imc_tiff_info *info, char *err, size_t errlen) {
-    tiff_source s = {data, len, 0, err, errlen, 0};
+    imc_tiff_mem s = imc_tiff_mem_reading(data, len, err, errlen);
     TIFF *tif = open_page(&s, page);
     if (!tif) return -1;
     fill_info(tif, info);
@@ -174,7 +110,7 @@ static void place_block(const uint8_t *block, uint32_t bw, uint32_t bh, uint32_t
 
 int imc_tiff_decode(const uint8_t *data, size_t len, int page, uint8_t *dst, size_t dst_len,
                     char *err, size_t errlen) {
-    tiff_source s = {data, len, 0, err, errlen, 0};
+    imc_tiff_mem s = imc_tiff_mem_reading(data, len, err, errlen);
     TIFF *tif = open_page(&s, page);
     if (!tif) return -1;
     imc_tiff_info info;
@@ -256,7 +192,7 @@ done:
 
 int imc_tiff_colormap(const uint8_t *data, size_t len, int page, uint16_t *r, uint16_t *g, uint16_t *b,
                       size_t entries, char *err, size_t errlen) {
-    tiff_source s = {data, len, 0, err, errlen, 0};
+    imc_tiff_mem s = imc_tiff_mem_reading(data, len, err, errlen);
     TIFF *tif = open_page(&s, page);
     if (!tif) return -1;
     uint16_t *cr = NULL, *cg = NULL, *cb = NULL;
@@ -275,7 +211,7 @@ int imc_tiff_colormap(const uint8_t *data, size_t len, int page, uint16_t *r, ui
 
 int imc_tiff_decode_rgba(const uint8_t *data, size_t len, int page, uint8_t *dst, size_t dst_len,
                          char *err, size_t errlen) {
-    tiff_source s = {data, len, 0, err, errlen, 0};
+    imc_tiff_mem s = imc_tiff_mem_reading(data, len, err, errlen);
     TIFF *tif = open_page(&s, page);
     if (!tif) return -1;
     imc_tiff_info info;

@@ -1,85 +1,5 @@
 #include "imc_shims.h"
-#include <tiffio.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-// A TIFF written into memory through libtiff's client I/O: a growing buffer with a position
-// (libtiff seeks back to patch offsets, and may read back what it wrote).
-typedef struct {
-    uint8_t *data;
-    size_t len;   // bytes that exist
-    size_t cap;
-    uint64_t pos;
-    int failed;   // an allocation failed: every later write fails too
-    char *err;
-    size_t errlen;
-    int has_error;
-} tiff_sink;
-
-static tmsize_t sink_read(thandle_t h, void *buf, tmsize_t n) {
-    tiff_sink *s = (tiff_sink *)h;
-    if (n < 0 || s->pos >= s->len) return 0;
-    uint64_t left = s->len - s->pos;
-    uint64_t take = (uint64_t)n < left ? (uint64_t)n : left;
-    memcpy(buf, s->data + s->pos, (size_t)take);
-    s->pos += take;
-    return (tmsize_t)take;
-}
-
-static tmsize_t sink_write(thandle_t h, void *buf, tmsize_t n) {
-    tiff_sink *s = (tiff_sink *)h;
-    if (n < 0 || s->failed) return -1;
-    if (s->pos > SIZE_MAX - (uint64_t)n) { s->failed = 1; return -1; }
-    size_t end = (size_t)s->pos + (size_t)n;
-    if (end > s->cap) {
-        size_t cap = s->cap ? s->cap : 65536;
-        while (cap < end) {
-            if (cap > SIZE_MAX / 2) { s->failed = 1; return -1; }
-            cap *= 2;
-        }
-        uint8_t *grown = realloc(s->data, cap);
-        if (!grown) { s->failed = 1; return -1; }
-        s->data = grown;
-        s->cap = cap;
-    }
-    // A seek past the end leaves a gap: zero it, as a file would read.
-    if (s->pos > s->len) memset(s->data + s->len, 0, (size_t)s->pos - s->len);
-    memcpy(s->data + s->pos, buf, (size_t)n);
-    s->pos = end;
-    if (end > s->len) s->len = end;
-    return n;
-}
-
-static toff_t sink_seek(thandle_t h, toff_t off, int whence) {
-    tiff_sink *s = (tiff_sink *)h;
-    uint64_t base = whence == SEEK_CUR ? s->pos : whence == SEEK_END ? s->len : 0;
-    s->pos = base + off;
-    return s->pos;
-}
-static int sink_close(thandle_t h) { (void)h; return 0; }
-static toff_t sink_size(thandle_t h) { return ((tiff_sink *)h)->len; }
-static int sink_map(thandle_t h, void **base, toff_t *size) { (void)h; (void)base; (void)size; return 0; }
-static void sink_unmap(thandle_t h, void *base, toff_t size) { (void)h; (void)base; (void)size; }
-
-// As the reader's handlers: the first message is kept, nothing reaches libtiff's global
-// handlers (which print to stderr).
-static int sink_on_error(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
-    (void)tif;
-    tiff_sink *s = (tiff_sink *)user;
-    if (!s->has_error && s->err && s->errlen) {
-        char msg[512];
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        snprintf(s->err, s->errlen, "%s%s%s", module ? module : "", module ? ": " : "", msg);
-    }
-    s->has_error = 1;
-    return 1;
-}
-static int sink_on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
-    (void)tif; (void)user; (void)module; (void)fmt; (void)ap;
-    return 1;
-}
+#include "tiff_mem_io.h"
 
 int imc_tiff_encode_float(const float *pixels, uint32_t width, uint32_t height, int channels,
                           uint8_t **out, size_t *out_len, char *err, size_t errlen) {
@@ -88,16 +8,10 @@ int imc_tiff_encode_float(const float *pixels, uint32_t width, uint32_t height, 
         return -1;
     }
     size_t row = (size_t)width * (size_t)channels * sizeof(float);
-    tiff_sink s = {NULL, 0, 0, 0, 0, err, errlen, 0};
-    TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
-    if (!opts) { snprintf(err, errlen, "out of memory"); return -1; }
-    TIFFOpenOptionsSetErrorHandlerExtR(opts, sink_on_error, &s);
-    TIFFOpenOptionsSetWarningHandlerExtR(opts, sink_on_warning, &s);
+    imc_tiff_mem s = imc_tiff_mem_writing(err, errlen);
     // Classic TIFF has 32-bit offsets: BigTIFF ("8") only for data near 4 GiB.
     const char *mode = (uint64_t)row * height > ((uint64_t)0xF0000000u) ? "w8" : "w";
-    TIFF *tif = TIFFClientOpenExt("memory", mode, (thandle_t)&s, sink_read, sink_write, sink_seek,
-                                  sink_close, sink_size, sink_map, sink_unmap, opts);
-    TIFFOpenOptionsFree(opts);
+    TIFF *tif = imc_tiff_mem_open(&s, mode, 0);
     if (!tif) {
         if (!s.has_error) snprintf(err, errlen, "cannot create a TIFF");
         free(s.data);
