@@ -331,9 +331,12 @@ public struct Converter {
                         }
                     },
                     consume: { i, result in
-                        let file = item(i).file
                         done += 1
-                        switch try result.get() {
+                        // The worker has made the image's file already; the others are rare.
+                        let outcome = try result.get()
+                        let file: SourceFile
+                        if case .image(_, let c, _) = outcome { file = c.file } else { file = item(i).file }
+                        switch outcome {
                         case .image(let d, let c, let ignored):
                             try writer.append(image: d.pixels)
                             written += d.pixels.count
