@@ -2,6 +2,7 @@
 import PackageDescription
 
 // System libraries come from Debian's -dev packages (scripts/setup.sh installs them).
+
 let package = Package(
     name: "imgconv",
     products: [
@@ -28,11 +29,14 @@ let package = Package(
         // Deflate for --compress .npz members: faster than zlib at a smaller size.
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate",
                        providers: [.apt(["libdeflate-dev"])]),
-        // The only C code of the project: libpng's and libjpeg's setjmp/longjmp error handling and libtiff's
+        // The C code of the project, besides CSystem below: libpng's and libjpeg's setjmp/longjmp error handling and libtiff's
         // variadic tag access, which Swift cannot call directly.
         .target(name: "CShims", dependencies: ["CPNG", "CTIFF"],
                 linkerSettings: [.linkedLibrary("jpeg")]),
+        // Linux calls Swift's Glibc module leaves out (they need _GNU_SOURCE): sync_file_range.
+        .target(name: "CSystem"),
         .target(name: "ImgConvCore", dependencies: [
+            "CSystem",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF"]),

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSystem
 
 /// Reads a whole file into memory with one open and as few reads as its size allows.
 /// - Throws: `ImgConvError` `.io` (or `.notFound`) naming the path.
@@ -142,6 +143,21 @@ public final class AtomicOutputFile {
             done += n
             written += n
         }
+        startWriteback()
+    }
+
+    /// Where the kernel was last asked to start writing back (`sync_file_range`), and how often.
+    private var writebackStart = 0
+    private let writebackStep = 8 << 20
+
+    /// Starts (without waiting for) the disk write of each full 8 MiB written so far, so that the
+    /// `fsync` in `commit` waits only for the last few MiB instead of the whole file; on a file
+    /// of hundreds of MB that wait was a quarter of the run.
+    private func startWriteback() {
+        guard written - writebackStart >= writebackStep else { return }
+        let end = written - written % writebackStep
+        _ = imc_start_writeback(fd, Int64(writebackStart), Int64(end - writebackStart))
+        writebackStart = end
     }
 
     private func ioError(_ code: Int32) -> ImgConvError {
