@@ -1,7 +1,9 @@
+import CDeflate
 import CZlib
 import ImgConvCore
 
-/// zlib's CRC-32 (the one ZIP uses).
+/// The CRC-32 ZIP uses, computed by libdeflate (carry-less multiply, about 2.4x zlib 1.2.13's
+/// `crc32` here; same values).
 public struct CRC32 {
     public private(set) var value: UInt32 = 0
     public private(set) var length: Int = 0
@@ -10,14 +12,14 @@ public struct CRC32 {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         var p = base.assumingMemoryBound(to: UInt8.self)
         var left = bytes.count
-        var crc = UInt(value)
+        var crc = value
         while left > 0 {
             let n = min(left, Int(UInt32.max >> 1))
-            crc = crc32(crc, p, UInt32(n))
+            crc = libdeflate_crc32(crc, p, n)
             p += n
             left -= n
         }
-        value = UInt32(crc)
+        value = crc
         length += bytes.count
     }
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
