@@ -3,6 +3,15 @@ import PackageDescription
 
 // System libraries come from Debian's -dev packages (scripts/setup.sh installs them).
 
+// The pixel loops (resizing, colour conversion) are compiled for x86-64-v2 (SSE4.2, 2009 on),
+// the baseline numpy 2 already requires: 32-bit integer multiplies and byte widening are single
+// instructions there, emulated with several on the plain x86-64 baseline.
+#if arch(x86_64)
+let pixelLoops: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v2"])]
+#else
+let pixelLoops: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "imgconv",
     products: [
@@ -38,7 +47,7 @@ let package = Package(
         .target(name: "ImgConvCore", dependencies: [
             "CSystem",
             .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        ], swiftSettings: pixelLoops),
         .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF"]),
         .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CDeflate", "CHDF5", "CShims"]),
         .target(name: "ImgConv", dependencies: ["ImgConvCore", "ImgConvCodecs", "ImgConvFormats"]),

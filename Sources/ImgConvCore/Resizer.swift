@@ -244,6 +244,13 @@ public enum Resizer {
     /// 8-bit horizontal pass: each output pixel sums its taps along the row.
     private static func horizontal8(_ src: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<UInt8>, _ kk: UnsafePointer<Int32>,
                                     _ coeffs: Coefficients, width: Int, outW: Int, rows: Int, ch: Int) {
+        if ch == 3 || ch == 4, rows > 1 {
+            // All rows but the last in four lanes; the last row's final pixel would read past the buffer.
+            horizontal8x4(src, dst, kk, coeffs, width: width, outW: outW, rows: rows - 1, ch: ch)
+            let done = (rows - 1) * ch
+            horizontal8(src + done * width, dst + done * outW, kk, coeffs, width: width, outW: outW, rows: 1, ch: ch)
+            return
+        }
         let half = Int32(1 << (precisionBits - 1))
         coeffs.start.withUnsafeBufferPointer { starts in
             coeffs.count.withUnsafeBufferPointer { counts in
@@ -275,6 +282,46 @@ public enum Resizer {
                                 for t in 0..<n { a &+= Int32(p[t * ch + c]) &* k[t] }
                                 out[c] = clip8(a)
                             }
+                        }
+                        out += ch
+                    }
+                }
+            }
+        }
+    }
+
+    /// The 8-bit horizontal pass for RGB and RGBA, one pixel's channels in the four lanes of a
+    /// vector: each tap loads four bytes (for RGB the fourth belongs to the next pixel, and its
+    /// lane is dropped), so every row must have at least one byte after it. The sums and the clamp
+    /// to 0...255 are the scalar pass's exactly.
+    private static func horizontal8x4(_ src: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<UInt8>, _ kk: UnsafePointer<Int32>,
+                                      _ coeffs: Coefficients, width: Int, outW: Int, rows: Int, ch: Int) {
+        let half = SIMD4<Int32>(repeating: Int32(1 << (precisionBits - 1)))
+        let taps = coeffs.taps
+        coeffs.start.withUnsafeBufferPointer { starts in
+            coeffs.count.withUnsafeBufferPointer { counts in
+                for y in 0..<rows {
+                    let row = UnsafeRawPointer(src + y &* width &* ch)
+                    var out = UnsafeMutableRawPointer(dst + y &* outW &* ch)
+                    for x in 0..<outW {
+                        var k = kk + x &* taps
+                        var p = row + starts[x] &* ch
+                        var acc = half
+                        for _ in 0..<counts[x] {
+                            acc &+= SIMD4<Int32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD4<UInt8>.self)) &* SIMD4(repeating: k.pointee)
+                            p += ch
+                            k += 1
+                        }
+                        var v = acc &>> Int32(precisionBits)
+                        v.replace(with: 0, where: v .< 0)
+                        v.replace(with: 255, where: v .> 255)
+                        let bytes = SIMD4<UInt8>(truncatingIfNeeded: v)
+                        if ch == 4 {
+                            out.storeBytes(of: bytes, as: SIMD4<UInt8>.self)
+                        } else {
+                            // Three bytes: two and one, so nothing past the pixel is touched.
+                            out.storeBytes(of: SIMD2<UInt8>(bytes[0], bytes[1]), as: SIMD2<UInt8>.self)
+                            out.storeBytes(of: bytes[2], toByteOffset: 2, as: UInt8.self)
                         }
                         out += ch
                     }
