@@ -90,6 +90,8 @@ public final class IDXWriter: DatasetWriter {
         if mkdir(directory, 0o755) != 0 && errno != EEXIST {
             throw ImgConvError(.io, path: directory, "cannot create the output folder: \(errnoText(errno))")
         }
+        // Early, before any work: a pair no part of this run can have written (commit checks exactly).
+        if outputs.isEmpty { try refuseOtherPairs(writing: [prefix, "val", "t10k"]) }
         let header = IDXHeader(type: storedType, dims: dims)
         let file = try IDXFileOutput(path: directory + "/" + Self.fileName(prefix: partPrefix, role: "images", header: header, gzip: gzip),
                                      header: header, gzip: gzip, level: level)
@@ -185,7 +187,41 @@ public final class IDXWriter: DatasetWriter {
     public func finish(classNames: [String]) throws -> [Manifest.TensorRecord] { [] }
 
     public func commit() throws {
+        try refuseOtherPairs(writing: Set(outputs.compactMap { Self.pairPrefix(ofFileName: IDXReader.baseName($0.path)) }))
         for f in outputs { try f.commit() }
+    }
+
+    /// The folder holds one `manifest.json`: replacing it while the folder keeps an IDX pair this
+    /// run does not write (another `--prefix`) would leave that pair without its manifest (class
+    /// names, checksums). Such a run is refused; nothing is replaced.
+    private func refuseOtherPairs(writing prefixes: Set<String>) throws {
+        var st = stat()
+        guard stat(manifestPath, &st) == 0, let dir = opendir(directory) else { return }
+        defer { closedir(dir) }
+        var others = Set<String>()
+        while let entry = readdir(dir) {
+            if let p = Self.pairPrefix(ofFileName: direntName(entry)), !prefixes.contains(p) { others.insert(p) }
+        }
+        guard let other = others.min() else { return }
+        throw ImgConvError(.io, path: manifestPath, "is also the manifest of the '\(other)' IDX pair in this folder, which this run does not write; "
+                           + "write into another folder, or convert both pairs in one run (split folders or --split)")
+    }
+
+    /// The prefix of an IDX file named as this writer names them (`<prefix>-images-idx3-ubyte`,
+    /// `<prefix>-labels-idx1-short.gz`, ...), or nil for any other name.
+    static func pairPrefix(ofFileName name: String) -> String? {
+        var rest = Substring(name)
+        if rest.hasSuffix(".gz") { rest = rest.dropLast(3) }
+        guard let dash = rest.lastIndex(of: "-"),
+              IDXHeader.ElementType.allCases.contains(where: { $0.fileNameWord == rest[rest.index(after: dash)...] }) else { return nil }
+        rest = rest[..<dash]
+        guard let idx = rest.range(of: "-idx", options: .backwards),
+              !rest[idx.upperBound...].isEmpty, rest[idx.upperBound...].allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        rest = rest[..<idx.lowerBound]
+        for role in ["-images", "-labels"] where rest.hasSuffix(role) && rest.count > role.count {
+            return String(rest.dropLast(role.count))
+        }
+        return nil
     }
 
     public func abort() {

@@ -158,6 +158,30 @@ def test_to_idx_gray_reads_with_idx2numpy(run, make_dataset, tmp_path):
     run(["verify", out / "t10k-images-idx3-ubyte"])
 
 
+def test_to_idx_keeps_another_pairs_manifest(run, make_dataset, tmp_path):
+    # One manifest.json per folder: a run with another --prefix must not replace the manifest of
+    # the pair already there (its class names and checksums), whichever pair came first.
+    ds, _ = _dataset(make_dataset, n=4, shape=(6, 5), classes=("a", "b"))
+    for first, second in [("train", "t10k"), ("t10k", "train"), ("mine", "val")]:
+        out = tmp_path / f"{first}-{second}"
+        run(["to-idx", ds.root, out, "--prefix", first])
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        res = run(["to-idx", ds.root, out, "--prefix", second], expect_rc=74)
+        H.assert_one_line_error(res, "manifest.json", f"'{first}' IDX pair")
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before, "nothing replaced, nothing left behind"
+        run(["verify", out / f"{first}-images-idx3-ubyte", "--against", ds.root])
+        # The same pair again replaces it as usual.
+        run(["to-idx", ds.root, out, "--prefix", first, "--gzip"])
+        run(["verify", out / f"{first}-images-idx3-ubyte.gz"])
+    # No manifest there (pairs from elsewhere, e.g. MNIST's own files): nothing to lose.
+    out = tmp_path / "foreign"
+    out.mkdir()
+    for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]:
+        shutil.copy(MNIST / name, out / name)
+    run(["to-idx", ds.root, out])
+    run(["verify", out / "train-images-idx3-ubyte"])
+
+
 def test_to_idx_gzip_and_colour_warning(run, make_dataset, tmp_path):
     classes = ("a", "b", "c")
     ds, arrays = _dataset(make_dataset, classes=classes)
