@@ -136,7 +136,8 @@ public struct Converter {
         switch source {
         case .folders(let r):
             root = r
-            scan = try DatasetScanner(classes: options.classes, naturalOrder: options.classSort == .natural).scan(root: r)
+            scan = try DatasetScanner(classes: options.classes, naturalOrder: options.classSort == .natural,
+                                      skipBadNames: options.skipBad).scan(root: r)
         case .list(let csv):
             root = csv
             scan = try ListScanner(classes: options.classes, naturalOrder: options.classSort == .natural).scan(list: csv)

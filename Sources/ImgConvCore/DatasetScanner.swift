@@ -29,6 +29,9 @@ public struct ClassEntry: Sendable, Equatable {
 public struct SkippedFile: Sendable, Equatable, Codable {
     public var path: String
     public var reason: String
+    /// Why a file whose name's bytes are not UTF-8 is left out (its `path` shows them as `\xNN`):
+    /// it could be neither opened by a Swift string nor recorded in the JSON manifest.
+    public static let invalidNameReason = "file name is not valid UTF-8"
     public init(path: String, reason: String) {
         self.path = path
         self.reason = reason
@@ -98,14 +101,27 @@ public struct DatasetScanner: Sendable {
     /// Order class folders with digit runs compared as numbers (`2` < `10`).
     public var naturalOrder = false
 
-    public init(classes: [String]? = nil, naturalOrder: Bool = false) {
+    /// Leave out files whose names are not valid UTF-8 (listed as skipped) instead of failing.
+    public var skipBadNames = false
+
+    public init(classes: [String]? = nil, naturalOrder: Bool = false, skipBadNames: Bool = false) {
         self.classes = classes
         self.naturalOrder = naturalOrder
+        self.skipBadNames = skipBadNames
     }
 
     /// - Throws: `ImgConvError` `.notFound` when the root is missing or not a folder, or a listed
-    ///   class has no folder; `.io` when it cannot be listed.
+    ///   class has no folder; `.io` when it cannot be listed; `.unsupported` for a class folder
+    ///   whose name is not valid UTF-8, and (unless `skipBadNames`) for such a file.
     public func scan(root: String) throws -> ScanResult {
+        let result = try scanFolders(root: root)
+        if !skipBadNames, let bad = result.skipped.first(where: { $0.reason == SkippedFile.invalidNameReason }) {
+            throw ImgConvError(.unsupported, path: bad.path, "\(SkippedFile.invalidNameReason): rename it (for example with convmv), or pass --skip-bad to leave it out")
+        }
+        return result
+    }
+
+    private func scanFolders(root: String) throws -> ScanResult {
         var st = stat()
         guard stat(root, &st) == 0 else {
             throw ImgConvError(.notFound, path: root, "dataset root does not exist (\(errnoText(errno)))")
@@ -208,7 +224,7 @@ public struct DatasetScanner: Sendable {
             skipped.append(SkippedFile(path: relative, reason: "symbolic link loop"))
             return
         }
-        let names: [(name: String, regular: Bool)]
+        let names: [(name: String, regular: Bool, validName: Bool)]
         do {
             names = try listDirectoryTyped(dir)
         } catch {
@@ -217,9 +233,13 @@ public struct DatasetScanner: Sendable {
         }
         var inner = ancestors
         inner.insert(id)
-        for (name, regular) in names.sorted(by: { codePointLess($0.name, $1.name) }) {
+        for (name, regular, validName) in names.sorted(by: { codePointLess($0.name, $1.name) }) {
             let path = join(dir, name)
             let rel = relative + "/" + name
+            guard validName else {
+                skipped.append(SkippedFile(path: rel, reason: SkippedFile.invalidNameReason))
+                continue
+            }
             // The folder entry's type spares a stat for plain files (links and unknown types are
             // stat'ed, so links are followed).
             if regular {
@@ -243,22 +263,30 @@ public struct DatasetScanner: Sendable {
     }
 }
 
-/// Visible entries of a folder (hidden names and `__MACOSX` dropped), unsorted.
+/// Visible entries of a folder (hidden names and `__MACOSX` dropped), unsorted: the folders a
+/// dataset's classes and splits come from.
+/// - Throws: `.unsupported` for an entry that may be a folder and whose name is not valid UTF-8
+///   (it would be a class that cannot be named); other such entries are left out.
 func listDirectory(_ path: String) throws -> [String] {
-    try listDirectoryTyped(path).map(\.name)
+    try listDirectoryTyped(path).compactMap { entry in
+        if entry.validName { return entry.name }
+        if entry.regular { return nil }
+        throw ImgConvError(.unsupported, path: join(path, entry.name), "folder name is not valid UTF-8: rename it (for example with convmv)")
+    }
 }
 
-/// Visible entries of a folder, each with whether the folder says it is a regular file.
-func listDirectoryTyped(_ path: String) throws -> [(name: String, regular: Bool)] {
+/// Visible entries of a folder, each with whether the folder says it is a regular file and
+/// whether its name is valid UTF-8 (if not, `name` shows the bytes as `\xNN` and cannot open it).
+func listDirectoryTyped(_ path: String) throws -> [(name: String, regular: Bool, validName: Bool)] {
     guard let dir = opendir(path) else {
         throw ImgConvError(.io, path: path, "cannot list folder: \(errnoText(errno))")
     }
     defer { closedir(dir) }
-    var names: [(name: String, regular: Bool)] = []
+    var names: [(name: String, regular: Bool, validName: Bool)] = []
     while let entry = readdir(dir) {
-        let name = direntName(entry)
+        let (name, valid) = checkedDirentName(entry)
         if name.hasPrefix(".") || name == "__MACOSX" { continue }
-        names.append((name, entry.pointee.d_type == UInt8(DT_REG)))
+        names.append((name, entry.pointee.d_type == UInt8(DT_REG), valid))
     }
     return names
 }

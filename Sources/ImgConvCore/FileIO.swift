@@ -263,6 +263,22 @@ public func direntName(_ entry: UnsafePointer<dirent>) -> String {
     return String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
 }
 
+/// A folder entry's name and whether its bytes are valid UTF-8. When they are not, the name
+/// shows every byte outside printable ASCII as `\xNN` (for messages and the manifest's skipped
+/// list; no file has that name).
+func checkedDirentName(_ entry: UnsafePointer<dirent>) -> (name: String, valid: Bool) {
+    let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+    let cName = (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self)
+    if let name = String(validatingCString: cName) { return (name, true) }
+    let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(cName).assumingMemoryBound(to: UInt8.self), count: strlen(cName))
+    let hex = Array("0123456789ABCDEF")
+    var shown = ""
+    for b in bytes {
+        if b >= 0x20 && b < 0x7F { shown.append(Character(Unicode.Scalar(b))) } else { shown += "\\x" + String(hex[Int(b >> 4)]) + String(hex[Int(b & 15)]) }
+    }
+    return (shown, false)
+}
+
 /// A temporary path beside `targetPath` for output that a library writes itself (HDF5 opens
 /// files by name): the same naming and clean-up as `AtomicOutputFile` (an interrupting signal
 /// removes it), and `commit()` syncs it and renames it over the target.
