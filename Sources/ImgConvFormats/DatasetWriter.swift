@@ -95,22 +95,46 @@ public struct LabelEncoding: Sendable, Equatable {
         self.classCount = classCount
     }
 
+    /// The shape of one label: `[classCount]` one-hot, else a scalar.
+    public var itemShape: [Int] { onehot ? [classCount] : [] }
+
     /// The labels as little-endian data of `dtype` and the shape of one label.
     /// - Throws: `.invalidArgument` when a label does not fit the type.
     public func encode(_ labels: LabelColumn, dtype: DType) throws -> (itemShape: [Int], data: [UInt8]) {
+        var data: [UInt8] = []
+        data.reserveCapacity(labels.count * (onehot ? classCount : 1) * dtype.byteSize)
+        try encode(labels, dtype: dtype) { data.append(contentsOf: $0) }
+        return (itemShape, data)
+    }
+
+    /// The same data handed over in pieces of about `pieceBytes` (whole labels), so that a writer
+    /// streams it: a million int64 labels are not 8 MB at once.
+    public func encode(_ labels: LabelColumn, dtype: DType, pieceBytes: Int = 64 << 10,
+                       _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let size = dtype.byteSize
         let maxValue: Int64 = dtype == .uint8 ? 255 : dtype == .int16 ? Int64(Int16.max) : dtype == .int32 ? Int64(Int32.max) : Int64.max
-        let width = onehot ? classCount : 1
-        var data = [UInt8](repeating: 0, count: labels.count * width * size)
-        for (i, v) in labels.enumerated() {
-            guard v >= 0 && (onehot ? v < classCount : v <= maxValue) else {
-                throw ImgConvError(.invalidArgument, "label \(v) does not fit \(dtype.rawValue) labels")
+        let rowBytes = (onehot ? classCount : 1) * size
+        guard rowBytes > 0 else { return }
+        let rowsPerPiece = max(1, pieceBytes / rowBytes)
+        var piece = [UInt8](repeating: 0, count: min(labels.count, rowsPerPiece) * rowBytes)
+        var first = 0
+        while first < labels.count {
+            let rows = min(rowsPerPiece, labels.count - first)
+            try piece.withUnsafeMutableBytes { buf in
+                if onehot { buf.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: rows * rowBytes) }
+                for r in 0..<rows {
+                    let v = labels[first + r]
+                    guard v >= 0 && (onehot ? v < classCount : v <= maxValue) else {
+                        throw ImgConvError(.invalidArgument, "label \(v) does not fit \(dtype.rawValue) labels")
+                    }
+                    let at = r * rowBytes + (onehot ? Int(v) * size : 0)
+                    let value = onehot ? Int64(1) : v
+                    for b in 0..<size { buf[at + b] = UInt8(truncatingIfNeeded: value >> (8 * Int64(b))) }
+                }
+                try body(UnsafeRawBufferPointer(rebasing: buf[0..<(rows * rowBytes)]))
             }
-            let at = (i * width + (onehot ? Int(v) : 0)) * size
-            let value = onehot ? Int64(1) : v
-            for b in 0..<size { data[at + b] = UInt8(truncatingIfNeeded: value >> (8 * Int64(b))) }
+            first += rows
         }
-        return (onehot ? [classCount] : [], data)
     }
 }
 
@@ -161,6 +185,12 @@ enum SmallArrays {
         let dtype = encoding.dtype ?? .int64
         let (item, data) = try encoding.encode(labels, dtype: dtype)
         return (NPYHeader(descr: dtype.npyDescr, shape: [labels.count] + item), data)
+    }
+
+    /// The NPY header of the labels; their data comes from `encoding.encode(labels, dtype:)` in pieces.
+    static func labelsHeader(_ labels: LabelColumn, _ encoding: LabelEncoding) -> (NPYHeader, DType) {
+        let dtype = encoding.dtype ?? .int64
+        return (NPYHeader(descr: dtype.npyDescr, shape: [labels.count] + encoding.itemShape), dtype)
     }
 
     /// Class names as numpy `<U{n}`: n = the longest name in code points (at least 1), each

@@ -57,11 +57,14 @@ public final class NPZWriter: DatasetWriter {
         let imagesHeader = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: appended))
         try images.finish(header: imagesHeader.encoded(length: firstHeaderLength))
         self.images = nil
-        let (header, data) = try SmallArrays.labels(labels, labelEncoding)
-        try writeMember(names.labels, header, data)
+        // The labels are streamed too: one 64 KiB piece at a time.
+        let (header, dtype) = SmallArrays.labelsHeader(labels, labelEncoding)
+        let member = try NPYMemberWriter(zip: zip!, name: names.labels + ".npy", header: header.encoded(), compressed: compress, level: level)
+        try labelEncoding.encode(labels, dtype: dtype) { try member.write($0) }
+        try member.finish(header: header.encoded())
         return [Manifest.TensorRecord(name: names.images, shape: imagesHeader.shape, dtype: layout.dtype.rawValue,
                                       sha256: images.dataSHA256),
-                SmallArrays.record(names.labels, header, data)]
+                Manifest.TensorRecord(name: names.labels, shape: header.shape, dtype: dtypeName(header.descr), sha256: member.dataSHA256)]
     }
 
     public func finish(classNames: [String]) throws -> [Manifest.TensorRecord] {
