@@ -419,7 +419,7 @@ public struct Converter {
                     var json: [UInt8] = []
                     json.reserveCapacity(entries.byteCount + (64 << 10))
                     try manifest.write(fileEntries: entries) { json += $0 }
-                    try writer.embedManifest(json)
+                    try writer.embedManifest(&json)
                     try manifestFile.write(json)
                 } else {
                     try manifest.write(fileEntries: entries) { try manifestFile.write($0) }

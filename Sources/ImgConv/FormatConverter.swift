@@ -138,8 +138,8 @@ public struct FormatConverter {
             manifest.output = .init(format: format.rawValue, name: outputName)
             manifest.options.compress = options.compress || options.gzip
             manifest.tensors = tensors
-            let json = try manifest.encoded()
-            try writer.embedManifest(json)
+            var json = try manifest.encoded()
+            try writer.embedManifest(&json)
             try writer.commit()
             try writeFileAtomically(writer.manifestPath, json)
             return FormatConversionSummary(sourceFormat: container.formatName, format: format, images: count,

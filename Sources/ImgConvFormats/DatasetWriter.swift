@@ -24,7 +24,9 @@ public protocol DatasetWriter: AnyObject {
     func finish(classNames: [String]) throws -> [Manifest.TensorRecord]
     /// Stores the manifest inside the output too, for formats that can (HDF5: the root attribute
     /// `imgconv_manifest`). Called after `finish` and before `commit`; the default does nothing.
-    func embedManifest(_ json: [UInt8]) throws
+    /// `json` is the same bytes on return (a writer may add a NUL and remove it again: no copy
+    /// of a manifest of megabytes).
+    func embedManifest(_ json: inout [UInt8]) throws
     /// Whether `embedManifest` stores the manifest (then it is made in memory, not streamed).
     var embedsManifest: Bool { get }
     /// Moves the finished output into place.
@@ -51,7 +53,7 @@ extension DatasetWriter {
         return try endPart(labels: labels) + finish(classNames: classNames)
     }
 
-    public func embedManifest(_ json: [UInt8]) throws {}
+    public func embedManifest(_ json: inout [UInt8]) throws {}
     public func append(image: [UInt8]) throws { try image.withUnsafeBytes { try append(image: $0) } }
     public var embedsManifest: Bool { false }
 }

@@ -261,20 +261,7 @@ public final class HDF5Writer: DatasetWriter {
 
     /// Writes UTF-8 strings (given as bytes, without NUL) as a variable-length string attribute.
     private func writeStrings(_ strings: [[UInt8]], attribute: String, scalar: Bool) throws {
-        let ctx = self.ctx
-        let scope = HDF5Handles()
-        defer { scope.closeAll() }
-        if try ctx.check(H5Aexists(file, attribute), "look for the attribute '\(attribute)'") > 0 {
-            try ctx.check(H5Adelete(file, attribute), "replace the attribute '\(attribute)'")
-        }
-        let type = try HDF5Types.makeVariableString(ctx, scope)
-        var dims = [hsize_t(strings.count)]
-        let space = scalar
-            ? scope.own(try ctx.check(H5Screate(H5S_SCALAR), "create a scalar dataspace"), .dataspace)
-            : scope.own(try ctx.check(H5Screate_simple(1, &dims, nil), "create the dataspace of '\(attribute)'"), .dataspace)
-        let attr = scope.own(try ctx.check(H5Acreate2(file, attribute, type, space, imc_h5p_default(), imc_h5p_default()),
-                                           "create the attribute '\(attribute)'"), .attribute)
-        // NUL-terminated copies for HDF5 (one copy each, even of a manifest of megabytes).
+        // NUL-terminated copies for HDF5.
         var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { bytes in
             let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
             bytes.withUnsafeBytes { UnsafeMutableRawPointer(p).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
@@ -282,17 +269,44 @@ public final class HDF5Writer: DatasetWriter {
             return p
         }
         defer { pointers.forEach { $0?.deallocate() } }
-        _ = try pointers.withUnsafeMutableBufferPointer { buf in
-            try ctx.check(H5Awrite(attr, type, buf.baseAddress!), "write the attribute '\(attribute)'")
+        try pointers.withUnsafeMutableBufferPointer { buf in
+            try writeStrings(buf.baseAddress!, count: strings.count, attribute: attribute, scalar: scalar)
         }
+    }
+
+    /// Writes `count` NUL-terminated UTF-8 strings as a variable-length string attribute (a
+    /// scalar when `scalar`, else one dimension of `count`).
+    private func writeStrings(_ strings: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>, count: Int,
+                              attribute: String, scalar: Bool) throws {
+        let ctx = self.ctx
+        let scope = HDF5Handles()
+        defer { scope.closeAll() }
+        if try ctx.check(H5Aexists(file, attribute), "look for the attribute '\(attribute)'") > 0 {
+            try ctx.check(H5Adelete(file, attribute), "replace the attribute '\(attribute)'")
+        }
+        let type = try HDF5Types.makeVariableString(ctx, scope)
+        var dims = [hsize_t(count)]
+        let space = scalar
+            ? scope.own(try ctx.check(H5Screate(H5S_SCALAR), "create a scalar dataspace"), .dataspace)
+            : scope.own(try ctx.check(H5Screate_simple(1, &dims, nil), "create the dataspace of '\(attribute)'"), .dataspace)
+        let attr = scope.own(try ctx.check(H5Acreate2(file, attribute, type, space, imc_h5p_default(), imc_h5p_default()),
+                                           "create the attribute '\(attribute)'"), .attribute)
+        try ctx.check(H5Awrite(attr, type, strings), "write the attribute '\(attribute)'")
     }
 
     public var embedsManifest: Bool { true }
 
-    /// Stores the manifest as the root attribute `imgconv_manifest` (one UTF-8 string).
-    public func embedManifest(_ json: [UInt8]) throws {
+    /// Stores the manifest as the root attribute `imgconv_manifest` (one UTF-8 string). HDF5
+    /// reads it NUL-terminated: the NUL is added to `json` for the call and removed after, so a
+    /// manifest of megabytes is not copied here (libhdf5 keeps its own copies).
+    public func embedManifest(_ json: inout [UInt8]) throws {
         guard handles != nil else { preconditionFailure("embedManifest before begin") }
-        try HDF5.run { try writeStrings([json], attribute: Self.manifestAttribute, scalar: true) }
+        json.append(0)
+        defer { json.removeLast() }
+        try json.withUnsafeMutableBytes { buf in
+            var string: UnsafeMutablePointer<CChar>? = buf.baseAddress!.assumingMemoryBound(to: CChar.self)
+            try HDF5.run { try writeStrings(&string, count: 1, attribute: Self.manifestAttribute, scalar: true) }
+        }
     }
 
     public func commit() throws {

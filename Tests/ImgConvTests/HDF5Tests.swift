@@ -22,7 +22,8 @@ final class HDF5Tests: XCTestCase {
         let records = try writer.finish(labels: [1, 0, 1], classNames: ["cat", "dög"])
         XCTAssertEqual(records.map(\.name), ["trainXs", "trainYs", "classNames"])
         XCTAssertEqual(records[0].shape, [3, 2, 2, 3])
-        try writer.embedManifest(Array("{\"x\": 1}".utf8))
+        var manifest = Array("{\"x\": 1}".utf8)
+        try writer.embedManifest(&manifest)
         try writer.commit()
         return images
     }
