@@ -196,13 +196,9 @@ public final class IDXWriter: DatasetWriter {
     /// names, checksums). Such a run is refused; nothing is replaced.
     private func refuseOtherPairs(writing prefixes: Set<String>) throws {
         var st = stat()
-        guard stat(manifestPath, &st) == 0, let dir = opendir(directory) else { return }
-        defer { closedir(dir) }
-        var others = Set<String>()
-        while let entry = readdir(dir) {
-            if let p = Self.pairPrefix(ofFileName: direntName(entry)), !prefixes.contains(p) { others.insert(p) }
-        }
-        guard let other = others.min() else { return }
+        guard stat(manifestPath, &st) == 0,
+              let other = listFolder(directory).compactMap(Self.pairPrefix(ofFileName:)).filter({ !prefixes.contains($0) }).min()
+        else { return }
         throw ImgConvError(.io, path: manifestPath, "is also the manifest of the '\(other)' IDX pair in this folder, which this run does not write; "
                            + "write into another folder, or convert both pairs in one run (split folders or --split)")
     }
