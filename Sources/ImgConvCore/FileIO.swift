@@ -259,24 +259,24 @@ private func listAllEntries(_ path: String) throws -> [String] {
 /// tuple) would read past the entry: glibc packs entries, and the last one in its buffer can be
 /// shorter than `struct dirent` (AddressSanitizer reports a heap-buffer-overflow).
 public func direntName(_ entry: UnsafePointer<dirent>) -> String {
-    let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
-    return String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
+    String(cString: direntNameBytes(entry))
+}
+
+private func direntNameBytes(_ entry: UnsafePointer<dirent>) -> UnsafePointer<CChar> {
+    (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self)
 }
 
 /// A folder entry's name and whether its bytes are valid UTF-8. When they are not, the name
 /// shows every byte outside printable ASCII as `\xNN` (for messages and the manifest's skipped
 /// list; no file has that name).
 func checkedDirentName(_ entry: UnsafePointer<dirent>) -> (name: String, valid: Bool) {
-    let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
-    let cName = (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self)
+    let cName = direntNameBytes(entry)
     if let name = String(validatingCString: cName) { return (name, true) }
     let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(cName).assumingMemoryBound(to: UInt8.self), count: strlen(cName))
-    let hex = Array("0123456789ABCDEF")
-    var shown = ""
-    for b in bytes {
-        if b >= 0x20 && b < 0x7F { shown.append(Character(Unicode.Scalar(b))) } else { shown += "\\x" + String(hex[Int(b >> 4)]) + String(hex[Int(b & 15)]) }
+    let shown = bytes.map { b in
+        b >= 0x20 && b < 0x7F ? String(UnicodeScalar(b)) : "\\x" + (b < 0x10 ? "0" : "") + String(b, radix: 16, uppercase: true)
     }
-    return (shown, false)
+    return (shown.joined(), false)
 }
 
 /// A temporary path beside `targetPath` for output that a library writes itself (HDF5 opens
