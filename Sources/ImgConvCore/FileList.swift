@@ -69,7 +69,8 @@ public struct FileList: RandomAccessCollection, Sendable, Equatable {
     private var runs: [Run] = []
     /// Folder parts of relative paths, with their trailing `/` ("" for none).
     private var folders: [String] = []
-    private var folderIndex: [String: Int] = [:]
+    /// By the folder's bytes: String equality would take "café" in NFC and NFD, two folders on disk, as one.
+    private var folderIndex: [[UInt8]: Int] = [:]
     private var splitNames: [String] = []
 
     public init(base: String) { self.base = base }
@@ -112,9 +113,10 @@ public struct FileList: RandomAccessCollection, Sendable, Equatable {
 
     /// Adds a file whose path is `base` joined with its relative path (or that path, when absolute).
     public mutating func append(relativePath: String, label: Int, split: String? = nil) {
-        let utf8 = Array(relativePath.utf8)
-        let cut = (utf8.lastIndex(of: UInt8(ascii: "/")) ?? -1) + 1
-        let folder = String(decoding: utf8[..<cut], as: UTF8.self)
+        // No copy of the path: its folder part is compared in place, byte for byte, and copied only when new.
+        let utf8 = relativePath.utf8
+        let cut = utf8.lastIndex(of: UInt8(ascii: "/")).map(utf8.index(after:)) ?? utf8.startIndex
+        let folderBytes = utf8[..<cut]
         var code: UInt8 = 0
         if let split {
             if let k = splitNames.firstIndex(of: split) {
@@ -126,14 +128,14 @@ public struct FileList: RandomAccessCollection, Sendable, Equatable {
             }
         }
         let f: Int
-        if let last = runs.last, folders[last.folder] == folder {
+        if let last = runs.last, folders[last.folder].utf8.elementsEqual(folderBytes) {
             f = last.folder
-        } else if let known = folderIndex[folder] {
+        } else if let known = folderIndex[Array(folderBytes)] {
             f = known
         } else {
             f = folders.count
-            folders.append(folder)
-            folderIndex[folder] = f
+            folders.append(String(decoding: folderBytes, as: UTF8.self))
+            folderIndex[Array(folderBytes)] = f
         }
         if runs.last.map({ $0.folder != f || $0.label != label || $0.split != code }) ?? true {
             runs.append(Run(first: ends.count, folder: f, label: label, split: code))

@@ -220,3 +220,25 @@ def test_file_name_not_utf8_is_named_and_skippable(run, make_dataset, tmp_path):
         f.write(data)
     res = run(["to-npz", ds.root, out, "--skip-bad"], expect_rc=65)
     H.assert_one_line_error(res, "cl\\xE4ss", "folder name is not valid UTF-8")
+
+
+def test_folders_equal_only_after_unicode_normalisation_stay_apart(run, make_dataset, tmp_path):
+    # "café" in NFC and in NFD are two folders on disk; Swift's String equality takes them as one,
+    # which sent the second folder's files to the first and failed with "not found".
+    import unicodedata
+    ds = _good_dataset(make_dataset, n=1)
+    rng = np.random.default_rng(3)
+    expected = {}
+    for form in ["NFD", "NFC"]:
+        rel = f"good/{unicodedata.normalize(form, 'café')}/{form}.png"
+        a = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+        ds.add_image(rel, a)
+        expected[rel.encode()] = a
+    out = tmp_path / "o.npz"
+    run(["to-npz", ds.root, out])
+    manifest = H.load_json(H.npz_manifest_path(out))
+    arrays = H.load_npz(out)
+    paths = [f["path"].encode() for f in manifest["files"]]
+    assert sorted(paths[1:]) == sorted(expected), paths
+    for i, p in enumerate(paths[1:], start=1):
+        np.testing.assert_array_equal(arrays["trainXs"][i], expected[p])
