@@ -183,12 +183,6 @@ public struct TensorNames: Sendable, Equatable {
 
 /// Encodings of the small arrays that travel with the images.
 enum SmallArrays {
-    static func labels(_ labels: LabelColumn, _ encoding: LabelEncoding = LabelEncoding()) throws -> (NPYHeader, [UInt8]) {
-        let dtype = encoding.dtype ?? .int64
-        let (item, data) = try encoding.encode(labels, dtype: dtype)
-        return (NPYHeader(descr: dtype.npyDescr, shape: [labels.count] + item), data)
-    }
-
     /// The NPY header of the labels; their data comes from `encoding.encode(labels, dtype:)` in pieces.
     static func labelsHeader(_ labels: LabelColumn, _ encoding: LabelEncoding) -> (NPYHeader, DType) {
         let dtype = encoding.dtype ?? .int64

@@ -140,10 +140,18 @@ public final class NPYDirectoryWriter: DatasetWriter {
         let header = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: appended))
         try imagesFile.patch(header.encoded(length: headerLength), at: 0)
         self.imagesFile = nil
-        let (h, data) = try SmallArrays.labels(labels, labelEncoding)
-        try writeFile(names.labels, h, data)
+        // The labels are streamed, as in the .npz: one 64 KiB piece at a time.
+        let (h, dtype) = SmallArrays.labelsHeader(labels, labelEncoding)
+        let f = try AtomicOutputFile(target: directory + "/" + names.labels + ".npy")
+        files.append(f)
+        try f.write(h.encoded())
+        var sha = SHA256Stream()
+        try labelEncoding.encode(labels, dtype: dtype) { piece in
+            sha.update(piece)
+            try f.write(piece)
+        }
         return [Manifest.TensorRecord(name: names.images, shape: header.shape, dtype: layout.dtype.rawValue, sha256: hash.finish().sha256),
-                SmallArrays.record(names.labels, h, data)]
+                Manifest.TensorRecord(name: names.labels, shape: h.shape, dtype: dtypeName(h.descr), sha256: sha.finish())]
     }
 
     public func finish(classNames: [String]) throws -> [Manifest.TensorRecord] {
