@@ -300,7 +300,9 @@ public struct Converter {
     private func write(_ run: inout Run, parts: [WorkPart], plan: ImagePlan, planned: Int, onePass: Bool,
                        warn: @escaping (String) -> Void) throws -> ConversionSummary {
         let scan = run.scan, writer = run.writer, decoders = run.decoders
-        writer.labelEncoding = LabelEncoding(dtype: options.labelDType, onehot: options.onehot, classCount: scan.classes.count)
+        // One-hot rows default to float32 (what Keras's categorical labels and PyTorch's class probabilities are).
+        writer.labelEncoding = LabelEncoding(dtype: options.labelDType ?? (options.onehot ? .float32 : nil), onehot: options.onehot,
+                                             classCount: scan.classes.count)
         // The manifest's entry of each image, kept on disk past 256 KiB (flat memory).
         let entries = SpillBuffer(directory: parentFolder(writer.manifestPath))
         var images = 0

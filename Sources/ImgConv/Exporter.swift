@@ -11,6 +11,8 @@ public struct ExportSummary: Sendable {
     public var classes: Int
     /// Folder name of each class, in label order (also in `classes.txt`).
     public var folders: [String]
+    /// The splits written (each in its own folder when there are several).
+    public var splits: [String]
     /// Bits per sample of the files written: 8 or 16 (PNG), 32 (float TIFF).
     public var bitDepth: Int
     /// `png` or `tiff`.
@@ -29,10 +31,13 @@ public struct ExportSummary: Sendable {
 /// folder name (see `folderName(for:)`): nothing is written outside OUTDIR, and a class folder
 /// that is a symbolic link is refused.
 public struct Exporter {
-    public var labels: String?
+    /// How the input's pairs are found (IDX labels file, `--xs`/`--ys`, layout).
+    public var read = DatasetReadOptions()
     public var level = 6
 
-    public init(labels: String? = nil) { self.labels = labels }
+    public init(labels: String? = nil) { read.labelsFile = labels }
+
+    public init(read: DatasetReadOptions) { self.read = read }
 
     /// A class name as one folder name: `/`, `\`, NUL and control characters become `_`; `..`
     /// becomes `__`; a leading `.` (hidden, and ignored by the scanner) becomes `_`; empty becomes
@@ -67,68 +72,74 @@ public struct Exporter {
     ///   (signed integers, float64, more than 4 channels), `.corruptInput` for a malformed input,
     ///   `.io` when OUTDIR cannot be written.
     public func export(input: String, to directory: String) throws -> ExportSummary {
-        let container = try openContainer(input, labels: labels)
-        let manifest = try FormatConverter.manifest(of: container)
-        let (labelsHeader, labelsStream) = try container.open("trainYs")
-        guard labelsHeader.shape.count == 1, let labelType = DType(npyDescr: labelsHeader.descr), !labelType.isFloatingPoint else {
-            throw ImgConvError(.unsupported, path: input, "\(container.storageName("trainYs")): labels must be 1-D integers")
-        }
-        let labels = try readIntegers(labelsStream, dtype: labelType, count: labelsHeader.shape[0], path: input,
-                                      label: container.storageName("trainYs"))
-        let names = try container.classNames() ?? manifest?.classes.map(\.name)
-            ?? (0..<Int((labels.max() ?? -1) + 1)).map(String.init)
-        if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= names.count }) {
-            throw ImgConvError(.corruptInput, path: input, "label \(labels[bad]) of image \(bad) is outside [0, \(names.count))")
-        }
+        try export(LabeledDataset(path: input, options: read), to: directory)
+    }
 
-        let (header, images) = try container.open("trainXs")
-        let dtype = DType(npyDescr: header.descr)
-        guard let dtype, [.uint8, .uint16, .float16, .float32].contains(dtype) else {
-            throw ImgConvError(.unsupported, path: input,
-                               "export writes PNG (uint8, uint16) and TIFF (float16, float32) images, not \(dtype?.rawValue ?? header.descr)")
+    /// Exports every split of a dataset: with one split, `OUTDIR/<class>/<index>.png`; with more,
+    /// `OUTDIR/<split>/<class>/<index>.png` (the index within the split), the split-folder layout
+    /// `to-npz` reads back as the same splits. `OUTDIR/classes.txt` lists the class folders in
+    /// label order; every class gets its folder in every split, so the labels come back the same.
+    public func export(_ dataset: LabeledDataset, to directory: String) throws -> ExportSummary {
+        try dataset.requireSplits()
+        let input = dataset.path
+        // Every split is checked before anything is written.
+        var plans: [(LabeledSplit, ImageGeometry, [Int64])] = []
+        for split in dataset.splits {
+            let g = try dataset.geometry(split)
+            guard [.uint8, .uint16, .float16, .float32].contains(g.dtype) else {
+                throw ImgConvError(.unsupported, path: input,
+                                   "export writes PNG (uint8, uint16) and TIFF (float16, float32) images, not \(g.dtype.rawValue)")
+            }
+            guard (1...4).contains(g.channels) else {
+                throw ImgConvError(.unsupported, path: input,
+                                   "\(g.dtype.isFloatingPoint ? "the TIFF writer takes" : "PNG holds") 1 to 4 channels, \(split.imagesName) has \(g.channels)")
+            }
+            if let first = plans.first?.1, first.dtype != g.dtype {
+                throw ImgConvError(.unsupported, path: input, "\(split.imagesName) is \(g.dtype.rawValue) but \(plans[0].0.imagesName) is \(first.dtype.rawValue)")
+            }
+            plans.append((split, g, try dataset.labels(split)))
         }
+        let dtype = plans[0].1.dtype
         let float = dtype.isFloatingPoint
-        let bitDepth = float ? 32 : dtype.byteSize * 8
         let fileFormat = float ? "tiff" : "png"
-        let nchw = header.shape.count == 4 && manifest?.options.layout == "nchw"
-        let (count, height, width, channels): (Int, Int, Int, Int)
-        switch header.shape.count {
-        case 4 where nchw: (count, channels, height, width) = (header.shape[0], header.shape[1], header.shape[2], header.shape[3])
-        case 4: (count, height, width, channels) = (header.shape[0], header.shape[1], header.shape[2], header.shape[3])
-        case 3: (count, height, width, channels) = (header.shape[0], header.shape[1], header.shape[2], 1)
-        default: throw ImgConvError(.unsupported, path: input, "trainXs of shape \(header.shape) is not (N, H, W, C) or (N, H, W)")
-        }
-        guard (1...4).contains(channels) else {
-            throw ImgConvError(.unsupported, path: input, "\(float ? "the TIFF writer takes" : "PNG holds") 1 to 4 channels, trainXs has \(channels)")
-        }
-        guard count == labels.count else {
-            throw ImgConvError(.corruptInput, path: input, "\(labels.count) labels for \(count) images")
-        }
-
-        let folders = Self.folderNames(for: names)
+        let folders = Self.folderNames(for: dataset.classNames)
+        let bySplit = plans.count > 1
         try makeFolder(directory)
-        for folder in folders { try makeFolder(directory + "/" + folder) }
+        for (split, geometry, labels) in plans {
+            let base = bySplit ? directory + "/" + Self.folderName(for: split.name) : directory
+            if bySplit { try makeFolder(base) }
+            for folder in folders { try makeFolder(base + "/" + folder) }
+            try exportImages(of: split, in: dataset, geometry: geometry, labels: labels, folders: folders, into: base, fileFormat: fileFormat)
+        }
+        try writeFileAtomically(directory + "/classes.txt", Array((folders.joined(separator: "\n") + "\n").utf8))
+        return ExportSummary(images: dataset.imageCount, classes: dataset.classNames.count, folders: folders,
+                             splits: plans.map(\.0.name), bitDepth: float ? 32 : dtype.byteSize * 8, fileFormat: fileFormat)
+    }
+
+    /// Writes one split's images into `base/<class>/<index>.<ext>`.
+    private func exportImages(of split: LabeledSplit, in dataset: LabeledDataset, geometry g: ImageGeometry, labels: [Int64],
+                              folders: [String], into base: String, fileFormat: String) throws {
+        let (_, images) = try dataset.openImages(split)
+        let label = dataset.storageName(split.imagesName)
+        let count = g.count
         let digits = String(max(count - 1, 0)).count
-        let bytesPerImage = height * width * channels * dtype.byteSize
         // A stored input is read where it lies (memory-mapped); others through `scratch`.
         var scratch: [UInt8] = []
         for i in 0..<count {
-            let file = try images.next(bytesPerImage, scratch: &scratch) { image -> [UInt8] in
-                guard image.count == bytesPerImage else {
-                    throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")): data ends in image \(i) of \(count)")
+            let file = try images.next(g.bytesPerImage, scratch: &scratch) { image -> [UInt8] in
+                guard image.count == g.bytesPerImage else {
+                    throw ImgConvError(.corruptInput, path: dataset.path, "\(label): data ends in image \(i) of \(count)")
                 }
-                return try encode(image, dtype: dtype, width: width, height: height, channels: channels, nchw: nchw)
+                return try encode(image, dtype: g.dtype, width: g.width, height: g.height, channels: g.channels, nchw: g.nchw)
             }
             let index = String(i)
             let name = String(repeating: "0", count: digits - index.count) + index + "." + fileFormat
-            try writeFileAtomically(directory + "/" + folders[Int(labels[i])] + "/" + name, file, sync: false)
+            try writeFileAtomically(base + "/" + folders[Int(labels[i])] + "/" + name, file, sync: false)
         }
         // Reading to the end runs the stream's own checks (CRC-32, exact length).
         if try images.next(1, scratch: &scratch, { $0.count }) != 0 {
-            throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")): more data than its shape holds")
+            throw ImgConvError(.corruptInput, path: dataset.path, "\(label): more data than its shape holds")
         }
-        try writeFileAtomically(directory + "/classes.txt", Array((folders.joined(separator: "\n") + "\n").utf8))
-        return ExportSummary(images: count, classes: names.count, folders: folders, bitDepth: bitDepth, fileFormat: fileFormat)
     }
 
     /// One image's file: PNG for uint8/uint16, float32 TIFF for float16/float32 (channels-first

@@ -3,16 +3,16 @@ import ImgConvCodecs
 import ImgConvCore
 import ImgConvFormats
 
-/// The containers imgconv writes.
+/// The containers imgconv writes, as `--to` names them; each is described by a `ContainerFormat`.
 public enum TensorFormat: String, CaseIterable, Sendable {
     case npz, npy, h5, idx
 
+    /// The description of this format (reader, writer, manifest place).
+    public var container: ContainerFormat { ContainerFormat.named(rawValue)! }
+
     /// The format an output path names by its extension (`.npz`, `.h5`/`.hdf5`/`.he5`), or nil.
     public static func inferred(from path: String) -> TensorFormat? {
-        let name = path.split(separator: "/").last.map { $0.lowercased() } ?? ""
-        if name.hasSuffix(".npz") { return .npz }
-        if name.hasSuffix(".h5") || name.hasSuffix(".hdf5") || name.hasSuffix(".he5") { return .h5 }
-        return nil
+        ContainerFormat.inferred(from: path).flatMap { TensorFormat(rawValue: $0.name) }
     }
 }
 
@@ -20,20 +20,21 @@ public enum TensorFormat: String, CaseIterable, Sendable {
 public struct FormatConversionOptions: Sendable {
     /// The target format; nil takes it from the output's extension.
     public var format: TensorFormat?
-    /// IDX output: the file name prefix.
-    public var prefix = "train"
-    /// IDX input: the labels file, when MNIST's naming does not find it.
-    public var labels: String?
-    /// `.npz` members deflated, HDF5 shuffle + gzip.
-    public var compress = false
-    /// Deflate level (default 6 for `.npz`, 4 for HDF5, 6 for IDX `.gz`).
-    public var level: Int?
-    /// IDX output gzip-compressed.
-    public var gzip = false
-    /// IDX output: what uint16 images become (int32 or float32); nil refuses them.
-    public var uint16Target: DType?
+    /// How the input's pairs are found (IDX labels file, `--xs`/`--ys`).
+    public var read = DatasetReadOptions()
+    /// How the output is written (compression, IDX prefix and types).
+    public var writer = WriterSettings()
+    /// The label form of the output; nil keeps the input's (one-hot is refused where the target
+    /// cannot hold it).
+    public var labelForm: LabelForm?
 
     public init() {}
+
+    /// IDX input: the labels file, when MNIST's naming does not find it.
+    public var labels: String? {
+        get { read.labelsFile }
+        set { read.labelsFile = newValue }
+    }
 }
 
 /// What a finished `convert` reports.
@@ -42,17 +43,20 @@ public struct FormatConversionSummary: Sendable {
     public var format: TensorFormat
     public var images: Int
     public var classes: Int
+    /// The splits written, in order, with their image counts.
+    public var splits: [(name: String, count: Int)]
     public var shape: [Int]
     public var dtype: String
     public var manifestPath: String
     public var carriedManifest: Bool
 }
 
-/// Copies a dataset between containers (`.npz`, `.npy` folder, HDF5, IDX pair): the image
-/// tensor's bytes unchanged, streamed; labels with their values (int64 in `.npz`/`.npy`/HDF5,
-/// the narrowest IDX type that holds the class count in IDX); class names and manifest carried
-/// over. What the target cannot hold (uint16, int64 or float16 images in IDX, ...) is refused
-/// before anything is written.
+/// Copies a dataset between containers (`.npz`, `.npy` folder, HDF5, IDX pair or folder of
+/// pairs): every split, each image tensor's bytes unchanged, streamed; labels with their values
+/// and form (index or one-hot) and, where the target keeps it, their dtype (IDX chooses the
+/// narrowest type for the class count; labels from IDX become int64); class names and manifest
+/// carried over. What the target cannot hold (uint16, int64 or float16 images, or one-hot labels,
+/// in IDX) is refused before anything is written.
 ///
 /// Shapes: images of (N, H, W) (IDX's one-channel form) gain a channel axis, (N, H, W, 1), in
 /// `.npz`/`.npy`/HDF5 so that every imgconv output is (N, H, W, C); IDX drops a channel axis of 1
@@ -71,80 +75,67 @@ public struct FormatConverter {
             throw ImgConvError(.invalidArgument, path: output,
                                "cannot tell the output format from the name: use .npz or .h5, or pass --to npz|npy|h5|idx")
         }
-        let container = try openContainer(input, labels: options.labels)
-        for name in ["trainXs", "trainYs"] where !container.tensorNames.contains(name) {
-            _ = try container.open(name)  // throws the container's own "missing" error
-            throw ImgConvError(.corruptInput, path: input, "holds no tensor '\(name)'")
+        let target = format.container
+        let dataset = try LabeledDataset(path: input, options: options.read)
+        try dataset.requireSplits()
+        let names = dataset.classNames
+        let onehot = (options.labelForm ?? dataset.labelForm) == .onehot
+        if onehot && !target.holdsOnehotLabels {
+            throw ImgConvError(.unsupported, path: input,
+                               "has one-hot labels, which \(target.name.uppercased()) cannot hold: pass --labels index to store class indices")
         }
-        let sourceManifest = try Self.manifest(of: container)
-
-        let labels = try readLabels(container)
-        let names = try classNames(container, manifest: sourceManifest, labels: labels)
-        if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= names.count }) {
-            throw ImgConvError(.corruptInput, path: input,
-                               "\(container.storageName("trainYs")): label \(labels[bad]) of image \(bad) is outside [0, \(names.count))")
-        }
-
-        let (imagesHeader, images) = try container.open("trainXs")
-        guard let dtype = DType(npyDescr: imagesHeader.descr) else {
-            throw ImgConvError(.unsupported, path: input, "\(container.storageName("trainXs")): dtype '\(imagesHeader.descr)' is not an image type")
-        }
-        guard let count = imagesHeader.shape.first else {
-            throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")) is a scalar, not a tensor of images")
-        }
-        guard count == labels.count else {
-            throw ImgConvError(.corruptInput, path: input, "\(labels.count) labels for \(count) images")
-        }
-        var itemShape = Array(imagesHeader.shape.dropFirst())
-        var channelAxis: Int? = itemShape.count == 3 ? (sourceManifest?.options.layout == "nchw" ? 0 : 2) : nil
-        if itemShape.count == 2 && format != .idx {
-            itemShape.append(1)
-            channelAxis = 2
-        }
-        let layout = TensorLayout(dtype: dtype, itemShape: itemShape, channelAxis: channelAxis)
-
-        let writer: DatasetWriter
-        switch format {
-        case .npz: writer = NPZWriter(path: output, compress: options.compress, level: Int32(options.level ?? 6))
-        case .npy: writer = NPYDirectoryWriter(directory: output)
-        case .h5: writer = HDF5Writer(path: output, compress: options.compress, level: options.level ?? 4)
-        case .idx:
-            let idx = IDXWriter(directory: output, prefix: options.prefix, gzip: options.gzip, level: Int32(options.level ?? 6))
-            idx.uint16Target = options.uint16Target
-            idx.warn = warn
-            writer = idx
+        // Labels keep their dtype where the target keeps it (from IDX, whose types follow the
+        // class count, they become int64); one-hot rows made from indices are float32.
+        var labelDType: DType?
+        if target.keepsLabelDType && dataset.formatName != "idx" && (options.labelForm ?? dataset.labelForm) == dataset.labelForm {
+            labelDType = dataset.splits[0].labelDType
+        } else if onehot && target.keepsLabelDType {
+            labelDType = .float32
         }
 
-        try writer.begin(images: layout, count: count)
+        var settings = options.writer
+        let warn = self.warn
+        settings.warn = { text in warn(text) }
+        let writer = target.makeWriter(path: output, settings: settings)
+        writer.labelEncoding = LabelEncoding(dtype: labelDType, onehot: onehot, classCount: names.count)
+        var tensors: [Manifest.TensorRecord] = []
+        var sizes: [(name: String, count: Int)] = []
         do {
-            // A stored source is handed to the writer where it lies (memory-mapped), image by image.
-            var scratch: [UInt8] = []
-            for i in 0..<count {
-                try images.next(layout.bytesPerItem, scratch: &scratch) { image in
-                    guard image.count == layout.bytesPerItem else {
-                        throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")): data ends in image \(i) of \(count)")
-                    }
-                    try writer.append(image: image)
+            for split in dataset.splits {
+                let geometry = try dataset.geometry(split)
+                var itemShape = Array(split.imagesHeader.shape.dropFirst())
+                var channelAxis: Int? = geometry.channelAxisMissing ? nil : (geometry.nchw ? 0 : 2)
+                if geometry.channelAxisMissing && format != .idx {
+                    itemShape.append(1)
+                    channelAxis = 2
                 }
+                let layout = TensorLayout(dtype: geometry.dtype, itemShape: itemShape, channelAxis: channelAxis)
+                let labels = try dataset.labels(split)
+                writer.names = split.outputNames
+                try writer.begin(images: layout, count: split.count)
+                try copyImages(of: split, in: dataset, layout: layout, to: writer)
+                tensors += try writer.endPart(labels: labels)
+                sizes.append((split.name, split.count))
             }
-            // Reading to the end runs the stream's own checks (CRC-32, exact length).
-            var probe = [UInt8](repeating: 0, count: 1)
-            if try probe.withUnsafeMutableBytes({ try images.read(into: $0) }) != 0 {
-                throw ImgConvError(.corruptInput, path: input, "\(container.storageName("trainXs")): more data than its shape holds")
-            }
-            let tensors = try writer.finish(labels: labels, classNames: names)
+            tensors += try writer.finish(classNames: names)
             let outputName = output.split(separator: "/").last.map(String.init) ?? output
-            var manifest = sourceManifest ?? Self.freshManifest(input: input, kind: container.formatName, names: names, labels: labels)
+            var manifest = try dataset.manifest
+                ?? Self.freshManifest(input: input, kind: dataset.formatName, names: names, splits: dataset.splits, dataset: dataset)
             manifest.output = .init(format: format.rawValue, name: outputName)
-            manifest.options.compress = options.compress || options.gzip
+            manifest.options.compress = options.writer.compress || options.writer.gzip
+            manifest.options.labels = onehot ? "onehot" : "index"
+            manifest.options.labelDtype = tensors.first { $0.name == dataset.splits[0].outputNames.labels }?.dtype
             manifest.tensors = tensors
+            let named = sizes.count > 1 || sizes.first?.name != "train"
+            manifest.summary.splits = named ? Dictionary(uniqueKeysWithValues: sizes.map { ($0.name, $0.count) }) : nil
             var json = try manifest.encoded()
             try writer.embedManifest(&json)
             try writer.commit()
             try writeFileAtomically(writer.manifestPath, json)
-            return FormatConversionSummary(sourceFormat: container.formatName, format: format, images: count,
-                                           classes: names.count, shape: tensors[0].shape, dtype: tensors[0].dtype,
-                                           manifestPath: writer.manifestPath, carriedManifest: sourceManifest != nil)
+            let first = tensors.first { $0.name == dataset.splits[0].outputNames.images }!
+            return FormatConversionSummary(sourceFormat: dataset.formatName, format: format, images: dataset.imageCount,
+                                           classes: names.count, splits: sizes, shape: first.shape, dtype: first.dtype,
+                                           manifestPath: writer.manifestPath, carriedManifest: dataset.manifest != nil)
         } catch let e as ImgConvError {
             writer.abort()
             throw e.path == nil ? e.at(input) : e
@@ -154,24 +145,35 @@ public struct FormatConverter {
         }
     }
 
-    /// The manifest beside (or, for HDF5, inside) a container; nil when it has none.
-    /// - Throws: `.corruptInput` when one exists but does not parse.
-    static func manifest(of container: TensorContainer) throws -> Manifest? {
-        var st = stat()
-        if stat(container.manifestPath, &st) == 0 {
-            return try Manifest.decode(try readFile(container.manifestPath), path: container.manifestPath)
+    /// Streams a split's image bytes to the writer, image by image; a stored source is handed over
+    /// where it lies (memory-mapped).
+    private func copyImages(of split: LabeledSplit, in dataset: LabeledDataset, layout: TensorLayout, to writer: DatasetWriter) throws {
+        let (_, images) = try dataset.openImages(split)
+        let label = dataset.storageName(split.imagesName)
+        var scratch: [UInt8] = []
+        for i in 0..<split.count {
+            try images.next(layout.bytesPerItem, scratch: &scratch) { image in
+                guard image.count == layout.bytesPerItem else {
+                    throw ImgConvError(.corruptInput, path: dataset.path, "\(label): data ends in image \(i) of \(split.count)")
+                }
+                try writer.append(image: image)
+            }
         }
-        if let embedded = try container.embeddedManifest() {
-            return try Manifest.decode(embedded, path: container.path)
+        // Reading to the end runs the stream's own checks (CRC-32, exact length).
+        var probe = [UInt8](repeating: 0, count: 1)
+        if try probe.withUnsafeMutableBytes({ try images.read(into: $0) }) != 0 {
+            throw ImgConvError(.corruptInput, path: dataset.path, "\(label): more data than its shape holds")
         }
-        return nil
     }
 
-    /// A manifest for data that came without one: classes and their counts, no source files.
-    static func freshManifest(input: String, kind: String, names: [String], labels: [Int64]) -> Manifest {
+    /// A manifest for data that came without one: classes and their counts over every split, the
+    /// split sizes, no source files.
+    static func freshManifest(input: String, kind: String, names: [String], splits: [LabeledSplit], dataset: LabeledDataset) throws -> Manifest {
         var counts = [Int](repeating: 0, count: names.count)
-        for l in labels { counts[Int(l)] += 1 }
-        return Manifest(
+        for split in splits {
+            for l in try dataset.labels(split) { counts[Int(l)] += 1 }
+        }
+        var manifest = Manifest(
             tool: .init(name: ToolInfo.name, version: ToolInfo.version),
             source: .init(root: input, kind: kind),
             output: .init(format: kind, name: ""),
@@ -180,24 +182,9 @@ public struct FormatConverter {
                            maxPixels: DecodeLimits.defaultMaxPixels),
             classes: names.enumerated().map { .init(index: $0.offset, name: $0.element, count: counts[$0.offset]) },
             tensors: [], files: [], skipped: [], warnings: [],
-            summary: .init(images: labels.count, skipped: 0, skippedByReason: [:], rotated: 0, ignoredTiffPages: 0))
-    }
-
-    private func readLabels(_ container: TensorContainer) throws -> [Int64] {
-        let (header, stream) = try container.open("trainYs")
-        guard header.shape.count == 1, let dtype = DType(npyDescr: header.descr), !dtype.isFloatingPoint else {
-            throw ImgConvError(.unsupported, path: container.path,
-                               "\(container.storageName("trainYs")): labels must be 1-D integers, found \(header.descr) \(header.shape)")
-        }
-        return try readIntegers(stream, dtype: dtype, count: header.shape[0], path: container.path, label: container.storageName("trainYs"))
-    }
-
-    /// The container's class names, else the manifest's, else "0", "1", ... up to the largest label.
-    private func classNames(_ container: TensorContainer, manifest: Manifest?, labels: [Int64]) throws -> [String] {
-        if let names = try container.classNames() { return names }
-        if let manifest { return manifest.classes.map(\.name) }
-        let count = Int((labels.max() ?? -1) + 1)
-        return (0..<count).map(String.init)
+            summary: .init(images: splits.reduce(0) { $0 + $1.count }, skipped: 0, skippedByReason: [:], rotated: 0, ignoredTiffPages: 0))
+        manifest.options.layout = dataset.nchw ? "nchw" : nil
+        return manifest
     }
 }
 

@@ -22,6 +22,20 @@ public struct InspectionReport: Codable, Sendable {
         public var min: Double
         public var max: Double
         public var mean: Double
+        /// Population standard deviation (numpy's `std()`), what `--mean`/`--std` take.
+        public var std: Double
+    }
+    /// One images/labels pair.
+    public struct Split: Codable, Sendable {
+        /// `train`, `val`, `test`, ...
+        public var name: String
+        /// The images and labels tensors' names.
+        public var images: String
+        public var labels: String
+        public var count: Int
+        public var classes: [ClassCount]
+        public var labelsOutOfRange: Int
+        public var pixels: [ChannelStats]?
     }
 
     public var path: String
@@ -29,11 +43,19 @@ public struct InspectionReport: Codable, Sendable {
     public var tensors: [Tensor]
     /// Where the class names come from: `container`, `manifest` or `none`.
     public var classNamesSource: String
+    /// Counts over every split.
     public var classes: [ClassCount]
-    /// Labels outside [0, classes).
+    /// Labels outside [0, classes), over every split.
     public var labelsOutOfRange: Int
+    /// Images over every split.
     public var images: Int
-    /// Per channel of `trainXs` (absent with `stats: false`; NaNs are left out).
+    /// `index` or `onehot`.
+    public var labelForm: String
+    /// `nhwc` or `nchw`.
+    public var layout: String
+    /// Every pair, in the order train, val, test.
+    public var splits: [Split]
+    /// Per channel over every split (absent with `stats: false`; NaNs are left out).
     public var pixels: [ChannelStats]?
     /// The manifest that belongs to the container: its path, or the HDF5 attribute.
     public var manifest: String?
@@ -48,80 +70,65 @@ public struct Inspector {
     public init(stats: Bool = true) { self.stats = stats }
 
     /// - Throws: `ImgConvError` (`.notFound`, `.unsupported`, `.corruptInput`) naming the file.
-    public func inspect(path: String, labels: String? = nil) throws -> InspectionReport {
-        do {
-            return try inspect(try openContainer(path, labels: labels))
-        } catch let e as ImgConvError where e.path == nil {
-            throw e.at(path)
-        }
+    public func inspect(path: String, read: DatasetReadOptions = DatasetReadOptions()) throws -> InspectionReport {
+        try inspect(LabeledDataset(path: path, options: read))
     }
 
-    private func inspect(_ container: TensorContainer) throws -> InspectionReport {
-        let path = container.path
+    /// Describes an opened dataset: every split's counts and pixel statistics, and the totals.
+    public func inspect(_ dataset: LabeledDataset) throws -> InspectionReport {
+        let container = dataset.container
+        let path = dataset.path
         var tensors: [InspectionReport.Tensor] = []
-        var shapes: [String: NPYHeader] = [:]
-        var streams: [String: ByteStream] = [:]
         for name in container.tensorNames {
-            let (header, stream) = try container.open(name)
-            shapes[name] = header
-            // Each tensor is opened once; the images and labels streams are read below.
-            if name == "trainXs" || name == "trainYs" { streams[name] = stream }
+            let (header, _) = try container.open(name)
             tensors.append(.init(name: name, storage: container.storageName(name), shape: header.shape,
                                  dtype: DType(npyDescr: header.descr)?.rawValue ?? header.descr,
                                  compression: try container.compression(of: name)))
         }
-        var manifestNote: String?
-        var manifest: Manifest?
-        var st = stat()
-        if stat(container.manifestPath, &st) == 0 {
-            manifestNote = container.manifestPath
-            manifest = try? Manifest.decode(try readFile(container.manifestPath), path: container.manifestPath)
-        } else if let embedded = try container.embeddedManifest() {
-            manifestNote = "attribute '\(HDF5Writer.manifestAttribute)'"
-            manifest = try? Manifest.decode(embedded, path: path)
+        let names = dataset.classNames
+        var totalCounts = [Int](repeating: 0, count: names.count)
+        var totalOut = 0
+        var totalStats: [ChannelAccumulator]?
+        var splits: [InspectionReport.Split] = []
+        for split in dataset.splits {
+            var counts = [Int](repeating: 0, count: names.count)
+            var outOfRange = 0
+            for l in try dataset.rawLabels(split) {
+                if l >= 0 && l < names.count { counts[Int(l)] += 1 } else { outOfRange += 1 }
+            }
+            var pixels: [ChannelAccumulator]?
+            if stats {
+                let g = try dataset.geometry(split)
+                let (_, stream) = try dataset.openImages(split)
+                pixels = try channelStats(stream, dtype: g.dtype, channels: g.channels, plane: g.nchw ? g.height * g.width : 1,
+                                          path: path, label: dataset.storageName(split.imagesName))
+                if let p = pixels {
+                    totalStats = totalStats.map { zip($0, p).map { $0.merged($1) } } ?? p
+                    if totalStats?.count != p.count { totalStats = nil }
+                }
+            }
+            for c in counts.indices { totalCounts[c] += counts[c] }
+            totalOut += outOfRange
+            splits.append(.init(name: split.name, images: split.imagesName, labels: split.labelsName, count: split.count,
+                                classes: Self.classCounts(names, counts), labelsOutOfRange: outOfRange,
+                                pixels: pixels.map { $0.enumerated().map { $0.element.report(channel: $0.offset) } }))
         }
-
-        var labelValues: [Int64] = []
-        if let header = shapes["trainYs"], header.shape.count == 1, let dtype = DType(npyDescr: header.descr), !dtype.isFloatingPoint {
-            labelValues = try readIntegers(streams["trainYs"]!, dtype: dtype, count: header.shape[0], path: path, label: container.storageName("trainYs"))
-        }
-        var names: [String]
-        var source: String
-        if let n = try container.classNames() {
-            (names, source) = (n, "container")
-        } else if let manifest {
-            (names, source) = (manifest.classes.map(\.name), "manifest")
-        } else {
-            (names, source) = ((0..<Int((labelValues.max() ?? -1) + 1)).map(String.init), "none")
-        }
-        var counts = [Int](repeating: 0, count: names.count)
-        var outOfRange = 0
-        for l in labelValues {
-            if l >= 0 && l < names.count { counts[Int(l)] += 1 } else { outOfRange += 1 }
-        }
-
-        var pixels: [InspectionReport.ChannelStats]?
-        let images = shapes["trainXs"]?.shape.first ?? 0
-        if stats, let header = shapes["trainXs"], let dtype = DType(npyDescr: header.descr), header.shape.count >= 2 {
-            let nchw = manifest?.options.layout == "nchw" && header.shape.count == 4
-            let channels = header.shape.count == 4 ? (nchw ? header.shape[1] : header.shape[3]) : 1
-            let plane = nchw ? header.shape[2] * header.shape[3] : 1
-            pixels = try channelStats(streams["trainXs"]!, dtype: dtype, channels: channels, plane: plane, path: path,
-                                      label: container.storageName("trainXs"))
-        }
-        return InspectionReport(path: path, format: container.formatName, tensors: tensors, classNamesSource: source,
-                                classes: names.enumerated().map { .init(index: $0.offset, name: $0.element, count: counts[$0.offset]) },
-                                labelsOutOfRange: outOfRange, images: images, pixels: pixels, manifest: manifestNote)
+        return InspectionReport(path: path, format: dataset.formatName, tensors: tensors, classNamesSource: dataset.classNamesSource,
+                                classes: Self.classCounts(names, totalCounts), labelsOutOfRange: totalOut, images: dataset.imageCount,
+                                labelForm: dataset.labelForm.rawValue, layout: dataset.nchw ? "nchw" : "nhwc", splits: splits,
+                                pixels: totalStats.map { $0.enumerated().map { $0.element.report(channel: $0.offset) } },
+                                manifest: dataset.manifestLocation)
     }
 
-    /// Min, max and mean per channel. Element i is in channel `(i / plane) % channels` (plane = 1
-    /// for channels-last, H*W for channels-first).
+    private static func classCounts(_ names: [String], _ counts: [Int]) -> [InspectionReport.ClassCount] {
+        names.enumerated().map { .init(index: $0.offset, name: $0.element, count: counts[$0.offset]) }
+    }
+
+    /// Min, max, mean and spread per channel. Element i is in channel `(i / plane) % channels`
+    /// (plane = 1 for channels-last, H*W for channels-first).
     private func channelStats(_ stream: ByteStream, dtype: DType, channels: Int, plane: Int,
-                              path: String, label: String) throws -> [InspectionReport.ChannelStats] {
-        var mins = [Double](repeating: .infinity, count: channels)
-        var maxs = [Double](repeating: -.infinity, count: channels)
-        var sums = [Double](repeating: 0, count: channels)
-        var counts = [Int](repeating: 0, count: channels)
+                              path: String, label: String) throws -> [ChannelAccumulator] {
+        var acc = [ChannelAccumulator](repeating: ChannelAccumulator(), count: channels)
         let size = dtype.byteSize
         var scratch: [UInt8] = []
         var index = 0          // element index in the tensor
@@ -139,29 +146,72 @@ public struct Inspector {
                 for k in 0..<whole {
                     let v = dtype.value(in: raw, at: k * size)
                     guard !v.isNaN else { continue }
-                    let c = ((index + k) / plane) % channels
-                    if v < mins[c] { mins[c] = v }
-                    if v > maxs[c] { maxs[c] = v }
-                    sums[c] += v
-                    counts[c] += 1
+                    acc[((index + k) / plane) % channels].add(v)
                 }
             }
             index += whole
             return raw.count
         }) > 0 {}
         if dtype == .uint8 {
-            for c in 0..<channels {
-                for (v, count) in histogram[c].enumerated() where count > 0 {
-                    mins[c] = min(mins[c], Double(v))
-                    maxs[c] = max(maxs[c], Double(v))
-                    sums[c] += Double(v) * Double(count)
-                    counts[c] += count
-                }
-            }
+            for c in 0..<channels { acc[c] = ChannelAccumulator(histogram: histogram[c]) }
         }
-        return (0..<channels).map { c in
-            counts[c] == 0 ? .init(channel: c, min: 0, max: 0, mean: 0)
-                : .init(channel: c, min: mins[c], max: maxs[c], mean: sums[c] / Double(counts[c]))
+        return acc
+    }
+}
+
+/// Count, extremes, mean and sum of squared deviations of one channel, updated one value at a time
+/// (Welford) and merged across splits (Chan et al.), so the spread keeps its precision.
+struct ChannelAccumulator {
+    var count = 0
+    var low = Double.infinity
+    var high = -Double.infinity
+    var mean = 0.0
+    var squares = 0.0
+
+    init() {}
+
+    /// From a histogram of 8-bit values (exact sums).
+    init(histogram: [Int]) {
+        var total = 0, sum = 0
+        for (v, n) in histogram.enumerated() where n > 0 {
+            total += n
+            sum += v * n
+            low = min(low, Double(v))
+            high = max(high, Double(v))
         }
+        count = total
+        guard total > 0 else { return }
+        mean = Double(sum) / Double(total)
+        for (v, n) in histogram.enumerated() where n > 0 {
+            let d = Double(v) - mean
+            squares += d * d * Double(n)
+        }
+    }
+
+    mutating func add(_ v: Double) {
+        count += 1
+        if v < low { low = v }
+        if v > high { high = v }
+        let d = v - mean
+        mean += d / Double(count)
+        squares += d * (v - mean)
+    }
+
+    func merged(_ other: ChannelAccumulator) -> ChannelAccumulator {
+        guard other.count > 0 else { return self }
+        guard count > 0 else { return other }
+        var m = ChannelAccumulator()
+        m.count = count + other.count
+        m.low = min(low, other.low)
+        m.high = max(high, other.high)
+        let d = other.mean - mean
+        m.mean = mean + d * Double(other.count) / Double(m.count)
+        m.squares = squares + other.squares + d * d * Double(count) * Double(other.count) / Double(m.count)
+        return m
+    }
+
+    func report(channel: Int) -> InspectionReport.ChannelStats {
+        count == 0 ? .init(channel: channel, min: 0, max: 0, mean: 0, std: 0)
+            : .init(channel: channel, min: low, max: high, mean: mean, std: (squares / Double(count)).squareRoot())
     }
 }

@@ -32,8 +32,17 @@ public struct Verifier {
     /// - Throws: `ImgConvError` `.verificationFailed` (or `.corruptInput`) naming the file, the
     ///   tensor or member, and what differs.
     public func verify(path: String, against root: String? = nil, labels: String? = nil, prefix: String? = nil) throws -> VerificationReport {
+        var read = DatasetReadOptions()
+        read.labelsFile = labels
+        read.prefix = prefix
+        return try verify(path: path, against: root, read: read)
+    }
+
+    /// The same, with the read options of every read command (`--xs`/`--ys` for foreign names).
+    public func verify(path: String, against root: String? = nil, read: DatasetReadOptions) throws -> VerificationReport {
         var report = VerificationReport()
-        let container = try openContainer(path, labels: labels, prefix: prefix)
+        let dataset = try LabeledDataset(path: path, options: read)
+        let container = dataset.container
         let (manifest, manifestSource) = try Self.loadManifest(container)
         report.checks.append("\(container.formatName) container; manifest \(manifestSource) parsed (\(manifest.tensors.count) tensors, \(manifest.files.count) files)")
         func fail(_ name: String, _ why: String) -> ImgConvError {
@@ -48,6 +57,7 @@ public struct Verifier {
         for prefix in pairs where !manifest.tensors.contains(where: { $0.name == prefix + "Ys" }) {
             throw ImgConvError(.verificationFailed, path: path, "the manifest records no '\(prefix)Ys' for '\(prefix)Xs'")
         }
+        try checkCompleteness(dataset, manifest: manifest, pairs: pairs, path: path, report: &report)
         let onehot = manifest.options.labels == "onehot"
         var shapes: [String: [Int]] = [:]
         for record in manifest.tensors {
@@ -108,6 +118,26 @@ public struct Verifier {
             report.checks.append("every image equals a fresh decode of its source under '\(root)'")
         }
         return report
+    }
+
+    /// Every split the manifest lists is in the container, and the container holds no pair the
+    /// manifest does not list: a file that lost a split (or gained one) fails, naming it.
+    private func checkCompleteness(_ dataset: LabeledDataset, manifest: Manifest, pairs: [String], path: String,
+                                   report: inout VerificationReport) throws {
+        let held = Set(dataset.splits.map(\.imagesName))
+        let listed = Set(pairs.map { $0 + "Xs" })
+        for name in pairs.map({ $0 + "Xs" }) where !held.contains(name) {
+            throw ImgConvError(.verificationFailed, path: path,
+                               "the split '\(String(name.dropLast(2)))' (\(name)) is listed in the manifest but missing from the container")
+        }
+        for split in (manifest.summary.splits ?? [:]).keys.sorted() where !listed.contains(split + "Xs") {
+            throw ImgConvError(.verificationFailed, path: path, "the manifest counts a split '\(split)' but records no tensor '\(split)Xs' for it")
+        }
+        for split in dataset.splits where !listed.contains(split.imagesName) {
+            throw ImgConvError(.verificationFailed, path: path,
+                               "holds the pair '\(split.imagesName)'/'\(split.labelsName)' (split '\(split.name)'), which the manifest does not list")
+        }
+        report.checks.append("the container holds exactly the manifest's \(pairs.count) split\(pairs.count == 1 ? "" : "s") (\(pairs.joined(separator: ", ")))")
     }
 
     /// The manifest beside (or inside) a container. An HDF5 file carries it as an attribute too:

@@ -84,8 +84,8 @@ public struct LabelColumn: RandomAccessCollection, Sendable {
 
 /// How labels are stored: class indices of a dtype, or one-hot rows.
 public struct LabelEncoding: Sendable, Equatable {
-    /// uint8, int32 or int64; nil = the format's default (int64; for IDX the narrowest type
-    /// for the class count).
+    /// Any integer type (for one-hot rows also float16/32/64); nil = the format's default (int64;
+    /// for IDX the narrowest type for the class count).
     public var dtype: DType?
     /// (N, classes) rows of 0 and 1 instead of (N,) indices.
     public var onehot: Bool
@@ -114,7 +114,17 @@ public struct LabelEncoding: Sendable, Equatable {
     public func encode(_ labels: LabelColumn, dtype: DType, pieceBytes: Int = 64 << 10,
                        _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let size = dtype.byteSize
-        let maxValue: Int64 = dtype == .uint8 ? 255 : dtype == .int16 ? Int64(Int16.max) : dtype == .int32 ? Int64(Int32.max) : Int64.max
+        guard onehot || !dtype.isFloatingPoint else {
+            throw ImgConvError(.invalidArgument, "class indices cannot be stored as \(dtype.rawValue) (one-hot rows can)")
+        }
+        let maxValue = dtype.isFloatingPoint ? 1 : dtype.isSigned ? Int64.max >> (64 - 8 * size) : Int64(truncatingIfNeeded: UInt64.max >> (64 - 8 * size) & UInt64(Int64.max))
+        // The bytes of a one-hot 1 in this type (little-endian).
+        let one: UInt64 = switch dtype {
+        case .float16: 0x3C00
+        case .float32: 0x3F80_0000
+        case .float64: 0x3FF0_0000_0000_0000
+        default: 1
+        }
         let rowBytes = (onehot ? classCount : 1) * size
         guard rowBytes > 0 else { return }
         let rowsPerPiece = max(1, pieceBytes / rowBytes)
@@ -130,8 +140,8 @@ public struct LabelEncoding: Sendable, Equatable {
                         throw ImgConvError(.invalidArgument, "label \(v) does not fit \(dtype.rawValue) labels")
                     }
                     let at = r * rowBytes + (onehot ? Int(v) * size : 0)
-                    let value = onehot ? Int64(1) : v
-                    for b in 0..<size { buf[at + b] = UInt8(truncatingIfNeeded: value >> (8 * Int64(b))) }
+                    let value = onehot ? one : UInt64(bitPattern: v)
+                    for b in 0..<size { buf[at + b] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(b))) }
                 }
                 try body(UnsafeRawBufferPointer(rebasing: buf[0..<(rows * rowBytes)]))
             }

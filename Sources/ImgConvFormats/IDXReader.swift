@@ -136,7 +136,7 @@ public final class IDXReader: TensorContainer {
         case "trainXs": (file, header) = (path, imagesHeader)
         case "trainYs":
             guard let labelsPath, let labelsHeader else {
-                throw ImgConvError(.notFound, path: path, "no IDX labels file found beside it (pass --labels FILE)")
+                throw ImgConvError(.notFound, path: path, "no IDX labels file found beside it (pass --labels-file FILE)")
             }
             (file, header) = (labelsPath, labelsHeader)
         default:

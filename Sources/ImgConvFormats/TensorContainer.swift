@@ -43,43 +43,6 @@ extension TensorContainer {
     public func compression(of name: String) throws -> String { "none" }
 }
 
-/// Opens any container imgconv reads, recognised by its first bytes (never its extension): a ZIP
-/// (`.npz`), HDF5, a single `.npy`, IDX (plain or gzip); a folder of `.npy` files or one holding
-/// an IDX pair (`prefix` picks one of several).
-/// - Parameter labels: the IDX labels file, when its name does not follow MNIST's naming.
-/// - Throws: `.notFound` when the path does not exist, `.unsupported` when it is none of these,
-///   `.corruptInput` for a malformed header.
-public func openContainer(_ path: String, labels: String? = nil, prefix: String? = nil) throws -> TensorContainer {
-    var st = stat()
-    guard stat(path, &st) == 0 else {
-        throw ImgConvError(.notFound, path: path, "does not exist")
-    }
-    if (st.st_mode & S_IFMT) == S_IFDIR {
-        let entries = listFolder(path)
-        if prefix == nil, let split = try IDXSplitReader(folder: path, entries: entries) {
-            return split
-        }
-        if let idx = try IDXReader.imagesFile(in: path, entries: entries, prefix: prefix) {
-            return try IDXReader(images: path + "/" + idx, labels: labels)
-        }
-        guard entries.contains(where: { $0.hasSuffix(".npy") }) else {
-            throw ImgConvError(.unsupported, path: path, "folder holds no .npy files and no IDX images file")
-        }
-        return try NPYDirectoryReader(directory: path)
-    }
-    let (head, _) = try readFilePrefix(path, count: 8)
-    if head.starts(with: [0x50, 0x4B]) { return try NPZReader(path: path) }
-    if head.starts(with: NPYHeader.magic) { return try NPYFileReader(path: path) }
-    if HDF5Reader.hasSignature(path) { return try HDF5Reader(path: path) }
-    // IDX starts with two zero bytes; the header check then says which field is wrong.
-    if head.starts(with: [0x1F, 0x8B]) || head.starts(with: [0, 0]) {
-        return try IDXReader(images: path, labels: labels)
-    }
-    let shown = head.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")
-    throw ImgConvError(.unsupported, path: path,
-                       "not an .npz, .npy, .h5 or IDX file (starts with \(head.isEmpty ? "nothing: the file is empty" : shown))")
-}
-
 /// The names in a folder (not starting with `.`), sorted.
 func listFolder(_ path: String) -> [String] {
     guard let dir = opendir(path) else { return [] }

@@ -11,7 +11,7 @@ extension ImageLayout: ExpressibleByArgument {}
 extension ClassSort: ExpressibleByArgument {}
 
 enum LabelStyle: String, ExpressibleByArgument, CaseIterable { case index, onehot }
-enum LabelDType: String, ExpressibleByArgument, CaseIterable { case uint8, int32, int64 }
+enum LabelDType: String, ExpressibleByArgument, CaseIterable { case uint8, int32, int64, float32 }
 extension DTypeChoice: ExpressibleByArgument {}
 extension TIFFPages: ExpressibleByArgument {}
 
@@ -76,7 +76,7 @@ struct ConversionOptionGroup: ParsableArguments {
     @Option(help: "Labels: index (N,) or onehot (N, classes).")
     var labels: LabelStyle = .index
 
-    @Option(help: "Label dtype: uint8, int32 or int64 (default int64; IDX: the narrowest for the class count).")
+    @Option(help: "Label dtype: uint8, int32 or int64 (default int64; IDX: the narrowest for the class count); one-hot rows also float32 (their default).")
     var labelDtype: LabelDType?
 
     @Flag(help: "Shuffle the images (deterministically, with --seed).")
@@ -158,6 +158,7 @@ struct ConversionOptionGroup: ParsableArguments {
             throw ValidationError("--scale, --mean and --std need --dtype float32 or float16")
         }
         if classes != nil && classesFile != nil { throw ValidationError("give --classes or --classes-file, not both") }
+        if labelDtype == .float32 && labels != .onehot { throw ValidationError("--label-dtype float32 applies to one-hot rows (--labels onehot)") }
         if stratify && split == nil { throw ValidationError("--stratify goes with --split") }
         if let split {
             do { _ = try SplitPlan.parse(split, stratify: stratify, seed: seed) } catch let e as ImgConvError { throw ValidationError(e.message) }

@@ -12,7 +12,9 @@ struct Convert: ParsableCommand {
             is found by MNIST's naming, images -> labels and idx3 -> idx1, or given with --labels). The target \
             format comes from OUT's extension (.npz, .h5) or --to; for --to idx and --to npy, OUT is a folder. \
             Labels are int64 in npz/npy/h5 and the narrowest IDX type holding the class count in IDX. An IDX \
-            source without a manifest gets the class names "0", "1", ... A target that cannot hold the data \
+            source without a manifest gets the class names "0", "1", ... Every split pair is converted \
+            (trainXs/trainYs, valXs/valYs, testXs/testYs; IDX train-, val-, t10k- files; Keras x_train/y_train...), \
+            one-hot labels stay one-hot unless --labels index. A target that cannot hold the data \
             (IDX: uint16 without --dtype, int64, float16) is refused before anything is written.
             """)
 
@@ -32,8 +34,10 @@ struct Convert: ParsableCommand {
     @Option(help: "IDX output: file name prefix (<prefix>-images-idx3-ubyte ...).")
     var prefix = "train"
 
-    @Option(help: "IDX input: the labels file, when its name does not follow MNIST's.")
-    var labels: String?
+    @OptionGroup var read: ReadOptionGroup
+
+    @Option(help: "Labels of the output: index or onehot (default: as the input's; IDX holds only index).")
+    var labels: LabelForm?
 
     @Flag(help: "Compress: deflate .npz members, shuffle + gzip HDF5 datasets.")
     var compress = false
@@ -64,18 +68,21 @@ struct Convert: ParsableCommand {
         try IMGConvCommand.run {
             var options = FormatConversionOptions()
             options.format = to
-            options.prefix = prefix
-            options.labels = labels
-            options.compress = compress
-            options.level = level
-            options.gzip = gzip
-            options.uint16Target = dtype.map { $0 == .int32 ? DType.int32 : DType.float32 }
+            options.read = read.options()
+            options.labelForm = labels
+            options.writer.compress = compress
+            options.writer.level = level
+            options.writer.gzip = gzip
+            options.writer.prefix = prefix
+            options.writer.threads = ConversionOptions.defaultJobs
+            options.writer.uint16Target = dtype.map { $0 == .int32 ? DType.int32 : DType.float32 }
             var converter = FormatConverter(options: options)
             converter.warn = { Console.warning($0) }
             let s = try converter.convert(input: input, output: output)
             if !quiet {
                 let shape = s.shape.map(String.init).joined(separator: "x")
-                Console.out("imgconv: wrote '\(output)' (\(s.format.rawValue)) from \(s.sourceFormat) '\(input)': \(s.images) images, \(s.classes) classes, trainXs \(shape) \(s.dtype), manifest \(s.carriedManifest ? "carried over" : "new")")
+                let splits = s.splits.map { "\($0.name) \($0.count)" }.joined(separator: ", ")
+                Console.out("imgconv: wrote '\(output)' (\(s.format.rawValue)) from \(s.sourceFormat) '\(input)': \(s.images) images (\(splits)), \(s.classes) classes, images \(shape) \(s.dtype), manifest \(s.carriedManifest ? "carried over" : "new")")
             }
         }
     }

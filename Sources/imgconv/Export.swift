@@ -4,7 +4,7 @@ import ImgConvCore
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a dataset's images back to class folders: OUTDIR/<class>/<index>.png (.tiff for floats).",
+        abstract: "Write a dataset's images back to class folders: OUTDIR/<class>/<index>.png (.tiff for floats); several splits go to OUTDIR/<split>/<class>/.",
         discussion: """
             uint8 images become 8-bit PNGs, uint16 16-bit; float32 and float16 images become 32-bit \
             floating-point TIFFs (float16 widened exactly). <index> is the image's position in the tensor, \
@@ -21,18 +21,21 @@ struct Export: ParsableCommand {
     @Argument(help: "Output folder (created if missing).")
     var output: String
 
-    @Option(help: "The IDX labels file, when its name does not follow MNIST's.")
-    var labels: String?
+    @OptionGroup var read: ReadOptionGroup
+
+    @Option(help: "In a folder of several IDX pairs, the one whose files start with this prefix.")
+    var prefix: String?
 
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
 
     func run() throws {
         try IMGConvCommand.run {
-            let s = try Exporter(labels: labels).export(input: input, to: output)
+            let s = try Exporter(read: read.options(prefix: prefix)).export(input: input, to: output)
             if !quiet {
                 let files = s.fileFormat == "tiff" ? "32-bit float TIFFs" : "\(s.bitDepth)-bit PNGs"
-                Console.out("imgconv: wrote '\(output)': \(s.images) \(files) in \(s.classes) class folders")
+                let splits = s.splits.count > 1 ? " in \(s.splits.count) split folders (\(s.splits.joined(separator: ", ")))," : ""
+                Console.out("imgconv: wrote '\(output)': \(s.images) \(files)\(splits) in \(s.classes) class folders")
             }
         }
     }

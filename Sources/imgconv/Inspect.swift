@@ -10,8 +10,10 @@ struct Inspect: ParsableCommand {
     @Argument(help: "An .npz or .h5 file, a folder of .npy files, or an IDX images file (or its folder).")
     var path: String
 
-    @Option(help: "The IDX labels file, when its name does not follow MNIST's.")
-    var labels: String?
+    @OptionGroup var read: ReadOptionGroup
+
+    @Option(help: "In a folder of several IDX pairs, the one whose files start with this prefix.")
+    var prefix: String?
 
     @Flag(help: "Print JSON (sorted keys) instead of text.")
     var json = false
@@ -21,29 +23,45 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         try IMGConvCommand.run {
-            let report = try Inspector(stats: !noStats).inspect(path: path, labels: labels)
+            let report = try Inspector(stats: !noStats).inspect(path: path, read: read.options(prefix: prefix))
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
                 Console.out(String(decoding: try encoder.encode(report), as: UTF8.self))
                 return
             }
-            Console.out("\(report.path): \(report.format), \(report.images) images, \(report.classes.count) classes")
+            let splitList = report.splits.map { "\($0.name) \($0.count)" }.joined(separator: ", ")
+            Console.out("\(report.path): \(report.format), \(report.images) images\(splitList.isEmpty ? "" : " (\(splitList))"), \(report.classes.count) classes, \(report.labelForm) labels")
             Console.out("tensors:")
             for t in report.tensors {
                 let shape = t.shape.isEmpty ? "scalar" : t.shape.map(String.init).joined(separator: "x")
                 Console.out("  \(t.name)  \(shape)  \(t.dtype)  compression: \(t.compression)  (\(t.storage))")
             }
-            Console.out("classes (names from the \(report.classNamesSource)):")
-            for c in report.classes { Console.out("  \(c.index)  \(c.name)  \(c.count)") }
+            if report.splits.isEmpty {
+                Console.out("no pair of images and labels (name one with --xs NAME --ys NAME)")
+            }
+            Console.out("classes (names from the \(report.classNamesSource)):" + (report.splits.count > 1 ? "  total  " + report.splits.map(\.name).joined(separator: "  ") : ""))
+            for c in report.classes {
+                let perSplit = report.splits.count > 1 ? "  " + report.splits.map { String($0.classes[c.index].count) }.joined(separator: "  ") : ""
+                Console.out("  \(c.index)  \(c.name)  \(c.count)\(perSplit)")
+            }
             if report.labelsOutOfRange > 0 { Console.out("  \(report.labelsOutOfRange) labels outside [0, \(report.classes.count))") }
-            if let pixels = report.pixels {
-                Console.out("pixels (trainXs):")
-                for p in pixels {
-                    Console.out("  channel \(p.channel): min \(format(p.min)), max \(format(p.max)), mean \(String(format: "%.4f", p.mean))")
-                }
+            for split in report.splits {
+                guard let pixels = split.pixels else { continue }
+                Console.out("pixels (\(split.images), \(report.layout)):")
+                printStats(pixels)
+            }
+            if report.splits.count > 1, let pixels = report.pixels {
+                Console.out("pixels (all splits):")
+                printStats(pixels)
             }
             Console.out("manifest: \(report.manifest ?? "none")")
+        }
+    }
+
+    private func printStats(_ pixels: [InspectionReport.ChannelStats]) {
+        for p in pixels {
+            Console.out("  channel \(p.channel): min \(format(p.min)), max \(format(p.max)), mean \(String(format: "%.4f", p.mean)), std \(String(format: "%.4f", p.std))")
         }
     }
 

@@ -7,7 +7,8 @@ struct Preview: ParsableCommand {
         abstract: "Draw a contact sheet PNG: a row of sample images per class, labelled '<index>: <name>'.",
         discussion: """
             Each row holds the first --per-class images of one class in tensor order, so a glance shows whether \
-            labels and pixels line up. Images larger than --cell are scaled down (nearest neighbour, aspect kept); \
+            labels and pixels line up; every split gets its own section (--tensor shows one). Images are scaled \
+            with nearest neighbour so their larger side is --cell (small ones enlarged, large ones reduced); \
             uint16 shows as value / 257, float and signed integer images from the tensor's min/max (or [0, 1] for \
             floats, [0, 255] for integers, when every value lies within it); gray is replicated to RGB and alpha \
             composited on a checkerboard. Images stream through once; only the chosen ones are kept. Class names \
@@ -23,20 +24,16 @@ struct Preview: ParsableCommand {
     @Option(help: "Images per class.")
     var perClass: Int = 8
 
-    @Option(help: "Largest cell side in pixels; larger images are scaled down.")
+    @Option(help: "Cell side in pixels: images are scaled (nearest) so their larger side is this.")
     var cell: Int = 96
 
-    @Option(help: "The images tensor; its labels are the tensor named ...Ys.")
-    var tensor: String = "trainXs"
+    @Option(help: "One split to show, by its images tensor (valXs) or name (val); default: every split, one section each.")
+    var tensor: String?
 
     @Option(help: "Only these classes, in this order: names or indices, comma-separated.")
     var classes: String?
 
-    @Option(help: "4-D image layout: nhwc or nchw (default: nchw when the manifest says so, else nhwc).")
-    var layout: String?
-
-    @Option(help: "The IDX labels file, when its name does not follow MNIST's.")
-    var labels: String?
+    @OptionGroup var read: ReadOptionGroup
 
     @Option(help: "In a folder of several IDX pairs, the one whose files start with this prefix.")
     var prefix: String?
@@ -51,16 +48,18 @@ struct Preview: ParsableCommand {
             options.cellSize = cell
             options.tensor = tensor
             options.classes = classes.map { $0.split(separator: ",", omittingEmptySubsequences: true).map(String.init) }
-            options.layout = layout
-            options.labels = labels
-            options.prefix = prefix
-            let sheet = try Previewer(options: options).preview(input: input, to: output)
+            options.read = read.options(prefix: prefix)
+            var previewer = Previewer(options: options)
+            previewer.warn = { Console.warning($0) }
+            let document = try previewer.preview(input: input, to: output)
             if !quiet {
-                let l = sheet.layout
-                let shown = sheet.imageIndices.reduce(0) { $0 + $1.count }
-                Console.out("imgconv: wrote '\(output)': \(l.width)x\(l.height) pixels, \(l.rows) classes, \(shown) images "
-                            + "(\(sheet.imageHeight)x\(sheet.imageWidth)x\(sheet.channels) \(sheet.dtype.rawValue), "
-                            + "cells \(l.cellHeight)x\(l.cellWidth), values \(sheet.displayMapping))")
+                let parts = document.sections.map { sheet in
+                    let l = sheet.layout
+                    let shown = sheet.imageIndices.reduce(0) { $0 + $1.count }
+                    return "\(sheet.split): \(l.rows) classes, \(shown) images (\(sheet.imageHeight)x\(sheet.imageWidth)x\(sheet.channels) "
+                        + "\(sheet.dtype.rawValue), cells \(l.cellHeight)x\(l.cellWidth), values \(sheet.displayMapping))"
+                }
+                Console.out("imgconv: wrote '\(output)': \(document.width)x\(document.height) pixels; " + parts.joined(separator: "; "))
             }
         }
     }

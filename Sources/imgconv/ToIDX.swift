@@ -27,6 +27,9 @@ struct ToIDX: ParsableCommand {
         guard !prefix.isEmpty, !prefix.contains("/"), !prefix.contains("\0") else {
             throw ValidationError("--prefix must be a non-empty file name part without '/' (got '\(prefix)')")
         }
+        if common.labels == .onehot {
+            throw ValidationError("IDX labels files hold class indices (N,): --labels onehot needs .npz, .npy or .h5")
+        }
     }
 
     func run() throws {

@@ -12,8 +12,7 @@ struct Verify: ParsableCommand {
     @Option(help: "Re-decode the dataset at this root and compare every pixel.")
     var against: String?
 
-    @Option(help: "The IDX labels file, when its name does not follow MNIST's (images -> labels, idx3 -> idx1).")
-    var labels: String?
+    @OptionGroup var read: ReadOptionGroup
 
     @Option(help: "In a folder of several IDX pairs, the one whose files start with this prefix.")
     var prefix: String?
@@ -23,7 +22,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         try IMGConvCommand.run {
-            let report = try Verifier(jobs: jobs).verify(path: path, against: against, labels: labels, prefix: prefix)
+            let report = try Verifier(jobs: jobs).verify(path: path, against: against, read: read.options(prefix: prefix))
             for line in report.checks { Console.out("ok: " + line) }
             Console.out("imgconv: verified '\(path)': \(report.checks.count) checks passed")
         }

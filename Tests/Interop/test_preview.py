@@ -1,5 +1,5 @@
 """preview: a contact sheet PNG, one row per class holding the first K images of that class in tensor
-order, labelled '<index>: <name>'. Judged with Pillow: the sheet's size follows the documented layout
+order, labelled '<index>: <name>', each image scaled (nearest) so its larger side fills the cell. Judged with Pillow: the sheet's size follows the documented layout
 (Previewer / PreviewLayout in Sources/ImgConv/Preview.swift), every cell holds exactly the pixels of the
 image of that class in the tensor (npz, h5, IDX, npy folder; uint8, uint16, float32, NCHW), the label
 margin of every row holds text, and bad inputs give one line and no output."""
@@ -47,22 +47,37 @@ def _as_rgb(img):
     return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
 
 
-def _check_sheet(png, X, y, names, rows, k, cell=None):
-    """Size, cell pixels and label text of a sheet drawn from X (N, H, W[, C]) uint8 and labels y."""
+def _cell_size(w, h, max_cell):
+    """PreviewLayout.cellSize: the larger side becomes max_cell, aspect kept (up or down)."""
+    if w >= h:
+        return max_cell, max(1, (h * max_cell + w // 2) // w)
+    return max(1, (w * max_cell + h // 2) // h), max_cell
+
+
+def _scaled(img, cell_w, cell_h):
+    """Nearest neighbour as documented: the source pixel at the centre of each cell pixel."""
+    h, w = img.shape[:2]
+    rows = ((2 * np.arange(cell_h) + 1) * h) // (2 * cell_h)
+    cols = ((2 * np.arange(cell_w) + 1) * w) // (2 * cell_w)
+    return img[rows][:, cols]
+
+
+def _check_sheet(png, X, y, names, rows, k, cell=None, max_cell=96):
+    """Size, cell pixels and label text of a sheet drawn from X (N, H, W[, C]) uint8 and labels y,
+    each image scaled to its cell (the larger side max_cell) by nearest neighbour."""
     sheet = np.asarray(Image.open(png))
     assert Image.open(png).mode == "RGB"
     picks = _picks(y, rows, k)
     h, w = X.shape[1:3]
-    cell_w, cell_h = cell or (w, h)
+    cell_w, cell_h = cell or _cell_size(w, h, max_cell)
     geo = _layout(len(rows), max(len(p) for p in picks), cell_w, cell_h, _label_chars(rows, names))
     assert sheet.shape == (geo["height"], geo["width"], 3), "one row per class, one column per picked image"
     for r, positions in enumerate(picks):
         for j, i in enumerate(positions):
             x0, y0 = geo["cell"](r, j)
             got = sheet[y0:y0 + cell_h, x0:x0 + cell_w]
-            expected = _as_rgb(X[i]) if cell is None else None
-            if expected is not None:
-                np.testing.assert_array_equal(got, expected, err_msg=f"row {r} (class {rows[r]}), image {i}")
+            expected = _as_rgb(_scaled(X[i], cell_w, cell_h))
+            np.testing.assert_array_equal(got, expected, err_msg=f"row {r} (class {rows[r]}), image {i}")
         lx, ly, lw, lh = geo["label"](r)
         text = sheet[ly:ly + lh, lx:lx + lw]
         assert (text.max(axis=2) < 64).sum() >= 20, f"label of row {r} ('{rows[r]}: {names[rows[r]]}') is blank"
@@ -177,10 +192,10 @@ def test_float_range_gray_alpha_and_empty_class(run, tmp_path):
     npz = tmp_path / "f.npz"
     np.savez(npz, trainXs=X, trainYs=y, classNames=np.array(["neg", "empty", "pos \u00e9"]))
     out = tmp_path / "f.png"
-    res = run(["preview", npz, "-o", out])
+    res = run(["preview", npz, "-o", out, "--cell", "12"])
     assert "[-3, 5]" in res.stdout
     expected = np.clip(np.rint((X.astype(np.float64) + 3) / 8 * 255), 0, 255).astype(np.uint8)
-    sheet, geo, _ = _check_sheet(out, expected, y, ["neg", "empty", "pos ?"], [0, 1, 2], 8)
+    sheet, geo, _ = _check_sheet(out, expected, y, ["neg", "empty", "pos ?"], [0, 1, 2], 8, max_cell=12)
     x0, y0 = geo["cell"](1, 0)
     assert (sheet[y0:y0 + 10, x0:x0 + 60].max(axis=2) < 200).any(), "an empty class says so"
 
@@ -191,7 +206,7 @@ def test_float_range_gray_alpha_and_empty_class(run, tmp_path):
     npz = tmp_path / "a.npz"
     np.savez(npz, trainXs=rgba, trainYs=np.array([0, 1]))
     out = tmp_path / "a.png"
-    run(["preview", npz, "-o", out])
+    run(["preview", npz, "-o", out, "--cell", "16"])
     sheet = np.asarray(Image.open(out))
     geo = _layout(2, 1, 16, 16, 4)
     x0, y0 = geo["cell"](0, 0)
