@@ -50,17 +50,26 @@ public struct Verifier {
         }
 
         let classCount = manifest.classes.count
-        let pairs = manifest.tensors.map(\.name).filter { $0.hasSuffix("Xs") }.map { String($0.dropLast(2)) }
+        var pairs = manifest.tensors.map(\.name).filter { $0.hasSuffix("Xs") }.map { String($0.dropLast(2)) }
+        // --xs/--ys: only that pair (and the class names) is checked, and it must be the manifest's.
+        var records = manifest.tensors
+        if let xs = read.xs, let ys = read.ys {
+            guard xs.hasSuffix("Xs"), ys == xs.dropLast(2) + "Ys", pairs.contains(String(xs.dropLast(2))) else {
+                throw ImgConvError(.verificationFailed, path: path, "the manifest records no pair '\(xs)'/'\(ys)' (it records \(pairs.map { $0 + "Xs" }.joined(separator: ", ")))")
+            }
+            pairs = [String(xs.dropLast(2))]
+            records = records.filter { $0.name == xs || $0.name == ys || !($0.name.hasSuffix("Xs") || $0.name.hasSuffix("Ys")) }
+        }
         guard !pairs.isEmpty else {
             throw ImgConvError(.verificationFailed, path: path, "the manifest records no images tensor (trainXs)")
         }
         for prefix in pairs where !manifest.tensors.contains(where: { $0.name == prefix + "Ys" }) {
             throw ImgConvError(.verificationFailed, path: path, "the manifest records no '\(prefix)Ys' for '\(prefix)Xs'")
         }
-        try checkCompleteness(dataset, manifest: manifest, pairs: pairs, path: path, report: &report)
+        if read.xs == nil { try checkCompleteness(dataset, manifest: manifest, pairs: pairs, path: path, report: &report) }
         let onehot = manifest.options.labels == "onehot"
         var shapes: [String: [Int]] = [:]
-        for record in manifest.tensors {
+        for record in records {
             let (header, stream) = try container.open(record.name)
             let dtype = DType(npyDescr: header.descr)?.rawValue ?? header.descr
             guard dtype == record.dtype else { throw fail(record.name, "dtype is \(dtype), manifest says \(record.dtype)") }
@@ -114,7 +123,7 @@ public struct Verifier {
             report.checks.append("labels lie in [0, \(classCount)); the \(classCount) class names are in the manifest only (\(container.formatName) has no place for them)")
         }
         if let root {
-            try compareSources(container: container, manifest: manifest, root: root, path: path)
+            try compareSources(container: container, manifest: manifest, pairs: pairs, root: root, path: path)
             report.checks.append("every image equals a fresh decode of its source under '\(root)'")
         }
         return report
@@ -160,41 +169,6 @@ public struct Verifier {
         return (try Manifest.decode(bytes, path: sidecar), "'\(sidecar)'" + (embedded == nil ? "" : " (equal to the embedded copy)"))
     }
 
-    /// The plan a conversion used, from the manifest: the image tensor's shape and dtype and the
-    /// recorded shaping options. `widenToInt32`: uint16 pixels were stored as int32 (IDX).
-    static func plan(for record: Manifest.TensorRecord, options: Manifest.Options, path: String) throws -> (ImagePlan, widenToInt32: Bool) {
-        let layout = ImageLayout(rawValue: options.layout ?? "nhwc") ?? .nhwc
-        let s = record.shape
-        let (height, width, channels): (Int, Int, Int)
-        switch s.count {
-        case 4 where layout == .nchw: (channels, height, width) = (s[1], s[2], s[3])
-        case 4: (height, width, channels) = (s[1], s[2], s[3])
-        case 3: (height, width, channels) = (s[1], s[2], 1)   // IDX leaves out one channel
-        default: throw ImgConvError(.verificationFailed, path: path, "trainXs of shape \(s) is not a tensor of images")
-        }
-        var depth: SampleDepth
-        var outputDType: DType?
-        var widen = false
-        switch DType(rawValue: record.dtype) {
-        case .uint8?: depth = .eight
-        case .uint16?: depth = .sixteen
-        case .float32?: depth = .float32
-        case .float16?: (depth, outputDType) = (.float32, .float16)
-        case .int32?: (depth, widen) = (.sixteen, true)
-        default: throw ImgConvError(.verificationFailed, path: path, "trainXs of dtype \(record.dtype) was not decoded from images")
-        }
-        var plan = ImagePlan(width: width, height: height, channels: channels, depth: depth)
-        plan.outputDType = outputDType
-        plan.layout = s.count == 4 ? layout : .nhwc
-        plan.fit = ResizeFit(rawValue: options.fit ?? "stretch") ?? .stretch
-        plan.filter = ResizeFilter(rawValue: options.resizeFilter) ?? .bilinear
-        if let pad = options.padColor { plan.padColor = pad.map(Double.init) + (pad.count == 3 ? [255] : []) }
-        plan.background = options.background.map { $0.map(Double.init) }
-        func perChannel(_ v: [Float]?) -> [Float]? { v.map { $0.count == 1 ? Array(repeating: $0[0], count: channels) : $0 } }
-        plan.normalization = Normalization(unitScale: options.scale == "unit", mean: perChannel(options.mean), std: perChannel(options.std))
-        return (plan, widen)
-    }
-
     /// A split dataset must not hold one source file, or two files of identical content, in two
     /// splits: that would leak test images into training.
     private func checkLeaks(_ manifest: Manifest, path: String, report: inout VerificationReport) throws {
@@ -216,8 +190,8 @@ public struct Verifier {
         report.checks.append("no source file and no identical content in two splits")
     }
 
-    private func compareSources(container: TensorContainer, manifest: Manifest, root: String, path: String) throws {
-        for record in manifest.tensors where record.name.hasSuffix("Xs") {
+    private func compareSources(container: TensorContainer, manifest: Manifest, pairs: [String], root: String, path: String) throws {
+        for record in manifest.tensors where record.name.hasSuffix("Xs") && pairs.contains(String(record.name.dropLast(2))) {
             let prefix = String(record.name.dropLast(2))
             let files = manifest.files.filter { ($0.split ?? "train") == prefix }
             try compareSources(container: container, manifest: manifest, record: record, files: files, root: root, path: path)
@@ -226,28 +200,23 @@ public struct Verifier {
 
     private func compareSources(container: TensorContainer, manifest: Manifest, record: Manifest.TensorRecord,
                                 files: [Manifest.FileRecord], root: String, path: String) throws {
-        let (plan, widen) = try Self.plan(for: record, options: manifest.options, path: path)
+        let (plan, widen) = try manifest.options.imagePlan(for: record, path: path)
         let storedBytes = widen ? plan.bytesPerImage * 2 : plan.bytesPerImage
         let (_, stream) = try container.open(record.name)
-        var decodeOptions = DecodeOptions()
-        decodeOptions.exifOrientation = manifest.options.exifOrientation
-        decodeOptions.allowTruncatedJPEG = manifest.options.allowTruncatedJpeg
-        decodeOptions.jpegDraft = manifest.options.jpegDraft ?? false
-        decodeOptions.limits = DecodeLimits(maxPixels: manifest.options.maxPixels)
-        let decoders = Decoders(options: decodeOptions)
+        let decoders = Decoders(options: manifest.options.decodeOptions)
         let resize = manifest.options.size != nil
-        let flow = Converter.flow(bytesPerImage: storedBytes, jobs: jobs)
+        let flow = pipelineFlow(bytesPerImage: storedBytes, jobs: jobs)
         var scratch: [UInt8] = []
         try runOrderedPipeline(
             count: files.count, jobs: jobs, window: flow.window, batch: flow.batch,
-            work: { i -> Converter.Decoded in
+            work: { i -> DecodedImage in
                 let f = files[i]
                 guard let format = ImageFormat(rawValue: f.format) else {
                     throw ImgConvError(.verificationFailed, path: f.path, "unknown format '\(f.format)' in the manifest")
                 }
                 let source = SourceFile(relativePath: f.path, path: root + "/" + f.path, label: f.label)
-                return try Converter.decodeAndConform(source, format: format, header: nil, decoders: decoders,
-                                                      plan: plan, resize: resize, page: f.page ?? 0)
+                return try DecodeJob.run(source, format: format, header: nil, decoders: decoders,
+                                         plan: plan, resize: resize, page: f.page ?? 0)
             },
             consume: { i, result in
                 let decoded = try result.get()
@@ -291,7 +260,7 @@ struct LabelRangeCheck {
         self.dtype = dtype
         self.classCount = classCount
         self.onehot = onehot
-        if let dtype, dtype.isFloatingPoint { error = "labels have the floating-point dtype \(dtype.rawValue)" }
+        if let dtype, dtype.isFloatingPoint && !onehot { error = "labels have the floating-point dtype \(dtype.rawValue)" }
         if dtype == nil { error = "labels have an unknown dtype" }
     }
 
@@ -304,7 +273,12 @@ struct LabelRangeCheck {
             var raw: UInt64 = 0
             for b in 0..<size { raw |= UInt64(carry[k + b]) << (8 * UInt64(b)) }
             let v: Int64
-            if dtype.isSigned && size < 8 && raw >> (8 * UInt64(size) - 1) & 1 == 1 {
+            if dtype.isFloatingPoint {
+                // One-hot rows of floats: each value exactly 0.0 or 1.0.
+                let d = carry.withUnsafeBytes { dtype.value(in: $0, at: k) }
+                guard d == 0 || d == 1 else { error = "one-hot label value \(d) is not 0 or 1"; break }
+                v = Int64(d)
+            } else if dtype.isSigned && size < 8 && raw >> (8 * UInt64(size) - 1) & 1 == 1 {
                 v = Int64(bitPattern: raw | ~((1 << (8 * UInt64(size))) - 1))
             } else {
                 v = Int64(bitPattern: raw)

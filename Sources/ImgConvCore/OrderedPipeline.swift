@@ -167,3 +167,12 @@ private final class PipelineState<T>: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 }
+
+/// How many decoded images may be in flight, and how many a worker takes at a time: a window of
+/// about 16 MiB of pixels (at least 4 images per worker, at most 1,024 images), in batches that
+/// give each worker a few turns within the window, at most 64 images.
+public func pipelineFlow(bytesPerImage: Int, jobs: Int) -> (window: Int, batch: Int) {
+    let jobs = max(1, jobs)
+    let window = min(1024, max(jobs * 4, (16 << 20) / max(1, bytesPerImage)))
+    return (window, min(64, max(1, window / (jobs * 4))))
+}

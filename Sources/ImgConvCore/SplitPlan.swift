@@ -88,3 +88,59 @@ public struct SplitPlan: Sendable, Equatable {
         return result
     }
 }
+
+/// A split and its items (indices into the planned images), in output order.
+public struct SplitPart: Sendable, Equatable {
+    public var name: String
+    public var items: [Int32]
+
+    public init(name: String, items: [Int32]) {
+        self.name = name
+        self.items = items
+    }
+}
+
+extension SplitPlan {
+    /// Divides `count` images into parts: as the dataset says (`split(i)`, from split folders or
+    /// a CSV's split column, when `onDisk`), else by `plan`, else one `train` part. Parts come in
+    /// the order train, val, test; a shuffle seed shuffles within each.
+    /// - Parameters:
+    ///   - label: the class of image `i` (what a stratified plan divides by).
+    ///   - name: the file of image `i`, for messages.
+    /// - Throws: `.invalidArgument` when a split dataset is split again, an image has no split
+    ///   while others have one, or a split is not train, val or test.
+    public static func parts(count: Int, label: (Int) -> Int, split: (Int) -> String?, onDisk: Bool, plan: SplitPlan?,
+                             shuffleSeed: UInt64?, name: (Int) -> String) throws -> [SplitPart] {
+        let names = plan?.parts.map(\.name) ?? knownNames
+        var assigned: [UInt8] = []   // index into `names`, per image
+        assigned.reserveCapacity(count)
+        if onDisk {
+            if plan != nil {
+                throw ImgConvError(.invalidArgument, "the dataset is already split (split folders or a split column); --split does not apply")
+            }
+            for i in 0..<count {
+                guard let s = split(i) else {
+                    throw ImgConvError(.invalidArgument, path: name(i), "has no split while others have one")
+                }
+                guard let k = names.firstIndex(of: s) else {
+                    throw ImgConvError(.invalidArgument, path: name(i), "split '\(s)' is not train, val or test")
+                }
+                assigned.append(UInt8(k))
+            }
+        } else if let plan {
+            assigned = plan.assign(labels: (0..<count).map(label)).map { UInt8($0) }
+        } else {
+            assigned = Array(repeating: UInt8(names.firstIndex(of: "train")!), count: count)
+        }
+        var parts: [SplitPart] = []
+        for (k, partName) in names.enumerated() {
+            var items: [Int32] = []
+            for (i, a) in assigned.enumerated() where a == k { items.append(Int32(i)) }
+            if items.isEmpty && (onDisk || plan == nil) { continue }
+            if let seed = shuffleSeed { items = SeededShuffle(seed: seed).shuffled(items) }
+            parts.append(SplitPart(name: partName, items: items))
+        }
+        if parts.isEmpty { parts = [SplitPart(name: "train", items: [])] }
+        return parts
+    }
+}

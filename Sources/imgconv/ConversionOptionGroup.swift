@@ -179,13 +179,13 @@ struct ConversionOptionGroup: ParsableArguments {
 
     func options(compress: Bool) throws -> ConversionOptions {
         var o = ConversionOptions()
-        o.fit = fit
-        o.filter = filter
-        o.padColor = Self.parseColor(padColor) ?? [0, 0, 0, 255]
-        o.background = background.flatMap(Self.parseColor)
-        o.normalization = Normalization(unitScale: scale == "unit", mean: mean.flatMap(Self.parseFloats),
+        o.shaping.fit = fit
+        o.shaping.filter = filter
+        o.shaping.padColor = Self.parseColor(padColor) ?? [0, 0, 0, 255]
+        o.shaping.background = background.flatMap(Self.parseColor)
+        o.shaping.normalization = Normalization(unitScale: scale == "unit", mean: mean.flatMap(Self.parseFloats),
                                         std: std.flatMap(Self.parseFloats))
-        o.layout = layout
+        o.shaping.layout = layout
         o.classSort = sort
         o.shuffleSeed = shuffle ? seed : nil
         o.split = try split.map { try SplitPlan.parse($0, stratify: stratify, seed: seed) }
@@ -198,12 +198,12 @@ struct ConversionOptionGroup: ParsableArguments {
             o.classes = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
-        o.size = size.flatMap(parseSize)
-        o.color = color
+        o.shaping.size = size.flatMap(parseSize)
+        o.shaping.color = color
         o.skipBad = skipBad
         o.compress = compress
         o.jobs = jobs
-        o.dtype = dtype
+        o.shaping.dtype = dtype
         o.tiffPages = tiffPages
         o.decode.limits = DecodeLimits(maxPixels: maxPixels)
         o.decode.exifOrientation = exifOrientation
