@@ -103,12 +103,11 @@ public struct FormatConverter {
         do {
             for split in dataset.splits {
                 let geometry = try dataset.geometry(split)
+                // (N, H, W) images gain their channel axis; a writer that leaves a single channel
+                // out (IDX) drops it again.
                 var itemShape = Array(split.imagesHeader.shape.dropFirst())
-                var channelAxis: Int? = geometry.channelAxisMissing ? nil : (geometry.nchw ? 0 : 2)
-                if geometry.channelAxisMissing && format != .idx {
-                    itemShape.append(1)
-                    channelAxis = 2
-                }
+                if geometry.channelAxisMissing { itemShape.append(1) }
+                let channelAxis = geometry.nchw ? 0 : 2
                 let layout = TensorLayout(dtype: geometry.dtype, itemShape: itemShape, channelAxis: channelAxis)
                 let labels = try dataset.labels(split)
                 writer.names = split.outputNames

@@ -16,14 +16,6 @@ public struct Verifier {
 
     public init(jobs: Int = ConversionOptions.defaultJobs) { self.jobs = jobs }
 
-    /// The manifest that belongs to an output path (beside a file, inside a folder).
-    public static func manifestPath(for path: String) -> String {
-        if let container = try? openContainer(path) { return container.manifestPath }
-        var st = stat()
-        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { return path + "/manifest.json" }
-        return path + ".manifest.json"
-    }
-
     /// Checks an `.npz`, an `.npy` folder, an `.h5` file or an IDX pair (the images file, or the
     /// folder holding it) against its manifest.
     /// - Parameters:

@@ -21,7 +21,7 @@ public struct WriterSettings: Sendable {
     public var compress = false
     /// Deflate level; nil: the format's default (6; HDF5 4).
     public var level: Int?
-    /// `.npz --compress`: deflating threads.
+    /// Compressing threads (`.npz --compress`, HDF5 `--compress`); the output does not depend on it.
     public var threads = 1
     /// IDX: gzip-compressed files.
     public var gzip = false
@@ -91,7 +91,11 @@ public struct ContainerFormat: Sendable {
         keepsLabelDType: true, manifestPath: { $0 + ".manifest.json" },
         recognises: { !$0.isFolder && HDF5Reader.hasSignature($0.path) },
         reader: { probe, _, _ in try HDF5Reader(path: probe.path) },
-        writer: { path, s in HDF5Writer(path: path, compress: s.compress, level: s.level ?? 4) })
+        writer: { path, s in
+            let w = HDF5Writer(path: path, compress: s.compress, level: s.level ?? 4)
+            w.threads = s.threads
+            return w
+        })
 
     public static let idx = ContainerFormat(
         name: "idx", outputIsFolder: true, extensions: [], holdsClassNames: false, holdsOnehotLabels: false,

@@ -29,9 +29,10 @@ struct ToHDF5: ParsableCommand {
 
     func run() throws {
         try IMGConvCommand.run {
-            let writer = HDF5Writer(path: common.output, compress: compress, level: level)
-            writer.threads = common.jobs
-            try convert(common, writer: writer, format: "h5", compress: compress)
+            var settings = WriterSettings()
+            settings.compress = compress
+            settings.level = level
+            try convert(common, format: .h5, settings: settings)
         }
     }
 }

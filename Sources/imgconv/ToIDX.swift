@@ -34,9 +34,11 @@ struct ToIDX: ParsableCommand {
 
     func run() throws {
         try IMGConvCommand.run {
-            let writer = IDXWriter(directory: common.output, prefix: prefix, gzip: gzip)
-            writer.warn = { Console.warning($0) }
-            try convert(common, writer: writer, format: "idx", compress: gzip)
+            var settings = WriterSettings()
+            settings.prefix = prefix
+            settings.gzip = gzip
+            settings.warn = { Console.warning($0) }
+            try convert(common, format: .idx, settings: settings)
         }
     }
 }

@@ -16,9 +16,9 @@ struct ToNPZ: ParsableCommand {
 
     func run() throws {
         try IMGConvCommand.run {
-            let writer = NPZWriter(path: common.output, compress: compress)
-            writer.threads = common.jobs
-            try convert(common, writer: writer, format: "npz", compress: compress)
+            var settings = WriterSettings()
+            settings.compress = compress
+            try convert(common, format: .npz, settings: settings)
         }
     }
 }
@@ -32,20 +32,23 @@ struct ToNPY: ParsableCommand {
 
     func run() throws {
         try IMGConvCommand.run {
-            let writer = NPYDirectoryWriter(directory: common.output)
-            try convert(common, writer: writer, format: "npy", compress: false)
+            try convert(common, format: .npy, settings: WriterSettings())
         }
     }
 }
 
-func convert(_ common: ConversionOptionGroup, writer: DatasetWriter, format: String, compress: Bool) throws {
+/// Converts the dataset the common options name into `format`, set up by `settings` (threads: --jobs).
+func convert(_ common: ConversionOptionGroup, format: ContainerFormat, settings: WriterSettings) throws {
     let output = common.output
-    var converter = Converter(options: try common.options(compress: compress))
+    var settings = settings
+    settings.threads = common.jobs
+    let writer = format.makeWriter(path: output, settings: settings)
+    var converter = Converter(options: try common.options(compress: settings.compress || settings.gzip))
     converter.warn = { Console.warning($0) }
     ProgressBar.shared.begin(enabled: !common.quiet)
     converter.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: $2) }
     let name = output.split(separator: "/").last.map(String.init) ?? output
-    let s = try converter.convert(source: common.source, writer: writer, outputName: name, formatName: format)
+    let s = try converter.convert(source: common.source, writer: writer, outputName: name, formatName: format.name)
     ProgressBar.shared.clear()
     if !common.quiet {
         let shape = s.shape.map(String.init).joined(separator: "x")
