@@ -11,6 +11,7 @@ static inline size_t imc_h5t_variable(void) { return H5T_VARIABLE; }
 static inline hid_t imc_h5p_file_create(void) { return H5P_FILE_CREATE; }
 static inline hid_t imc_h5p_file_access(void) { return H5P_FILE_ACCESS; }
 static inline hid_t imc_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
+static inline hid_t imc_h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }
 
 // Little-endian file and memory types of the tensors imgconv reads and writes.
 static inline hid_t imc_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }

@@ -340,7 +340,8 @@ public final class LabeledDataset {
         }
         let width = split.labelsHeader.shape[1]
         let rowBytes = width * dtype.byteSize
-        var out = [Int64](repeating: 0, count: split.count)
+        var out: [Int64] = []
+        out.reserveCapacity(min(split.count, 1 << 20))   // grows with the rows read, not the header's N
         var scratch: [UInt8] = []
         for row in 0..<split.count {
             try stream.next(rowBytes, scratch: &scratch) { raw in
@@ -362,7 +363,7 @@ public final class LabeledDataset {
                 guard hot >= 0 else {
                     throw ImgConvError(.corruptInput, path: path, "\(label): one-hot row \(row) holds no 1")
                 }
-                out[row] = Int64(hot)
+                out.append(Int64(hot))
             }
         }
         return out

@@ -186,8 +186,10 @@ final class ChunkReader {
             }
             (start, end) = (0, length)
         }
-        if buffer.count < count { buffer += [UInt8](repeating: 0, count: count - buffer.count) }
         while end < count {
+            // Grown as the bytes arrive: a row size taken from a header never allocates more than
+            // the stream holds.
+            if end == buffer.count { buffer.append(contentsOf: repeatElement(0, count: min(count - end, max(1 << 20, end)))) }
             let at = end
             let n = try buffer.withUnsafeMutableBytes { try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[at...])) }
             if n == 0 { throw ImgConvError(.corruptInput, path: path, "\(label): the data ends early") }

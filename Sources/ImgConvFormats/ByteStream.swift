@@ -19,11 +19,18 @@ extension ByteStream {
 
     /// Hands the next `count` bytes (fewer only at the end, none there) to `body`: in place when
     /// the stream lends them (a stored `.npy` file or `.npz` member, memory-mapped), else read
-    /// into `scratch` (grown to `count` when needed). The bytes are valid only inside `body`.
+    /// into `scratch` (grown as the bytes arrive, up to `count`: a count taken from a header never
+    /// allocates more than the stream holds). The bytes are valid only inside `body`.
     public func next<R>(_ count: Int, scratch: inout [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         if let lent = try borrow(count) { return try body(lent) }
-        if scratch.count < count { scratch = [UInt8](repeating: 0, count: count) }
-        let n = try scratch.withUnsafeMutableBytes { try fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<count])) }
+        var n = 0
+        while n < count {
+            if n == scratch.count { scratch.append(contentsOf: repeatElement(0, count: min(count - n, max(1 << 20, n)))) }
+            let end = min(count, scratch.count)
+            let got = try scratch.withUnsafeMutableBytes { try fill(UnsafeMutableRawBufferPointer(rebasing: $0[n..<end])) }
+            n += got
+            if n < end { break }
+        }
         return try scratch.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
     }
 
@@ -40,14 +47,19 @@ extension ByteStream {
 
     /// Reads exactly `count` bytes, or fewer only when the stream ends first.
     public func read(count: Int) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
+        // The buffer grows as data arrives (1 MiB, then doubling): a header that declares more
+        // than the stream holds never makes it allocate what is not there.
+        var out: [UInt8] = []
         var done = 0
         while done < count {
+            if done == out.count {
+                out.append(contentsOf: repeatElement(0, count: min(count - done, max(1 << 20, done))))
+            }
             let n = try out.withUnsafeMutableBytes { try read(into: UnsafeMutableRawBufferPointer(rebasing: $0[done...])) }
             if n == 0 { break }
             done += n
         }
-        if done < count { out.removeSubrange(done...) }
+        if done < out.count { out.removeSubrange(done...) }
         return out
     }
 }
@@ -75,6 +87,7 @@ public final class ReadOnlyFile {
 
     /// Reads `count` bytes at `offset`; fewer only at the end of the file.
     public func read(at offset: Int, count: Int) throws -> [UInt8] {
+        let count = max(0, min(count, size - offset))   // never more than the file holds
         var out = [UInt8](repeating: 0, count: count)
         let n = try out.withUnsafeMutableBytes { try read(at: offset, into: $0) }
         if n < count { out.removeSubrange(n...) }

@@ -17,6 +17,8 @@ public final class HDF5Reader: TensorContainer {
     /// Numeric and string datasets of the root group, in name order.
     public private(set) var datasetNames: [String] = []
     private var hasClassNamesAttribute = false
+    /// Root links to objects in other files (refused: they would read outside this file).
+    private var externalLinks = Set<String>()
 
     private var ctx: HDF5Context { HDF5Context(path: path, code: .corruptInput) }
 
@@ -35,6 +37,15 @@ public final class HDF5Reader: TensorContainer {
                 try ctx.check(H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buffer, buffer.count, imc_h5p_default()),
                               "read the name of link \(i)")
                 let name = String(cString: buffer)
+                // An external link would open another file: it is listed, and refused when opened.
+                var link = H5L_info_t()
+                try ctx.check(H5Lget_info_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, &link, imc_h5p_default()),
+                              "read link '\(name)'")
+                if link.type == H5L_TYPE_EXTERNAL {
+                    externalLinks.insert(name)
+                    datasetNames.append(name)
+                    continue
+                }
                 // Only objects that resolve (not dangling links) and are datasets.
                 let object = H5Oopen(file, name, imc_h5p_default())
                 if object < 0 { _ = HDF5.takeErrorStack(); continue }
@@ -77,10 +88,16 @@ public final class HDF5Reader: TensorContainer {
             return (header, BytesStream(data))
         }
         guard datasetNames.contains(name) else { throw missing(name) }
+        guard !externalLinks.contains(name) else {
+            throw ImgConvError(.unsupported, path: path, "HDF5: '/\(name)' is an external link to another file (refused: only data stored in this file is read)")
+        }
         return try HDF5.run {
             let ctx = self.ctx
             let handles = HDF5Handles()
-            let dataset = handles.own(try ctx.check(H5Dopen2(file, name, imc_h5p_default()), "open the dataset '/\(name)'"), .dataset)
+            // Virtual datasets resolve their sources beside this file, never from the working folder.
+            let dapl = handles.own(try ctx.check(H5Pcreate(imc_h5p_dataset_access()), "create a dataset access list"), .propertyList)
+            try ctx.check(H5Pset_virtual_prefix(dapl, parentFolderOf(path) + "/"), "set the virtual dataset prefix")
+            let dataset = handles.own(try ctx.check(H5Dopen2(file, name, dapl), "open the dataset '/\(name)'"), .dataset)
             let scope = HDF5Handles()
             defer { scope.closeAll() }
             let type = scope.own(try ctx.check(H5Dget_type(dataset), "read the type of '/\(name)'"), .datatype)
@@ -97,6 +114,7 @@ public final class HDF5Reader: TensorContainer {
             }
             var chunkRows = 1
             let dcpl = scope.own(try ctx.check(H5Dget_create_plist(dataset), "read the layout of '/\(name)'"), .propertyList)
+            try checkStorage(dataset, dcpl: dcpl, name: name, shape: shape, elementSize: dtype.byteSize)
             if H5Pget_layout(dcpl) == H5D_CHUNKED && rank > 0 {
                 var chunk = [hsize_t](repeating: 0, count: rank)
                 if H5Pget_chunk(dcpl, Int32(rank), &chunk) == Int32(rank) { chunkRows = max(1, Int(chunk[0])) }
@@ -104,6 +122,59 @@ public final class HDF5Reader: TensorContainer {
             let stream = HDF5DatasetStream(handles: handles, dataset: dataset, name: name, dtype: dtype, shape: shape,
                                            chunkRows: chunkRows, ctx: ctx)
             return (NPYHeader(descr: dtype.npyDescr, shape: shape), stream)
+        }
+    }
+
+    /// Refuses a dataset whose data this file does not hold: external storage (raw data in other
+    /// files), a virtual dataset with a source outside this file's folder, or a declared extent its
+    /// stored data cannot fill (unallocated chunks, a short contiguous block, which would read as
+    /// fill values: a few bytes declaring terabytes).
+    private func checkStorage(_ dataset: hid_t, dcpl: hid_t, name: String, shape: [Int], elementSize: Int) throws {
+        let ctx = self.ctx
+        if H5Pget_external_count(dcpl) > 0 {
+            throw ImgConvError(.unsupported, path: path, "HDF5: dataset '/\(name)' keeps its data in external files (refused: only data stored in this file is read)")
+        }
+        let total = checkedByteCount(shape, elementSize: elementSize) ?? Int.max
+        switch H5Pget_layout(dcpl) {
+        case H5D_VIRTUAL:
+            var count = 0
+            try ctx.check(H5Pget_virtual_count(dcpl, &count), "read the sources of '/\(name)'")
+            for k in 0..<count {
+                let length = try ctx.check(H5Pget_virtual_filename(dcpl, k, nil, 0), "read source \(k) of '/\(name)'")
+                var buffer = [CChar](repeating: 0, count: Int(length) + 1)
+                _ = try ctx.check(H5Pget_virtual_filename(dcpl, k, &buffer, buffer.count), "read source \(k) of '/\(name)'")
+                let source = String(cString: buffer)
+                guard source == "." || isInsideFolder(source, of: path) else {
+                    throw ImgConvError(.unsupported, path: path,
+                                       "HDF5: virtual dataset '/\(name)' reads from '\(source)', outside this file's folder (refused)")
+                }
+            }
+        case H5D_CHUNKED:
+            let rank = shape.count
+            var chunk = [hsize_t](repeating: 0, count: max(rank, 1))
+            guard rank > 0, H5Pget_chunk(dcpl, Int32(rank), &chunk) == Int32(rank) else { return }
+            var expected = 1
+            for (dim, side) in zip(shape, chunk) {
+                let (product, overflow) = expected.multipliedReportingOverflow(by: (dim + Int(side) - 1) / max(1, Int(side)))
+                expected = overflow ? Int.max : product
+            }
+            var stored: hsize_t = 0
+            let scope = HDF5Handles()
+            defer { scope.closeAll() }
+            let space = scope.own(try ctx.check(H5Dget_space(dataset), "read the shape of '/\(name)'"), .dataspace)
+            try ctx.check(H5Dget_num_chunks(dataset, space, &stored), "count the chunks of '/\(name)'")
+            guard Int(stored) >= expected else {
+                throw ImgConvError(.corruptInput, path: path,
+                                   "HDF5: dataset '/\(name)' of shape \(shape) stores \(stored) of its \(expected) chunks (refused: the rest would read as fill values)")
+            }
+        case H5D_CONTIGUOUS:
+            let stored = H5Dget_storage_size(dataset)
+            guard Int(stored) >= total else {
+                throw ImgConvError(.corruptInput, path: path,
+                                   "HDF5: dataset '/\(name)' of shape \(shape) needs \(total) bytes but stores \(stored) (refused)")
+            }
+        default:
+            return   // compact: the data is in the object header itself
         }
     }
 
@@ -223,20 +294,29 @@ public final class HDF5Reader: TensorContainer {
     }
 }
 
-/// A dataset's data, read along its first axis a few chunks at a time.
+/// A dataset's data, read along its first axis a few chunks at a time. A row (one item along the
+/// first axis) larger than a read is read in slabs along the next axes, so no buffer is larger
+/// than about 1 MiB whatever the shape says.
 final class HDF5DatasetStream: ByteStream {
     private let handles: HDF5Handles
     private let dataset: hid_t
     private let name: String
     private let dtype: DType
     private let shape: [Int]
-    private let rowBytes: Int
-    private let rowsPerRead: Int
-    private let rows: Int
     private let ctx: HDF5Context
-    private var nextRow = 0
+    /// Reads select whole units along `axis`: one unit is an index of every axis before it and all
+    /// of the axes after it (`unitBytes`).
+    private let axis: Int
+    private let unitBytes: Int
+    private let unitsPerRead: Int
+    /// The next unit: its index along `axis` and the indices of the axes before it.
+    private var position: [Int]
+    private var done = false
     private var staging: [UInt8] = []
     private var start = 0
+
+    /// Bytes per read (about; at least one element).
+    static let readBytes = 1 << 20
 
     init(handles: HDF5Handles, dataset: hid_t, name: String, dtype: DType, shape: [Int], chunkRows: Int, ctx: HDF5Context) {
         self.handles = handles
@@ -245,12 +325,16 @@ final class HDF5DatasetStream: ByteStream {
         self.dtype = dtype
         self.shape = shape
         self.ctx = ctx
-        // A scalar dataset is one row of one element.
-        rows = shape.first ?? 1
-        rowBytes = shape.dropFirst().reduce(dtype.byteSize, *)
-        // About 1 MiB per read, in whole chunks so each chunk is read (and inflated) once.
-        let wanted = max(1, (1 << 20) / max(1, rowBytes))
-        rowsPerRead = max(chunkRows, wanted / chunkRows * chunkRows)
+        // The first axis whose units fit a read (the last axis always does: one element per unit at most).
+        var axis = 0
+        while axis + 1 < shape.count && shape[(axis + 1)...].reduce(dtype.byteSize, *) > Self.readBytes { axis += 1 }
+        self.axis = axis
+        unitBytes = shape.isEmpty ? dtype.byteSize : shape[(axis + 1)...].reduce(dtype.byteSize, *)
+        let wanted = max(1, Self.readBytes / max(1, unitBytes))
+        // Along the first axis, whole chunks, so each chunk is read (and inflated) once.
+        unitsPerRead = axis == 0 && wanted >= chunkRows ? wanted / chunkRows * chunkRows : wanted
+        position = [Int](repeating: 0, count: shape.isEmpty ? 0 : axis + 1)
+        done = shape.contains(0)
     }
 
     deinit {
@@ -260,31 +344,8 @@ final class HDF5DatasetStream: ByteStream {
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if start >= staging.count {
-            guard nextRow < rows, rowBytes > 0 else { return 0 }
-            let count = min(rowsPerRead, rows - nextRow)
-            staging = [UInt8](repeating: 0, count: count * rowBytes)
-            start = 0
-            let (first, ctx, dataset, shape, name, dtype) = (nextRow, self.ctx, self.dataset, self.shape, self.name, self.dtype)
-            try staging.withUnsafeMutableBytes { buf in
-                try HDF5.run {
-                    let memType = HDF5Types.type(for: dtype)
-                    if shape.isEmpty {
-                        try ctx.check(H5Dread(dataset, memType, imc_h5s_all(), imc_h5s_all(), imc_h5p_default(), buf.baseAddress!),
-                                      "read '/\(name)'")
-                        return
-                    }
-                    let scope = HDF5Handles()
-                    defer { scope.closeAll() }
-                    let fileSpace = scope.own(try ctx.check(H5Dget_space(dataset), "get the dataspace of '/\(name)'"), .dataspace)
-                    var offset = [hsize_t(first)] + shape.dropFirst().map { _ in hsize_t(0) }
-                    var block = [hsize_t(count)] + shape.dropFirst().map { hsize_t($0) }
-                    try ctx.check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &offset, nil, &block, nil), "select rows of '/\(name)'")
-                    let memSpace = scope.own(try ctx.check(H5Screate_simple(Int32(block.count), &block, nil), "create a memory dataspace"), .dataspace)
-                    try ctx.check(H5Dread(dataset, memType, memSpace, fileSpace, imc_h5p_default(), buf.baseAddress!),
-                                  "read rows \(first)..<\(first + count) of '/\(name)'")
-                }
-            }
-            nextRow += count
+            guard !done else { return 0 }
+            try fill()
         }
         let take = min(buffer.count, staging.count - start)
         staging.withUnsafeBytes { src in
@@ -292,6 +353,47 @@ final class HDF5DatasetStream: ByteStream {
         }
         start += take
         return take
+    }
+
+    /// Reads the next slab into `staging` and moves `position` past it.
+    private func fill() throws {
+        let (ctx, dataset, shape, name, dtype, axis) = (self.ctx, self.dataset, self.shape, self.name, self.dtype, self.axis)
+        let count = shape.isEmpty ? 1 : min(unitsPerRead, shape[axis] - position[axis])
+        staging = [UInt8](repeating: 0, count: count * unitBytes)
+        start = 0
+        let at = position
+        try staging.withUnsafeMutableBytes { buf in
+            try HDF5.run {
+                let memType = HDF5Types.type(for: dtype)
+                if shape.isEmpty {
+                    try ctx.check(H5Dread(dataset, memType, imc_h5s_all(), imc_h5s_all(), imc_h5p_default(), buf.baseAddress!),
+                                  "read '/\(name)'")
+                    return
+                }
+                let scope = HDF5Handles()
+                defer { scope.closeAll() }
+                let fileSpace = scope.own(try ctx.check(H5Dget_space(dataset), "get the dataspace of '/\(name)'"), .dataspace)
+                var offset = at.map { hsize_t($0) } + shape[(axis + 1)...].map { _ in hsize_t(0) }
+                var block = at.dropLast().map { _ in hsize_t(1) } + [hsize_t(count)] + shape[(axis + 1)...].map { hsize_t($0) }
+                try ctx.check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &offset, nil, &block, nil), "select data of '/\(name)'")
+                let memSpace = scope.own(try ctx.check(H5Screate_simple(Int32(block.count), &block, nil), "create a memory dataspace"), .dataspace)
+                try ctx.check(H5Dread(dataset, memType, memSpace, fileSpace, imc_h5p_default(), buf.baseAddress!),
+                              "read \(at) + \(count) of '/\(name)'")
+            }
+        }
+        guard !shape.isEmpty else {
+            done = true
+            return
+        }
+        // Advance like an odometer over the axes up to `axis`.
+        position[axis] += count
+        var k = axis
+        while k > 0 && position[k] == shape[k] {
+            position[k] = 0
+            position[k - 1] += 1
+            k -= 1
+        }
+        if position[0] == shape[0] { done = true }
     }
 }
 
@@ -309,4 +411,22 @@ final class BytesStream: ByteStream {
         offset += take
         return take
     }
+}
+
+/// The folder a path is in (`.` for a bare name).
+func parentFolderOf(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+}
+
+/// Whether `name`, taken relative to the folder of `file`, names an existing file inside that
+/// folder (or below it), links resolved.
+func isInsideFolder(_ name: String, of file: String) -> Bool {
+    guard !name.hasPrefix("/"), let folder = realpath(parentFolderOf(file), nil) else { return false }
+    defer { free(folder) }
+    guard let target = realpath(parentFolderOf(file) + "/" + name, nil) else { return false }
+    defer { free(target) }
+    let base = String(cString: folder)
+    let resolved = String(cString: target)
+    return resolved.hasPrefix(base == "/" ? "/" : base + "/")
 }

@@ -66,7 +66,8 @@ public final class HDF5Writer: DatasetWriter {
         self.layout = layout
         imagesPerChunk = Self.imagesPerChunk(bytesPerImage: layout.bytesPerItem, planned: count)
         pending.removeAll(keepingCapacity: true)
-        pending.reserveCapacity(imagesPerChunk * layout.bytesPerItem)
+        // Grows as images arrive: the layout of an input's header is no reason to allocate.
+        pending.reserveCapacity(min(imagesPerChunk * layout.bytesPerItem, 4 << 20))
         pendingCount = 0
         written = 0
         hash = BackgroundDigest()

@@ -89,6 +89,13 @@ public struct IDXHeader: Equatable, Sendable {
     }
 
     /// The error for data that is not as long as the dimensions say.
+    /// The data goes on past the length the dimensions give (found at the first byte beyond it,
+    /// without reading further).
+    func overLengthError(path: String) -> ImgConvError {
+        ImgConvError(.corruptInput, path: path,
+                     "IDX data goes on past the \(dataLength ?? 0) bytes that dimensions \(dimsText(dims)) of \(type.dtype.rawValue) need")
+    }
+
     func lengthError(path: String, actual: Int) -> ImgConvError {
         ImgConvError(.corruptInput, path: path,
                      "IDX data is \(actual) bytes, dimensions \(dimsText(dims)) of \(type.dtype.rawValue) need \(dataLength ?? 0)")

@@ -181,9 +181,10 @@ final class IDXDataStream: ByteStream {
         if start >= end {
             let total = header.dataLength ?? 0
             guard left > 0 else {
-                var probe = [UInt8](repeating: 0, count: 4096)
+                // One byte past the end is enough to refuse: the rest is never read.
+                var probe = [UInt8](repeating: 0, count: 1)
                 let extra = try probe.withUnsafeMutableBytes { try readBase($0) }
-                if extra > 0 { throw header.lengthError(path: path, actual: total + extra) }
+                if extra > 0 { throw header.overLengthError(path: path) }
                 return 0
             }
             let want = min(staging.count / elementSize * elementSize, left)

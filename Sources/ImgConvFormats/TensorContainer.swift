@@ -55,8 +55,24 @@ func listFolder(_ path: String) -> [String] {
     return names.sorted()
 }
 
-/// Reads the NPY header at the start of a stream and returns it with the data length it implies.
+/// Reads the NPY header at the start of a stream.
 func readHeader(from stream: ByteStream, path: String) throws -> NPYHeader {
+    try readHeaderAndLength(from: stream, path: path).header
+}
+
+/// Opens the data of an NPY file or member of `size` bytes: its header, checked against the bytes
+/// that back it (before anything is allocated from it), and a stream of exactly its data.
+func openNPY(_ stream: ByteStream, size: Int, path: String, label: String) throws -> (NPYHeader, ByteStream) {
+    let (header, headerBytes) = try readHeaderAndLength(from: stream, path: path)
+    let length = try dataLength(header, path: path, label: label)
+    guard size - headerBytes == length else {
+        throw ImgConvError(.corruptInput, path: path, "\(label): data is \(max(0, size - headerBytes)) bytes, its header (\(header.descr) \(header.shape)) needs \(length)")
+    }
+    return (header, ExactLengthStream(stream, length: length, label: label, path: path))
+}
+
+/// Reads the NPY header at the start of a stream, and how many bytes it took.
+func readHeaderAndLength(from stream: ByteStream, path: String) throws -> (header: NPYHeader, bytes: Int) {
     var bytes = try stream.read(count: 10)
     guard bytes.count == 10 else { throw ImgConvError(.corruptInput, path: path, "NPY header: truncated (\(bytes.count) bytes)") }
     let lengthSize = bytes[6] == 1 ? 2 : 4
@@ -68,7 +84,7 @@ func readHeader(from stream: ByteStream, path: String) throws -> NPYHeader {
         throw ImgConvError(.corruptInput, path: path, "NPY header: header length \(length) is over \(NPYHeader.maxHeaderLength)")
     }
     bytes += try stream.read(count: length)
-    return try NPYHeader.parse(bytes, path: path).0
+    return (try NPYHeader.parse(bytes, path: path).0, bytes.count)
 }
 
 /// Limits a stream to `length` bytes and reports a short stream as corrupt.
@@ -77,12 +93,14 @@ final class ExactLengthStream: ByteStream {
     private var left: Int
     private let label: String
     private let length: Int
+    private let path: String?
 
-    init(_ base: ByteStream, length: Int, label: String) {
+    init(_ base: ByteStream, length: Int, label: String, path: String? = nil) {
         self.base = base
         left = length
         self.length = length
         self.label = label
+        self.path = path
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
@@ -90,11 +108,11 @@ final class ExactLengthStream: ByteStream {
             // Drain the base so its end checks (CRC) run, and refuse trailing data.
             var probe = [UInt8](repeating: 0, count: 1)
             let extra = try probe.withUnsafeMutableBytes { try base.read(into: $0) }
-            if extra > 0 { throw ImgConvError(.corruptInput, "\(label): more data than its shape holds") }
+            if extra > 0 { throw ImgConvError(.corruptInput, path: path, "\(label): more data than its shape holds") }
             return 0
         }
         let n = try base.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<min(buffer.count, left)]))
-        if n == 0 { throw ImgConvError(.corruptInput, "\(label): data is \(length - left) bytes, its header needs \(length)") }
+        if n == 0 { throw ImgConvError(.corruptInput, path: path, "\(label): data is \(length - left) bytes, its header needs \(length)") }
         left -= n
         return n
     }
@@ -103,13 +121,13 @@ final class ExactLengthStream: ByteStream {
         guard left > 0 else {
             // As `read`: the base must end here too (its own checks run), else there is extra data.
             guard let tail = try base.borrow(1) else { return nil }
-            if tail.count > 0 { throw ImgConvError(.corruptInput, "\(label): more data than its shape holds") }
+            if tail.count > 0 { throw ImgConvError(.corruptInput, path: path, "\(label): more data than its shape holds") }
             return tail
         }
         let want = min(count, left)
         guard let lent = try base.borrow(want) else { return nil }
         if lent.count < want {
-            throw ImgConvError(.corruptInput, "\(label): data is \(length - left + lent.count) bytes, its header needs \(length)")
+            throw ImgConvError(.corruptInput, path: path, "\(label): data is \(length - left + lent.count) bytes, its header needs \(length)")
         }
         left -= want
         return lent
@@ -162,9 +180,7 @@ public final class NPZReader: TensorContainer {
         let stream = try zip.open(member)
         let label = "member '\(memberName)'"
         do {
-            let header = try readHeader(from: stream, path: path)
-            let length = try dataLength(header, path: path, label: label)
-            return (header, ExactLengthStream(stream, length: length, label: label))
+            return try openNPY(stream, size: member.size, path: path, label: label)
         } catch let e as ImgConvError {
             throw e.message.hasPrefix("member") ? e : ImgConvError(e.code, path: path, "\(label): \(e.message)")
         }
@@ -188,9 +204,7 @@ public final class NPYDirectoryReader: TensorContainer {
         let filePath = path + "/" + storageName(name)
         let file = try ReadOnlyFile(path: filePath)
         let stream = FileRegionStream(file: file, offset: 0, length: file.size, mapped: true)
-        let header = try readHeader(from: stream, path: filePath)
-        let length = try dataLength(header, path: filePath, label: storageName(name))
-        return (header, ExactLengthStream(stream, length: length, label: storageName(name)))
+        return try openNPY(stream, size: file.size, path: filePath, label: storageName(name))
     }
 }
 #if canImport(Glibc)
@@ -218,8 +232,6 @@ public final class NPYFileReader: TensorContainer {
         guard name == self.name else { throw ImgConvError(.notFound, path: path, "holds no tensor '\(name)'") }
         let file = try ReadOnlyFile(path: path)
         let stream = FileRegionStream(file: file, offset: 0, length: file.size, mapped: true)
-        let header = try readHeader(from: stream, path: path)
-        let length = try dataLength(header, path: path, label: storageName(name))
-        return (header, ExactLengthStream(stream, length: length, label: storageName(name)))
+        return try openNPY(stream, size: file.size, path: path, label: storageName(name))
     }
 }

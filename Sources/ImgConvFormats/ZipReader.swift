@@ -190,7 +190,8 @@ final class MemberStream: ByteStream {
             if let inflater {
                 do {
                     _ = try input.withUnsafeBytes { buf in
-                        try inflater.feed(UnsafeRawBufferPointer(rebasing: buf[0..<n])) { pending.append(contentsOf: $0) }
+                        // The 4 KiB input piece bounds what it inflates to: all of it is used.
+                        try inflater.feed(UnsafeRawBufferPointer(rebasing: buf[0..<n]), maxOutput: .max) { pending.append(contentsOf: $0) }
                     }
                 } catch let e as ImgConvError {
                     throw fail(e.message)

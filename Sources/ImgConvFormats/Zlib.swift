@@ -98,15 +98,17 @@ final class Inflater {
         ended = false
     }
 
-    /// Inflates `input`, passing output pieces to `sink`. Returns the number of input bytes used
-    /// (less than given only when the stream ended).
+    /// Inflates `input`, passing output pieces to `sink`, until the input is used, the stream
+    /// ends, or `maxOutput` bytes have come out (so a highly compressed input never inflates more
+    /// than that at once). Returns the number of input bytes used; the caller feeds the rest later.
     /// - Throws: a message for corrupt data (the caller adds the file and member).
     @discardableResult
-    func feed(_ input: UnsafeRawBufferPointer, sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+    func feed(_ input: UnsafeRawBufferPointer, maxOutput: Int = 1 << 20, sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
         guard !ended, let base = input.baseAddress, input.count > 0 else { return 0 }
         stream.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: UInt8.self))
         stream.avail_in = UInt32(input.count)
-        while stream.avail_in > 0 && !ended {
+        var total = 0
+        while stream.avail_in > 0 && !ended && total < maxOutput {
             let rc = out.withUnsafeMutableBufferPointer { buf -> Int32 in
                 stream.next_out = buf.baseAddress
                 stream.avail_out = UInt32(buf.count)
@@ -121,6 +123,7 @@ final class Inflater {
             }
             let produced = out.count - Int(stream.avail_out)
             if produced > 0 { try out.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[0..<produced])) } }
+            total += produced
             if rc == Z_BUF_ERROR && produced == 0 { break }
         }
         return input.count - Int(stream.avail_in)
