@@ -36,9 +36,11 @@ public struct ImgConvError: Error, CustomStringConvertible, Sendable {
         self.message = message
     }
 
+    /// One line: control characters in the path or the reason (a file named with a newline or an
+    /// escape sequence) are shown escaped, see `escapingControlCharacters(_:)`.
     public var description: String {
-        if let path { return "\(code.rawValue): '\(path)': \(message)" }
-        return "\(code.rawValue): \(message)"
+        if let path { return escapingControlCharacters("\(code.rawValue): '\(path)': \(message)") }
+        return escapingControlCharacters("\(code.rawValue): \(message)")
     }
 
     /// The same error about another path (used to name the user-visible file instead of an internal one).
@@ -46,6 +48,38 @@ public struct ImgConvError: Error, CustomStringConvertible, Sendable {
         var copy = self
         copy.path = path
         return copy
+    }
+}
+
+/// `text` with every control character escaped, so that a name printed in a message can neither
+/// split its line nor drive the terminal: C0 controls and DEL (U+0000-U+001F, U+007F) become `\n`,
+/// `\r`, `\t` or `\xNN` (as non-UTF-8 name bytes are shown), C1 controls (U+0080-U+009F) `\u{NN}`.
+/// - Parameter keepingNewlines: leave `\n` as it is (text of several lines, such as JSON, whose
+///   strings are escaped already).
+public func escapingControlCharacters(_ text: String, keepingNewlines: Bool = false) -> String {
+    func escaped(_ s: Unicode.Scalar) -> Bool { isControlCharacter(s) && !(keepingNewlines && s == "\n") }
+    guard text.unicodeScalars.contains(where: escaped) else { return text }
+    var out = ""
+    for scalar in text.unicodeScalars {
+        if escaped(scalar) { out += controlEscape(scalar) } else { out.unicodeScalars.append(scalar) }
+    }
+    return out
+}
+
+/// Whether a scalar is a C0 or C1 control character or DEL.
+func isControlCharacter(_ s: Unicode.Scalar) -> Bool {
+    s.value < 0x20 || (s.value >= 0x7F && s.value <= 0x9F)
+}
+
+/// The escape shown for a control character: `\n`, `\r`, `\t`, `\xNN` (C0, DEL), `\u{NN}` (C1).
+func controlEscape(_ s: Unicode.Scalar) -> String {
+    switch s {
+    case "\n": return "\\n"
+    case "\r": return "\\r"
+    case "\t": return "\\t"
+    default:
+        let hex = String(s.value, radix: 16, uppercase: true)
+        return s.value < 0x80 ? "\\x" + (s.value < 0x10 ? "0" : "") + hex : "\\u{" + hex + "}"
     }
 }
 
