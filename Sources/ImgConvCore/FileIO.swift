@@ -3,17 +3,60 @@ import Glibc
 #endif
 import CSystem
 
-/// Reads a whole file into memory with one open and as few reads as its size allows.
-/// - Throws: `ImgConvError` `.io` (or `.notFound`) naming the path.
-public func readFile(_ path: String, maxBytes: Int = Int.max) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+/// Opens an input for reading and returns its descriptor and `fstat`. Only a regular file (or a
+/// link to one) is an input: a folder, FIFO, socket or device is refused without reading it (the
+/// open does not wait for a FIFO's writer). The caller closes the descriptor.
+/// - Throws: `ImgConvError` naming the path: `.notFound` (66) when it does not exist,
+///   `.unreadable` (66) when it cannot be opened (permissions, a folder in the path) or is not a
+///   regular file, `.io` (74) for other failures.
+public func openInputFile(_ path: String) throws -> (fd: Int32, stat: stat) {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
     guard fd >= 0 else {
         let code = errno
-        throw ImgConvError(code == ENOENT ? .notFound : .io, path: path, "cannot open: \(errnoText(code))")
+        throw ImgConvError(inputErrorCode(code), path: path, "cannot open: \(errnoText(code))")
     }
-    defer { close(fd) }
     var st = stat()
-    guard fstat(fd, &st) == 0 else { throw ImgConvError(.io, path: path, "cannot stat: \(errnoText(errno))") }
+    guard fstat(fd, &st) == 0 else {
+        let code = errno
+        close(fd)
+        throw ImgConvError(.io, path: path, "cannot stat: \(errnoText(code))")
+    }
+    guard (st.st_mode & S_IFMT) == S_IFREG else {
+        close(fd)
+        throw ImgConvError(.unreadable, path: path, "is \(fileKindName(st.st_mode)), not a regular file")
+    }
+    return (fd, st)
+}
+
+/// The error code of a failed `open` of an input: a missing file is `.notFound`, one that exists
+/// but cannot be opened `.unreadable` (both exit 66, EX_NOINPUT); anything else is `.io`.
+public func inputErrorCode(_ code: Int32) -> ImgConvError.Code {
+    switch code {
+    case ENOENT: return .notFound
+    case EACCES, EPERM, EISDIR, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENODEV: return .unreadable
+    default: return .io
+    }
+}
+
+/// What a file of this `st_mode` is, for messages: "a folder", "a FIFO", ...
+public func fileKindName(_ mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFREG: return "a regular file"
+    case S_IFDIR: return "a folder"
+    case S_IFIFO: return "a FIFO"
+    case S_IFSOCK: return "a socket"
+    case S_IFCHR: return "a character device"
+    case S_IFBLK: return "a block device"
+    case S_IFLNK: return "a symbolic link"
+    default: return "a special file"
+    }
+}
+
+/// Reads a whole file into memory with one open and as few reads as its size allows.
+/// - Throws: `ImgConvError` as `openInputFile`, `.io` when reading fails.
+public func readFile(_ path: String, maxBytes: Int = Int.max) throws -> [UInt8] {
+    let (fd, st) = try openInputFile(path)
+    defer { close(fd) }
     let size = Int(st.st_size)
     guard size <= maxBytes else {
         throw ImgConvError(.limitExceeded, path: path, "file is \(size) bytes, over the limit of \(maxBytes)")
@@ -37,14 +80,8 @@ public func readFile(_ path: String, maxBytes: Int = Int.max) throws -> [UInt8] 
 
 /// Reads at most `count` bytes from the start of a file.
 public func readFilePrefix(_ path: String, count: Int) throws -> (bytes: [UInt8], fileSize: Int) {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else {
-        let code = errno
-        throw ImgConvError(code == ENOENT ? .notFound : .io, path: path, "cannot open: \(errnoText(code))")
-    }
+    let (fd, st) = try openInputFile(path)
     defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw ImgConvError(.io, path: path, "cannot stat: \(errnoText(errno))") }
     let want = min(count, Int(st.st_size))
     var bytes = [UInt8](repeating: 0, count: want)
     var done = 0

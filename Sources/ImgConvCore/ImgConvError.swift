@@ -4,6 +4,7 @@ public struct ImgConvError: Error, CustomStringConvertible, Sendable {
     public enum Code: String, Sendable {
         case invalidArgument = "invalid argument"
         case notFound = "not found"
+        case unreadable = "unreadable input"
         case unsupported = "unsupported format"
         case corruptInput = "corrupt input"
         case limitExceeded = "limit exceeded"
@@ -18,7 +19,7 @@ public struct ImgConvError: Error, CustomStringConvertible, Sendable {
             switch self {
             case .invalidArgument: return 64
             case .unsupported, .corruptInput, .limitExceeded, .shapeMismatch, .verificationFailed: return 65
-            case .notFound: return 66
+            case .notFound, .unreadable: return 66
             case .io: return 74
             case .interrupted: return 130
             case .internal: return 70
