@@ -223,10 +223,37 @@ public final class AtomicOutputFile {
     }
 }
 
+/// Refuses an output file target that a finished output must not replace: an existing folder,
+/// FIFO, socket or device (renaming a file over `/dev/null` would replace the device node). A
+/// missing target, a regular file and a symbolic link pass: a link is itself replaced by the new
+/// file (the rename replaces the link; what it pointed to is untouched).
+/// - Throws: `ImgConvError` `.io` (74) naming the target and what it is.
+public func checkOutputFileTarget(_ target: String) throws {
+    var st = stat()
+    guard lstat(target, &st) == 0 else { return }   // missing (or unreachable: creating fails later)
+    let kind = st.st_mode & S_IFMT
+    guard kind == S_IFREG || kind == S_IFLNK else {
+        throw ImgConvError(.io, path: target, "is \(fileKindName(st.st_mode)), not a regular file: refusing to replace it")
+    }
+}
+
+/// Refuses an output folder target (`to-npy`, `to-idx`) that exists and is not a folder (or a
+/// link to one): the files would be written beside it, or over it.
+/// - Throws: `ImgConvError` `.io` (74) naming the target and what it is.
+public func checkOutputFolderTarget(_ target: String) throws {
+    var st = stat()
+    guard stat(target, &st) == 0 else { return }   // missing: created when the output starts
+    guard (st.st_mode & S_IFMT) == S_IFDIR else {
+        throw ImgConvError(.io, path: target, "is \(fileKindName(st.st_mode)), not a folder: refusing to write into it")
+    }
+}
+
 /// Creates an empty file `.<name>.imgconv-<pid>-<n>.tmp` beside `target` and registers it with
 /// `TemporaryFiles`; returns its open descriptor and path.
-/// - Throws: `ImgConvError` `.io` when the folder is missing or cannot take a new file.
+/// - Throws: `ImgConvError` `.io` when the target is not a file that may be replaced
+///   (`checkOutputFileTarget`), or the folder is missing or cannot take a new file.
 private func createTemporaryFile(for target: String) throws -> (Int32, String) {
+    try checkOutputFileTarget(target)
     let slash = target.lastIndex(of: "/")
     let dir = slash.map { String(target[..<$0]) } ?? "."
     let base = slash.map { String(target[target.index(after: $0)...]) } ?? target
@@ -254,8 +281,16 @@ private func createTemporaryFile(for target: String) throws -> (Int32, String) {
 }
 
 /// Renames a finished temporary file over its target (removing it if that fails) and forgets it.
+/// The target is checked again just before: something may have been put there while the output
+/// was written.
 private func moveIntoPlace(_ temporaryPath: String, _ targetPath: String) throws {
     defer { TemporaryFiles.unregister(temporaryPath) }
+    do {
+        try checkOutputFileTarget(targetPath)
+    } catch {
+        unlink(temporaryPath)
+        throw error
+    }
     if rename(temporaryPath, targetPath) != 0 {
         let e = errno
         unlink(temporaryPath)

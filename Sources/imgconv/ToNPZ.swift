@@ -40,6 +40,8 @@ struct ToNPY: ParsableCommand {
 
 func convert(_ common: ConversionOptionGroup, writer: DatasetWriter, format: String, compress: Bool) throws {
     let output = common.output
+    // A device, FIFO, socket or folder where an output goes is refused before any work.
+    try writer.checkTargets()
     var converter = Converter(options: try common.options(compress: compress))
     converter.warn = { Console.warning($0) }
     ProgressBar.shared.begin(enabled: !common.quiet)
