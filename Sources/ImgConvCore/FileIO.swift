@@ -291,6 +291,7 @@ private func moveIntoPlace(_ temporaryPath: String, _ targetPath: String) throws
         unlink(temporaryPath)
         throw error
     }
+    TemporaryFiles.beginCommit()
     if rename(temporaryPath, targetPath) != 0 {
         let e = errno
         unlink(temporaryPath)
