@@ -224,17 +224,46 @@ public final class AtomicOutputFile {
 }
 
 /// Refuses an output file target that a finished output must not replace: an existing folder,
-/// FIFO, socket or device (renaming a file over `/dev/null` would replace the device node). A
-/// missing target, a regular file and a symbolic link pass: a link is itself replaced by the new
-/// file (the rename replaces the link; what it pointed to is untouched).
+/// FIFO, socket or device (renaming a file over `/dev/null` would replace the device node), a
+/// symbolic link to one, or a link to a process's descriptor (`/dev/stdout`, whatever stdout is).
+/// A missing target, a regular file, and a link to a regular file or to nothing pass: such a link
+/// is itself replaced by the new file (the rename replaces the link; what it pointed to is
+/// untouched).
 /// - Throws: `ImgConvError` `.io` (74) naming the target and what it is.
 public func checkOutputFileTarget(_ target: String) throws {
     var st = stat()
     guard lstat(target, &st) == 0 else { return }   // missing (or unreachable: creating fails later)
-    let kind = st.st_mode & S_IFMT
-    guard kind == S_IFREG || kind == S_IFLNK else {
+    switch st.st_mode & S_IFMT {
+    case S_IFREG:
+        return
+    case S_IFLNK:
+        if let descriptor = descriptorLinkText(target) {
+            throw ImgConvError(.io, path: target, "is a symbolic link to a process's descriptor ('\(descriptor)'), not to a file: refusing to replace it")
+        }
+        var pointed = stat()
+        guard stat(target, &pointed) == 0, (pointed.st_mode & S_IFMT) != S_IFREG else { return }
+        throw ImgConvError(.io, path: target, "is a symbolic link to \(fileKindName(pointed.st_mode)), not to a regular file: refusing to replace it")
+    default:
         throw ImgConvError(.io, path: target, "is \(fileKindName(st.st_mode)), not a regular file: refusing to replace it")
     }
+}
+
+/// The text of the symbolic link `path` when it names a descriptor of a process, a file in a
+/// folder that resolves into `/proc` (`/dev/stdout` -> `/proc/self/fd/1`, `/dev/fd/1`): such a
+/// link stands for a stream, whatever file the descriptor happens to be, and is part of the
+/// system; nil for any other link.
+func descriptorLinkText(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink(path, &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    let text = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let linkFolder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+    let named = text.hasPrefix("/") ? text : linkFolder + "/" + text
+    let folder = named.lastIndex(of: "/").map { String(named[..<$0]) } ?? "."
+    guard let real = realpath(folder.isEmpty ? "/" : folder, nil) else { return nil }
+    defer { free(real) }
+    let resolved = String(cString: real)
+    return resolved == "/proc" || resolved.hasPrefix("/proc/") ? text : nil
 }
 
 /// Refuses an output folder target (`to-npy`, `to-idx`) that exists and is not a folder (or a
