@@ -15,7 +15,8 @@ struct IMGConvCommand: ParsableCommand {
         subcommands: [ToNPZ.self, ToNPY.self, ToHDF5.self, ToIDX.self, Convert.self, Inspect.self, Export.self, Preview.self, Verify.self])
 
     /// Like ArgumentParser's `main()`, but a usage error is one line (`imgconv: usage: ...`) on
-    /// stderr with exit 64, as every other error is one line; help and version print as usual.
+    /// stderr with exit 64, as every other error is one line; help and version print as usual
+    /// (through `Console`: a failed write is exit 74).
     static func main() {
         Console.occupyClosedStandardDescriptors()
         do {
@@ -23,7 +24,12 @@ struct IMGConvCommand: ParsableCommand {
             try command.run()
         } catch {
             let code = exitCode(for: error)
-            if code == .success || error is ExitCode { exit(withError: error) }
+            if error is ExitCode { exit(withError: error) }
+            if code == .success {
+                // Help and version, printed here so that a closed or full stdout is exit 74 too.
+                Console.out(fullMessage(for: error))
+                Foundation.exit(Console.reportFailedWrite() ? ImgConvError.Code.io.exitCode : 0)
+            }
             let first = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
             let text = first.hasPrefix("Error: ") ? String(first.dropFirst(7)) : first
             if code.rawValue == 64 {
@@ -47,13 +53,8 @@ struct IMGConvCommand: ParsableCommand {
             Console.error(e.description)
             throw ExitCode(Console.exitCode(e.code.exitCode))
         }
-        if let failure = Console.firstFailure {
-            // The work is done (its output committed); only what was printed about it was lost.
-            if failure.fd != 2 {
-                Console.error(ImgConvError(.io, path: failure.stream, "cannot write: \(failure.reason)").description)
-            }
-            throw ExitCode(ImgConvError.Code.io.exitCode)
-        }
+        // The work is done (its output committed); only what was printed about it was lost.
+        if Console.reportFailedWrite() { throw ExitCode(ImgConvError.Code.io.exitCode) }
     }
 }
 
@@ -78,6 +79,15 @@ enum Console {
         lock.lock()
         defer { lock.unlock() }
         return failures[1] ?? failures[2]
+    }
+
+    /// Whether a write failed; if it was on stdout, says so in one line on stderr.
+    static func reportFailedWrite() -> Bool {
+        guard let failure = firstFailure else { return false }
+        if failure.fd != 2 {
+            error(ImgConvError(.io, path: failure.stream, "cannot write: \(failure.reason)").description)
+        }
+        return true
     }
 
     /// The exit code to use: `code`, or 74 when a message could not be written.

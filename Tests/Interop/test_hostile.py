@@ -368,13 +368,14 @@ def run_sh(redirect: str, args, timeout: float = 120) -> subprocess.CompletedPro
     return res
 
 
-@pytest.mark.parametrize("sub", ["to-npz", "verify", "inspect"])
+@pytest.mark.parametrize("sub", ["to-npz", "verify", "inspect", "--help"])
 def test_closed_stdout_is_74_and_the_output_stays(imgconv_bin, work, sub):
     ds, outputs = work
     target = outputs / "new.npz"
     args = {"to-npz": ["to-npz", ds.root, target],
             "verify": ["verify", outputs / "earlier.npz"],
-            "inspect": ["inspect", outputs / "earlier.npz"]}[sub]
+            "inspect": ["inspect", outputs / "earlier.npz"],
+            "--help": ["--help"]}[sub]
     before = state(outputs)
     res = run_sh(">&-", args)
     expect(res, H.EX_IOERR)
