@@ -620,6 +620,46 @@ def test_sighup_and_sigpipe_clean_up_like_sigterm(imgconv_bin, big_root, make_da
     assert_unchanged(before, outputs, f"{sub} interrupted by {sig.name}")
 
 
+def test_signal_while_renaming_into_place_waits_for_the_manifest(imgconv_bin, big_root, make_dataset, tmp_path):
+    """strace holds the first rename (the .npz into place) for 3 s; SIGTERM arrives then. The run
+    must finish renaming (its manifest too) before it exits 143: a new .npz beside the earlier
+    manifest would fail verification. Before the fix the handler removed the manifest's temporary
+    file and left exactly that."""
+    if not shutil.which("strace"):
+        pytest.skip("needs strace to hold a rename")
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    target = outputs / "o.npz"
+    expect(run(["to-npz", noise_dataset(make_dataset).root, target, "-q"]), 0)
+    earlier = target.read_bytes()
+    proc = subprocess.Popen(cli(["to-npz", big_root, target, "--jobs", "1", "-q"]), stderr=subprocess.PIPE)
+    tracer = subprocess.Popen(["strace", "-qq", "-f", "-o", str(tmp_path / "trace.txt"), "-p", str(proc.pid),
+                               "-e", "trace=rename", "-e", "inject=rename:delay_exit=3000000:when=1"],
+                              stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        if tracer.poll() is not None:
+            proc.kill()
+            pytest.skip(f"strace cannot attach here: {tracer.stderr.read().decode()[:200]}")
+        deadline = time.monotonic() + 60
+        while target.read_bytes() == earlier:   # the .npz is renamed; the rename has not returned
+            assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before its rename"
+            assert time.monotonic() < deadline, "no rename within 60 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        tracer.wait(timeout=30)
+    err = err.decode("utf-8", "replace")
+    assert proc.returncode == 128 + signal.SIGTERM, f"exit {proc.returncode}\n{err}"
+    expect(run(["verify", target]), 0)   # the new .npz and its own manifest
+    assert not temporaries(outputs), temporaries(outputs)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("imgconv: interrupted (SIGTERM)"), err
+
+
 # ==================================================================================================
 # 6. ZIP strictness
 # ==================================================================================================
