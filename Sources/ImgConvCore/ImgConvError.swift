@@ -53,8 +53,8 @@ public struct ImgConvError: Error, CustomStringConvertible, Sendable {
 }
 
 /// `text` with every control character escaped, so that a name printed in a message can neither
-/// split its line nor drive the terminal: C0 controls and DEL (U+0000-U+001F, U+007F) become `\n`,
-/// `\r`, `\t` or `\xNN` (as non-UTF-8 name bytes are shown), C1 controls (U+0080-U+009F) `\u{NN}`.
+/// split its line nor drive the terminal: C0 controls (U+0000-U+001F) become `\n`, `\r`, `\t` or
+/// `\xNN` (as non-UTF-8 name bytes are shown), DEL and C1 controls (U+007F-U+009F) `\u007F`...
 /// - Parameter keepingNewlines: leave `\n` as it is (text of several lines, such as JSON, whose
 ///   strings are escaped already).
 public func escapingControlCharacters(_ text: String, keepingNewlines: Bool = false) -> String {
@@ -72,7 +72,9 @@ func isControlCharacter(_ s: Unicode.Scalar) -> Bool {
     s.value < 0x20 || (s.value >= 0x7F && s.value <= 0x9F)
 }
 
-/// The escape shown for a control character: `\n`, `\r`, `\t`, `\xNN` (C0, DEL), `\u{NN}` (C1).
+/// The escape shown for a control character: `\n`, `\r`, `\t`, `\xNN` (other C0), `\u00NN` (DEL and
+/// C1: JSON's own escape, so that a JSON document printed through the console stays valid and
+/// decodes to the same name; JSON encoders leave these characters raw).
 func controlEscape(_ s: Unicode.Scalar) -> String {
     switch s {
     case "\n": return "\\n"
@@ -80,7 +82,7 @@ func controlEscape(_ s: Unicode.Scalar) -> String {
     case "\t": return "\\t"
     default:
         let hex = String(s.value, radix: 16, uppercase: true)
-        return s.value < 0x80 ? "\\x" + (s.value < 0x10 ? "0" : "") + hex : "\\u{" + hex + "}"
+        return s.value < 0x20 ? "\\x" + (s.value < 0x10 ? "0" : "") + hex : "\\u00" + hex
     }
 }
 

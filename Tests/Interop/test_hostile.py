@@ -468,20 +468,24 @@ def test_control_characters_in_class_names_are_escaped_by_inspect_and_verify(img
     ds = make_dataset()
     rng = np.random.default_rng(1)
     ds.add_image("a\x1b[31mb\x07/0.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    ds.add_image("c\x9b31md\x7f/0.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))   # C1 CSI, DEL
     ds.add_image("plain/0.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
     target = tmp_path / "o.npz"
     expect(run(["to-npz", ds.root, target, "-q"]), 0)
+    raw = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")   # every control but the newline
     res = run(["inspect", target])
     expect(res, 0)
-    assert "\x1b" not in res.stdout and "\x07" not in res.stdout, res.stdout
-    assert r"a\x1B[31mb\x07" in res.stdout
-    res = run(["inspect", target, "--json"])   # JSON escapes them itself; the document stays valid
+    assert not raw.search(res.stdout), res.stdout
+    assert r"a\x1B[31mb\x07" in res.stdout and r"c\u009B31md\u007F" in res.stdout, res.stdout
+    res = run(["inspect", target, "--json"])   # a valid document, with the exact names
     expect(res, 0)
+    assert not raw.search(res.stdout)
     import json
-    assert "a\x1b[31mb\x07" in [c["name"] for c in json.loads(res.stdout)["classes"]]
+    names = [c["name"] for c in json.loads(res.stdout)["classes"]]
+    assert "a\x1b[31mb\x07" in names and "c\x9b31md\x7f" in names, names
     res = run(["verify", target])
     expect(res, 0)
-    assert "\x1b" not in res.stdout and "\x07" not in res.stdout
+    assert not raw.search(res.stdout)
 
 
 def test_control_characters_in_zip_member_names_are_escaped(imgconv_bin, work):
