@@ -105,10 +105,18 @@ enum Console {
         emit(2, "imgconv: warning: " + escapingControlCharacters(line) + "\n")
     }
 
-    /// A line on stdout (or several: `inspect --json` prints its document at once; JSON strings
-    /// hold their control characters escaped already).
+    /// A line on stdout, every control character escaped (a class name holding a newline stays on
+    /// its line); or a JSON document (`inspect --json` prints it at once), whose newlines stay.
     static func out(_ line: String) {
-        emit(1, escapingControlCharacters(line, keepingNewlines: true) + "\n")
+        emit(1, escapingControlCharacters(line, keepingNewlines: isJSONDocument(line)) + "\n")
+    }
+
+    /// Whether `text` is a JSON document of several lines: its raw newlines are all layout (a JSON
+    /// string cannot hold one), and its strings' control characters are escaped already, except
+    /// DEL and C1, which `escapingControlCharacters` escapes the JSON way.
+    private static func isJSONDocument(_ text: String) -> Bool {
+        guard let first = text.first, first == "{" || first == "[", text.contains("\n") else { return false }
+        return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) != nil
     }
 
     /// Writes `text` to stdout (1) or stderr (2) unless a write there failed before; a failure

@@ -469,6 +469,7 @@ def test_control_characters_in_class_names_are_escaped_by_inspect_and_verify(img
     rng = np.random.default_rng(1)
     ds.add_image("a\x1b[31mb\x07/0.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
     ds.add_image("c\x9b31md\x7f/0.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))   # C1 CSI, DEL
+    ds.add_image("e\nf/0.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
     ds.add_image("plain/0.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
     target = tmp_path / "o.npz"
     expect(run(["to-npz", ds.root, target, "-q"]), 0)
@@ -477,12 +478,14 @@ def test_control_characters_in_class_names_are_escaped_by_inspect_and_verify(img
     expect(res, 0)
     assert not raw.search(res.stdout), res.stdout
     assert r"a\x1B[31mb\x07" in res.stdout and r"c\u009B31md\u007F" in res.stdout, res.stdout
+    class_lines = [ln for ln in res.stdout.splitlines() if re.match(r"^  \d+  ", ln)]
+    assert len(class_lines) == 4 and any(r"e\nf" in ln for ln in class_lines), res.stdout   # one line each
     res = run(["inspect", target, "--json"])   # a valid document, with the exact names
     expect(res, 0)
     assert not raw.search(res.stdout)
     import json
     names = [c["name"] for c in json.loads(res.stdout)["classes"]]
-    assert "a\x1b[31mb\x07" in names and "c\x9b31md\x7f" in names, names
+    assert "a\x1b[31mb\x07" in names and "c\x9b31md\x7f" in names and "e\nf" in names, names
     res = run(["verify", target])
     expect(res, 0)
     assert not raw.search(res.stdout)
