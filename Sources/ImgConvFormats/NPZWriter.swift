@@ -116,12 +116,12 @@ public final class NPYDirectoryWriter: DatasetWriter {
     /// the class names and the manifest.
     public func checkTargets() throws {
         try checkOutputFolderTarget(directory)
-        var names = [TensorNames().classNames]
+        var files = [names.classNames]
         for split in SplitPlan.knownNames {
             let pair = TensorNames(prefix: split)
-            names += [pair.images, pair.labels]
+            files += [pair.images, pair.labels]
         }
-        for name in names { try checkOutputFileTarget(directory + "/" + name + ".npy") }
+        for name in files { try checkOutputFileTarget(directory + "/" + name + ".npy") }
         try checkOutputFileTarget(manifestPath)
     }
 
