@@ -42,7 +42,8 @@ let package = Package(
         // variadic tag access, which Swift cannot call directly.
         .target(name: "CShims", dependencies: ["CPNG", "CTIFF"],
                 linkerSettings: [.linkedLibrary("jpeg")]),
-        // Linux calls Swift's Glibc module leaves out (they need _GNU_SOURCE): sync_file_range.
+        // Linux calls Swift's Glibc module leaves out (they need _GNU_SOURCE): sync_file_range; and
+        // sigaction with a blocked set, for the clean-up on signals.
         .target(name: "CSystem"),
         .target(name: "ImgConvCore", dependencies: [
             "CSystem",

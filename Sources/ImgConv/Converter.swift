@@ -63,6 +63,8 @@ public struct Converter {
     /// - Throws: `ImgConvError` naming the file at fault; the writer's output is then left as it was.
     public func convert(source: DatasetSource, writer: DatasetWriter, outputName: String, formatName: String) throws -> ConversionSummary {
         let start = Date()
+        // A device, FIFO, socket or folder where an output goes is refused before any work.
+        try writer.checkTargets()
         let scan: ScanResult
         let root: String
         switch source {

@@ -81,6 +81,9 @@ public struct Exporter {
     /// label order; every class gets its folder in every split, so the labels come back the same.
     public func export(_ dataset: LabeledDataset, to directory: String) throws -> ExportSummary {
         try dataset.requireSplits()
+        // What is where the output goes is refused before any image is encoded.
+        try checkOutputFolderTarget(directory)
+        try checkOutputFileTarget(directory + "/classes.txt")
         let input = dataset.path
         // Every split is checked before anything is written.
         var plans: [(LabeledSplit, ImageGeometry, [Int64])] = []

@@ -97,6 +97,8 @@ public struct FormatConverter {
         let warn = self.warn
         settings.warn = { text in warn(text) }
         let writer = target.makeWriter(path: output, settings: settings)
+        // A device, FIFO, socket or folder where an output goes is refused before any work.
+        try writer.checkTargets()
         writer.labelEncoding = LabelEncoding(dtype: labelDType, onehot: onehot, classCount: names.count)
         var tensors: [Manifest.TensorRecord] = []
         var sizes: [(name: String, count: Int)] = []
@@ -129,8 +131,18 @@ public struct FormatConverter {
             manifest.summary.splits = named ? Dictionary(uniqueKeysWithValues: sizes.map { ($0.name, $0.count) }) : nil
             var json = try manifest.encoded()
             try writer.embedManifest(&json)
-            try writer.commit()
-            try writeFileAtomically(writer.manifestPath, json)
+            // The manifest is written in full before the data replaces anything, and renamed
+            // into place right after it, as a conversion commits.
+            let manifestFile = try AtomicOutputFile(target: writer.manifestPath)
+            do {
+                try manifestFile.write(json)
+                try manifestFile.flush()
+                try writer.commit()
+                try manifestFile.commit()
+            } catch {
+                manifestFile.abort()
+                throw error
+            }
             let first = tensors.first { $0.name == dataset.splits[0].outputNames.images }!
             return FormatConversionSummary(sourceFormat: dataset.formatName, format: format, images: dataset.imageCount,
                                            classes: names.count, splits: sizes, shape: first.shape, dtype: first.dtype,

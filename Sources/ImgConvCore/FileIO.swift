@@ -3,17 +3,60 @@ import Glibc
 #endif
 import CSystem
 
-/// Reads a whole file into memory with one open and as few reads as its size allows.
-/// - Throws: `ImgConvError` `.io` (or `.notFound`) naming the path.
-public func readFile(_ path: String, maxBytes: Int = Int.max) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+/// Opens an input for reading and returns its descriptor and `fstat`. Only a regular file (or a
+/// link to one) is an input: a folder, FIFO, socket or device is refused without reading it (the
+/// open does not wait for a FIFO's writer). The caller closes the descriptor.
+/// - Throws: `ImgConvError` naming the path: `.notFound` (66) when it does not exist,
+///   `.unreadable` (66) when it cannot be opened (permissions, a folder in the path) or is not a
+///   regular file, `.io` (74) for other failures.
+public func openInputFile(_ path: String) throws -> (fd: Int32, stat: stat) {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
     guard fd >= 0 else {
         let code = errno
-        throw ImgConvError(code == ENOENT ? .notFound : .io, path: path, "cannot open: \(errnoText(code))")
+        throw ImgConvError(inputErrorCode(code), path: path, "cannot open: \(errnoText(code))")
     }
-    defer { close(fd) }
     var st = stat()
-    guard fstat(fd, &st) == 0 else { throw ImgConvError(.io, path: path, "cannot stat: \(errnoText(errno))") }
+    guard fstat(fd, &st) == 0 else {
+        let code = errno
+        close(fd)
+        throw ImgConvError(.io, path: path, "cannot stat: \(errnoText(code))")
+    }
+    guard (st.st_mode & S_IFMT) == S_IFREG else {
+        close(fd)
+        throw ImgConvError(.unreadable, path: path, "is \(fileKindName(st.st_mode)), not a regular file")
+    }
+    return (fd, st)
+}
+
+/// The error code of a failed `open` of an input: a missing file is `.notFound`, one that exists
+/// but cannot be opened `.unreadable` (both exit 66, EX_NOINPUT); anything else is `.io`.
+public func inputErrorCode(_ code: Int32) -> ImgConvError.Code {
+    switch code {
+    case ENOENT: return .notFound
+    case EACCES, EPERM, EISDIR, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENODEV: return .unreadable
+    default: return .io
+    }
+}
+
+/// What a file of this `st_mode` is, for messages: "a folder", "a FIFO", ...
+public func fileKindName(_ mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFREG: return "a regular file"
+    case S_IFDIR: return "a folder"
+    case S_IFIFO: return "a FIFO"
+    case S_IFSOCK: return "a socket"
+    case S_IFCHR: return "a character device"
+    case S_IFBLK: return "a block device"
+    case S_IFLNK: return "a symbolic link"
+    default: return "a special file"
+    }
+}
+
+/// Reads a whole file into memory with one open and as few reads as its size allows.
+/// - Throws: `ImgConvError` as `openInputFile`, `.io` when reading fails.
+public func readFile(_ path: String, maxBytes: Int = Int.max) throws -> [UInt8] {
+    let (fd, st) = try openInputFile(path)
+    defer { close(fd) }
     let size = Int(st.st_size)
     guard size <= maxBytes else {
         throw ImgConvError(.limitExceeded, path: path, "file is \(size) bytes, over the limit of \(maxBytes)")
@@ -37,14 +80,8 @@ public func readFile(_ path: String, maxBytes: Int = Int.max) throws -> [UInt8] 
 
 /// Reads at most `count` bytes from the start of a file.
 public func readFilePrefix(_ path: String, count: Int) throws -> (bytes: [UInt8], fileSize: Int) {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else {
-        let code = errno
-        throw ImgConvError(code == ENOENT ? .notFound : .io, path: path, "cannot open: \(errnoText(code))")
-    }
+    let (fd, st) = try openInputFile(path)
     defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw ImgConvError(.io, path: path, "cannot stat: \(errnoText(errno))") }
     let want = min(count, Int(st.st_size))
     var bytes = [UInt8](repeating: 0, count: want)
     var done = 0
@@ -186,10 +223,66 @@ public final class AtomicOutputFile {
     }
 }
 
+/// Refuses an output file target that a finished output must not replace: an existing folder,
+/// FIFO, socket or device (renaming a file over `/dev/null` would replace the device node), a
+/// symbolic link to one, or a link to a process's descriptor (`/dev/stdout`, whatever stdout is).
+/// A missing target, a regular file, and a link to a regular file or to nothing pass: such a link
+/// is itself replaced by the new file (the rename replaces the link; what it pointed to is
+/// untouched).
+/// - Throws: `ImgConvError` `.io` (74) naming the target and what it is.
+public func checkOutputFileTarget(_ target: String) throws {
+    var st = stat()
+    guard lstat(target, &st) == 0 else { return }   // missing (or unreachable: creating fails later)
+    switch st.st_mode & S_IFMT {
+    case S_IFREG:
+        return
+    case S_IFLNK:
+        if let descriptor = descriptorLinkText(target) {
+            throw ImgConvError(.io, path: target, "is a symbolic link to a process's descriptor ('\(descriptor)'), not to a file: refusing to replace it")
+        }
+        var pointed = stat()
+        guard stat(target, &pointed) == 0, (pointed.st_mode & S_IFMT) != S_IFREG else { return }
+        throw ImgConvError(.io, path: target, "is a symbolic link to \(fileKindName(pointed.st_mode)), not to a regular file: refusing to replace it")
+    default:
+        throw ImgConvError(.io, path: target, "is \(fileKindName(st.st_mode)), not a regular file: refusing to replace it")
+    }
+}
+
+/// The text of the symbolic link `path` when it names a descriptor of a process, a file in a
+/// folder that resolves into `/proc` (`/dev/stdout` -> `/proc/self/fd/1`, `/dev/fd/1`): such a
+/// link stands for a stream, whatever file the descriptor happens to be, and is part of the
+/// system; nil for any other link.
+func descriptorLinkText(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink(path, &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    let text = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let linkFolder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+    let named = text.hasPrefix("/") ? text : linkFolder + "/" + text
+    let folder = named.lastIndex(of: "/").map { String(named[..<$0]) } ?? "."
+    guard let real = realpath(folder.isEmpty ? "/" : folder, nil) else { return nil }
+    defer { free(real) }
+    let resolved = String(cString: real)
+    return resolved == "/proc" || resolved.hasPrefix("/proc/") ? text : nil
+}
+
+/// Refuses an output folder target (`to-npy`, `to-idx`) that exists and is not a folder (or a
+/// link to one): the files would be written beside it, or over it.
+/// - Throws: `ImgConvError` `.io` (74) naming the target and what it is.
+public func checkOutputFolderTarget(_ target: String) throws {
+    var st = stat()
+    guard stat(target, &st) == 0 else { return }   // missing: created when the output starts
+    guard (st.st_mode & S_IFMT) == S_IFDIR else {
+        throw ImgConvError(.io, path: target, "is \(fileKindName(st.st_mode)), not a folder: refusing to write into it")
+    }
+}
+
 /// Creates an empty file `.<name>.imgconv-<pid>-<n>.tmp` beside `target` and registers it with
 /// `TemporaryFiles`; returns its open descriptor and path.
-/// - Throws: `ImgConvError` `.io` when the folder is missing or cannot take a new file.
+/// - Throws: `ImgConvError` `.io` when the target is not a file that may be replaced
+///   (`checkOutputFileTarget`), or the folder is missing or cannot take a new file.
 private func createTemporaryFile(for target: String) throws -> (Int32, String) {
+    try checkOutputFileTarget(target)
     let slash = target.lastIndex(of: "/")
     let dir = slash.map { String(target[..<$0]) } ?? "."
     let base = slash.map { String(target[target.index(after: $0)...]) } ?? target
@@ -217,8 +310,17 @@ private func createTemporaryFile(for target: String) throws -> (Int32, String) {
 }
 
 /// Renames a finished temporary file over its target (removing it if that fails) and forgets it.
+/// The target is checked again just before: something may have been put there while the output
+/// was written.
 private func moveIntoPlace(_ temporaryPath: String, _ targetPath: String) throws {
     defer { TemporaryFiles.unregister(temporaryPath) }
+    do {
+        try checkOutputFileTarget(targetPath)
+    } catch {
+        unlink(temporaryPath)
+        throw error
+    }
+    TemporaryFiles.beginCommit()
     if rename(temporaryPath, targetPath) != 0 {
         let e = errno
         unlink(temporaryPath)

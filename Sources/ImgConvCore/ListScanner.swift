@@ -50,6 +50,11 @@ public struct ListScanner: Sendable {
 
     /// Everything `scan(list:)` does before it looks at the file system: UTF-8, CSV, rows, class names.
     func plan(_ bytes: [UInt8], list: String) throws -> (classNames: [String], entries: [Entry], allIntegers: Bool) {
+        // A NUL would end the C string below and silently drop every row after it.
+        if let nul = bytes.firstIndex(of: 0) {
+            throw ImgConvError(.corruptInput, path: "\(list):\(Self.lineNumber(of: nul, in: bytes))",
+                               "holds a NUL byte (at byte \(nul)): not a text file")
+        }
         guard let text = String(validatingUTF8: bytes.map { CChar(bitPattern: $0) } + [0]) else {
             throw ImgConvError(.corruptInput, path: list, "is not UTF-8 text")
         }
@@ -86,6 +91,16 @@ public struct ListScanner: Sendable {
             classNames = Array(Set(entries.map(\.label))).sorted(by: naturalOrder ? naturalLess : codePointLess)
         }
         return (classNames, entries, allIntegers)
+    }
+
+    /// The line (from 1) holding byte `offset`, counting line ends as `parseCSV` does: LF, CRLF
+    /// and a lone CR.
+    static func lineNumber(of offset: Int, in bytes: [UInt8]) -> Int {
+        var line = 1
+        for i in 0..<offset {
+            if bytes[i] == 0x0A || (bytes[i] == 0x0D && (i + 1 >= bytes.count || bytes[i + 1] != 0x0A)) { line += 1 }
+        }
+        return line
     }
 
     /// For the fuzz targets (`Fuzz/`): runs `scan(list:)`'s parsing of a CSV list held in memory

@@ -70,16 +70,12 @@ public final class ReadOnlyFile {
     let fd: Int32
     public let size: Int
 
-    /// - Throws: `.notFound` or `.io` naming the path.
+    /// - Throws: as `openInputFile`: `.notFound` or `.unreadable` (not a regular file, no
+    ///   permission) or `.io`, naming the path.
     public init(path: String) throws {
         self.path = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            throw ImgConvError(code == ENOENT ? .notFound : .io, path: path, "cannot open: \(errnoText(code))")
-        }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { close(fd); throw ImgConvError(.io, path: path, "cannot stat: \(errnoText(errno))") }
+        let (fd, st) = try openInputFile(path)
+        self.fd = fd
         size = Int(st.st_size)
     }
 

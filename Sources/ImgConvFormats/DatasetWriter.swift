@@ -36,6 +36,12 @@ public protocol DatasetWriter: AnyObject {
     func abort()
     /// Where the manifest goes.
     var manifestPath: String { get }
+    /// Refuses, before any work, targets that the output would have to replace but must not: a
+    /// folder, FIFO, socket or device where a file goes (`checkOutputFileTarget`), anything but a
+    /// folder where the output folder goes. Writing checks each target again when it creates it
+    /// and before it renames it into place; this only makes the refusal come first.
+    /// - Throws: `.io` naming the target.
+    func checkTargets() throws
 }
 
 extension DatasetWriter {
@@ -53,6 +59,8 @@ extension DatasetWriter {
         return try endPart(labels: labels) + finish(classNames: classNames)
     }
 
+    /// The manifest's target only; writers add their own files.
+    public func checkTargets() throws { try checkOutputFileTarget(manifestPath) }
     public func embedManifest(_ json: inout [UInt8]) throws {}
     public func append(image: [UInt8]) throws { try image.withUnsafeBytes { try append(image: $0) } }
     public var embedsManifest: Bool { false }

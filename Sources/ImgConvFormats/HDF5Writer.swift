@@ -51,6 +51,11 @@ public final class HDF5Writer: DatasetWriter {
 
     public var manifestPath: String { path + ".manifest.json" }
 
+    public func checkTargets() throws {
+        try checkOutputFileTarget(path)
+        try checkOutputFileTarget(manifestPath)
+    }
+
     private var ctx: HDF5Context { HDF5Context(path: path, code: .io) }
 
     deinit { abort() }

@@ -188,7 +188,21 @@ public final class IDXWriter: DatasetWriter {
 
     public func commit() throws {
         try refuseOtherPairs(writing: Set(outputs.compactMap { Self.pairPrefix(ofFileName: IDXReader.baseName($0.path)) }))
+        // Every target first: one that cannot be replaced fails the run before any is replaced.
+        for f in outputs { try checkOutputFileTarget(f.path) }
         for f in outputs { try f.commit() }
+    }
+
+    /// The folder, the manifest, and every entry named like a file of a pair this run may write
+    /// (`<prefix>-`, `val-` or `t10k-` IDX names of any type): their exact names depend on the
+    /// element types, known only once the images are planned.
+    public func checkTargets() throws {
+        try checkOutputFolderTarget(directory)
+        try checkOutputFileTarget(manifestPath)
+        let prefixes: Set<String> = [prefix, "val", "t10k"]
+        for name in listFolder(directory) where Self.pairPrefix(ofFileName: name).map(prefixes.contains) == true {
+            try checkOutputFileTarget(directory + "/" + name)
+        }
     }
 
     /// The folder holds one `manifest.json`: replacing it while the folder keeps an IDX pair this

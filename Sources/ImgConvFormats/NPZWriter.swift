@@ -26,6 +26,11 @@ public final class NPZWriter: DatasetWriter {
 
     public var manifestPath: String { path + ".manifest.json" }
 
+    public func checkTargets() throws {
+        try checkOutputFileTarget(path)
+        try checkOutputFileTarget(manifestPath)
+    }
+
     public func begin(images layout: TensorLayout, count: Int) throws {
         if zip == nil {
             let file = try AtomicOutputFile(target: path)
@@ -107,6 +112,19 @@ public final class NPYDirectoryWriter: DatasetWriter {
 
     public var manifestPath: String { directory + "/manifest.json" }
 
+    /// The folder, and every file a run may write in it: the pairs of each split imgconv knows,
+    /// the class names and the manifest.
+    public func checkTargets() throws {
+        try checkOutputFolderTarget(directory)
+        var files = [names.classNames]
+        for split in SplitPlan.knownNames {
+            let pair = TensorNames(prefix: split)
+            files += [pair.images, pair.labels]
+        }
+        for name in files { try checkOutputFileTarget(directory + "/" + name + ".npy") }
+        try checkOutputFileTarget(manifestPath)
+    }
+
     public func begin(images layout: TensorLayout, count: Int) throws {
         if mkdir(directory, 0o755) != 0 && errno != EEXIST {
             throw ImgConvError(.io, path: directory, "cannot create the output folder: \(errnoText(errno))")
@@ -168,14 +186,9 @@ public final class NPYDirectoryWriter: DatasetWriter {
     }
 
     public func commit() throws {
-        // Check every target first, so that one that cannot be replaced (a folder in the way)
-        // fails the run before any file of the set is replaced.
-        for f in files {
-            var st = stat()
-            if lstat(f.targetPath, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
-                throw ImgConvError(.io, path: f.targetPath, "cannot replace a folder with the output file")
-            }
-        }
+        // Check every target first, so that one that cannot be replaced (a folder, FIFO or
+        // device in the way) fails the run before any file of the set is replaced.
+        for f in files { try checkOutputFileTarget(f.targetPath) }
         for f in files { try f.commit() }
     }
 

@@ -62,8 +62,10 @@ public final class ZipReader {
         guard entries <= cdSize / 46 else { throw fail("\(entries) entries cannot fit a \(cdSize)-byte central directory") }
         let cd = LEReader(try file.read(at: cdOffset, count: cdSize))
         var at = 0
+        var names = Set<[UInt8]>()
         for _ in 0..<entries {
             guard cd.has(at, 46), cd.u32(at) == 0x0201_4b50 else { throw fail("central directory entry at \(cdOffset + at) is malformed") }
+            let flags = cd.u16(at + 8)
             let method = cd.u16(at + 10)
             let crc = cd.u32(at + 16)
             var csize = Int(cd.u32(at + 20))
@@ -71,7 +73,9 @@ public final class ZipReader {
             let nameLength = cd.u16(at + 28), extraLength = cd.u16(at + 30), commentLength = cd.u16(at + 32)
             var lho = Int(cd.u32(at + 42))
             guard cd.has(at + 46, nameLength + extraLength + commentLength) else { throw fail("central directory entry runs past its end") }
-            let name = String(decoding: cd.bytes[(at + 46)..<(at + 46 + nameLength)], as: UTF8.self)
+            let nameBytes = Array(cd.bytes[(at + 46)..<(at + 46 + nameLength)])
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            try refuseAmbiguous(name: name, bytes: nameBytes, flags: flags, seen: &names)
             // ZIP64 extra: only the fields whose 32-bit slot is 0xFFFFFFFF, in this order.
             var e = at + 46 + nameLength
             let extraEnd = e + extraLength
@@ -96,9 +100,10 @@ public final class ZipReader {
             guard local.u32(0) == 0x0403_4b50 else { throw fail("member '\(name)': local header signature is wrong") }
             let localName = local.u16(26), localExtra = local.u16(28)
             let localNameBytes = try file.read(at: lho + 30, count: localName)
-            guard localNameBytes == Array(cd.bytes[(at + 46)..<(at + 46 + nameLength)]) else {
+            guard localNameBytes == nameBytes else {
                 throw fail("member '\(name)': local header names '\(String(decoding: localNameBytes, as: UTF8.self))'")
             }
+            if local.u16(6) & Self.encryptedFlag != 0 { throw fail("member '\(name)' is encrypted (local header flag)") }
             let dataOffset = lho + 30 + localName + localExtra
             guard csize >= 0, usize >= 0, dataOffset + csize <= file.size else {
                 throw fail("member '\(name)': data (\(csize) bytes at \(dataOffset)) runs past the end of the file")
@@ -112,6 +117,20 @@ public final class ZipReader {
             members.append(Member(name: name, method: method, crc: crc, compressedSize: csize, size: usize,
                                   localHeaderOffset: lho, dataOffset: dataOffset))
             at += 46 + nameLength + extraLength + commentLength
+        }
+    }
+
+    /// General purpose flag bit 0: the member is encrypted (bit 6, strong encryption, comes with it).
+    private static let encryptedFlag = 1
+
+    /// Refuses a central directory entry that readers would not agree on: an encrypted member
+    /// (numpy cannot read it; its bytes are not the tensor), or a second member of a name already
+    /// seen (numpy's zipfile returns the last one, this reader the first: verify would check
+    /// other bytes than a user loads).
+    private func refuseAmbiguous(name: String, bytes: [UInt8], flags: Int, seen: inout Set<[UInt8]>) throws {
+        if flags & Self.encryptedFlag != 0 { throw fail("member '\(name)' is encrypted") }
+        guard seen.insert(bytes).inserted else {
+            throw fail("member '\(name)' appears twice (readers differ on which one they read)")
         }
     }
 

@@ -6,6 +6,7 @@ import Glibc
 /// The progress line on stderr while a conversion runs: images done / total, images/s, MB/s
 /// written, ETA. Drawn only when stderr is a terminal (and not with --quiet), at most ten times a
 /// second; `clear()` wipes it before any other line is printed, so errors and warnings stay clean.
+/// It is written through `Console.emit` (a failed write is reported, never a trap).
 final class ProgressBar: @unchecked Sendable {
     static let shared = ProgressBar()
 
@@ -38,7 +39,7 @@ final class ProgressBar: @unchecked Sendable {
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let line = String(format: "\r\u{1B}[K[%@] %d/%d images  %.0f img/s  %.1f MB/s  ETA %.0f s",
                           bar, done, total, rate, mbps, eta)
-        FileHandle.standardError.write(Data(line.utf8))
+        Console.emit(2, line)
         visible = true
     }
 
@@ -47,7 +48,7 @@ final class ProgressBar: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if visible {
-            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            Console.emit(2, "\r\u{1B}[K")
             visible = false
         }
     }

@@ -43,6 +43,8 @@ func convert(_ common: ConversionOptionGroup, format: ContainerFormat, settings:
     var settings = settings
     settings.threads = common.jobs
     let writer = format.makeWriter(path: output, settings: settings)
+    // A device, FIFO, socket or folder where an output goes is refused before any work.
+    try writer.checkTargets()
     var converter = Converter(options: try common.options(compress: settings.compress || settings.gzip))
     converter.warn = { Console.warning($0) }
     ProgressBar.shared.begin(enabled: !common.quiet)

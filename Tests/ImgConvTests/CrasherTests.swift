@@ -24,8 +24,18 @@ final class CrasherTests: XCTestCase {
         XCTAssertEqual(try ListScanner.parseCSVForFuzzing(Array("a.png,\(ListScanner.maxIntegerLabel)\n".utf8)), 1)
         XCTAssertEqual(code { _ = try ListScanner.parseCSVForFuzzing(Array("a.png,3\nb.png,1048576\n".utf8)) },
                        .limitExceeded)
+        // The crasher's label is followed by a NUL byte, itself refused now (the text used to end
+        // there, silently dropping the rows after it); up to the NUL it is the huge label.
         let crasher = try readFile(Self.crashers + "/csv/huge-integer-label.csv")
-        XCTAssertEqual(code { _ = try ListScanner.parseCSVForFuzzing(crasher) }, .limitExceeded)
+        XCTAssertEqual(code { _ = try ListScanner.parseCSVForFuzzing(crasher) }, .corruptInput)
+        XCTAssertEqual(code { _ = try ListScanner.parseCSVForFuzzing(Array(crasher.prefix { $0 != 0 })) }, .limitExceeded)
+    }
+
+    func testNULByteIsRefusedWithItsLine() {
+        XCTAssertThrowsError(try ListScanner.parseCSVForFuzzing(Array("path,label\r\na.png,1\nb.png,2\0x\nc.png,3\n".utf8))) {
+            XCTAssertEqual(($0 as? ImgConvError)?.code, .corruptInput)
+            XCTAssertEqual(($0 as? ImgConvError)?.path, "fuzz.csv:3")
+        }
     }
 
     func testTIFFRawSamplesCountAgainstTheLimits() throws {

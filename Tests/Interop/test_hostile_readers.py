@@ -118,8 +118,8 @@ def test_npy_folder_header_over_its_file_is_refused(run, tmp_path):
 # --- item 10: gzip IDX at flat memory ---------------------------------------------------------------
 
 def _gzip_idx(path: Path, header: bytes, zero_bytes: int) -> None:
-    """A gzip file of `header` and `zero_bytes` zeros, written at level 1 in pieces."""
-    comp = zlib.compressobj(1, zlib.DEFLATED, 31)
+    """A gzip file of `header` and `zero_bytes` zeros, written in pieces."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)   # zeros at level 9: about 1000:1
     piece = bytes(8 << 20)
     with open(path, "wb") as f:
         f.write(comp.compress(header))

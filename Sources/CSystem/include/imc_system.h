@@ -7,4 +7,18 @@
 // (sync_file_range with SYNC_FILE_RANGE_WRITE). Returns 0, or -1 with errno set.
 int imc_start_writeback(int fd, int64_t offset, int64_t count);
 
+// Installs `handler` for `signo` with sigaction, every signal of `blocked` (`count` of them)
+// blocked while it runs, so that a second signal cannot interrupt the clean-up. Returns 0, or -1
+// with errno set.
+int imc_install_signal_handler(int signo, void (*handler)(int), const int *blocked, int count);
+
+// A commit section: while outputs are being renamed into place, a handled signal is only noted
+// (the handler calls imc_defer_signal), and acted on when the section ends, so that an
+// interrupted run never leaves a new output beside an old manifest. Async-signal-safe (atomics).
+void imc_begin_commit_section(void);
+// Ends the section; returns the signal that arrived during it, or 0.
+int imc_end_commit_section(void);
+// In a signal handler: notes `signo` and returns 1 when a commit section is open, else returns 0.
+int imc_defer_signal(int signo);
+
 #endif
