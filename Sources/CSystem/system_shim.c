@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/vfs.h>
 
 int imc_start_writeback(int fd, int64_t offset, int64_t count) {
     return sync_file_range(fd, (off64_t)offset, (off64_t)count, SYNC_FILE_RANGE_WRITE);
@@ -35,4 +36,10 @@ int imc_defer_signal(int signo) {
         if (atomic_compare_exchange_weak(&commit_state, &old, 1 | (signo << 1))) return 1;
     }
     return 0;
+}
+
+int64_t imc_filesystem_type(const char *path) {
+    struct statfs fs;
+    if (statfs(path, &fs) != 0) return -1;
+    return (int64_t)fs.f_type;
 }

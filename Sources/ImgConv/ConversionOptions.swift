@@ -33,6 +33,8 @@ public struct ConversionOptions: Sendable {
     /// Decoding threads; outputs do not depend on it.
     public var jobs: Int = ConversionOptions.defaultJobs
     public var decode = DecodeOptions()
+    /// Other files the run reads (`--classes-file`), so that no output replaces them.
+    public var otherInputs: [(path: String, role: String)] = []
 
     public init() {}
 

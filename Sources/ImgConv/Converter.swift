@@ -65,6 +65,7 @@ public struct Converter {
         let start = Date()
         // A device, FIFO, socket or folder where an output goes is refused before any work.
         try writer.checkTargets()
+        try checkMemoryForSize()
         let scan: ScanResult
         let root: String
         switch source {
@@ -76,6 +77,10 @@ public struct Converter {
             root = csv
             scan = try ListScanner(classes: options.classes, naturalOrder: options.classSort == .natural).scan(list: csv)
         }
+        // No output may replace an input: an image, the CSV, the classes file.
+        let listInput: [(path: String, role: String)] = if case .list(let csv) = source { [(csv, "the --list CSV")] } else { [] }
+        try refuseOutputsAmongInputs(writer.outputFiles, inputs: listInput + options.otherInputs
+            + scan.files.lazy.map { (path: $0.path, role: "an image of class \(scan.classes[$0.label].name)") })
         scan.warnings.forEach(warn)
         if options.labelDType == .uint8 && scan.classes.count > 256 {
             throw ImgConvError(.invalidArgument, "uint8 labels hold at most 256 classes; this dataset has \(scan.classes.count) (use --label-dtype int32)")
@@ -350,6 +355,33 @@ public struct Converter {
         } catch {
             writer.abort()
             throw error
+        }
+    }
+
+    /// What `--size` implies, checked against the memory guard before any work: the images in
+    /// flight at that size (channels and sample size as the options imply them; `auto` counted as
+    /// 16-bit, `keep` as four channels) must fit in a quarter of the machine's memory.
+    /// - Throws: `.invalidArgument` with the figure.
+    func checkMemoryForSize() throws {
+        guard let size = options.shaping.size else { return }
+        let channels: Int = switch options.shaping.color {
+        case .gray: 1
+        case .rgb, .auto: 3
+        case .rgba, .keep: 4
+        }
+        let sampleBytes: Int = switch options.shaping.dtype {
+        case .uint8: 1
+        case .uint16, .auto: 2
+        case .float16, .float32: 4   // float16 is conformed in float32
+        }
+        let inFlight = max(1, options.jobs) * 4 + 1
+        let budget = DecodeLimits.memoryBudget
+        guard let image = checkedByteCount([size.height, size.width, channels], elementSize: sampleBytes),
+              image <= budget / inFlight else {
+            let gib = { (bytes: Double) in String(format: "%.1f GiB", bytes / Double(1 << 30)) }
+            let need = Double(size.height) * Double(size.width) * Double(channels * sampleBytes)
+            throw ImgConvError(.invalidArgument,
+                               "--size \(size.height)x\(size.width): \(inFlight) images in flight of \(gib(need)) each need \(gib(need * Double(inFlight))), more than a quarter of this machine's memory (\(gib(Double(budget))))")
         }
     }
 

@@ -97,8 +97,10 @@ public struct FormatConverter {
         let warn = self.warn
         settings.warn = { text in warn(text) }
         let writer = target.makeWriter(path: output, settings: settings)
-        // A device, FIFO, socket or folder where an output goes is refused before any work.
+        // A device, FIFO, socket or folder where an output goes is refused before any work, and
+        // so is an output that would replace the input or its manifest.
         try writer.checkTargets()
+        try refuseOutputsAmongInputs(writer.outputFiles, inputs: Self.inputFiles(of: dataset, labelsFile: options.read.labelsFile))
         writer.labelEncoding = LabelEncoding(dtype: labelDType, onehot: onehot, classCount: names.count)
         var tensors: [Manifest.TensorRecord] = []
         var sizes: [(name: String, count: Int)] = []
@@ -154,6 +156,18 @@ public struct FormatConverter {
             writer.abort()
             throw error
         }
+    }
+
+    /// The files a conversion reads: the container (or every file of its folder), its manifest,
+    /// an IDX labels file named apart.
+    static func inputFiles(of dataset: LabeledDataset, labelsFile: String?) -> [(path: String, role: String)] {
+        var st = stat()
+        let isFolder = stat(dataset.path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        var files = isFolder ? listFolder(dataset.path).map { (path: dataset.path + "/" + $0, role: "the input") }
+                             : [(path: dataset.path, role: "the input")]
+        files.append((dataset.container.manifestPath, "the input's manifest"))
+        if let labelsFile { files.append((labelsFile, "the input's labels file")) }
+        return files
     }
 
     /// Streams a split's image bytes to the writer, image by image; a stored source is handed over

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSystem
 
 /// One image candidate found under a class folder.
 public struct SourceFile: Sendable, Equatable {
@@ -154,10 +155,11 @@ public struct DatasetScanner: Sendable {
             classNames = folders.sorted(by: naturalOrder ? naturalLess : codePointLess)
         }
         let rootID = FileID(st)
+        var visited: Set<FileID> = [rootID]
         for (index, name) in classNames.enumerated() {
             result.classes.append(ClassEntry(index: index, name: name))
             let before = result.files.count
-            walk(dir: join(root, name), relative: name, label: index, split: nil, ancestors: [rootID],
+            walk(dir: join(root, name), relative: name, label: index, split: nil, ancestors: [rootID], visited: &visited,
                  into: &result.files, skipped: &result.skipped)
             if result.files.count == before {
                 result.warnings.append("class '\(name)' has no files; it keeps index \(index)")
@@ -190,10 +192,12 @@ public struct DatasetScanner: Sendable {
             names = present.sorted(by: naturalOrder ? naturalLess : codePointLess)
         }
         result.classes = names.enumerated().map { ClassEntry(index: $0, name: $1) }
+        var visited: Set<FileID> = [rootID]
         for folder in splitFolders.sorted(by: codePointLess) {
             for (index, name) in names.enumerated() where classFolders[folder]!.contains(name) {
                 walk(dir: join(join(root, folder), name), relative: folder + "/" + name, label: index,
-                     split: Self.splitNames[folder], ancestors: [rootID], into: &result.files, skipped: &result.skipped)
+                     split: Self.splitNames[folder], ancestors: [rootID], visited: &visited,
+                     into: &result.files, skipped: &result.skipped)
             }
         }
         let used = Set(result.files.indices.map { result.files.label(at: $0) })
@@ -212,8 +216,12 @@ public struct DatasetScanner: Sendable {
         }
     }
 
+    /// Walks a folder (links followed) into `files`. Each real folder is visited once per scan
+    /// (`visited`), so links to a folder already walked (a loop, or a diamond of links that would
+    /// make the walk exponential) are skipped and listed; folders of pseudo filesystems (`/proc`,
+    /// `/sys`, `/dev/pts`...) are never entered.
     private func walk(dir: String, relative: String, label: Int, split: String?, ancestors: Set<FileID>,
-                      into files: inout FileList, skipped: inout [SkippedFile]) {
+                      visited: inout Set<FileID>, into files: inout FileList, skipped: inout [SkippedFile]) {
         var st = stat()
         guard stat(dir, &st) == 0 else {
             skipped.append(SkippedFile(path: relative, reason: "cannot open folder: \(errnoText(errno))"))
@@ -222,6 +230,14 @@ public struct DatasetScanner: Sendable {
         let id = FileID(st)
         if ancestors.contains(id) {
             skipped.append(SkippedFile(path: relative, reason: "symbolic link loop"))
+            return
+        }
+        guard visited.insert(id).inserted else {
+            skipped.append(SkippedFile(path: relative, reason: "folder already walked (reached again through a link)"))
+            return
+        }
+        if let kind = pseudoFilesystem(dir) {
+            skipped.append(SkippedFile(path: relative, reason: "folder on a pseudo filesystem (\(kind)), not entered"))
             return
         }
         let names: [(name: String, regular: Bool, validName: Bool)]
@@ -253,7 +269,8 @@ public struct DatasetScanner: Sendable {
             }
             switch est.st_mode & S_IFMT {
             case S_IFDIR:
-                walk(dir: path, relative: rel, label: label, split: split, ancestors: inner, into: &files, skipped: &skipped)
+                walk(dir: path, relative: rel, label: label, split: split, ancestors: inner, visited: &visited,
+                     into: &files, skipped: &skipped)
             case S_IFREG:
                 files.append(relativePath: rel, label: label, split: split)
             default:
@@ -261,6 +278,20 @@ public struct DatasetScanner: Sendable {
             }
         }
     }
+}
+
+/// The kind of pseudo filesystem a folder is on (proc, sysfs, devpts...), whose files are the
+/// kernel's state, not data; nil for a filesystem that holds files.
+func pseudoFilesystem(_ path: String) -> String? {
+    let type = imc_filesystem_type(path)
+    guard type >= 0 else { return nil }
+    let kinds: [Int64: String] = [
+        0x9FA0: "proc", 0x6265_6572: "sysfs", 0x1CD1: "devpts", 0x0027_E0EB: "cgroup", 0x6367_7270: "cgroup2",
+        0x6462_6720: "debugfs", 0x7472_6163: "tracefs", 0x7363_6673: "securityfs", 0xCAFE_4A11: "bpf",
+        0x6165_676C: "pstore", 0x6265_6570: "configfs", 0x6573_5543: "fusectl", 0x4249_4E4D: "binfmt_misc",
+        0x6E73_6673: "nsfs", 0xDE5E_81E4: "efivarfs",
+    ]
+    return kinds[type]
 }
 
 /// Visible entries of a folder (hidden names and `__MACOSX` dropped), unsorted: the folders a

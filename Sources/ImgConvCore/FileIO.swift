@@ -436,3 +436,49 @@ public func writeFileAtomically(_ path: String, _ bytes: [UInt8], sync: Bool = t
         throw error
     }
 }
+
+/// The directory entry a path names: its folder with every link resolved, and its last name (not
+/// resolved: a rename replaces the entry, a link included). Nil when the folder does not exist.
+public func directoryEntry(_ path: String) -> String? {
+    let slash = path.lastIndex(of: "/")
+    let folder = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+    guard !name.isEmpty, let resolved = realpath(folder, nil) else { return nil }
+    defer { free(resolved) }
+    let base = String(cString: resolved)
+    return (base == "/" ? "" : base) + "/" + name
+}
+
+/// Refuses a run whose outputs would replace one of its inputs (`to-npz ROOT ROOT/cat/000.png`,
+/// a `--list` CSV or `--classes-file` as the output, a container converted onto itself): outputs
+/// are renamed into place, so the input's entry would be gone. Compared as directory entries, so
+/// another spelling of the same path (`./`, `..`, a linked folder) is caught too.
+/// - Parameters:
+///   - outputs: the files the run would rename into place.
+///   - inputs: the files it reads, with what each is (`image`, `--list CSV`...).
+/// - Throws: `.invalidArgument` naming the output and the input, before any work.
+public func refuseOutputsAmongInputs<S: Sequence>(_ outputs: [String], inputs: S) throws where S.Element == (path: String, role: String) {
+    var byName: [String: [String]] = [:]
+    for output in outputs {
+        guard let entry = directoryEntry(output) else { continue }
+        byName[String(entry[entry.index(after: entry.lastIndex(of: "/")!)...]), default: []].append(entry)
+    }
+    guard !byName.isEmpty else { return }
+    var resolvedFolders: [Substring: String?] = [:]   // the same folder's inputs resolve once
+    for (path, role) in inputs {
+        let name = path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
+        guard let candidates = byName[name] else { continue }
+        let folder = path.lastIndex(of: "/").map { path[..<$0] } ?? "."
+        let entry: String?
+        if let known = resolvedFolders[folder] {
+            entry = known.map { $0 + "/" + name }
+        } else {
+            let resolved = directoryEntry(path)
+            resolvedFolders[folder] = resolved.map { String($0.dropLast(name.count + 1)) }
+            entry = resolved
+        }
+        if let entry, candidates.contains(entry) {
+            throw ImgConvError(.invalidArgument, path: path, "is an input of this run (\(role)) and also where an output goes: choose another output")
+        }
+    }
+}

@@ -42,6 +42,9 @@ public protocol DatasetWriter: AnyObject {
     /// and before it renames it into place; this only makes the refusal come first.
     /// - Throws: `.io` naming the target.
     func checkTargets() throws
+    /// The files the output renames into place (as far as they are known before the data: the
+    /// manifest, and the data files the format names in advance), which must not be inputs.
+    var outputFiles: [String] { get }
 }
 
 extension DatasetWriter {
@@ -61,6 +64,7 @@ extension DatasetWriter {
 
     /// The manifest's target only; writers add their own files.
     public func checkTargets() throws { try checkOutputFileTarget(manifestPath) }
+    public var outputFiles: [String] { [manifestPath] }
     public func embedManifest(_ json: inout [UInt8]) throws {}
     public func append(image: [UInt8]) throws { try image.withUnsafeBytes { try append(image: $0) } }
     public var embedsManifest: Bool { false }

@@ -50,6 +50,7 @@ public final class HDF5Writer: DatasetWriter {
     }
 
     public var manifestPath: String { path + ".manifest.json" }
+    public var outputFiles: [String] { [path, manifestPath] }
 
     public func checkTargets() throws {
         try checkOutputFileTarget(path)

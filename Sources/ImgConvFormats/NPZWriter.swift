@@ -25,6 +25,7 @@ public final class NPZWriter: DatasetWriter {
     }
 
     public var manifestPath: String { path + ".manifest.json" }
+    public var outputFiles: [String] { [path, manifestPath] }
 
     public func checkTargets() throws {
         try checkOutputFileTarget(path)
@@ -111,6 +112,10 @@ public final class NPYDirectoryWriter: DatasetWriter {
     public init(directory: String) { self.directory = directory }
 
     public var manifestPath: String { directory + "/manifest.json" }
+    public var outputFiles: [String] {
+        [manifestPath, directory + "/classNames.npy"]
+            + SplitPlan.knownNames.flatMap { [directory + "/\($0)Xs.npy", directory + "/\($0)Ys.npy"] }
+    }
 
     /// The folder, and every file a run may write in it: the pairs of each split imgconv knows,
     /// the class names and the manifest.

@@ -44,7 +44,7 @@ extension TensorContainer {
 }
 
 /// The names in a folder (not starting with `.`), sorted.
-func listFolder(_ path: String) -> [String] {
+public func listFolder(_ path: String) -> [String] {
     guard let dir = opendir(path) else { return [] }
     defer { closedir(dir) }
     var names: [String] = []

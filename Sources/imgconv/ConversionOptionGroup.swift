@@ -194,6 +194,7 @@ struct ConversionOptionGroup: ParsableArguments {
         if let classes {
             o.classes = classes.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         } else if let classesFile {
+            o.otherInputs.append((classesFile, "--classes-file"))
             let text = try String(decoding: readFile(classesFile), as: UTF8.self)
             o.classes = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

@@ -27,7 +27,7 @@ struct IMGConvCommand: ParsableCommand {
             if error is ExitCode { exit(withError: error) }
             if code == .success {
                 // Help and version, printed here so that a closed or full stdout is exit 74 too.
-                Console.out(fullMessage(for: error))
+                Console.outDocument(fullMessage(for: error))
                 Foundation.exit(Console.reportFailedWrite() ? ImgConvError.Code.io.exitCode : 0)
             }
             let first = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
@@ -111,10 +111,10 @@ enum Console {
         emit(1, escapingControlCharacters(line) + "\n")
     }
 
-    /// A JSON document (`inspect --json`) on stdout: its raw newlines are all layout (a JSON string
-    /// cannot hold one), and its strings' control characters are escaped already, except DEL and
-    /// C1, which `escapingControlCharacters` escapes the JSON way.
-    static func outJSON(_ document: String) {
+    /// A document of several lines on stdout (`inspect --json`, help): its raw newlines are
+    /// layout and stay; every other control character is escaped (a JSON string holds none raw,
+    /// and DEL and C1 are escaped the JSON way by `escapingControlCharacters`).
+    static func outDocument(_ document: String) {
         emit(1, escapingControlCharacters(document, keepingNewlines: true) + "\n")
     }
 

@@ -27,7 +27,7 @@ struct Inspect: ParsableCommand {
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                Console.outJSON(String(decoding: try encoder.encode(report), as: UTF8.self))
+                Console.outDocument(String(decoding: try encoder.encode(report), as: UTF8.self))
                 return
             }
             let splitList = report.splits.map { "\($0.name) \($0.count)" }.joined(separator: ", ")

@@ -21,4 +21,8 @@ int imc_end_commit_section(void);
 // In a signal handler: notes `signo` and returns 1 when a commit section is open, else returns 0.
 int imc_defer_signal(int signo);
 
+// The filesystem type of `path` (statfs's f_type, a magic number such as 0x9FA0 for proc), or -1
+// with errno set. (Swift cannot name `struct statfs` beside the function of the same name.)
+int64_t imc_filesystem_type(const char *path);
+
 #endif

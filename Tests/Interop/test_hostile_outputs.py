@@ -1,0 +1,157 @@
+"""Runs whose options would damage what they read or the host (issue 13, items 2 and 8): an output
+that is one of the run's inputs, and a --size whose images cannot fit in memory. Each is refused
+before any work, in one line, with the inputs byte-identical afterwards and no temporary file left.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import interop_helpers as H
+
+
+def _dataset(root: Path) -> Path:
+    rng = np.random.default_rng(11)
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / c / f"{k:03d}.png")
+    return root
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return [str(p) for p in folder.rglob("*") if ".imgconv-" in p.name and p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("sub", ["to-npz", "to-hdf5"])
+def test_output_onto_a_source_image_is_refused(run, tmp_path, sub):
+    root = _dataset(tmp_path / "root")
+    before = H.dir_snapshot(root)
+    res = run([sub, root, root / "cat" / "000.png"], expect_rc=H.EX_USAGE)
+    H.assert_one_line_error(res, "000.png", "input")
+    assert H.dir_snapshot(root) == before
+    assert not _temporaries(tmp_path)
+
+
+def test_output_onto_a_source_image_by_another_spelling_is_refused(run, tmp_path):
+    root = _dataset(tmp_path / "root")
+    (tmp_path / "link").symlink_to(root / "dog")
+    before = H.dir_snapshot(root)
+    for target in (root / "cat" / ".." / "dog" / "001.png", tmp_path / "link" / "001.png"):
+        res = run(["to-npz", root, target], expect_rc=H.EX_USAGE)
+        H.assert_one_line_error(res, "001.png", "input")
+    assert H.dir_snapshot(root) == before
+
+
+def test_output_onto_the_list_csv_or_the_classes_file_is_refused(run, tmp_path):
+    root = _dataset(tmp_path / "root")
+    csv = tmp_path / "list.csv"
+    csv.write_text("".join(f"root/{c}/{k:03d}.png,{c}\n" for c in ("cat", "dog") for k in range(3)))
+    res = run(["to-npz", "--list", csv, csv], expect_rc=H.EX_USAGE)
+    H.assert_one_line_error(res, "list.csv", "--list CSV")
+    classes = tmp_path / "classes.txt"
+    classes.write_text("dog\ncat\n")
+    res = run(["to-npz", root, classes, "--classes-file", classes], expect_rc=H.EX_USAGE)
+    H.assert_one_line_error(res, "classes.txt", "--classes-file")
+    assert csv.read_text().count("\n") == 6 and classes.read_text() == "dog\ncat\n"
+    assert not _temporaries(tmp_path)
+
+
+@pytest.mark.parametrize("fmt", ["npz", "h5"])
+def test_convert_onto_its_own_input_or_manifest_is_refused(run, tmp_path, fmt):
+    root = _dataset(tmp_path / "root")
+    src = tmp_path / f"a.{fmt}"
+    run([{"npz": "to-npz", "h5": "to-hdf5"}[fmt], root, src, "-q"])
+    manifest = Path(str(src) + ".manifest.json")
+    before = (src.read_bytes(), manifest.read_bytes())
+    for target in (src, tmp_path / "root" / ".." / src.name):
+        res = run(["convert", src, target], expect_rc=H.EX_USAGE)
+        H.assert_one_line_error(res, src.name, "input")
+    assert (src.read_bytes(), manifest.read_bytes()) == before
+    run(["verify", src])
+
+
+def test_convert_of_an_npy_folder_into_itself_is_refused(run, tmp_path):
+    root = _dataset(tmp_path / "root")
+    folder = tmp_path / "d"
+    run(["to-npy", root, folder, "-q"])
+    before = H.dir_snapshot(folder)
+    res = run(["convert", folder, folder, "--to", "npy"], expect_rc=H.EX_USAGE)
+    H.assert_one_line_error(res, "input")
+    assert H.dir_snapshot(folder) == before
+
+
+def test_outputs_beside_the_inputs_still_work(run, tmp_path):
+    """The check compares entries, not folders: an output inside the dataset's folder is fine."""
+    root = _dataset(tmp_path / "root")
+    run(["to-npz", root, root / "cat" / "all.npz", "-q"])
+    assert np.load(root / "cat" / "all.npz")["trainXs"].shape == (6, 8, 8, 3)
+
+
+@pytest.mark.parametrize("size,color,dtype", [("60000x60000", "rgb", "auto"), ("30000x30000", "rgba", "float32")])
+def test_size_beyond_memory_is_refused_with_the_figure(run, tmp_path, size, color, dtype):
+    root = _dataset(tmp_path / "root")
+    start = time.monotonic()
+    res = run(["to-npz", root, tmp_path / "o.npz", "--size", size, "--color", color, "--dtype", dtype],
+              expect_rc=H.EX_USAGE)
+    assert time.monotonic() - start < 2
+    line = H.assert_one_line_error(res, f"--size {size}", "GiB", "memory")
+    assert not (tmp_path / "o.npz").exists()
+    assert line.count("GiB") >= 2, "says what it needs and what there is"
+
+
+def test_a_large_but_possible_size_is_not_refused(run, tmp_path):
+    root = _dataset(tmp_path / "root")
+    run(["to-npz", root, tmp_path / "o.npz", "--size", "512x512", "-q"])
+    assert np.load(tmp_path / "o.npz")["trainXs"].shape == (6, 512, 512, 3)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["to-npz", "--help"], ["inspect", "--help"]])
+def test_help_is_printed_as_lines_not_escapes(run, args):
+    """Escaping control characters in printed names must not reach the tool's own help text."""
+    res = run(args)
+    assert "\\n" not in res.stdout and res.stdout.count("\n") > 5
+    assert res.stdout.startswith("OVERVIEW: ")
+
+
+# --- item 17: walks ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["/proc", "/sys"])
+def test_links_into_pseudo_filesystems_are_not_entered(run, tmp_path, target):
+    root = _dataset(tmp_path / "root")
+    (root / "cat" / "kernel").symlink_to(target)
+    start = time.monotonic()
+    run(["to-npz", root, tmp_path / "o.npz", "-q"])
+    assert time.monotonic() - start < 10
+    manifest = H.load_json(tmp_path / "o.npz.manifest.json")
+    reasons = {s["path"]: s["reason"] for s in manifest["skipped"]}
+    assert "pseudo filesystem" in reasons.get("cat/kernel", ""), reasons
+    assert not any(p.startswith("cat/kernel/") for p in reasons), "nothing below it was listed"
+    assert manifest["summary"]["images"] == 6
+
+
+def test_a_diamond_of_links_is_walked_once_per_folder(run, tmp_path):
+    """Twenty levels, each folder linking twice to the next: 2^20 paths to the last folder, one
+    real folder each. Every real folder is walked once, so its image counts once."""
+    root = _dataset(tmp_path / "root")
+    levels = [tmp_path / f"level{k:02d}" for k in range(21)]
+    for d in levels:
+        d.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(levels[-1] / "deep.png")
+    for a, b in zip(levels, levels[1:]):
+        (a / "left").symlink_to(b)
+        (a / "right").symlink_to(b)
+    (root / "dog" / "maze").symlink_to(levels[0])
+    start = time.monotonic()
+    run(["to-npz", root, tmp_path / "o.npz", "-q"])
+    assert time.monotonic() - start < 10
+    manifest = H.load_json(tmp_path / "o.npz.manifest.json")
+    deep = [f["path"] for f in manifest["files"] if f["path"].endswith("deep.png")]
+    assert deep == ["dog/maze/" + "left/" * 20 + "deep.png"]
+    assert any("already walked" in s["reason"] for s in manifest["skipped"])
