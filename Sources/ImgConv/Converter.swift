@@ -114,7 +114,8 @@ public struct Converter {
                 run.ignoredPages += ignored
             case .skip(let reason): run.headerSkipped.append(SkippedFile(path: scan.files.relativePath(at: i), reason: reason))
             case .bad(let e):
-                guard options.skipBad else { throw e }
+                // --skip-bad leaves out bad files, never good ones the host failed to read.
+                guard options.skipBad, !e.isHostFault else { throw e }
                 warnOnce("skipping \(e)")
                 run.headerSkipped.append(SkippedFile(path: scan.files.relativePath(at: i), reason: e.message))
             }
@@ -189,8 +190,8 @@ public struct Converter {
         for file in files {
             switch headers.probe(file) {
             case .skip: continue
-            case .bad:
-                if options.skipBad { continue }
+            case .bad(let e):
+                if options.skipBad && !e.isHostFault { continue }
                 return nil
             case .images(let found, _):
                 guard found.count == 1, found[0].header.depth <= options.shaping.dtype.sampleDepth(widest: found[0].header.depth) else {
@@ -294,11 +295,14 @@ public struct Converter {
                         case .skip(let reason):
                             run.headerSkipped.append(SkippedFile(path: file.relativePath, reason: reason))
                         case .bad(let e, header: true):
-                            guard options.skipBad else { throw Replan() }
+                            guard options.skipBad, !e.isHostFault else {
+                                if onePass { throw Replan() }
+                                throw e
+                            }
                             warn("skipping \(e)")
                             run.headerSkipped.append(SkippedFile(path: file.relativePath, reason: e.message))
                         case .bad(let e, header: false):
-                            guard options.skipBad, e.code != .io, e.code != .internal else {
+                            guard options.skipBad, !e.isHostFault else {
                                 if onePass { throw Replan() }
                                 throw e
                             }

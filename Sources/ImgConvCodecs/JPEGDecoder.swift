@@ -33,7 +33,7 @@ public struct JPEGDecoder: ImageDecoder {
             tjDecompressHeader3(h.raw, buf.baseAddress, UInt(buf.count), &w, &ht, &sub, &cs)
         }
         if rc != 0 && !(allowTruncated && h.isWarning() && w > 0 && ht > 0) {
-            throw ImgConvError(.corruptInput, "TurboJPEG: \(h.message())")
+            throw ImgConvError.library("TurboJPEG", h.message())
         }
         return (Int(w), Int(ht), cs)
     }
@@ -129,7 +129,7 @@ public struct JPEGDecoder: ImageDecoder {
         if rc != 0 {
             let reason = h.message()
             guard allowTruncated && h.isWarning() else {
-                throw ImgConvError(.corruptInput, "TurboJPEG: \(reason)\(h.isWarning() ? " (damaged or truncated file; --allow-truncated-jpeg accepts it)" : "")")
+                throw ImgConvError.library("TurboJPEG", reason + (h.isWarning() ? " (damaged or truncated file; --allow-truncated-jpeg accepts it)" : ""))
             }
             warning = "TurboJPEG: \(reason)"
         }

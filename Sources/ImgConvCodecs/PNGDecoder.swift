@@ -13,7 +13,7 @@ public struct PNGDecoder: ImageDecoder {
         let rc = data.withUnsafeBufferPointer { buf in
             imc_png_read_info(buf.baseAddress, buf.count, &info, &err.bytes, err.bytes.count)
         }
-        guard rc == 0 else { throw ImgConvError(.corruptInput, "libpng: \(err.text)") }
+        guard rc == 0 else { throw ImgConvError.library("libpng", err.text) }
         return info
     }
 
@@ -37,7 +37,7 @@ public struct PNGDecoder: ImageDecoder {
                 imc_png_decode(src.baseAddress, src.count, dst.baseAddress, dst.count, &info, &err.bytes, err.bytes.count)
             }
         }
-        guard rc == 0 else { throw ImgConvError(.corruptInput, "libpng: \(err.text)") }
+        guard rc == 0 else { throw ImgConvError.library("libpng", err.text) }
         return PixelBuffer(width: header.width, height: header.height, channels: header.channels,
                            depth: header.depth, bytes: pixels)
     }

@@ -30,7 +30,7 @@ public struct TIFFDecoder: ImageDecoder {
         let rc = data.withUnsafeBufferPointer { buf in
             imc_tiff_read_info(buf.baseAddress, buf.count, Int32(page), &info, &err.bytes, err.bytes.count)
         }
-        guard rc == 0 else { throw ImgConvError(.corruptInput, "libtiff: \(err.text)") }
+        guard rc == 0 else { throw ImgConvError.library("libtiff", err.text) }
         return info
     }
 
@@ -145,7 +145,7 @@ public struct TIFFDecoder: ImageDecoder {
                 imc_tiff_decode(src.baseAddress, src.count, Int32(page), dst.baseAddress, dst.count, &err.bytes, err.bytes.count)
             }
         }
-        guard rc == 0 else { throw ImgConvError(.corruptInput, "libtiff: \(err.text)") }
+        guard rc == 0 else { throw ImgConvError.library("libtiff", err.text) }
         let pixels: [UInt8]
         if l.palette {
             pixels = try expandPalette(raw, data: data, count: count, bits: l.bits)
@@ -215,7 +215,7 @@ public struct TIFFDecoder: ImageDecoder {
         let ok = data.withUnsafeBufferPointer { src in
             imc_tiff_colormap(src.baseAddress, src.count, Int32(page), &r, &g, &b, entries, &err.bytes, err.bytes.count)
         }
-        guard ok == 0 else { throw ImgConvError(.corruptInput, "libtiff: \(err.text)") }
+        guard ok == 0 else { throw ImgConvError.library("libtiff", err.text) }
         // Colormaps hold 16-bit values; a few writers store 0-255, which the top byte would zero.
         let eightBit = (r + g + b).allSatisfy { $0 <= 255 }
         let shift: UInt16 = eightBit ? 0 : 8
@@ -240,7 +240,7 @@ public struct TIFFDecoder: ImageDecoder {
                 imc_tiff_decode_rgba(src.baseAddress, src.count, Int32(page), dst.baseAddress, dst.count, &err.bytes, err.bytes.count)
             }
         }
-        guard rc == 0 else { throw ImgConvError(.corruptInput, "libtiff: \(err.text)") }
+        guard rc == 0 else { throw ImgConvError.library("libtiff", err.text) }
         var rgb = [UInt8](repeating: 0, count: count * 3)
         for p in 0..<count {
             rgb[p * 3] = raster[p * 4]

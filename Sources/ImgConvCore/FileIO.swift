@@ -29,11 +29,13 @@ public func openInputFile(_ path: String) throws -> (fd: Int32, stat: stat) {
 }
 
 /// The error code of a failed `open` of an input: a missing file is `.notFound`, one that exists
-/// but cannot be opened `.unreadable` (both exit 66, EX_NOINPUT); anything else is `.io`.
+/// but cannot be opened `.unreadable` (both exit 66, EX_NOINPUT); out of memory or descriptors
+/// `.resources` (71); anything else is `.io` (74).
 public func inputErrorCode(_ code: Int32) -> ImgConvError.Code {
     switch code {
     case ENOENT: return .notFound
     case EACCES, EPERM, EISDIR, ENOTDIR, ELOOP, ENAMETOOLONG, ENXIO, ENODEV: return .unreadable
+    case ENOMEM, EMFILE, ENFILE: return .resources
     default: return .io
     }
 }

@@ -10,6 +10,8 @@ public struct ImgConvError: Error, CustomStringConvertible, Sendable {
         case limitExceeded = "limit exceeded"
         case shapeMismatch = "shape mismatch"
         case io = "I/O error"
+        /// The machine ran out of something (memory, file descriptors): never the file's fault.
+        case resources = "out of resources"
         case verificationFailed = "verification failed"
         case interrupted = "interrupted"
         case `internal` = "internal error"
@@ -21,6 +23,7 @@ public struct ImgConvError: Error, CustomStringConvertible, Sendable {
             case .unsupported, .corruptInput, .limitExceeded, .shapeMismatch, .verificationFailed: return 65
             case .notFound, .unreadable: return 66
             case .io: return 74
+            case .resources: return 71
             case .interrupted: return 130
             case .internal: return 70
             }
@@ -28,6 +31,19 @@ public struct ImgConvError: Error, CustomStringConvertible, Sendable {
     }
 
     public var code: Code
+
+    /// A fault of the host, not of the input (I/O, resources, an internal error): it stops the
+    /// run whatever `--skip-bad` says, and is never reported as a corrupt file.
+    public var isHostFault: Bool { code == .io || code == .resources || code == .internal }
+
+    /// An error a decoding library reported: `.resources` when it ran out of memory (the
+    /// machine's fault, not the file's), else `.corruptInput`.
+    public static func library(_ name: String, _ reason: String) -> ImgConvError {
+        let text = reason.lowercased()
+        let memory = ["out of memory", "insufficient memory", "memory allocation", "cannot allocate", "no space for",
+                      "not enough memory", "malloc"].contains { text.contains($0) }
+        return ImgConvError(memory ? .resources : .corruptInput, "\(name): \(reason)")
+    }
     public var path: String?
     public var message: String
 

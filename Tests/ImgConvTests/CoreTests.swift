@@ -1,7 +1,25 @@
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import ImgConvCore
 
 final class CoreTests: XCTestCase {
+    func testALibraryOutOfMemoryIsTheHostsFaultNotACorruptFile() {
+        for reason in ["out of memory", "Out of memory", "Insufficient memory to process file", "Memory allocation failure",
+                       "No space for strip arrays"] {
+            let e = ImgConvError.library("libx", reason)
+            XCTAssertEqual(e.code, .resources, reason)
+            XCTAssertTrue(e.isHostFault)
+            XCTAssertEqual(e.code.exitCode, 71)
+        }
+        let corrupt = ImgConvError.library("libpng", "IDAT: CRC error")
+        XCTAssertEqual(corrupt.code, .corruptInput)
+        XCTAssertFalse(corrupt.isHostFault)
+        XCTAssertEqual(inputErrorCode(EMFILE), .resources)
+        XCTAssertEqual(inputErrorCode(ENOENT), .notFound)
+    }
+
     func testCodePointOrder() {
         let names = ["É", "a", "B", "9", "10", "e\u{301}"]
         XCTAssertEqual(names.sorted(by: codePointLess), ["10", "9", "B", "a", "e\u{301}", "É"])

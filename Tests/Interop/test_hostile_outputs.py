@@ -155,3 +155,29 @@ def test_a_diamond_of_links_is_walked_once_per_folder(run, tmp_path):
     deep = [f["path"] for f in manifest["files"] if f["path"].endswith("deep.png")]
     assert deep == ["dog/maze/" + "left/" * 20 + "deep.png"]
     assert any("already walked" in s["reason"] for s in manifest["skipped"])
+
+
+# --- item 3: the host's faults are never a bad file ---------------------------------------------------
+
+def _fd_limit(n):
+    import resource
+
+    def apply():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    return apply
+
+
+@pytest.mark.parametrize("extra", [[], ["--skip-bad"], ["--skip-bad", "--shuffle"]], ids=["plain", "skip-bad", "two-pass"])
+def test_out_of_descriptors_stops_the_run_and_is_never_skipped(imgconv_bin, tmp_path, extra):
+    """With 4 descriptors the images cannot be opened (EMFILE): that is the machine's fault, exit
+    71 (EX_OSERR), never 'corrupt' and never skipped, and no output appears. Before, --skip-bad
+    exited 0 with valid images left out."""
+    import subprocess
+    root = _dataset(tmp_path / "root")
+    out = tmp_path / "o.npz"
+    res = subprocess.run([str(imgconv_bin), "to-npz", str(root), str(out), "--jobs", "1"] + extra,
+                         preexec_fn=_fd_limit(4), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 71, (res.returncode, res.stderr)
+    line = H.assert_one_line_error(res, "out of resources", "Too many open files")
+    assert "corrupt" not in line
+    assert not out.exists() and not _temporaries(tmp_path)
