@@ -5,6 +5,10 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/vfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <errno.h>
+#include <stdio.h>
 
 int imc_start_writeback(int fd, int64_t offset, int64_t count) {
     return sync_file_range(fd, (off64_t)offset, (off64_t)count, SYNC_FILE_RANGE_WRITE);
@@ -42,4 +46,56 @@ int64_t imc_filesystem_type(const char *path) {
     struct statfs fs;
     if (statfs(path, &fs) != 0) return -1;
     return (int64_t)fs.f_type;
+}
+
+// getdents64's record (the kernel's layout; glibc's struct dirent64 matches it).
+struct imc_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+// Empties the folder open as `fd` (depth-first), then the caller removes it.
+static int imc_empty_folder(int fd, int depth) {
+    if (depth > 64) { errno = ELOOP; return -1; }
+    char buffer[4096];
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buffer, sizeof buffer);
+        if (n < 0) return -1;
+        if (n == 0) return 0;
+        int removed = 0;
+        for (long at = 0; at < n;) {
+            struct imc_dirent64 *e = (struct imc_dirent64 *)(buffer + at);
+            at += e->d_reclen;
+            const char *name = e->d_name;
+            if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+            if (unlinkat(fd, name, 0) == 0) { removed = 1; continue; }
+            if (errno != EISDIR && errno != EPERM) return -1;
+            int child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (child < 0) return -1;
+            int rc = imc_empty_folder(child, depth + 1);
+            close(child);
+            if (rc != 0 || unlinkat(fd, name, AT_REMOVEDIR) != 0) return -1;
+            removed = 1;
+        }
+        // Entries were removed while listing: start the listing over from the beginning.
+        if (removed && lseek(fd, 0, SEEK_SET) < 0) return -1;
+    }
+}
+
+int imc_remove_tree(const char *path) {
+    if (unlink(path) == 0) return 0;
+    if (errno != EISDIR && errno != EPERM) return -1;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = imc_empty_folder(fd, 0);
+    close(fd);
+    if (rc != 0) return -1;
+    return rmdir(path);
+}
+
+int imc_exchange(const char *a, const char *b) {
+    return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
 }

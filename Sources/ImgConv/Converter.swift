@@ -79,8 +79,9 @@ public struct Converter {
         }
         // No output may replace an input: an image, the CSV, the classes file.
         let listInput: [(path: String, role: String)] = if case .list(let csv) = source { [(csv, "the --list CSV")] } else { [] }
-        try refuseOutputsAmongInputs(writer.outputFiles, inputs: listInput + options.otherInputs
-            + scan.files.lazy.map { (path: $0.path, role: "an image of class \(scan.classes[$0.label].name)") })
+        try refuseOutputsAmongInputs(writer.outputFiles, inputs: listInput + options.otherInputs)
+        // One file at a time (a path string each, gone at once): memory stays flat in the file count.
+        try refuseOutputsAmongInputs(writer.outputFiles, inputs: scan.files.lazy.map { (path: $0.path, role: "an image") })
         scan.warnings.forEach(warn)
         if options.labelDType == .uint8 && scan.classes.count > 256 {
             throw ImgConvError(.invalidArgument, "uint8 labels hold at most 256 classes; this dataset has \(scan.classes.count) (use --label-dtype int32)")

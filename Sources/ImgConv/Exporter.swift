@@ -81,9 +81,6 @@ public struct Exporter {
     /// label order; every class gets its folder in every split, so the labels come back the same.
     public func export(_ dataset: LabeledDataset, to directory: String) throws -> ExportSummary {
         try dataset.requireSplits()
-        // What is where the output goes is refused before any image is encoded.
-        try checkOutputFolderTarget(directory)
-        try checkOutputFileTarget(directory + "/classes.txt")
         let input = dataset.path
         // Every split is checked before anything is written.
         var plans: [(LabeledSplit, ImageGeometry, [Int64])] = []
@@ -107,14 +104,23 @@ public struct Exporter {
         let fileFormat = float ? "tiff" : "png"
         let folders = Self.folderNames(for: dataset.classNames)
         let bySplit = plans.count > 1
-        try makeFolder(directory)
-        for (split, geometry, labels) in plans {
-            let base = bySplit ? directory + "/" + Self.folderName(for: split.name) : directory
-            if bySplit { try makeFolder(base) }
-            for folder in folders { try makeFolder(base + "/" + folder) }
-            try exportImages(of: split, in: dataset, geometry: geometry, labels: labels, folders: folders, into: base, fileFormat: fileFormat)
+        // Built beside the target and moved into place when complete: a failure or a signal
+        // leaves no partial folder, and an earlier export stays until the new one replaces it.
+        let output = try AtomicOutputFolder(target: directory, mayReplace: Self.isEarlierExport)
+        do {
+            let root = output.temporaryPath
+            for (split, geometry, labels) in plans {
+                let base = bySplit ? root + "/" + Self.folderName(for: split.name) : root
+                if bySplit { try makeFolder(base) }
+                for folder in folders { try makeFolder(base + "/" + folder) }
+                try exportImages(of: split, in: dataset, geometry: geometry, labels: labels, folders: folders, into: base, fileFormat: fileFormat)
+            }
+            try writeNewFile(root + "/classes.txt", Array((folders.joined(separator: "\n") + "\n").utf8))
+            try output.commit()
+        } catch {
+            output.abort()
+            throw error
         }
-        try writeFileAtomically(directory + "/classes.txt", Array((folders.joined(separator: "\n") + "\n").utf8))
         return ExportSummary(images: dataset.imageCount, classes: dataset.classNames.count, folders: folders,
                              splits: plans.map(\.0.name), bitDepth: float ? 32 : dtype.byteSize * 8, fileFormat: fileFormat)
     }
@@ -137,7 +143,7 @@ public struct Exporter {
             }
             let index = String(i)
             let name = String(repeating: "0", count: digits - index.count) + index + "." + fileFormat
-            try writeFileAtomically(base + "/" + folders[Int(labels[i])] + "/" + name, file, sync: false)
+            try writeNewFile(base + "/" + folders[Int(labels[i])] + "/" + name, file)
         }
         // Reading to the end runs the stream's own checks (CRC-32, exact length).
         if try images.next(1, scratch: &scratch, { $0.count }) != 0 {
@@ -181,6 +187,31 @@ public struct Exporter {
             let h = UInt16(half[2 * k]) | UInt16(half[2 * k + 1]) << 8
             guard h & 0x7C00 == 0x7C00, h & 0x03FF != 0 else { return Float(Float16(bitPattern: h)) }
             return Float(bitPattern: UInt32(h & 0x8000) << 16 | 0x7F80_0000 | UInt32(h & 0x03FF) << 13)
+        }
+    }
+
+    /// Whether a folder is an earlier export, which a new one may replace: `classes.txt`, class
+    /// folders it lists (or split folders of them) and in those only `<digits>.png`/`.tiff` files.
+    /// Anything else (a dataset's own images, other files) makes it not replaceable.
+    static func isEarlierExport(_ folder: String) -> Bool {
+        guard let text = try? readFile(folder + "/classes.txt", maxBytes: 16 << 20) else { return false }
+        let classes = Set(String(decoding: text, as: UTF8.self).split(separator: "\n").map(String.init))
+        let fm = FileManager.default
+        func isClassFolder(_ path: String) -> Bool {
+            guard let files = try? fm.contentsOfDirectory(atPath: path) else { return false }
+            return files.allSatisfy { name in
+                let parts = name.split(separator: ".", maxSplits: 1)
+                return parts.count == 2 && ["png", "tiff"].contains(String(parts[1])) && !parts[0].isEmpty
+                    && parts[0].allSatisfy { $0.isASCII && $0.isNumber }
+            }
+        }
+        guard let entries = try? fm.contentsOfDirectory(atPath: folder) else { return false }
+        return entries.allSatisfy { name in
+            if name == "classes.txt" { return true }
+            let path = folder + "/" + name
+            if classes.contains(name) { return isClassFolder(path) }
+            guard let inner = try? fm.contentsOfDirectory(atPath: path), !inner.isEmpty else { return false }
+            return inner.allSatisfy { classes.contains($0) && isClassFolder(path + "/" + $0) }
         }
     }
 

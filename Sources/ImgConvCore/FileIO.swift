@@ -342,8 +342,11 @@ func removeStaleTemporaries(dir: String, base: String) {
         if kill(pid, 0) != 0 && errno == ESRCH {
             let path = (dir.hasSuffix("/") ? dir : dir + "/") + name
             var st = stat()
-            // Only regular files: never follow or remove a link planted under such a name.
-            if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG { unlink(path) }
+            // Only regular files and folders (a folder output's): never follow or remove a link
+            // planted under such a name.
+            guard lstat(path, &st) == 0 else { continue }
+            if (st.st_mode & S_IFMT) == S_IFREG { unlink(path) }
+            if (st.st_mode & S_IFMT) == S_IFDIR { _ = imc_remove_tree(path) }
         }
     }
 }
@@ -481,6 +484,120 @@ public func refuseOutputsAmongInputs<S: Sequence>(_ outputs: [String], inputs: S
         }
         if let entry, candidates.contains(entry) {
             throw ImgConvError(.invalidArgument, path: path, "is an input of this run (\(role)) and also where an output goes: choose another output")
+        }
+    }
+}
+
+/// A folder output (what `export` writes) built beside its target, in
+/// `.<name>.imgconv-<pid>-<n>.tmp`, and moved into place only when complete, so that a failed or
+/// interrupted run never leaves a partial folder: the target is then as it was. A missing or empty
+/// target is replaced by a rename; a folder with files in it only when `mayReplace` says it is an
+/// earlier output of the same kind (swapped in atomically, then the old one removed). Anything
+/// else is refused before any work: a folder of other files is never emptied.
+public final class AtomicOutputFolder {
+    public let targetPath: String
+    public let temporaryPath: String
+    private let replacesContent: Bool
+    private var closed = false
+
+    /// - Throws: `.io` naming the target when it is not a folder, holds files `mayReplace` does
+    ///   not accept, or its parent cannot take the temporary folder.
+    public init(target: String, mayReplace: (String) -> Bool) throws {
+        var target = target
+        while target.count > 1 && target.hasSuffix("/") { target.removeLast() }
+        var st = stat()
+        if lstat(target, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK, let resolved = realpath(target, nil) {
+            // A link to a folder: the folder it names is the output (the link stays).
+            target = String(cString: resolved)
+            free(resolved)
+        }
+        try checkOutputFolderTarget(target)
+        targetPath = target
+        if stat(target, &st) == 0 {
+            let entries = (try? listAllEntries(target))?.filter { $0 != "." && $0 != ".." } ?? []
+            replacesContent = !entries.isEmpty
+            if replacesContent && !mayReplace(target) {
+                throw ImgConvError(.io, path: target, "holds other files than an earlier export: export writes a new folder (name a new or empty one)")
+            }
+        } else {
+            replacesContent = false
+        }
+        let slash = target.lastIndex(of: "/")
+        let dir = slash.map { $0 == target.startIndex ? "/" : String(target[..<$0]) } ?? "."
+        let base = slash.map { String(target[target.index(after: $0)...]) } ?? target
+        removeStaleTemporaries(dir: dir, base: base)
+        var name = ""
+        var made = false
+        for attempt in 0..<100 {
+            name = (dir == "/" ? "" : dir) + "/.\(base).imgconv-\(getpid())-\(attempt).tmp"
+            if mkdir(name, 0o755) == 0 { made = true; break }
+            if errno != EEXIST { break }
+        }
+        guard made else {
+            throw ImgConvError(.io, path: target, "cannot create a folder beside it: \(errnoText(errno))")
+        }
+        temporaryPath = name
+        TemporaryFiles.register(name)
+    }
+
+    deinit {
+        if !closed { abort() }
+    }
+
+    /// Moves the finished folder into place. A signal during the move is held back until it is
+    /// done (the earlier output, swapped out, removed).
+    /// - Throws: `.io` when the target changed meanwhile or the rename fails; the target is then
+    ///   as it was and the temporary folder removed.
+    public func commit() throws {
+        TemporaryFiles.beginCommit()
+        defer {
+            closed = true
+            TemporaryFiles.unregister(temporaryPath)
+        }
+        var st = stat()
+        let exists = stat(targetPath, &st) == 0
+        if exists && replacesContent {
+            guard imc_exchange(temporaryPath, targetPath) == 0 else {
+                let code = errno
+                _ = imc_remove_tree(temporaryPath)
+                throw ImgConvError(.io, path: targetPath, "cannot move the new folder into place: \(errnoText(code))")
+            }
+            _ = imc_remove_tree(temporaryPath)   // now the earlier output
+            return
+        }
+        guard rename(temporaryPath, targetPath) == 0 else {
+            let code = errno
+            _ = imc_remove_tree(temporaryPath)
+            let why = code == ENOTEMPTY || code == EEXIST ? "files appeared in it while the export ran" : errnoText(code)
+            throw ImgConvError(.io, path: targetPath, "cannot move the new folder into place: \(why)")
+        }
+    }
+
+    /// Removes the temporary folder; the target stays as it was.
+    public func abort() {
+        guard !closed else { return }
+        closed = true
+        _ = imc_remove_tree(temporaryPath)
+        TemporaryFiles.unregister(temporaryPath)
+    }
+}
+
+/// Writes a new file (it must not exist) in one go, without syncing: for files inside a temporary
+/// output folder, which is moved into place as a whole.
+/// - Throws: `.io` naming the path.
+public func writeNewFile(_ path: String, _ bytes: [UInt8]) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw ImgConvError(.io, path: path, "cannot create: \(errnoText(errno))") }
+    defer { close(fd) }
+    var done = 0
+    try bytes.withUnsafeBytes { buf in
+        while done < buf.count {
+            let n = write(fd, buf.baseAddress! + done, buf.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ImgConvError(.io, path: path, "cannot write: \(errnoText(errno))")
+            }
+            done += n
         }
     }
 }

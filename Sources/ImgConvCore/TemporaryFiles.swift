@@ -104,7 +104,7 @@ public enum TemporaryFiles {
     /// on C strings prepared in advance.
     private static func cleanUpAndExit(_ signo: Int32) -> Never {
         for i in 0..<capacity {
-            if let p = slots[i] { unlink(p) }
+            if let p = slots[i] { _ = imc_remove_tree(p) }   // a file, or a temporary output folder
         }
         let msg = interruptedMessage(signo)
         _ = msg.withUTF8Buffer { Glibc.write(2, $0.baseAddress, $0.count) }

@@ -181,3 +181,112 @@ def test_out_of_descriptors_stops_the_run_and_is_never_skipped(imgconv_bin, tmp_
     line = H.assert_one_line_error(res, "out of resources", "Too many open files")
     assert "corrupt" not in line
     assert not out.exists() and not _temporaries(tmp_path)
+
+
+# --- item 5: export is built beside its target and moved into place ---------------------------------
+
+def _npz(run, tmp_path, n_split=False):
+    root = _dataset(tmp_path / "root")
+    npz = tmp_path / "s.npz"
+    run(["to-npz", root, npz, "-q"] + (["--split", "train=0.5,val=0.5", "--seed", "1"] if n_split else []))
+    return npz
+
+
+FULL_DISK = r"""
+set -e
+mount --make-rprivate /
+mount -t tmpfs -o size=64k tmpfs "$DISK"
+set +e
+"$IMGCONV" export "$NPZ" "$DISK/out" -q >"$OUT/stdout" 2>"$OUT/stderr"
+echo $? >"$OUT/rc"
+ls -A "$DISK" >"$OUT/left"
+"""
+
+
+def test_export_on_a_full_disk_leaves_no_partial_folder(run, tmp_path):
+    import os
+    import subprocess
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a small private filesystem")
+    rng = np.random.default_rng(5)
+    X = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)   # noise: about 120 KiB of PNGs
+    npz = tmp_path / "noise.npz"
+    np.savez(npz, trainXs=X, trainYs=np.arange(40) % 2)
+    disk, out = tmp_path / "disk", tmp_path / "report"
+    disk.mkdir()
+    out.mkdir()
+    env = dict(os.environ, IMGCONV=str(H.binary_path()), NPZ=str(npz), DISK=str(disk), OUT=str(out))
+    ns = subprocess.run(["unshare", "-m", "sh", "-c", FULL_DISK], env=env, capture_output=True, text=True, timeout=120)
+    if ns.returncode != 0 or not (out / "rc").is_file():
+        pytest.skip(f"no private mount namespace here: {ns.stderr.strip()[:200]}")
+    assert int((out / "rc").read_text()) == H.EX_IOERR, (out / "stderr").read_text()
+    lines = [ln for ln in (out / "stderr").read_text().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "No space left" in lines[0], lines
+    assert (out / "left").read_text().split() == [], "a partial or temporary folder was left"
+
+
+def test_interrupted_export_leaves_the_earlier_export_and_no_temporary(imgconv_bin, tmp_path):
+    import signal
+    import subprocess
+    rng = np.random.default_rng(6)
+    X = rng.integers(0, 256, (3000, 64, 64, 3), dtype=np.uint8)
+    npz = tmp_path / "many.npz"
+    np.savez(npz, trainXs=X, trainYs=np.arange(3000) % 3)
+    target = tmp_path / "out"
+    subprocess.run([str(imgconv_bin), "export", str(npz), str(target), "-q"], check=True)
+    earlier = H.dir_snapshot(target)
+    newer = tmp_path / "newer.npz"   # other pixels: a partly rewritten export would show
+    np.savez(newer, trainXs=255 - X, trainYs=np.arange(3000) % 3)
+    proc = subprocess.Popen([str(imgconv_bin), "export", str(newer), str(target), "-q"], stderr=subprocess.PIPE)
+    time.sleep(0.4)   # well into the export (it takes about 2 s)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the export finished before the signal")
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert H.dir_snapshot(target) == earlier, "the earlier export changed"
+    assert not _temporaries(tmp_path), _temporaries(tmp_path)[:3]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a hidden folder was left"
+
+
+def test_export_replaces_an_earlier_export_but_never_a_folder_of_other_files(run, tmp_path):
+    npz = _npz(run, tmp_path, n_split=True)
+    target = tmp_path / "out"
+    run(["export", npz, target, "-q"])
+    first = sorted((target / "train" / "cat").iterdir())[0]
+    first.write_bytes(b"stale")   # the earlier export, changed since
+    run(["export", npz, target, "-q"])
+    assert first.read_bytes() != b"stale"
+    assert sorted(p.name for p in target.iterdir()) == ["classes.txt", "train", "val"]
+
+    other = tmp_path / "photos"
+    (other / "cat").mkdir(parents=True)
+    (other / "cat" / "IMG_0001.jpg").write_bytes(b"a photo")
+    (other / "classes.txt").write_text("cat\n")
+    before = H.dir_snapshot(other)
+    res = run(["export", npz, other], expect_rc=H.EX_IOERR)
+    H.assert_one_line_error(res, "photos", "other files")
+    assert H.dir_snapshot(other) == before
+    assert not _temporaries(tmp_path)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run(["export", npz, empty, "-q"])
+    assert (empty / "classes.txt").is_file()
+
+
+# --- item 15: verify --against reads only regular files ----------------------------------------------
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_verify_against_a_source_that_is_not_a_regular_file_is_refused_not_hung(run, tmp_path, kind):
+    import os
+    root = _dataset(tmp_path / "root")
+    npz = tmp_path / "o.npz"
+    run(["to-npz", root, npz, "-q"])
+    source = root / "dog" / "001.png"
+    source.unlink()
+    os.mkfifo(source) if kind == "fifo" else source.mkdir()
+    start = time.monotonic()
+    res = run(["verify", npz, "--against", root], expect_rc=H.EX_NOINPUT, timeout=20)
+    assert time.monotonic() - start < 10
+    H.assert_one_line_error(res, "dog/001.png", "not a regular file")

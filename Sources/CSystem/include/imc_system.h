@@ -25,4 +25,12 @@ int imc_defer_signal(int signo);
 // with errno set. (Swift cannot name `struct statfs` beside the function of the same name.)
 int64_t imc_filesystem_type(const char *path);
 
+// Removes `path`: a file, or a folder with everything in it (links are removed, never followed).
+// Only async-signal-safe system calls (open, getdents64, unlinkat, close), so a signal handler
+// may call it on a temporary output folder. Returns 0, or -1 with errno set.
+int imc_remove_tree(const char *path);
+
+// Swaps two paths atomically (renameat2 with RENAME_EXCHANGE). Returns 0, or -1 with errno set.
+int imc_exchange(const char *a, const char *b);
+
 #endif
