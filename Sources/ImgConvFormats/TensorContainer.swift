@@ -166,8 +166,10 @@ public final class NPZReader: TensorContainer {
         zip = try ZipReader(path: path)
     }
 
+    /// The `.npy` members, by name without `.npy`. Other members (a README, numpy's own
+    /// non-array entries) are not tensors: every command leaves them alone, as `numpy.load` does.
     public var tensorNames: [String] {
-        zip.members.map { $0.name.hasSuffix(".npy") ? String($0.name.dropLast(4)) : $0.name }
+        zip.members.filter { $0.name.hasSuffix(".npy") }.map { String($0.name.dropLast(4)) }
     }
 
     public func storageName(_ name: String) -> String { name + ".npy" }

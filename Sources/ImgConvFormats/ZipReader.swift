@@ -210,7 +210,7 @@ final class MemberStream: ByteStream {
                 do {
                     _ = try input.withUnsafeBytes { buf in
                         // The 4 KiB input piece bounds what it inflates to: all of it is used.
-                        try inflater.feed(UnsafeRawBufferPointer(rebasing: buf[0..<n]), maxOutput: .max) { pending.append(contentsOf: $0) }
+                        try inflater.feed(UnsafeRawBufferPointer(rebasing: buf[0..<n])) { pending.append(contentsOf: $0) }
                     }
                 } catch let e as ImgConvError {
                     throw fail(e.message)

@@ -103,7 +103,7 @@ final class Inflater {
     /// than that at once). Returns the number of input bytes used; the caller feeds the rest later.
     /// - Throws: a message for corrupt data (the caller adds the file and member).
     @discardableResult
-    func feed(_ input: UnsafeRawBufferPointer, maxOutput: Int = 1 << 20, sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+    func feed(_ input: UnsafeRawBufferPointer, maxOutput: Int = .max, sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Int {
         guard !ended, let base = input.baseAddress, input.count > 0 else { return 0 }
         stream.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: UInt8.self))
         stream.avail_in = UInt32(input.count)
@@ -170,7 +170,8 @@ final class GzipInputStream: ByteStream {
             started = true
             let (start, end) = (inputStart, inputEnd)
             let used = try input.withUnsafeBytes { buf in
-                try inflater.feed(UnsafeRawBufferPointer(rebasing: buf[start..<end])) { pending.append(contentsOf: $0) }
+                // At most 1 MiB out per step: a gzip bomb inflates no further than what is read.
+                try inflater.feed(UnsafeRawBufferPointer(rebasing: buf[start..<end]), maxOutput: 1 << 20) { pending.append(contentsOf: $0) }
             }
             inputStart += used
         }

@@ -271,3 +271,22 @@ def test_hdf5_images_larger_than_a_read_stream_exactly(run, tmp_path, shape, chu
     d = np.load(tmp_path / "o.npz")
     np.testing.assert_array_equal(d["trainXs"], X)
     np.testing.assert_array_equal(d["trainYs"], y)
+
+
+# --- item 16: a member that is not an array --------------------------------------------------------
+
+def test_an_extra_non_npy_member_is_left_alone_by_every_command(run, tmp_path):
+    X, y = small_pair()
+    npz = tmp_path / "e.npz"
+    np.savez(npz, trainXs=X, trainYs=y)
+    run(["convert", npz, tmp_path / "c.npz", "-q"])   # gets a manifest
+    with zipfile.ZipFile(tmp_path / "c.npz", "a") as z:
+        z.writestr("README.txt", "made by hand")
+    c = tmp_path / "c.npz"
+    report = run(["inspect", c, "--json"]).stdout
+    assert "README" not in report
+    run(["verify", c])
+    run(["convert", c, tmp_path / "d.npz", "-q"])
+    run(["export", c, tmp_path / "ex", "-q"])
+    run(["preview", c, "-o", tmp_path / "p.png", "-q"])
+    np.testing.assert_array_equal(np.load(tmp_path / "d.npz")["trainXs"], X)
