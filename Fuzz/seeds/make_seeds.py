@@ -144,6 +144,54 @@ def csv_seeds() -> None:
     write("csv", "integers-split.csv", b"a.png,0,train\nb.png,2,val\r\nc.png,1,test\r\n")
     write("csv", "quoted-unicode.csv", '"dir, with comma/\u00e9t\u00e9.png","say ""hi"""\n"multi\nline.png",x\n'.encode())
     write("csv", "blank-lines.csv", b"\n a.png , b \n\n")
+    # A NUL byte is an error naming the line, never the silent end of the list.
+    write("csv", "nul-byte.csv", b"a.png,cat\nb.p\x00ng,dog\nc.png,cat\n")
+    write("csv", "nul-in-quotes.csv", b'"a\x00.png",cat\n')
+
+
+def h5_seeds() -> None:
+    """Small HDF5 files as h5py writes them: contiguous and chunked (shuffle + gzip) datasets,
+    class names as an attribute of variable-length strings and as a fixed-length string dataset,
+    an embedded manifest, a scalar, an external link and a virtual dataset (both refused)."""
+    import io
+    try:
+        import h5py
+        import numpy as np
+    except ImportError:
+        print("make_seeds: h5py is not installed; the h5 seeds are left as they are")
+        return
+
+    def h5(name: str, build) -> None:
+        buf = io.BytesIO()
+        with h5py.File(buf, "w", libver=("v108", "latest") if name.startswith("v108") else "earliest") as f:
+            build(f)
+        write("h5", name, buf.getvalue())
+
+    x = (np.arange(2 * 4 * 4 * 1) % 251).astype(np.uint8).reshape(2, 4, 4, 1)
+    y = np.array([0, 1], np.int64)
+
+    def plain(f):
+        f["trainXs"] = x
+        f["trainYs"] = y
+        f.attrs["classNames"] = np.array(["a", "b"], dtype=h5py.string_dtype())
+        f.attrs["imgconv_manifest"] = '{"format": "imgconv-manifest"}'
+
+    def chunked(f):
+        f.create_dataset("trainXs", data=x, chunks=(1, 4, 4, 1), shuffle=True, compression="gzip", maxshape=(None, 4, 4, 1))
+        f.create_dataset("trainYs", data=y.astype(np.uint8), chunks=(2,))
+        f["classNames"] = np.array([b"a", b"b"], dtype="S1")
+        f["scalar"] = np.float32(1.5)
+
+    def links(f):
+        f["trainXs"] = h5py.ExternalLink("other.h5", "/x")
+        f["trainYs"] = y
+        layout = h5py.VirtualLayout(shape=(2,), dtype="i8")
+        layout[:] = h5py.VirtualSource("part.h5", "y", shape=(2,))
+        f.create_virtual_dataset("valYs", layout)
+
+    h5("plain.h5", plain)
+    h5("chunked.h5", chunked)
+    h5("v108-links.h5", links)
 
 
 def main() -> None:
@@ -153,6 +201,7 @@ def main() -> None:
     idx_seeds()
     exif_seeds()
     csv_seeds()
+    h5_seeds()
 
 
 if __name__ == "__main__":

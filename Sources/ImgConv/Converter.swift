@@ -346,9 +346,7 @@ public struct Converter {
                 } else {
                     try manifest.write(fileEntries: entries) { try manifestFile.write($0) }
                 }
-                try manifestFile.flush()
-                try writer.commit()
-                try manifestFile.commit()
+                try commitWithManifest(writer, manifestFile)
             } catch {
                 manifestFile.abort()
                 throw error
@@ -394,6 +392,18 @@ public struct Converter {
     func makePlan<C: RandomAccessCollection>(_ candidates: C) throws -> ImagePlan where C.Element == Candidate {
         try ImagePlan.planning(candidates.lazy.map(\.header), name: { candidates[$0].file.relativePath },
                                request: options.shaping, warn: warn)
+    }
+}
+
+/// Renames a finished output and its manifest (written in full already) into place as one unit:
+/// data first, then the manifest, under a lock on their folder, so two runs writing the same
+/// target commit one after the other and the pair is always one run's (a signal in between is
+/// held back until both are in place, see `TemporaryFiles`).
+func commitWithManifest(_ writer: DatasetWriter, _ manifestFile: AtomicOutputFile) throws {
+    try manifestFile.flush()
+    try withFolderLock(parentFolder(writer.manifestPath)) {
+        try writer.commit()
+        try manifestFile.commit()
     }
 }
 

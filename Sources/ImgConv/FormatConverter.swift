@@ -138,9 +138,7 @@ public struct FormatConverter {
             let manifestFile = try AtomicOutputFile(target: writer.manifestPath)
             do {
                 try manifestFile.write(json)
-                try manifestFile.flush()
-                try writer.commit()
-                try manifestFile.commit()
+                try commitWithManifest(writer, manifestFile)
             } catch {
                 manifestFile.abort()
                 throw error

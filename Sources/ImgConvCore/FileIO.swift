@@ -601,3 +601,15 @@ public func writeNewFile(_ path: String, _ bytes: [UInt8]) throws {
         }
     }
 }
+
+/// Runs `body` holding an exclusive `flock` on a folder: what two imgconv runs commit into the
+/// same folder (a data file and its manifest) is renamed into place one run at a time, so the
+/// pair never holds one run's data and the other's manifest. A folder that cannot be opened or
+/// locked (a filesystem without flock) runs `body` unlocked.
+public func withFolderLock<T>(_ folder: String, _ body: () throws -> T) rethrows -> T {
+    let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { return try body() }
+    defer { close(fd) }   // closing releases the lock
+    while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+    return try body()
+}

@@ -290,3 +290,42 @@ def test_verify_against_a_source_that_is_not_a_regular_file_is_refused_not_hung(
     res = run(["verify", npz, "--against", root], expect_rc=H.EX_NOINPUT, timeout=20)
     assert time.monotonic() - start < 10
     H.assert_one_line_error(res, "dog/001.png", "not a regular file")
+
+
+# --- item 4: data and manifest always from one run -----------------------------------------------------
+
+@pytest.mark.parametrize("sub,name", [("to-npz", "o.npz"), ("to-hdf5", "o.h5")])
+def test_two_runs_into_one_target_leave_one_runs_pair(imgconv_bin, tmp_path, sub, name):
+    """Run A's first rename (its data into place) is held for 2 s by strace; run B, converting
+    other images to the same target, finishes meanwhile. B must wait for A's manifest before it
+    commits, so the pair left is B's (verify passes). Before, B's data and manifest went in
+    between A's two renames and A's manifest ended beside B's data."""
+    import subprocess
+    if not shutil.which("strace"):
+        pytest.skip("needs strace to hold a rename")
+    a, b = _dataset(tmp_path / "a"), tmp_path / "b"
+    rng = np.random.default_rng(12)
+    for c in ("x", "y"):
+        (b / c).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(b / c / "0.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / name
+    first = subprocess.Popen(["strace", "-qq", "-f", "-o", str(tmp_path / "trace.txt"), "-e", "trace=rename,renameat,renameat2",
+                              "-e", "inject=rename,renameat,renameat2:delay_exit=2000000:when=1",
+                              str(imgconv_bin), sub, str(a), str(target), "-q"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not target.exists() and time.monotonic() < deadline:   # A's data is in place, its rename held
+        time.sleep(0.01)
+    if not target.exists():
+        first.kill()
+        pytest.skip("strace could not hold the rename here")
+    second = subprocess.run([str(imgconv_bin), sub, str(b), str(target), "-q"], capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stderr
+    assert first.wait(timeout=60) == 0, first.stderr.read()
+    res = subprocess.run([str(imgconv_bin), "verify", str(target)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "2 classes" in subprocess.run([str(imgconv_bin), "inspect", str(target), "--no-stats"],
+                                         capture_output=True, text=True).stdout
+    manifest = H.load_json(Path(str(target) + ".manifest.json"))
+    assert manifest["summary"]["images"] == 2, "the manifest is B's, as the data is"

@@ -15,7 +15,7 @@ public enum FuzzTargets {
     /// `Tests/Fixtures/crashers/<name>` folders.
     public static let all: [String: ([UInt8]) -> Void] = [
         "npy": npy, "zip": zip, "idx": idx, "exif": exif, "manifest": manifest, "csv": csv,
-        "png": png, "jpeg": jpeg, "tiff": tiff,
+        "png": png, "jpeg": jpeg, "tiff": tiff, "h5": h5,
     ]
 
     /// The fuzz target being run (libFuzzer's callback is a C function pointer: it cannot capture).
@@ -97,6 +97,23 @@ public enum FuzzTargets {
             preconditionFailure("an encoded manifest does not decode")
         }
         precondition(again == manifest, "manifest changed in an encode/decode round trip")
+    }
+
+    /// An HDF5 file through `HDF5Reader`: the root group's links (external ones refused), every
+    /// dataset's type, shape, layout and storage checks (external storage, virtual sources,
+    /// unallocated chunks), its data streamed in slabs, the string attributes (class names, the
+    /// embedded manifest) and the filter pipeline `inspect` describes.
+    static func h5(_ bytes: [UInt8]) {
+        let path = MemoryFile.shared.hold(bytes)
+        guard HDF5Reader.hasSignature(path), let reader = try? HDF5Reader(path: path) else { return }
+        _ = try? reader.classNames()
+        _ = try? reader.embeddedManifest()
+        for name in reader.tensorNames {
+            _ = try? reader.compression(of: name)
+            guard let (header, stream) = try? reader.open(name) else { continue }
+            precondition(header.shape.allSatisfy { $0 >= 0 }, "negative dimension accepted")
+            drain(stream)
+        }
     }
 
     /// The CSV list (`--list`): UTF-8, quoting, line ends, the header row, row shapes, labels.
