@@ -538,6 +538,19 @@ def test_export_of_onehot_labels_files_images_by_label_index(run, make_dataset, 
 # inspect
 # --------------------------------------------------------------------------------------------------
 
+def _check_split_entries(rep, pairs, names, tensor_names):
+    """Every split entry of an inspect report against the arrays (X, y) numpy reads per split:
+    its tensor names, N, per-class counts (none out of range) and per-channel statistics."""
+    for entry in rep["splits"]:
+        s = entry["name"]
+        X, y = pairs[s]
+        assert (entry["images"], entry["labels"]) == tensor_names(s), entry
+        assert entry["count"] == len(y)
+        _check_classes(entry["classes"], y, names, f"split {s}")
+        assert entry["labelsOutOfRange"] == 0
+        _check_pixels(entry.get("pixels"), X, f"split {s}")
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_inspect_json_reports_every_split_with_counts_and_pixel_stats(run, make_dataset, tmp_path, fmt):
     root = _gray_root(make_dataset, per_class=5)  # 5 a class: uneven counts per split
@@ -546,14 +559,7 @@ def test_inspect_json_reports_every_split_with_counts_and_pixel_stats(run, make_
     rep = _inspect(run, a)
     assert "splits" in rep, f"no 'splits' key: {sorted(rep)}"
     assert [s["name"] for s in rep["splits"]] == list(SPLITS)
-    for entry in rep["splits"]:
-        s = entry["name"]
-        X, y = orig[s]
-        assert entry["images"] == f"{s}Xs" and entry["labels"] == f"{s}Ys", entry
-        assert entry["count"] == len(y)
-        _check_classes(entry["classes"], y, CLASSES, f"split {s}")
-        assert entry["labelsOutOfRange"] == 0
-        _check_pixels(entry.get("pixels"), X, f"split {s}")
+    _check_split_entries(rep, orig, CLASSES, lambda s: (f"{s}Xs", f"{s}Ys"))
     X_all = np.concatenate([_as_nhwc(orig[s][0]) for s in SPLITS])
     y_all = np.concatenate([orig[s][1] for s in SPLITS])
     assert rep["images"] == len(y_all)
@@ -710,13 +716,7 @@ def test_keras_npz_is_inspected_with_train_and_test_splits(run, tmp_path, kind):
     rep = _inspect(run, npz)
     assert [s["name"] for s in rep["splits"]] == ["train", "test"]
     assert [c["name"] for c in rep["classes"]] == KERAS_NAMES
-    for entry in rep["splits"]:
-        s = entry["name"]
-        X, y = pairs[s]
-        assert entry["images"] == f"x_{s}" and entry["labels"] == f"y_{s}", entry
-        assert entry["count"] == len(y)
-        _check_classes(entry["classes"], y, KERAS_NAMES, f"split {s}")
-        _check_pixels(entry.get("pixels"), X, f"split {s}")
+    _check_split_entries(rep, pairs, KERAS_NAMES, lambda s: (f"x_{s}", f"y_{s}"))
     assert rep["images"] == len(KERAS_Y_TRAIN) + len(KERAS_Y_TEST)
     assert rep["labelForm"] == "index", "(N, 1) CIFAR labels are indices, not one-hot"
 
