@@ -2,7 +2,8 @@
 # Builds the CLI with AddressSanitizer (Swift and C) and UndefinedBehaviorSanitizer (the C shims)
 # in .build-asan, then decodes through it the whole fixture corpus, every fixture cut at many
 # lengths, the containers made from it (whole and cut) and every saved crasher
-# (scripts/sanitize_corpus.py says exactly what). Fails on any sanitizer report, crash or hang.
+# (scripts/sanitize_corpus.py says exactly what), then the interop tests of hostile inputs and of
+# the read model. Fails on any sanitizer report, crash, hang or failed test.
 #
 #   bash scripts/sanitize.sh            about 40 cut lengths per file (what CI runs)
 #   bash scripts/sanitize.sh --quick    12, those of Tests/Interop/test_truncation.py
@@ -37,3 +38,15 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/scripts/lsan-suppressions.txt:print_suppressions=0}"
 python3 scripts/sanitize_corpus.py "$SCRATCH/release/imgconv" "${quick[@]}"
+
+# The interop tests of hostile inputs and of the read model, on this build (their memory and
+# descriptor limits apply to the plain build only: IMGCONV_SANITIZED). They need the test set-up.
+case $SCRATCH in /*) binary="$SCRATCH/release/imgconv" ;; *) binary="$PWD/$SCRATCH/release/imgconv" ;; esac
+if [ -x .venv/bin/python ]; then
+  echo "sanitize: interop tests of hostile inputs and the read model on the sanitizer build" >&2
+  IMGCONV_SANITIZED=1 IMGCONV="$binary" .venv/bin/python -m pytest -q -p no:cacheprovider \
+    Tests/Interop/test_hostile.py Tests/Interop/test_hostile_readers.py Tests/Interop/test_hostile_outputs.py \
+    Tests/Interop/test_read_model.py
+else
+  echo "sanitize: no .venv (bash scripts/setup.sh --test): the interop tests were not run on this build" >&2
+fi

@@ -106,7 +106,7 @@ public struct Exporter {
         let bySplit = plans.count > 1
         // Built beside the target and moved into place when complete: a failure or a signal
         // leaves no partial folder, and an earlier export stays until the new one replaces it.
-        let output = try AtomicOutputFolder(target: directory, mayReplace: Self.isEarlierExport)
+        let output = try AtomicOutputFolder(target: directory, foreignEntry: Self.foreignEntry)
         do {
             let root = output.temporaryPath
             for (split, geometry, labels) in plans {
@@ -190,29 +190,48 @@ public struct Exporter {
         }
     }
 
-    /// Whether a folder is an earlier export, which a new one may replace: `classes.txt`, class
-    /// folders it lists (or split folders of them) and in those only `<digits>.png`/`.tiff` files.
-    /// Anything else (a dataset's own images, other files) makes it not replaceable.
-    static func isEarlierExport(_ folder: String) -> Bool {
-        guard let text = try? readFile(folder + "/classes.txt", maxBytes: 16 << 20) else { return false }
+    /// What keeps a folder from being an earlier export, which a new one may replace; nil when it
+    /// is one: `classes.txt`, class folders it lists (or split folders of them) and in those only
+    /// `<digits>.png`/`.tiff` files. Anything else (a dataset's own images, other files, a FIFO)
+    /// is named, and the folder is not replaced.
+    static func foreignEntry(in folder: String) -> String? {
+        func kind(_ path: String) -> (mode_t, String) {
+            var st = stat()
+            guard lstat(path, &st) == 0 else { return (0, "unreadable") }
+            return (st.st_mode & S_IFMT, fileKindName(st.st_mode))
+        }
+        let (classesMode, classesKind) = kind(folder + "/classes.txt")
+        guard classesMode == S_IFREG, let text = try? readFile(folder + "/classes.txt", maxBytes: 16 << 20) else {
+            return classesMode == 0 ? "no classes.txt" : "classes.txt (\(classesKind))"
+        }
         let classes = Set(String(decoding: text, as: UTF8.self).split(separator: "\n").map(String.init))
         let fm = FileManager.default
-        func isClassFolder(_ path: String) -> Bool {
-            guard let files = try? fm.contentsOfDirectory(atPath: path) else { return false }
-            return files.allSatisfy { name in
+        func foreignInClass(_ path: String, _ shown: String) -> String? {
+            guard let files = try? fm.contentsOfDirectory(atPath: path) else { return "\(shown) (\(kind(path).1))" }
+            for name in files.sorted() {
                 let parts = name.split(separator: ".", maxSplits: 1)
-                return parts.count == 2 && ["png", "tiff"].contains(String(parts[1])) && !parts[0].isEmpty
-                    && parts[0].allSatisfy { $0.isASCII && $0.isNumber }
+                let exported = parts.count == 2 && ["png", "tiff"].contains(String(parts[1])) && !parts[0].isEmpty
+                    && parts[0].allSatisfy { $0.isASCII && $0.isNumber } && kind(path + "/" + name).0 == S_IFREG
+                if !exported { return "\(shown)/\(name)" }
+            }
+            return nil
+        }
+        guard let entries = try? fm.contentsOfDirectory(atPath: folder) else { return "its entries (unreadable)" }
+        for name in entries.sorted() where name != "classes.txt" {
+            let path = folder + "/" + name
+            if classes.contains(name) {
+                if let found = foreignInClass(path, name) { return found }
+                continue
+            }
+            guard kind(path).0 == S_IFDIR, let inner = try? fm.contentsOfDirectory(atPath: path), !inner.isEmpty else {
+                return "\(name) (\(kind(path).1), not a class in classes.txt)"
+            }
+            for c in inner.sorted() {
+                guard classes.contains(c) else { return "\(name)/\(c) (not a class in classes.txt)" }
+                if let found = foreignInClass(path + "/" + c, name + "/" + c) { return found }
             }
         }
-        guard let entries = try? fm.contentsOfDirectory(atPath: folder) else { return false }
-        return entries.allSatisfy { name in
-            if name == "classes.txt" { return true }
-            let path = folder + "/" + name
-            if classes.contains(name) { return isClassFolder(path) }
-            guard let inner = try? fm.contentsOfDirectory(atPath: path), !inner.isEmpty else { return false }
-            return inner.allSatisfy { classes.contains($0) && isClassFolder(path + "/" + $0) }
-        }
+        return nil
     }
 
     /// Creates a folder (or accepts an existing one); a symbolic link or a file there is refused.

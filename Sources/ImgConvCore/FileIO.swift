@@ -491,18 +491,21 @@ public func refuseOutputsAmongInputs<S: Sequence>(_ outputs: [String], inputs: S
 /// A folder output (what `export` writes) built beside its target, in
 /// `.<name>.imgconv-<pid>-<n>.tmp`, and moved into place only when complete, so that a failed or
 /// interrupted run never leaves a partial folder: the target is then as it was. A missing or empty
-/// target is replaced by a rename; a folder with files in it only when `mayReplace` says it is an
-/// earlier output of the same kind (swapped in atomically, then the old one removed). Anything
-/// else is refused before any work: a folder of other files is never emptied.
+/// target is replaced by a rename; a folder with files in it only when `foreignEntry` finds
+/// nothing in it that is no part of an earlier output of the same kind (swapped in atomically,
+/// then the old one removed). Anything else is refused before any work: a folder of other files
+/// is never emptied.
 public final class AtomicOutputFolder {
     public let targetPath: String
     public let temporaryPath: String
     private let replacesContent: Bool
     private var closed = false
 
-    /// - Throws: `.io` naming the target when it is not a folder, holds files `mayReplace` does
-    ///   not accept, or its parent cannot take the temporary folder.
-    public init(target: String, mayReplace: (String) -> Bool) throws {
+    /// - Parameter foreignEntry: what in a non-empty target keeps it from being replaced (named
+    ///   in the error), or nil.
+    /// - Throws: `.io` naming the target when it is not a folder, holds something `foreignEntry`
+    ///   names, or its parent cannot take the temporary folder.
+    public init(target: String, foreignEntry: (String) -> String?) throws {
         var target = target
         while target.count > 1 && target.hasSuffix("/") { target.removeLast() }
         var st = stat()
@@ -516,8 +519,9 @@ public final class AtomicOutputFolder {
         if stat(target, &st) == 0 {
             let entries = (try? listAllEntries(target))?.filter { $0 != "." && $0 != ".." } ?? []
             replacesContent = !entries.isEmpty
-            if replacesContent && !mayReplace(target) {
-                throw ImgConvError(.io, path: target, "holds other files than an earlier export: export writes a new folder (name a new or empty one)")
+            if replacesContent, let foreign = foreignEntry(target) {
+                throw ImgConvError(.io, path: target,
+                                   "holds \(foreign), which is no part of an earlier export: export writes a new folder (name a new or empty one)")
             }
         } else {
             replacesContent = false

@@ -5,6 +5,7 @@ before any work, in one line, with the inputs byte-identical afterwards and no t
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -14,6 +15,10 @@ import pytest
 from PIL import Image
 
 import interop_helpers as H
+
+# scripts/sanitize.sh runs these tests on its AddressSanitizer build too (slower; it needs more
+# descriptors than the limits below leave).
+SANITIZED = bool(os.environ.get("IMGCONV_SANITIZED"))
 
 
 def _dataset(root: Path) -> Path:
@@ -100,7 +105,7 @@ def test_size_beyond_memory_is_refused_with_the_figure(run, tmp_path, size, colo
     start = time.monotonic()
     res = run(["to-npz", root, tmp_path / "o.npz", "--size", size, "--color", color, "--dtype", dtype],
               expect_rc=H.EX_USAGE)
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < (20 if SANITIZED else 2)
     line = H.assert_one_line_error(res, f"--size {size}", "GiB", "memory")
     assert not (tmp_path / "o.npz").exists()
     assert line.count("GiB") >= 2, "says what it needs and what there is"
@@ -128,7 +133,7 @@ def test_links_into_pseudo_filesystems_are_not_entered(run, tmp_path, target):
     (root / "cat" / "kernel").symlink_to(target)
     start = time.monotonic()
     run(["to-npz", root, tmp_path / "o.npz", "-q"])
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < (60 if SANITIZED else 10)
     manifest = H.load_json(tmp_path / "o.npz.manifest.json")
     reasons = {s["path"]: s["reason"] for s in manifest["skipped"]}
     assert "pseudo filesystem" in reasons.get("cat/kernel", ""), reasons
@@ -150,7 +155,7 @@ def test_a_diamond_of_links_is_walked_once_per_folder(run, tmp_path):
     (root / "dog" / "maze").symlink_to(levels[0])
     start = time.monotonic()
     run(["to-npz", root, tmp_path / "o.npz", "-q"])
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < (60 if SANITIZED else 10)
     manifest = H.load_json(tmp_path / "o.npz.manifest.json")
     deep = [f["path"] for f in manifest["files"] if f["path"].endswith("deep.png")]
     assert deep == ["dog/maze/" + "left/" * 20 + "deep.png"]
@@ -173,6 +178,8 @@ def test_out_of_descriptors_stops_the_run_and_is_never_skipped(imgconv_bin, tmp_
     71 (EX_OSERR), never 'corrupt' and never skipped, and no output appears. Before, --skip-bad
     exited 0 with valid images left out."""
     import subprocess
+    if SANITIZED:
+        pytest.skip("the sanitizer runtime needs more descriptors than the limit leaves")
     root = _dataset(tmp_path / "root")
     out = tmp_path / "o.npz"
     res = subprocess.run([str(imgconv_bin), "to-npz", str(root), str(out), "--jobs", "1"] + extra,
@@ -265,7 +272,7 @@ def test_export_replaces_an_earlier_export_but_never_a_folder_of_other_files(run
     (other / "classes.txt").write_text("cat\n")
     before = H.dir_snapshot(other)
     res = run(["export", npz, other], expect_rc=H.EX_IOERR)
-    H.assert_one_line_error(res, "photos", "other files")
+    H.assert_one_line_error(res, "photos", "cat/IMG_0001.jpg", "no part of an earlier export")
     assert H.dir_snapshot(other) == before
     assert not _temporaries(tmp_path)
 
@@ -288,7 +295,7 @@ def test_verify_against_a_source_that_is_not_a_regular_file_is_refused_not_hung(
     os.mkfifo(source) if kind == "fifo" else source.mkdir()
     start = time.monotonic()
     res = run(["verify", npz, "--against", root], expect_rc=H.EX_NOINPUT, timeout=20)
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < (60 if SANITIZED else 10)
     H.assert_one_line_error(res, "dog/001.png", "not a regular file")
 
 
@@ -303,6 +310,8 @@ def test_two_runs_into_one_target_leave_one_runs_pair(imgconv_bin, tmp_path, sub
     import subprocess
     if not shutil.which("strace"):
         pytest.skip("needs strace to hold a rename")
+    if SANITIZED:
+        pytest.skip("LeakSanitizer cannot run under ptrace (strace)")
     a, b = _dataset(tmp_path / "a"), tmp_path / "b"
     rng = np.random.default_rng(12)
     for c in ("x", "y"):

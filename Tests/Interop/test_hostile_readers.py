@@ -10,6 +10,7 @@ regression from taking the host down with it.
 from __future__ import annotations
 
 import io
+import os
 import resource
 import struct
 import subprocess
@@ -25,6 +26,9 @@ import interop_helpers as H
 TIME_BIN = Path("/usr/bin/time")
 MAX_RSS_KIB = 150 * 1024
 ADDRESS_SPACE_LIMIT = 4 << 30
+# scripts/sanitize.sh runs these tests on its AddressSanitizer build too: ASan reserves terabytes
+# of address space and keeps freed memory in quarantine, so the limits are the plain build's only.
+SANITIZED = bool(os.environ.get("IMGCONV_SANITIZED"))
 
 h5py = pytest.importorskip("h5py")
 
@@ -40,9 +44,10 @@ def run_measured(args, tmp_path, expect_rc=H.EX_DATAERR):
     cmd = [str(H.binary_path())] + [str(a) for a in args]
     if TIME_BIN.exists():
         cmd = [str(TIME_BIN), "-f", "%M", "-o", str(report)] + cmd
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, preexec_fn=_limit_address_space)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                         preexec_fn=None if SANITIZED else _limit_address_space)
     assert res.returncode == expect_rc, f"exit {res.returncode}, expected {expect_rc}\n{res.stderr}"
-    rss = int(report.read_text().split()[-1]) if TIME_BIN.exists() else None
+    rss = int(report.read_text().split()[-1]) if TIME_BIN.exists() and not SANITIZED else None
     return res, rss
 
 
@@ -156,7 +161,7 @@ def test_gzip_idx_running_past_its_length_stops_at_the_first_extra_byte(run, tmp
     seconds = time.monotonic() - start
     line = H.assert_one_line_error(res, "long-images-idx3-ubyte.gz", "goes on past the 262144 bytes")
     assert "bytes, dimensions" not in line, "no made-up total length"
-    assert seconds < 2, f"read on for {seconds:.1f} s after the end"
+    assert seconds < (20 if SANITIZED else 2), f"read on for {seconds:.1f} s after the end"
     assert rss is None or rss < MAX_RSS_KIB
 
 
@@ -240,7 +245,7 @@ def test_hdf5_unallocated_chunks_are_refused_up_front(run, tmp_path, command):
     args = {"inspect": ["inspect", h5], "convert": ["convert", h5, tmp_path / "o.npz"],
             "export": ["export", h5, tmp_path / "ex"]}[command]
     res, rss = run_measured(args, tmp_path)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < (30 if SANITIZED else 5)
     assert_refused(res, "bomb.h5", "chunks")
     assert rss is None or rss < MAX_RSS_KIB
     assert not (tmp_path / "o.npz").exists() and not (tmp_path / "ex").exists()
