@@ -48,6 +48,20 @@ export SWIFT_BACKTRACE=enable=no
 export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1:allocator_may_return_null=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 
+# Runs fuzz binary of target $1 with the rest of the arguments. libhdf5 (not instrumented) checks
+# its own mallocs and fails the open cleanly when a header asks for exabytes, as it does in the
+# release build, where glibc's malloc returns NULL: for h5 a failed allocation returns NULL too.
+# (A failed allocation in Swift still traps, so imgconv's own code stays covered.)
+run_target() {
+  local t=$1
+  shift
+  if [ "$t" = h5 ]; then
+    ASAN_OPTIONS="$ASAN_OPTIONS:allocator_may_return_null=1" "$BIN/fuzz-$t" "$@"
+  else
+    "$BIN/fuzz-$t" "$@"
+  fi
+}
+
 build() {
   echo "fuzz: building the fuzz targets in $SCRATCH (release, -sanitize=fuzzer,address; C: +undefined)" >&2
   local log="$SCRATCH/build.log"
@@ -73,7 +87,7 @@ replay() {
   fi
   [ ${#files[@]} -gt 0 ] || return 0
   local log="$SCRATCH/logs/$t-replay.log"
-  if "$BIN/fuzz-$t" -rss_limit_mb=2560 -timeout=60 "${files[@]}" >"$log" 2>&1; then
+  if run_target "$t" -rss_limit_mb=2560 -timeout=60 "${files[@]}" >"$log" 2>&1; then
     printf '%-9s replayed %d crasher(s): no crash\n' "$t" "${#files[@]}"
     return 0
   fi
@@ -92,7 +106,7 @@ fuzz_one() {
   local dirs=("$corpus") d
   for d in "Fuzz/seeds/$t" "$SCRATCH/seeds/$t"; do [ -d "$d" ] && dirs+=("$d"); done
   local rc=0
-  "$BIN/fuzz-$t" -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout=30 -rss_limit_mb=2560 \
+  run_target "$t" -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout=30 -rss_limit_mb=2560 \
     -print_final_stats=1 -artifact_prefix="$crashes/" \
     "${dirs[@]}" >"$log" 2>&1 || rc=$?
   local runs eps cov ft corp found

@@ -22,7 +22,7 @@ CRASHERS = FIXTURES / "crashers"
 ANCHOR = FIXTURES / "pngsuite" / "basn0g08.png"  # 32x32 gray: keeps a run from having nothing to convert
 
 # The fuzz targets (Fuzz/Package.swift), each a folder of Tests/Fixtures/crashers/.
-TARGETS = ("npy", "zip", "idx", "exif", "manifest", "csv", "png", "jpeg", "tiff")
+TARGETS = ("npy", "zip", "idx", "exif", "manifest", "csv", "png", "jpeg", "tiff", "h5")
 IMAGE_TARGETS = ("png", "jpeg", "tiff", "exif")
 SURVIVED = (0, 64, 65, 66, 74)
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
@@ -108,6 +108,12 @@ def replay(imgconv: Path, target: str, src: Path, work: Path) -> list[str]:
             check(["verify", "x.npz"])
             check(["inspect", "x.npz"])
             check(["convert", "x.npz", "out.h5"])
+    elif target == "h5":
+        shutil.copy(src, work / "x.h5")
+        check(["inspect", "x.h5"])
+        check(["verify", "x.h5"])
+        check(["convert", "x.h5", "out.npz"])
+        check(["export", "x.h5", "out"])
     elif target == "csv":
         shutil.copy(ANCHOR, work / "a.png")
         shutil.copy(src, work / "list.csv")
