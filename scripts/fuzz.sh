@@ -50,13 +50,15 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 
 # Runs fuzz binary of target $1 with the rest of the arguments. libhdf5 (not instrumented) checks
 # its own mallocs and fails the open cleanly when a header asks for exabytes, as it does in the
-# release build, where glibc's malloc returns NULL: for h5 a failed allocation returns NULL too.
-# (A failed allocation in Swift still traps, so imgconv's own code stays covered.)
+# release build, where glibc's malloc returns NULL: for h5 a failed allocation returns NULL too
+# (a failed allocation in Swift still traps, so imgconv's own code stays covered), and the few
+# bytes libhdf5 leaks on such an error path are not reported (imgconv's leaks are: the other
+# targets and scripts/sanitize.sh check them). Tests/Fixtures/hdf5/README.md has the input.
 run_target() {
   local t=$1
   shift
   if [ "$t" = h5 ]; then
-    ASAN_OPTIONS="$ASAN_OPTIONS:allocator_may_return_null=1" "$BIN/fuzz-$t" "$@"
+    ASAN_OPTIONS="$ASAN_OPTIONS:allocator_may_return_null=1:detect_leaks=0" "$BIN/fuzz-$t" "$@"
   else
     "$BIN/fuzz-$t" "$@"
   fi
