@@ -407,12 +407,6 @@ func commitWithManifest(_ writer: DatasetWriter, _ manifestFile: AtomicOutputFil
     }
 }
 
-/// The folder a path is in (`.` for a bare name).
-func parentFolder(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    return slash == path.startIndex ? "/" : String(path[..<slash])
-}
-
 /// Groups skip reasons for the summary: "unsupported format: GIF" stays whole, other reasons
 /// lose their file-specific detail after the first colon.
 func reasonKey(_ reason: String) -> String {

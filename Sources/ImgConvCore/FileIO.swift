@@ -442,13 +442,22 @@ public func writeFileAtomically(_ path: String, _ bytes: [UInt8], sync: Bool = t
     }
 }
 
+/// The folder a path is in (`.` for a bare name, `/` for a name at the root).
+public func parentFolder(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+}
+
+/// The last name of a path (the whole path when it has no `/`).
+public func lastPathComponent(_ path: String) -> String {
+    path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
+}
+
 /// The directory entry a path names: its folder with every link resolved, and its last name (not
 /// resolved: a rename replaces the entry, a link included). Nil when the folder does not exist.
 public func directoryEntry(_ path: String) -> String? {
-    let slash = path.lastIndex(of: "/")
-    let folder = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
-    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-    guard !name.isEmpty, let resolved = realpath(folder, nil) else { return nil }
+    let name = lastPathComponent(path)
+    guard !name.isEmpty, let resolved = realpath(parentFolder(path), nil) else { return nil }
     defer { free(resolved) }
     let base = String(cString: resolved)
     return (base == "/" ? "" : base) + "/" + name
@@ -466,12 +475,12 @@ public func refuseOutputsAmongInputs<S: Sequence>(_ outputs: [String], inputs: S
     var byName: [String: [String]] = [:]
     for output in outputs {
         guard let entry = directoryEntry(output) else { continue }
-        byName[String(entry[entry.index(after: entry.lastIndex(of: "/")!)...]), default: []].append(entry)
+        byName[lastPathComponent(entry), default: []].append(entry)
     }
     guard !byName.isEmpty else { return }
     var resolvedFolders: [Substring: String?] = [:]   // the same folder's inputs resolve once
     for (path, role) in inputs {
-        let name = path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
+        let name = lastPathComponent(path)
         guard let candidates = byName[name] else { continue }
         let folder = path.lastIndex(of: "/").map { path[..<$0] } ?? "."
         let entry: String?
@@ -526,9 +535,7 @@ public final class AtomicOutputFolder {
         } else {
             replacesContent = false
         }
-        let slash = target.lastIndex(of: "/")
-        let dir = slash.map { $0 == target.startIndex ? "/" : String(target[..<$0]) } ?? "."
-        let base = slash.map { String(target[target.index(after: $0)...]) } ?? target
+        let dir = parentFolder(target), base = lastPathComponent(target)
         removeStaleTemporaries(dir: dir, base: base)
         var name = ""
         var made = false

@@ -96,7 +96,7 @@ public final class HDF5Reader: TensorContainer {
             let handles = HDF5Handles()
             // Virtual datasets resolve their sources beside this file, never from the working folder.
             let dapl = handles.own(try ctx.check(H5Pcreate(imc_h5p_dataset_access()), "create a dataset access list"), .propertyList)
-            try ctx.check(H5Pset_virtual_prefix(dapl, parentFolderOf(path) + "/"), "set the virtual dataset prefix")
+            try ctx.check(H5Pset_virtual_prefix(dapl, parentFolder(path) + "/"), "set the virtual dataset prefix")
             let dataset = handles.own(try ctx.check(H5Dopen2(file, name, dapl), "open the dataset '/\(name)'"), .dataset)
             let scope = HDF5Handles()
             defer { scope.closeAll() }
@@ -413,18 +413,13 @@ final class BytesStream: ByteStream {
     }
 }
 
-/// The folder a path is in (`.` for a bare name).
-func parentFolderOf(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    return slash == path.startIndex ? "/" : String(path[..<slash])
-}
 
 /// Whether `name`, taken relative to the folder of `file`, names an existing file inside that
 /// folder (or below it), links resolved.
 func isInsideFolder(_ name: String, of file: String) -> Bool {
-    guard !name.hasPrefix("/"), let folder = realpath(parentFolderOf(file), nil) else { return false }
+    guard !name.hasPrefix("/"), let folder = realpath(parentFolder(file), nil) else { return false }
     defer { free(folder) }
-    guard let target = realpath(parentFolderOf(file) + "/" + name, nil) else { return false }
+    guard let target = realpath(parentFolder(file) + "/" + name, nil) else { return false }
     defer { free(target) }
     let base = String(cString: folder)
     let resolved = String(cString: target)
