@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <errno.h>
 
 typedef struct {
     uint8_t *data;
@@ -22,15 +24,22 @@ typedef struct {
     char *err;
     size_t errlen;
     int has_error;
+    int fd;          // >= 0: read from this descriptor with pread (data is unused), never mapped
 } imc_tiff_mem;
 
 static inline imc_tiff_mem imc_tiff_mem_reading(const uint8_t *data, size_t len, char *err, size_t errlen) {
-    imc_tiff_mem m = {(uint8_t *)data, len, len, 0, 0, 0, err, errlen, 0};
+    imc_tiff_mem m = {(uint8_t *)data, len, len, 0, 0, 0, err, errlen, 0, -1};
     return m;
 }
 
 static inline imc_tiff_mem imc_tiff_mem_writing(char *err, size_t errlen) {
-    imc_tiff_mem m = {NULL, 0, 0, 0, 1, 0, err, errlen, 0};
+    imc_tiff_mem m = {NULL, 0, 0, 0, 1, 0, err, errlen, 0, -1};
+    return m;
+}
+
+// A file of `len` bytes read through its descriptor: libtiff reads only the parts it needs.
+static inline imc_tiff_mem imc_tiff_mem_file(int fd, size_t len, char *err, size_t errlen) {
+    imc_tiff_mem m = {NULL, len, len, 0, 0, 0, err, errlen, 0, fd};
     return m;
 }
 
@@ -39,6 +48,17 @@ static tmsize_t imc_tiff_mem_read(thandle_t h, void *buf, tmsize_t n) {
     if (n < 0 || s->pos >= s->len) return 0;
     uint64_t left = s->len - s->pos;
     uint64_t take = (uint64_t)n < left ? (uint64_t)n : left;
+    if (s->fd >= 0) {
+        size_t done = 0;
+        while (done < take) {
+            ssize_t got = pread(s->fd, (uint8_t *)buf + done, (size_t)take - done, (off_t)(s->pos + done));
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) break;
+            done += (size_t)got;
+        }
+        s->pos += done;
+        return (tmsize_t)done;
+    }
     memcpy(buf, s->data + s->pos, (size_t)take);
     s->pos += take;
     return (tmsize_t)take;
@@ -79,7 +99,7 @@ static toff_t imc_tiff_mem_size(thandle_t h) { return ((imc_tiff_mem *)h)->len; 
 // Read-only bytes are handed to libtiff as a mapping; a buffer being written is not.
 static int imc_tiff_mem_map(thandle_t h, void **base, toff_t *size) {
     imc_tiff_mem *s = (imc_tiff_mem *)h;
-    if (s->writable) return 0;
+    if (s->writable || s->fd >= 0) return 0;
     *base = (void *)s->data;
     *size = s->len;
     return 1;

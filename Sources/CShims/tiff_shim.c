@@ -56,6 +56,16 @@ int imc_tiff_read_info(const uint8_t *data, size_t len, int page, imc_tiff_info 
     return 0;
 }
 
+int imc_tiff_read_info_fd(int fd, uint64_t len, int page, imc_tiff_info *info, char *err, size_t errlen) {
+    imc_tiff_mem s = imc_tiff_mem_file(fd, (size_t)len, err, errlen);
+    TIFF *tif = open_page(&s, page);
+    if (!tif) return -1;
+    fill_info(tif, info);
+    TIFFClose(tif);
+    if (s.has_error) return -1;
+    return 0;
+}
+
 // Bytes one unpacked sample of `bits` takes.
 static size_t sample_bytes(unsigned bits) {
     return bits <= 8 ? 1 : bits <= 16 ? 2 : bits <= 32 ? 4 : 8;

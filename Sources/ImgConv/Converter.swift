@@ -206,19 +206,12 @@ public struct Converter {
 
     /// Reads, checks against the plan, decodes and conforms one file in a single pass.
     func decodeInOnePass(_ file: SourceFile, plan: ImagePlan, headers: HeaderPass) -> Outcome {
-        let bytes: [UInt8]
-        do {
-            bytes = try readFile(file.path)
-        } catch let e as ImgConvError {
-            return .bad(e.at(file.relativePath), header: true)
-        } catch {
-            return .bad(ImgConvError(.internal, path: file.relativePath, "\(error)"), header: true)
-        }
-        switch headers.classify(bytes, fileSize: bytes.count, file: file) {
+        let (probe, whole) = headers.load(file, readWhole: true)
+        switch probe {
         case .skip(let reason): return .skip(reason)
         case .bad(let e): return .bad(e, header: true)
         case .images(let found, let ignored):
-            guard found.count == 1, plan.admits(found[0].header, request: options.shaping) else { return .replan }
+            guard found.count == 1, let bytes = whole, plan.admits(found[0].header, request: options.shaping) else { return .replan }
             let c = found[0]
             do {
                 let d = try DecodeJob.run(bytes, file: file, format: c.format, header: c.header, decoders: headers.decoders,

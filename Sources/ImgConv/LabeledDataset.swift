@@ -213,12 +213,33 @@ public final class LabeledDataset {
     static func loadManifest(_ container: TensorContainer) throws -> (Manifest?, String?) {
         var st = stat()
         if stat(container.manifestPath, &st) == 0 {
-            return (try Manifest.decode(try readFile(container.manifestPath), path: container.manifestPath), container.manifestPath)
+            return (try Manifest.decode(try readManifestFile(container.manifestPath, for: container), path: container.manifestPath),
+                    container.manifestPath)
         }
         if let embedded = try container.embeddedManifest() {
             return (try Manifest.decode(embedded, path: container.path), "attribute '\(HDF5Writer.manifestAttribute)'")
         }
         return (nil, nil)
+    }
+
+    /// The bytes of a container's manifest file, read only when plausible: it begins as a JSON
+    /// object does, and is at most 16 MiB plus 64 KiB for each row of the container's tensors
+    /// (a file's record takes far less), so a huge stray file is refused unread.
+    /// - Throws: `.corruptInput` for a file that is not a JSON object, `.limitExceeded` for one
+    ///   too large, as `InputFile` when it cannot be read.
+    static func readManifestFile(_ path: String, for container: TensorContainer) throws -> [UInt8] {
+        let input = try InputFile(path)
+        let head = try input.prefix(4096)
+        guard head.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "{") else {
+            throw ImgConvError(.corruptInput, path: path, "manifest is not a JSON object")
+        }
+        var rows = 0
+        for name in container.tensorNames {
+            rows += min(1 << 30, (try? container.open(name).0.shape.first) ?? 0)
+        }
+        let bound = (16 << 20) + rows * (64 << 10)
+        return try input.readAll(after: head, maxBytes: bound,
+                                 why: "more than the manifest of \(rows) tensor rows can be (\(bound) bytes): not read")
     }
 
     /// A pair of tensor names and the split it is.

@@ -153,7 +153,7 @@ public struct Verifier {
             }
             throw ImgConvError(.notFound, path: sidecar, "manifest does not exist (verify needs the manifest written with the output)")
         }
-        let bytes = try readFile(sidecar)
+        let bytes = try LabeledDataset.readManifestFile(sidecar, for: container)
         if let embedded, embedded != bytes {
             throw ImgConvError(.verificationFailed, path: container.path,
                                "attribute '\(HDF5Writer.manifestAttribute)' differs from the manifest '\(sidecar)'")

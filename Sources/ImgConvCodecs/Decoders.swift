@@ -36,7 +36,34 @@ public struct Decoders: Sendable {
         guard let decoder = decoder(for: format, page: page) else {
             throw ImgConvError(.unsupported, "\(format.rawValue.uppercased()) files are not supported")
         }
-        var h = try decoder.readHeader(data)
+        return try checked(decoder.readHeader(data))
+    }
+
+    /// The header of page `page` of an image file whose first bytes are `prefix`, reading no
+    /// more than the header needs: a TIFF's directories through the descriptor wherever they
+    /// lie; another format's header from up to `ImageFormat.metadataAllowance` bytes.
+    /// - Throws: as `header(_:format:page:)`; `.io` when reading fails.
+    public func header(_ prefix: [UInt8], of input: InputFile, format: ImageFormat, page: Int = 0) throws -> ImageHeader {
+        do {
+            return try header(prefix, format: format, page: page)
+        } catch let e as ImgConvError where e.code == .corruptInput && input.size > prefix.count {
+            if format == .tiff {
+                return try checked(TIFFDecoder(page: page, limits: options.limits).readHeader(file: input))
+            }
+            return try header(input.prefix(ImageFormat.metadataAllowance), format: format, page: page)
+        }
+    }
+
+    /// The whole file of an image of `header` (its first bytes `prefix` already read), refused
+    /// unread when it is larger than the format can need for that image.
+    /// - Throws: `.limitExceeded` for a file too large, `.io` when reading fails.
+    public func read(_ input: InputFile, after prefix: [UInt8] = [], format: ImageFormat, header: ImageHeader) throws -> [UInt8] {
+        try input.readAll(after: prefix, maxBytes: format.maxFileBytes(header), why: format.tooLargeReason(header))
+    }
+
+    /// A header checked against the limits, its orientation dropped unless it is applied.
+    private func checked(_ header: ImageHeader) throws -> ImageHeader {
+        var h = header
         try options.limits.check(width: h.width, height: h.height, channels: h.channels, depth: h.depth)
         if !options.exifOrientation { h.orientation = 1 }
         return h

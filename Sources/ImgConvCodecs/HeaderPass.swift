@@ -46,60 +46,53 @@ public struct HeaderPass: Sendable {
         case bad(ImgConvError)
     }
 
-    /// Enough for the header of almost every file; the rest are read whole on a second try.
+    /// Enough for the header of almost every file; the others are read further (see
+    /// `Decoders.header(_:of:format:page:)`), never whole.
     public static let prefixBytes = 16 * 1024
 
     /// Reads the start of a file and classifies it.
-    public func probe(_ file: SourceFile) -> Probe {
+    public func probe(_ file: SourceFile) -> Probe { load(file, readWhole: false).probe }
+
+    /// Classifies a file from its first bytes and, with `readWhole`, when it is one image, reads
+    /// it whole in the same open (refused unread when larger than its header can need).
+    public func load(_ file: SourceFile, readWhole: Bool) -> (probe: Probe, bytes: [UInt8]?) {
         do {
-            let (bytes, size) = try readFilePrefix(file.path, count: Self.prefixBytes)
-            return classify(bytes, fileSize: size, file: file)
+            let input = try InputFile(file.path)
+            let prefix = try input.prefix(Self.prefixBytes)
+            let probe = try classify(prefix, of: input, file: file)
+            guard readWhole, case .images(let found, _) = probe, found.count == 1 else { return (probe, nil) }
+            let c = found[0]
+            return (probe, try decoders.read(input, after: prefix, format: c.format, header: c.header))
         } catch let e as ImgConvError {
-            return .bad(e.at(file.relativePath))
+            return (.bad(e.at(file.relativePath)), nil)
         } catch {
-            return .bad(ImgConvError(.internal, path: file.relativePath, "\(error)"))
+            return (.bad(ImgConvError(.internal, path: file.relativePath, "\(error)")), nil)
         }
     }
 
-    /// What a file is from its first bytes (`bytes`, of `fileSize`; the whole file is read when
-    /// the header lies further on).
-    public func classify(_ bytes: [UInt8], fileSize size: Int, file: SourceFile) -> Probe {
-        var bytes = bytes
-        do {
-            guard let format = ImageFormat.sniff(bytes[...]) else {
-                return .skip(size == 0 ? "empty file" : "not an image")
+    /// What a file is from its first bytes (`prefix`).
+    private func classify(_ prefix: [UInt8], of input: InputFile, file: SourceFile) throws -> Probe {
+        guard let format = ImageFormat.sniff(prefix[...]) else {
+            return .skip(input.size == 0 ? "empty file" : "not an image")
+        }
+        guard format.isDecodable else {
+            return .skip("unsupported format: \(format.rawValue.uppercased())")
+        }
+        let header = try decoders.header(prefix, of: input, format: format)
+        let first = Candidate(file: file, header: header, format: format, page: 0)
+        guard format == .tiff, header.pages > 1 else { return .images([first], ignoredPages: 0) }
+        switch tiffPages {
+        case .first:
+            return .images([first], ignoredPages: header.pages - 1)
+        case .error:
+            throw ImgConvError(.unsupported, "TIFF has \(header.pages) pages (--tiff-pages first or all converts it)")
+        case .all:
+            var pages = [first]
+            for page in 1..<header.pages {
+                pages.append(Candidate(file: file, header: try decoders.header(prefix, of: input, format: format, page: page),
+                                       format: format, page: page))
             }
-            guard format.isDecodable else {
-                return .skip("unsupported format: \(format.rawValue.uppercased())")
-            }
-            var header: ImageHeader
-            do {
-                header = try decoders.header(bytes, format: format)
-            } catch let e as ImgConvError where e.code == .corruptInput && size > bytes.count {
-                // The header may lie past the prefix (a TIFF directory at the end of the file).
-                bytes = try readFile(file.path)
-                header = try decoders.header(bytes, format: format)
-            }
-            let first = Candidate(file: file, header: header, format: format, page: 0)
-            guard format == .tiff, header.pages > 1 else { return .images([first], ignoredPages: 0) }
-            switch tiffPages {
-            case .first:
-                return .images([first], ignoredPages: header.pages - 1)
-            case .error:
-                throw ImgConvError(.unsupported, "TIFF has \(header.pages) pages (--tiff-pages first or all converts it)")
-            case .all:
-                if bytes.count < size { bytes = try readFile(file.path) }
-                var pages = [first]
-                for page in 1..<header.pages {
-                    pages.append(Candidate(file: file, header: try decoders.header(bytes, format: format, page: page),
-                                           format: format, page: page))
-                }
-                return .images(pages, ignoredPages: 0)
-            }
-        } catch let e as ImgConvError {
-            return .bad(e.at(file.relativePath))
-        } catch {
-            return .bad(ImgConvError(.internal, path: file.relativePath, "\(error)"))
+            return .images(pages, ignoredPages: 0)
         }
     }
 }
@@ -118,13 +111,21 @@ public enum DecodeJob {
     /// - Throws: `ImgConvError` naming the file by its relative path.
     public static func run(_ file: SourceFile, format: ImageFormat, header: ImageHeader?, decoders: Decoders,
                            plan: ImagePlan, resize: Bool, page: Int = 0) throws -> DecodedImage {
-        let bytes: [UInt8]
+        let bytes: [UInt8], known: ImageHeader
         do {
-            bytes = try readFile(file.path)
+            let input = try InputFile(file.path)
+            if let header {
+                known = header
+                bytes = try decoders.read(input, format: format, header: header)
+            } else {
+                let prefix = try input.prefix(HeaderPass.prefixBytes)
+                known = try decoders.header(prefix, of: input, format: format, page: page)
+                bytes = try decoders.read(input, after: prefix, format: format, header: known)
+            }
         } catch let e as ImgConvError {
             throw e.at(file.relativePath)
         }
-        return try run(bytes, file: file, format: format, header: header, decoders: decoders, plan: plan, resize: resize, page: page)
+        return try run(bytes, file: file, format: format, header: known, decoders: decoders, plan: plan, resize: resize, page: page)
     }
 
     /// The same for bytes already read.

@@ -29,6 +29,30 @@ public enum ImageFormat: String, Sendable, CaseIterable {
     }
 }
 
+extension ImageFormat {
+    /// Bytes a file may carry beyond its pixels (ICC profiles, EXIF and XMP, thumbnails) and
+    /// the most read to find a header that is not near the start.
+    public static let metadataAllowance = 64 << 20
+
+    /// The largest file that can hold the image of `header`: four times its samples at the
+    /// widest this format stores them (8 bytes for TIFF, 2 for PNG, 1 for JPEG), in up to 4
+    /// channels, with the padding of blocks and tiles up to 256 pixels, for every page; plus
+    /// `metadataAllowance`. Stored deflate, JPEG at quality 100 and uncompressed strips stay
+    /// well within it, so a larger file is not an image of this size and is not read.
+    public func maxFileBytes(_ header: ImageHeader) -> Int {
+        let sample = self == .tiff ? 8 : self == .png ? 2 : 1
+        let samples = [header.width + 256, header.height + 256, 4, sample, 4, max(1, header.pages)]
+            .reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max / 2 : $0 * $1 }
+        return min(Int.max / 2, samples) + Self.metadataAllowance
+    }
+
+    /// The end of the message about a file over `maxFileBytes`.
+    public func tooLargeReason(_ header: ImageHeader) -> String {
+        let pages = header.pages > 1 ? " of \(header.pages) pages" : ""
+        return "more than a \(header.width)x\(header.height) \(rawValue.uppercased())\(pages) can need (\(maxFileBytes(header)) bytes): not read"
+    }
+}
+
 /// Limits a decoder checks against the header before it allocates anything.
 public struct DecodeLimits: Sendable {
     /// Pillow raises its DecompressionBombError above twice `Image.MAX_IMAGE_PIXELS`.

@@ -122,7 +122,21 @@ public struct TIFFDecoder: ImageDecoder {
     }
 
     public func readHeader(_ data: [UInt8]) throws -> ImageHeader {
-        let i = try info(data)
+        try header(try info(data))
+    }
+
+    /// The header of a TIFF read through the file's descriptor: only the header and directories
+    /// are read, wherever in the file they lie.
+    public func readHeader(file: InputFile) throws -> ImageHeader {
+        var info = imc_tiff_info()
+        var err = CErrorBuffer()
+        guard imc_tiff_read_info_fd(file.fd, UInt64(file.size), Int32(page), &info, &err.bytes, err.bytes.count) == 0 else {
+            throw ImgConvError.library("libtiff", err.text)
+        }
+        return try header(info)
+    }
+
+    private func header(_ i: imc_tiff_info) throws -> ImageHeader {
         let l = try layout(i)
         _ = try rawSize(i, l)
         return ImageHeader(width: Int(i.width), height: Int(i.height), channels: l.outChannels, depth: l.depth,

@@ -54,52 +54,136 @@ public func fileKindName(_ mode: mode_t) -> String {
     }
 }
 
-/// Reads a whole file into memory with one open and as few reads as its size allows.
-/// - Throws: `ImgConvError` as `openInputFile`, `.io` when reading fails.
-public func readFile(_ path: String, maxBytes: Int = Int.max) throws -> [UInt8] {
-    let (fd, st) = try openInputFile(path)
-    defer { close(fd) }
-    let size = Int(st.st_size)
-    guard size <= maxBytes else {
-        throw ImgConvError(.limitExceeded, path: path, "file is \(size) bytes, over the limit of \(maxBytes)")
+/// An input file opened once (`openInputFile`'s checks) and read in bounded pieces: what a
+/// format needs is read from its first bytes before anything more is read, so a file's size
+/// costs memory only once its header has shown the size plausible.
+public final class InputFile {
+    public let path: String
+    public let fd: Int32
+    /// The size `fstat` gave at open.
+    public let size: Int
+
+    /// - Throws: as `openInputFile`.
+    public init(_ path: String) throws {
+        self.path = path
+        let (fd, st) = try openInputFile(path)
+        self.fd = fd
+        size = Int(st.st_size)
     }
-    var bytes = [UInt8](repeating: 0, count: size)
-    var done = 0
-    try bytes.withUnsafeMutableBytes { buf in
-        while done < size {
-            let n = read(fd, buf.baseAddress! + done, size - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ImgConvError(.io, path: path, "read failed: \(errnoText(errno))")
+
+    deinit { close(fd) }
+
+    /// Reads up to `count` bytes at `offset` (fewer at the end of the file) and appends them to `bytes`.
+    /// - Throws: `.io` naming the path.
+    public func read(_ count: Int, at offset: Int, appendingTo bytes: inout [UInt8]) throws {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: count))
+        var done = 0
+        try bytes.withUnsafeMutableBytes { buf in
+            while done < count {
+                let n = pread(fd, buf.baseAddress! + start + done, count - done, off_t(offset + done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ImgConvError(errno == ENOMEM ? .resources : .io, path: path, "read failed: \(errnoText(errno))")
+                }
+                if n == 0 { break }
+                done += n
             }
-            if n == 0 { break }
-            done += n
+        }
+        if done < count { bytes.removeSubrange((start + done)...) }
+    }
+
+    /// The first `count` bytes (fewer for a shorter file).
+    public func prefix(_ count: Int) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        try read(min(count, size), at: 0, appendingTo: &bytes)
+        return bytes
+    }
+
+    /// The whole file, given its first bytes already read (`head`); refused without reading
+    /// when it is larger than `maxBytes` (`why` ends the message: "more than ... can need").
+    /// - Throws: `.limitExceeded` for a file over `maxBytes`, `.io` when reading fails.
+    public func readAll(after head: [UInt8] = [], maxBytes: Int = Int.max, why: @autoclosure () -> String = "") throws -> [UInt8] {
+        guard size <= maxBytes else {
+            let reason = why()
+            throw ImgConvError(.limitExceeded, path: path,
+                               "file is \(size) bytes, " + (reason.isEmpty ? "over the limit of \(maxBytes)" : reason))
+        }
+        var bytes = head
+        if bytes.count < size {
+            bytes.reserveCapacity(size)
+            try read(size - bytes.count, at: bytes.count, appendingTo: &bytes)
+        }
+        return bytes
+    }
+
+    /// Calls `body` with consecutive pieces of the file of at most `chunk` bytes, read into one
+    /// reused buffer (memory stays at `chunk` whatever the file's size).
+    /// - Throws: `.io` when reading fails, or what `body` throws.
+    public func forEachChunk(_ chunk: Int = 1 << 20, _ body: (ArraySlice<UInt8>) throws -> Void) throws {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(chunk)
+        var offset = 0
+        while true {
+            buffer.removeAll(keepingCapacity: true)
+            try read(chunk, at: offset, appendingTo: &buffer)
+            if buffer.isEmpty { return }
+            try body(buffer[...])
+            offset += buffer.count
         }
     }
-    if done < size { bytes.removeSubrange(done...) }
-    return bytes
+}
+
+/// Reads a whole file into memory with one open and as few reads as its size allows.
+/// - Throws: `ImgConvError` as `openInputFile`, `.limitExceeded` for a file over `maxBytes`,
+///   `.io` when reading fails.
+public func readFile(_ path: String, maxBytes: Int = Int.max) throws -> [UInt8] {
+    try InputFile(path).readAll(maxBytes: maxBytes)
 }
 
 /// Reads at most `count` bytes from the start of a file.
 public func readFilePrefix(_ path: String, count: Int) throws -> (bytes: [UInt8], fileSize: Int) {
-    let (fd, st) = try openInputFile(path)
-    defer { close(fd) }
-    let want = min(count, Int(st.st_size))
-    var bytes = [UInt8](repeating: 0, count: want)
-    var done = 0
-    try bytes.withUnsafeMutableBytes { buf in
-        while done < want {
-            let n = pread(fd, buf.baseAddress! + done, want - done, off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ImgConvError(.io, path: path, "read failed: \(errnoText(errno))")
+    let input = try InputFile(path)
+    return (try input.prefix(count), input.size)
+}
+
+/// Calls `body` with each line of a text file (LF, CRLF or a lone CR ends one) and its number
+/// from 1, reading it in pieces: memory stays bounded by `maxLineBytes` whatever the file's size.
+/// - Throws: `.corruptInput` naming `path:line` for a NUL byte, a line that is not UTF-8 or is
+///   longer than `maxLineBytes`; what `body` throws.
+public func forEachLine(ofFile path: String, maxLineBytes: Int = 1 << 16, _ body: (String, Int) throws -> Void) throws {
+    let input = try InputFile(path)
+    var line: [UInt8] = []
+    var number = 1
+    var afterCR = false
+    func end() throws {
+        guard let text = String(validating: line, as: UTF8.self) else {
+            throw ImgConvError(.corruptInput, path: "\(path):\(number)", "is not UTF-8 text")
+        }
+        try body(text, number)
+        line.removeAll(keepingCapacity: true)
+        number += 1
+    }
+    try input.forEachChunk { chunk in
+        for b in chunk {
+            if afterCR {
+                afterCR = false
+                if b == 0x0A { continue }
             }
-            if n == 0 { break }
-            done += n
+            switch b {
+            case 0x0A: try end()
+            case 0x0D: try end(); afterCR = true
+            case 0:
+                throw ImgConvError(.corruptInput, path: "\(path):\(number)", "holds a NUL byte: not a text file")
+            default:
+                guard line.count < maxLineBytes else {
+                    throw ImgConvError(.corruptInput, path: "\(path):\(number)", "line is longer than \(maxLineBytes) bytes: not a list of names")
+                }
+                line.append(b)
+            }
         }
     }
-    if done < want { bytes.removeSubrange(done...) }
-    return (bytes, Int(st.st_size))
+    if !line.isEmpty { try end() }
 }
 
 /// An output file written under a temporary name in the target's folder and renamed over the

@@ -15,8 +15,13 @@ public struct ListScanner: Sendable {
     /// - Throws: `ImgConvError` naming the CSV and the line: a malformed row, a missing file,
     ///   a label that is not a listed class.
     public func scan(list: String) throws -> ScanResult {
-        let bytes = try readFile(list)
-        let (classNames, entries, allIntegers) = try plan(bytes, list: list)
+        let input = try InputFile(list)
+        var reader = CSVReader(path: list)
+        var rows = Entries(list: list)
+        try input.forEachChunk { chunk in try reader.feed(chunk) { try rows.add($0) } }
+        try reader.finish { try rows.add($0) }
+        let entries = rows.all
+        let (classNames, allIntegers) = try classNames(entries, list: list)
         let base = list.lastIndex(of: "/").map { String(list[..<$0]) } ?? "."
         var index: [String: Int] = [:]
         for (i, name) in classNames.enumerated() { index[name] = i }
@@ -48,33 +53,28 @@ public struct ListScanner: Sendable {
     /// A list entry: the CSV line, the path and label as written, the split if given.
     typealias Entry = (line: Int, path: String, label: String, split: String?)
 
-    /// Everything `scan(list:)` does before it looks at the file system: UTF-8, CSV, rows, class names.
-    func plan(_ bytes: [UInt8], list: String) throws -> (classNames: [String], entries: [Entry], allIntegers: Bool) {
-        // A NUL would end the C string below and silently drop every row after it.
-        if let nul = bytes.firstIndex(of: 0) {
-            throw ImgConvError(.corruptInput, path: "\(list):\(Self.lineNumber(of: nul, in: bytes))",
-                               "holds a NUL byte (at byte \(nul)): not a text file")
-        }
-        guard let text = String(validatingUTF8: bytes.map { CChar(bitPattern: $0) } + [0]) else {
-            throw ImgConvError(.corruptInput, path: list, "is not UTF-8 text")
-        }
-        let rows = try Self.parseCSV(text, path: list)
-        var body = rows
-        if let first = body.first, first.fields.count >= 2,
-           first.fields[0].lowercased() == "path", first.fields[1].lowercased() == "label" {
-            body.removeFirst()
-        }
-        var entries: [Entry] = []
-        for row in body {
+    /// The rows of a list after the optional header row, checked as they are read.
+    struct Entries {
+        let list: String
+        var all: [Entry] = []
+        var first = true
+
+        mutating func add(_ row: Row) throws {
             let f = row.fields
-            if f.count == 1 && f[0].isEmpty { continue }  // blank line
+            defer { first = false }
+            if first, f.count >= 2, f[0].lowercased() == "path", f[1].lowercased() == "label" { return }
+            if f.count == 1 && f[0].isEmpty { return }  // blank line
             guard f.count == 2 || f.count == 3 else {
                 throw ImgConvError(.corruptInput, path: "\(list):\(row.line)", "expected path,label[,split], found \(f.count) fields")
             }
             guard !f[0].isEmpty else { throw ImgConvError(.corruptInput, path: "\(list):\(row.line)", "empty path") }
             guard !f[1].isEmpty else { throw ImgConvError(.corruptInput, path: "\(list):\(row.line)", "empty label") }
-            entries.append((row.line, f[0], f[1], f.count == 3 && !f[2].isEmpty ? f[2] : nil))
+            all.append((row.line, f[0], f[1], f.count == 3 && !f[2].isEmpty ? f[2] : nil))
         }
+    }
+
+    /// The class names of a list's entries, and whether every label is an integer.
+    func classNames(_ entries: [Entry], list: String) throws -> (classNames: [String], allIntegers: Bool) {
         // Class names: integers make classes 0...max; names are ordered like folders.
         let allIntegers = entries.allSatisfy { Int($0.label) != nil && Int($0.label)! >= 0 }
         let classNames: [String]
@@ -90,17 +90,7 @@ public struct ListScanner: Sendable {
         } else {
             classNames = Array(Set(entries.map(\.label))).sorted(by: naturalOrder ? naturalLess : codePointLess)
         }
-        return (classNames, entries, allIntegers)
-    }
-
-    /// The line (from 1) holding byte `offset`, counting line ends as `parseCSV` does: LF, CRLF
-    /// and a lone CR.
-    static func lineNumber(of offset: Int, in bytes: [UInt8]) -> Int {
-        var line = 1
-        for i in 0..<offset {
-            if bytes[i] == 0x0A || (bytes[i] == 0x0D && (i + 1 >= bytes.count || bytes[i + 1] != 0x0A)) { line += 1 }
-        }
-        return line
+        return (classNames, allIntegers)
     }
 
     /// For the fuzz targets (`Fuzz/`): runs `scan(list:)`'s parsing of a CSV list held in memory
@@ -108,7 +98,12 @@ public struct ListScanner: Sendable {
     /// - Returns: the number of entries.
     /// - Throws: as `scan(list:)`.
     public static func parseCSVForFuzzing(_ bytes: [UInt8]) throws -> Int {
-        try ListScanner().plan(bytes, list: "fuzz.csv").entries.count
+        var reader = CSVReader(path: "fuzz.csv")
+        var entries = Entries(list: "fuzz.csv")
+        try reader.feed(bytes[...]) { try entries.add($0) }
+        try reader.finish { try entries.add($0) }
+        _ = try ListScanner().classNames(entries.all, list: "fuzz.csv")
+        return entries.all.count
     }
 
     struct Row {
@@ -116,58 +111,98 @@ public struct ListScanner: Sendable {
         var fields: [String]
     }
 
-    /// RFC 4180 CSV: commas, double quotes (a quote inside is doubled), LF or CRLF line ends;
-    /// a quoted field may span lines.
-    static func parseCSV(_ text: String, path: String) throws -> [Row] {
-        var rows: [Row] = []
-        var fields: [String] = []
-        var field = ""
-        var quoted = false
-        var wasQuoted = false
-        var line = 1, rowLine = 1
-        let chars = Array(text.unicodeScalars)
-        var i = 0
-        func endField() {
-            fields.append(wasQuoted ? field : field.trimmingSpaces())
-            field = ""
+    /// RFC 4180 CSV read in pieces: commas, double quotes (a quote inside is doubled), LF, CRLF
+    /// or CR line ends; a quoted field may span lines. Bytes are parsed as they come (the
+    /// syntax is ASCII) and each field is checked to be UTF-8; memory is one row, with fields of
+    /// at most `maxFieldBytes`.
+    struct CSVReader {
+        let path: String
+        static let maxFieldBytes = 1 << 16
+        static let maxFields = 64
+        private var fields: [String] = []
+        private var field: [UInt8] = []
+        private var quoted = false, wasQuoted = false
+        /// A quote seen inside a quoted field: the next byte says whether it was doubled.
+        private var quoteSeen = false
+        /// A CR ended the last row: an LF right after it belongs to it.
+        private var afterCR = false
+        private var line = 1, rowLine = 1
+        private var offset = 0
+
+        init(path: String) { self.path = path }
+
+        private func error(_ text: String, line: Int? = nil) -> ImgConvError {
+            ImgConvError(.corruptInput, path: "\(path):\(line ?? self.line)", text)
+        }
+
+        private mutating func endField() throws {
+            guard let text = String(validating: field, as: UTF8.self) else { throw error("is not UTF-8 text") }
+            guard fields.count < Self.maxFields else { throw error("more than \(Self.maxFields) fields in a row") }
+            fields.append(wasQuoted ? text : text.trimmingSpaces())
+            field.removeAll(keepingCapacity: true)
             wasQuoted = false
         }
-        while i < chars.count {
-            let c = chars[i]
-            if quoted {
-                if c == "\"" {
-                    if i + 1 < chars.count && chars[i + 1] == "\"" { field.unicodeScalars.append("\""); i += 1 } else { quoted = false }
-                } else {
-                    if c == "\n" { line += 1 }
-                    field.unicodeScalars.append(c)
+
+        private mutating func endRow(_ emit: (Row) throws -> Void) throws {
+            try endField()
+            try emit(Row(line: rowLine, fields: fields))
+            fields.removeAll(keepingCapacity: true)
+            line += 1
+            rowLine = line
+        }
+
+        private mutating func append(_ b: UInt8) throws {
+            guard field.count < Self.maxFieldBytes else { throw error("a field is longer than \(Self.maxFieldBytes) bytes") }
+            field.append(b)
+        }
+
+        mutating func feed(_ bytes: ArraySlice<UInt8>, _ emit: (Row) throws -> Void) throws {
+            for b in bytes {
+                defer { offset += 1 }
+                // A NUL would end a C string and silently drop every row after it.
+                if b == 0 { throw error("holds a NUL byte (at byte \(offset)): not a text file") }
+                if afterCR {
+                    afterCR = false
+                    if b == 0x0A { continue }
                 }
-            } else if c == "\"" {
-                guard field.trimmingSpaces().isEmpty else {
-                    throw ImgConvError(.corruptInput, path: "\(path):\(line)", "a quote inside an unquoted field")
+                if quoteSeen {
+                    quoteSeen = false
+                    if b == 0x22 { try append(b); continue }
+                    quoted = false
                 }
-                field = ""
-                quoted = true
-                wasQuoted = true
-            } else if c == "," {
-                endField()
-            } else if c == "\n" || c == "\r" {
-                if c == "\r" && i + 1 < chars.count && chars[i + 1] == "\n" { i += 1 }
-                endField()
-                rows.append(Row(line: rowLine, fields: fields))
-                fields = []
-                line += 1
-                rowLine = line
-            } else {
-                field.unicodeScalars.append(c)
+                if quoted {
+                    if b == 0x22 {
+                        quoteSeen = true
+                    } else {
+                        if b == 0x0A { line += 1 }
+                        try append(b)
+                    }
+                    continue
+                }
+                switch b {
+                case 0x22:
+                    guard field.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) else { throw error("a quote inside an unquoted field") }
+                    field.removeAll(keepingCapacity: true)
+                    quoted = true
+                    wasQuoted = true
+                case 0x2C:
+                    try endField()
+                case 0x0A:
+                    try endRow(emit)
+                case 0x0D:
+                    try endRow(emit)
+                    afterCR = true
+                default:
+                    try append(b)
+                }
             }
-            i += 1
         }
-        if quoted { throw ImgConvError(.corruptInput, path: "\(path):\(rowLine)", "unterminated quoted field") }
-        if !field.isEmpty || !fields.isEmpty || wasQuoted {
-            endField()
-            rows.append(Row(line: rowLine, fields: fields))
+
+        mutating func finish(_ emit: (Row) throws -> Void) throws {
+            if quoteSeen { quoteSeen = false; quoted = false }
+            if quoted { throw error("unterminated quoted field", line: rowLine) }
+            if !field.isEmpty || !fields.isEmpty || wasQuoted { try endRow(emit) }
         }
-        return rows
     }
 }
 

@@ -113,6 +113,21 @@ struct ConversionOptionGroup: ParsableArguments {
     var quiet = false
 
     /// Parses a colour: R,G,B[,A] (0-255), #rrggbb[aa], black, white.
+    /// The class names of `--classes-file`: one a line, trimmed, blank lines ignored; read in
+    /// pieces, with as many names as integer labels can have.
+    static func readClassNames(_ path: String) throws -> [String] {
+        var names: [String] = []
+        try forEachLine(ofFile: path) { line, number in
+            let name = line.trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty else { return }
+            guard names.count <= ListScanner.maxIntegerLabel else {
+                throw ImgConvError(.limitExceeded, path: "\(path):\(number)", "more than \(ListScanner.maxIntegerLabel + 1) class names")
+            }
+            names.append(name)
+        }
+        return names
+    }
+
     static func parseColor(_ text: String) -> [Double]? {
         switch text.lowercased() {
         case "black": return [0, 0, 0, 255]
@@ -195,9 +210,7 @@ struct ConversionOptionGroup: ParsableArguments {
             o.classes = classes.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         } else if let classesFile {
             o.otherInputs.append((classesFile, "--classes-file"))
-            let text = try String(decoding: readFile(classesFile), as: UTF8.self)
-            o.classes = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
-                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            o.classes = try Self.readClassNames(classesFile)
         }
         o.shaping.size = size.flatMap(parseSize)
         o.shaping.color = color

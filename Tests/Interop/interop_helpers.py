@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import struct
 import subprocess
@@ -77,6 +78,37 @@ def assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> st
     for needle in needles:
         assert needle in line, f"{needle!r} not named in the error line {line!r}"
     return line
+
+
+# --------------------------------------------------------------------------------------------------
+# Peak memory of a run (the hostile-input tests)
+# --------------------------------------------------------------------------------------------------
+
+TIME_BIN = Path("/usr/bin/time")
+MAX_RSS_KIB = 150 * 1024
+ADDRESS_SPACE_LIMIT = 4 << 30
+# scripts/sanitize.sh runs the hostile-input tests on its AddressSanitizer build too: ASan reserves
+# terabytes of address space and keeps freed memory in quarantine, so the limits are the plain
+# build's only.
+SANITIZED = bool(os.environ.get("IMGCONV_SANITIZED"))
+
+
+def _limit_address_space():
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+
+
+def run_measured(args, tmp_path, expect_rc=EX_DATAERR):
+    """Runs the CLI under /usr/bin/time (when present) and an address-space limit; returns the
+    result and the peak RSS in KiB (None without /usr/bin/time, or on the sanitizer build)."""
+    report = tmp_path / "time.txt"
+    cmd = [str(binary_path())] + [str(a) for a in args]
+    if TIME_BIN.exists():
+        cmd = [str(TIME_BIN), "-f", "%M", "-o", str(report)] + cmd
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                         preexec_fn=None if SANITIZED else _limit_address_space)
+    assert res.returncode == expect_rc, f"exit {res.returncode}, expected {expect_rc}\n{res.stderr}"
+    rss = int(report.read_text().split()[-1]) if TIME_BIN.exists() and not SANITIZED else None
+    return res, rss
 
 
 # --------------------------------------------------------------------------------------------------

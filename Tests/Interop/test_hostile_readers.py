@@ -23,32 +23,9 @@ import pytest
 
 import interop_helpers as H
 
-TIME_BIN = Path("/usr/bin/time")
-MAX_RSS_KIB = 150 * 1024
-ADDRESS_SPACE_LIMIT = 4 << 30
-# scripts/sanitize.sh runs these tests on its AddressSanitizer build too: ASan reserves terabytes
-# of address space and keeps freed memory in quarantine, so the limits are the plain build's only.
-SANITIZED = bool(os.environ.get("IMGCONV_SANITIZED"))
+from interop_helpers import MAX_RSS_KIB, SANITIZED, TIME_BIN, run_measured
 
 h5py = pytest.importorskip("h5py")
-
-
-def _limit_address_space():
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
-
-
-def run_measured(args, tmp_path, expect_rc=H.EX_DATAERR):
-    """Runs the CLI under /usr/bin/time (when present) and an address-space limit; returns the
-    result and the peak RSS in KiB (None without /usr/bin/time)."""
-    report = tmp_path / "time.txt"
-    cmd = [str(H.binary_path())] + [str(a) for a in args]
-    if TIME_BIN.exists():
-        cmd = [str(TIME_BIN), "-f", "%M", "-o", str(report)] + cmd
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                         preexec_fn=None if SANITIZED else _limit_address_space)
-    assert res.returncode == expect_rc, f"exit {res.returncode}, expected {expect_rc}\n{res.stderr}"
-    rss = int(report.read_text().split()[-1]) if TIME_BIN.exists() and not SANITIZED else None
-    return res, rss
 
 
 def npy_bytes(descr: str, shape: tuple, payload: bytes) -> bytes:

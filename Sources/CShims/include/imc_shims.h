@@ -47,6 +47,9 @@ typedef struct {
 
 // Information about directory `page` (0 = first).
 int imc_tiff_read_info(const uint8_t *data, size_t len, int page, imc_tiff_info *info, char *err, size_t errlen);
+// The same for a file read through its descriptor `fd` (of `len` bytes) with pread: only the
+// header and the directories are read, wherever they lie.
+int imc_tiff_read_info_fd(int fd, uint64_t len, int page, imc_tiff_info *info, char *err, size_t errlen);
 // Decodes directory `page`'s raw samples, interleaved (H, W, samples_per_pixel), in host byte
 // order, rows without padding. Samples of whole bytes (8/16/32/64 bits) are copied; others are
 // unpacked (MSB first) into the smallest of 1, 2 or 4 bytes that holds them, values unscaled.
