@@ -78,6 +78,8 @@ public final class LabeledDataset {
     public let manifest: Manifest?
     /// Where the manifest was found: its path, or the HDF5 attribute.
     public let manifestLocation: String?
+    /// The bytes of the manifest file beside the container, when there is one.
+    public let manifestFileBytes: [UInt8]?
     public let splits: [LabeledSplit]
     /// Tensors that belong to no pair and are not the class names.
     public let otherTensors: [String]
@@ -96,10 +98,15 @@ public final class LabeledDataset {
     public init(path: String, options: DatasetReadOptions = DatasetReadOptions()) throws {
         self.path = path
         do {
-            container = try openContainer(path, labels: options.labelsFile, prefix: options.prefix)
-            (manifest, manifestLocation) = try Self.loadManifest(container)
+            // The container's files and its manifest are opened under the folder's shared lock:
+            // a run committing a new pair there waits, so both are from one run.
+            let (opened, loaded) = try withFolderLock(Self.commitFolder(path), shared: true) {
+                let container = try openContainer(path, labels: options.labelsFile, prefix: options.prefix)
+                return (container, try Self.loadManifest(container))
+            }
+            container = opened
+            (manifest, manifestLocation, manifestFileBytes) = loaded
             let names = container.tensorNames
-            let opened = container
             let pairs = try Self.pairs(in: names, options: options, path: path, openIfPresent: { try opened.open($0) })
             let manifestSaysOnehot = manifest?.options.labels == "onehot"
             var found: [LabeledSplit] = []
@@ -210,16 +217,23 @@ public final class LabeledDataset {
 
     /// The manifest beside a container; else, for HDF5, the one stored inside it; else nil.
     /// - Throws: `.corruptInput` when one exists but does not parse.
-    static func loadManifest(_ container: TensorContainer) throws -> (Manifest?, String?) {
+    static func loadManifest(_ container: TensorContainer) throws -> (Manifest?, String?, [UInt8]?) {
         var st = stat()
         if stat(container.manifestPath, &st) == 0 {
-            return (try Manifest.decode(try readManifestFile(container.manifestPath, for: container), path: container.manifestPath),
-                    container.manifestPath)
+            let bytes = try readManifestFile(container.manifestPath, for: container)
+            return (try Manifest.decode(bytes, path: container.manifestPath), container.manifestPath, bytes)
         }
         if let embedded = try container.embeddedManifest() {
-            return (try Manifest.decode(embedded, path: container.path), "attribute '\(HDF5Writer.manifestAttribute)'")
+            return (try Manifest.decode(embedded, path: container.path), "attribute '\(HDF5Writer.manifestAttribute)'", nil)
         }
-        return (nil, nil)
+        return (nil, nil, nil)
+    }
+
+    /// The folder a run commits a container of `path` into (and locks while it does): the
+    /// container's own folder for a folder of tensors, else the folder holding the file.
+    static func commitFolder(_ path: String) -> String {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR ? path : parentFolder(path)
     }
 
     /// The bytes of a container's manifest file, read only when plausible: it begins as a JSON

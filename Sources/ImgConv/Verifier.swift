@@ -35,7 +35,7 @@ public struct Verifier {
         var report = VerificationReport()
         let dataset = try LabeledDataset(path: path, options: read)
         let container = dataset.container
-        let (manifest, manifestSource) = try Self.loadManifest(container)
+        let (manifest, manifestSource) = try Self.loadManifest(dataset)
         report.checks.append("\(container.formatName) container; manifest \(manifestSource) parsed (\(manifest.tensors.count) tensors, \(manifest.files.count) files)")
         func fail(_ name: String, _ why: String) -> ImgConvError {
             ImgConvError(.verificationFailed, path: path, "\(container.storageName(name)): \(why)")
@@ -141,24 +141,23 @@ public struct Verifier {
         report.checks.append("the container holds exactly the manifest's \(pairs.count) split\(pairs.count == 1 ? "" : "s") (\(pairs.joined(separator: ", ")))")
     }
 
-    /// The manifest beside (or inside) a container. An HDF5 file carries it as an attribute too:
-    /// the two must be identical, and the attribute stands in when the sidecar is missing.
-    static func loadManifest(_ container: TensorContainer) throws -> (Manifest, String) {
-        let sidecar = container.manifestPath
+    /// The manifest beside (or inside) a container, as the dataset read it. An HDF5 file carries
+    /// it as an attribute too: the two must be identical, and the attribute stands in when the
+    /// sidecar is missing.
+    static func loadManifest(_ dataset: LabeledDataset) throws -> (Manifest, String) {
+        let container = dataset.container
         let embedded = try container.embeddedManifest()
-        var st = stat()
-        guard stat(sidecar, &st) == 0 else {
-            if let embedded {
-                return (try Manifest.decode(embedded, path: container.path), "attribute '\(HDF5Writer.manifestAttribute)'")
+        guard let bytes = dataset.manifestFileBytes, let manifest = dataset.manifest else {
+            if embedded != nil, let manifest = dataset.manifest {
+                return (manifest, "attribute '\(HDF5Writer.manifestAttribute)'")
             }
-            throw ImgConvError(.notFound, path: sidecar, "manifest does not exist (verify needs the manifest written with the output)")
+            throw ImgConvError(.notFound, path: container.manifestPath, "manifest does not exist (verify needs the manifest written with the output)")
         }
-        let bytes = try LabeledDataset.readManifestFile(sidecar, for: container)
         if let embedded, embedded != bytes {
             throw ImgConvError(.verificationFailed, path: container.path,
-                               "attribute '\(HDF5Writer.manifestAttribute)' differs from the manifest '\(sidecar)'")
+                               "attribute '\(HDF5Writer.manifestAttribute)' differs from the manifest '\(container.manifestPath)'")
         }
-        return (try Manifest.decode(bytes, path: sidecar), "'\(sidecar)'" + (embedded == nil ? "" : " (equal to the embedded copy)"))
+        return (manifest, "'\(container.manifestPath)'" + (embedded == nil ? "" : " (equal to the embedded copy)"))
     }
 
     /// A split dataset must not hold one source file, or two files of identical content, in two

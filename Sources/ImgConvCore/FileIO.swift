@@ -697,14 +697,15 @@ public func writeNewFile(_ path: String, _ bytes: [UInt8]) throws {
     }
 }
 
-/// Runs `body` holding an exclusive `flock` on a folder: what two imgconv runs commit into the
-/// same folder (a data file and its manifest) is renamed into place one run at a time, so the
-/// pair never holds one run's data and the other's manifest. A folder that cannot be opened or
+/// Runs `body` holding a `flock` on a folder: exclusive for a run that commits a data file and
+/// its manifest into it (renamed into place one run at a time, so the pair never holds one run's
+/// data and the other's manifest), `shared` for a reader opening both (it sees them from one
+/// run: the commit waits for it, and it for the commit). A folder that cannot be opened or
 /// locked (a filesystem without flock) runs `body` unlocked.
-public func withFolderLock<T>(_ folder: String, _ body: () throws -> T) rethrows -> T {
+public func withFolderLock<T>(_ folder: String, shared: Bool = false, _ body: () throws -> T) rethrows -> T {
     let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     guard fd >= 0 else { return try body() }
     defer { close(fd) }   // closing releases the lock
-    while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+    while flock(fd, shared ? LOCK_SH : LOCK_EX) != 0 && errno == EINTR {}
     return try body()
 }

@@ -17,6 +17,10 @@ public final class IDXReader: TensorContainer {
     public let imagesHeader: IDXHeader
     public let labelsHeader: IDXHeader?
     public var formatName: String { "idx" }
+    /// The two files, opened with the reader: a commit into the folder later on does not change
+    /// what this reader reads.
+    private let imagesFile: ReadOnlyFile
+    private let labelsFile: ReadOnlyFile?
 
     /// - Throws: `.notFound` when a file is missing, `.corruptInput` naming the file, the field
     ///   and the value for a malformed header or a length that does not match it.
@@ -26,10 +30,11 @@ public final class IDXReader: TensorContainer {
         if labels == nil && base.contains("labels") && !base.contains("images") {
             throw ImgConvError(.invalidArgument, path: images, "is an IDX labels file: name the images file (its labels file is found by name)")
         }
-        imagesHeader = try Self.readHeader(images)
+        (imagesHeader, imagesFile) = try Self.readHeader(images)
         labelsPath = labels ?? Self.labelsFile(forImages: images)
         if let labelsPath {
-            let header = try Self.readHeader(labelsPath)
+            let (header, file) = try Self.readHeader(labelsPath)
+            labelsFile = file
             guard header.dims.count == 1 else {
                 throw ImgConvError(.corruptInput, path: labelsPath, "IDX labels: \(header.dims.count) dimensions (\(dimsText(header.dims))), expected 1")
             }
@@ -43,6 +48,7 @@ public final class IDXReader: TensorContainer {
             labelsHeader = header
         } else {
             labelsHeader = nil
+            labelsFile = nil
         }
     }
 
@@ -93,14 +99,18 @@ public final class IDXReader: TensorContainer {
 
     /// A stream of a file's bytes, inflated when it is gzip.
     static func openBytes(_ path: String) throws -> (ByteStream, ReadOnlyFile, gzip: Bool) {
-        let file = try ReadOnlyFile(path: path)
+        try openBytes(ReadOnlyFile(path: path))
+    }
+
+    /// The bytes of an open IDX file, inflated when it is gzipped.
+    static func openBytes(_ file: ReadOnlyFile) throws -> (ByteStream, ReadOnlyFile, gzip: Bool) {
         let raw = FileRegionStream(file: file, offset: 0, length: file.size)
         let magic = try file.read(at: 0, count: 2)
         if magic == [0x1F, 0x8B] { return (try GzipInputStream(raw), file, true) }
         return (raw, file, false)
     }
 
-    static func readHeader(_ path: String) throws -> IDXHeader {
+    static func readHeader(_ path: String) throws -> (IDXHeader, ReadOnlyFile) {
         let (stream, file, gzip) = try openBytes(path)
         let header: IDXHeader
         do {
@@ -111,7 +121,7 @@ public final class IDXReader: TensorContainer {
         if !gzip && file.size - header.byteCount != header.dataLength {
             throw header.lengthError(path: path, actual: file.size - header.byteCount)
         }
-        return header
+        return (header, file)
     }
 
     public var tensorNames: [String] { labelsPath == nil ? ["trainXs"] : ["trainXs", "trainYs"] }
@@ -126,26 +136,26 @@ public final class IDXReader: TensorContainer {
     }
 
     public func compression(of name: String) throws -> String {
-        let file = name == "trainYs" ? labelsPath ?? path : path
+        let file = name == "trainYs" ? labelsFile ?? imagesFile : imagesFile
         return try IDXReader.openBytes(file).gzip ? "gzip file" : "none"
     }
 
     public func open(_ name: String) throws -> (NPYHeader, ByteStream) {
-        let file: String, header: IDXHeader
+        let file: ReadOnlyFile, header: IDXHeader
         switch name {
-        case "trainXs": (file, header) = (path, imagesHeader)
+        case "trainXs": (file, header) = (imagesFile, imagesHeader)
         case "trainYs":
-            guard let labelsPath, let labelsHeader else {
+            guard let labelsFile, let labelsHeader else {
                 throw ImgConvError(.notFound, path: path, "no IDX labels file found beside it (pass --labels-file FILE)")
             }
-            (file, header) = (labelsPath, labelsHeader)
+            (file, header) = (labelsFile, labelsHeader)
         default:
             throw ImgConvError(.notFound, path: path, "an IDX pair holds trainXs and trainYs, not '\(name)'")
         }
         let (stream, _, _) = try Self.openBytes(file)
         _ = try stream.read(count: header.byteCount)
         let npy = NPYHeader(descr: header.type.dtype.npyDescr, shape: header.dims)
-        return (npy, IDXDataStream(stream, header: header, path: file))
+        return (npy, IDXDataStream(stream, header: header, path: file.path))
     }
 }
 

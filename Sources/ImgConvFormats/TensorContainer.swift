@@ -193,20 +193,31 @@ public final class NPYDirectoryReader: TensorContainer {
     public let path: String
     public var formatName: String { "npy" }
     public var manifestPath: String { path + "/manifest.json" }
+    public let tensorNames: [String]
+    /// Every `.npy` file, opened with the folder: a commit into the folder later on does not
+    /// change what this reader reads.
+    private let files: [String: ReadOnlyFile]
 
-    public init(directory: String) throws { path = directory }
-
-    public var tensorNames: [String] {
-        listFolder(path).filter { $0.hasSuffix(".npy") }.map { String($0.dropLast(4)) }
+    public init(directory: String) throws {
+        path = directory
+        var names: [String] = [], files: [String: ReadOnlyFile] = [:]
+        for entry in listFolder(directory) where entry.hasSuffix(".npy") {
+            let name = String(entry.dropLast(4))
+            names.append(name)
+            files[name] = try ReadOnlyFile(path: directory + "/" + entry)
+        }
+        tensorNames = names
+        self.files = files
     }
 
     public func storageName(_ name: String) -> String { name + ".npy" }
 
     public func open(_ name: String) throws -> (NPYHeader, ByteStream) {
-        let filePath = path + "/" + storageName(name)
-        let file = try ReadOnlyFile(path: filePath)
+        guard let file = files[name] else {
+            throw ImgConvError(.notFound, path: path + "/" + storageName(name), "does not exist")
+        }
         let stream = FileRegionStream(file: file, offset: 0, length: file.size, mapped: true)
-        return try openNPY(stream, size: file.size, path: filePath, label: storageName(name))
+        return try openNPY(stream, size: file.size, path: file.path, label: storageName(name))
     }
 }
 #if canImport(Glibc)
@@ -220,10 +231,14 @@ public final class NPYFileReader: TensorContainer {
     public var formatName: String { "npy" }
     public var manifestPath: String { path + ".manifest.json" }
 
+    /// Opened with the reader (see `NPYDirectoryReader.files`).
+    private let file: ReadOnlyFile
+
     public init(path: String) throws {
         self.path = path
         let base = path.split(separator: "/").last.map(String.init) ?? path
         name = base.hasSuffix(".npy") ? String(base.dropLast(4)) : base
+        file = try ReadOnlyFile(path: path)
     }
 
     public var tensorNames: [String] { [name] }
@@ -232,7 +247,6 @@ public final class NPYFileReader: TensorContainer {
 
     public func open(_ name: String) throws -> (NPYHeader, ByteStream) {
         guard name == self.name else { throw ImgConvError(.notFound, path: path, "holds no tensor '\(name)'") }
-        let file = try ReadOnlyFile(path: path)
         let stream = FileRegionStream(file: file, offset: 0, length: file.size, mapped: true)
         return try openNPY(stream, size: file.size, path: path, label: storageName(name))
     }

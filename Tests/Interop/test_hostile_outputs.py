@@ -338,3 +338,39 @@ def test_two_runs_into_one_target_leave_one_runs_pair(imgconv_bin, tmp_path, sub
                                          capture_output=True, text=True).stdout
     manifest = H.load_json(Path(str(target) + ".manifest.json"))
     assert manifest["summary"]["images"] == 2, "the manifest is B's, as the data is"
+
+
+@pytest.mark.parametrize("sub,name", [("to-npz", "o.npz"), ("to-hdf5", "o.h5")])
+def test_a_reader_never_sees_data_and_manifest_of_two_runs(imgconv_bin, tmp_path, sub, name):
+    """An earlier pair is in place. Run A's first rename (its data over the earlier data) is held
+    for 2 s by strace; `verify` started meanwhile must not read A's data with the earlier manifest:
+    it waits for A's commit (the folder's lock) and verifies A's pair. Before, it read the new
+    data beside the old manifest and failed."""
+    import subprocess
+    if not shutil.which("strace"):
+        pytest.skip("needs strace to hold a rename")
+    if SANITIZED:
+        pytest.skip("LeakSanitizer cannot run under ptrace (strace)")
+    a, b = _dataset(tmp_path / "a"), tmp_path / "b"
+    rng = np.random.default_rng(13)
+    for c in ("x", "y"):
+        (b / c).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(b / c / "0.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / name
+    H.run_imgconv([sub, b, target, "-q"])
+    earlier = target.stat().st_ino
+    writer = subprocess.Popen(["strace", "-qq", "-f", "-o", str(tmp_path / "trace.txt"), "-e", "trace=rename,renameat,renameat2",
+                               "-e", "inject=rename,renameat,renameat2:delay_exit=2000000:when=1",
+                               str(imgconv_bin), sub, str(a), str(target), "-q"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while target.stat().st_ino == earlier and time.monotonic() < deadline:   # A's data is in place, its rename held
+        time.sleep(0.01)
+    if target.stat().st_ino == earlier:
+        writer.kill()
+        pytest.skip("strace could not hold the rename here")
+    res = subprocess.run([str(imgconv_bin), "verify", str(target)], capture_output=True, text=True, timeout=60)
+    assert writer.wait(timeout=60) == 0, writer.stderr.read()
+    assert res.returncode == 0, res.stderr
+    assert "6 images" in res.stdout or "6 files" in res.stdout, res.stdout
