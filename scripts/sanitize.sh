@@ -46,6 +46,7 @@ if [ -x .venv/bin/python ]; then
   echo "sanitize: interop tests of hostile inputs and the read model on the sanitizer build" >&2
   IMGCONV_SANITIZED=1 IMGCONV="$binary" .venv/bin/python -m pytest -q -p no:cacheprovider \
     Tests/Interop/test_hostile.py Tests/Interop/test_hostile_readers.py Tests/Interop/test_hostile_outputs.py \
+    Tests/Interop/test_hostile_sizes.py \
     Tests/Interop/test_read_model.py
 else
   echo "sanitize: no .venv (bash scripts/setup.sh --test): the interop tests were not run on this build" >&2

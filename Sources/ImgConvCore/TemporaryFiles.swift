@@ -111,6 +111,19 @@ public enum TemporaryFiles {
         _exit(128 + signo)
     }
 
+    /// Ends the process for an error that cannot be returned (a library call that does not come
+    /// back): the temporary files are removed, the error's line printed, and the process exits
+    /// with the error's code.
+    public static func abandon(_ error: ImgConvError) -> Never {
+        lock.lock()
+        for i in 0..<capacity {
+            if let p = slots[i] { _ = imc_remove_tree(p) }
+        }
+        let line = "imgconv: \(error)\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(2, $0.baseAddress, $0.count - 1) }
+        _exit(error.code.exitCode)
+    }
+
     /// The line printed when `signo` ends a run (after a newline that ends a progress line).
     private static func interruptedMessage(_ signo: Int32) -> StaticString {
         switch signo {

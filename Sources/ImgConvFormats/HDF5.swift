@@ -15,10 +15,20 @@ import ImgConvCore
 enum HDF5 {
     private static let thread = HDF5Thread()
 
-    /// Runs `body` on the HDF5 thread and waits for it (directly when already there).
-    static func run<T>(_ body: () throws -> T) throws -> T {
-        try thread.sync(body)
+    /// Runs `body` on the HDF5 thread and waits for it (directly when already there). A call
+    /// `reading` a file is given `readDeadline`: libhdf5 loops without end on some damaged
+    /// metadata (a global heap collection whose object sizes are wrong spins in its cache), and
+    /// no call of the reader (metadata, or a slab of about 1 MiB) takes that long on a sound
+    /// file; then the run ends as a damaged file would, its temporary outputs removed.
+    static func run<T>(reading path: String? = nil, _ body: () throws -> T) throws -> T {
+        try thread.sync(body, deadline: path.map { path in
+            (readDeadline, { ImgConvError(.corruptInput, path: path,
+                                          "libhdf5 did not finish reading it in \(Int(readDeadline)) s (damaged metadata it loops on)") })
+        })
     }
+
+    /// Seconds one HDF5 call reading a file may take.
+    static let readDeadline: Double = 60
 
     static var isCurrentThread: Bool { thread.isCurrent }
 
@@ -131,7 +141,7 @@ private final class HDF5Thread: @unchecked Sendable {
         body?()
     }
 
-    func sync<T>(_ body: () throws -> T) throws -> T {
+    func sync<T>(_ body: () throws -> T, deadline: (seconds: Double, error: () -> ImgConvError)? = nil) throws -> T {
         if isCurrent { return try body() }
         return try withoutActuallyEscaping(body) { body in
             var result: Result<T, Error>?
@@ -141,7 +151,14 @@ private final class HDF5Thread: @unchecked Sendable {
             jobs.append(job)
             condition.signal()
             condition.unlock()
-            job.done.wait()
+            if let deadline {
+                if job.done.wait(timeout: .now() + deadline.seconds) == .timedOut {
+                    // The HDF5 thread cannot be stopped, and every later call would queue behind it.
+                    TemporaryFiles.abandon(deadline.error())
+                }
+            } else {
+                job.done.wait()
+            }
             return try result!.get()
         }
     }

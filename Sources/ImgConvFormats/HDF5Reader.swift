@@ -25,7 +25,7 @@ public final class HDF5Reader: TensorContainer {
     /// - Throws: `.corruptInput` with HDF5's reason when the file cannot be opened.
     public init(path: String) throws {
         self.path = path
-        try HDF5.run {
+        try HDF5.run(reading: path) {
             let ctx = self.ctx
             file = handles.own(try ctx.check(H5Fopen(path, imc_h5f_acc_rdonly(), imc_h5p_default()), "open the file"), .file)
             var info = H5G_info_t()
@@ -91,7 +91,7 @@ public final class HDF5Reader: TensorContainer {
         guard !externalLinks.contains(name) else {
             throw ImgConvError(.unsupported, path: path, "HDF5: '/\(name)' is an external link to another file (refused: only data stored in this file is read)")
         }
-        return try HDF5.run {
+        return try HDF5.run(reading: path) {
             let ctx = self.ctx
             let handles = HDF5Handles()
             // Virtual datasets resolve their sources beside this file, never from the working folder.
@@ -179,7 +179,7 @@ public final class HDF5Reader: TensorContainer {
     }
 
     public func classNames() throws -> [String]? {
-        try HDF5.run {
+        try HDF5.run(reading: path) {
             if hasClassNamesAttribute { return try readStrings(attribute: HDF5Writer.classNamesAttribute) }
             if datasetNames.contains("classNames") { return try readStrings(dataset: "classNames") }
             return nil
@@ -187,7 +187,7 @@ public final class HDF5Reader: TensorContainer {
     }
 
     public func embeddedManifest() throws -> [UInt8]? {
-        try HDF5.run {
+        try HDF5.run(reading: path) {
             guard try ctx.check(H5Aexists(file, HDF5Writer.manifestAttribute), "look for the manifest") > 0 else { return nil }
             let strings = try readStrings(attribute: HDF5Writer.manifestAttribute)
             guard strings.count == 1 else {
@@ -199,7 +199,7 @@ public final class HDF5Reader: TensorContainer {
 
     public func compression(of name: String) throws -> String {
         guard datasetNames.contains(name) else { return "none (attribute)" }
-        return try HDF5.run {
+        return try HDF5.run(reading: path) {
             let ctx = self.ctx
             let scope = HDF5Handles()
             defer { scope.closeAll() }
@@ -239,7 +239,8 @@ public final class HDF5Reader: TensorContainer {
         let attr = scope.own(try ctx.check(H5Aopen(file, attribute, imc_h5p_default()), "open the attribute '\(attribute)'"), .attribute)
         let type = scope.own(try ctx.check(H5Aget_type(attr), "read the type of '\(attribute)'"), .datatype)
         let space = scope.own(try ctx.check(H5Aget_space(attr), "read the shape of '\(attribute)'"), .dataspace)
-        return try readStrings(type: type, space: space, what: "attribute '\(attribute)'", scope: scope) { memType, buffer in
+        return try readStrings(type: type, space: space, stored: H5Aget_storage_size(attr), what: "attribute '\(attribute)'",
+                               scope: scope) { memType, buffer in
             H5Aread(attr, memType, buffer)
         }
     }
@@ -252,17 +253,27 @@ public final class HDF5Reader: TensorContainer {
         let dataset = scope.own(try ctx.check(H5Dopen2(file, name, imc_h5p_default()), "open the dataset '/\(name)'"), .dataset)
         let type = scope.own(try ctx.check(H5Dget_type(dataset), "read the type of '/\(name)'"), .datatype)
         let space = scope.own(try ctx.check(H5Dget_space(dataset), "read the shape of '/\(name)'"), .dataspace)
-        return try readStrings(type: type, space: space, what: "dataset '/\(name)'", scope: scope) { memType, buffer in
+        return try readStrings(type: type, space: space, stored: H5Dget_storage_size(dataset), what: "dataset '/\(name)'",
+                               scope: scope) { memType, buffer in
             H5Dread(dataset, memType, imc_h5s_all(), imc_h5s_all(), imc_h5p_default(), buffer)
         }
     }
 
-    private func readStrings(type: hid_t, space: hid_t, what: String, scope: HDF5Handles,
+    /// The strings of an attribute or dataset whose data takes `stored` bytes in the file: the
+    /// count its shape declares must fit in them (12 bytes at least for a variable-length
+    /// string's heap reference) before anything is allocated or read, or libhdf5 would chase
+    /// billions of heap references a few bytes of header declared.
+    private func readStrings(type: hid_t, space: hid_t, stored: hsize_t, what: String, scope: HDF5Handles,
                              read: (hid_t, UnsafeMutableRawPointer) -> herr_t) throws -> [String] {
         let ctx = self.ctx
         guard H5Tget_class(type) == H5T_STRING else { throw ctx.fail("HDF5: \(what) does not hold strings") }
         let count = Int(try ctx.check(H5Sget_simple_extent_npoints(space), "count the strings of \(what)"))
-        if try ctx.check(H5Tis_variable_str(type), "read the string type of \(what)") > 0 {
+        let variable = try ctx.check(H5Tis_variable_str(type), "read the string type of \(what)") > 0
+        let storedEach = variable ? 12 : max(1, H5Tget_size(type))
+        guard count.multipliedReportingOverflow(by: storedEach).overflow == false, UInt64(count * storedEach) <= stored else {
+            throw ctx.fail("HDF5: \(what) declares \(count) strings, more than its \(stored) stored bytes can hold")
+        }
+        if variable {
             let memType = try HDF5Types.makeVariableString(ctx, scope)
             var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
             if count > 0 {
@@ -363,7 +374,7 @@ final class HDF5DatasetStream: ByteStream {
         start = 0
         let at = position
         try staging.withUnsafeMutableBytes { buf in
-            try HDF5.run {
+            try HDF5.run(reading: ctx.path) {
                 let memType = HDF5Types.type(for: dtype)
                 if shape.isEmpty {
                     try ctx.check(H5Dread(dataset, memType, imc_h5s_all(), imc_h5s_all(), imc_h5p_default(), buf.baseAddress!),

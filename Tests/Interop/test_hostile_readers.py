@@ -14,6 +14,7 @@ import os
 import resource
 import struct
 import subprocess
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -285,3 +286,18 @@ def test_hdf5_header_asking_for_exabytes_is_refused_in_one_line(run, tmp_path):
         assert_refused(res, "huge-metadata-size.h5", "HDF5")
         assert rss is None or rss < MAX_RSS_KIB
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_hdf5_metadata_libhdf5_loops_on_ends_the_run_after_the_deadline(run, tmp_path):
+    """Tests/Fixtures/hdf5/README.md: a damaged global heap on which libhdf5 spins for minutes.
+    The call's deadline ends the run as a damaged file: one line naming it, exit 65, no output
+    and no temporary file left."""
+    src = H.FIXTURES / "hdf5" / "looping-global-heap.h5"
+    out = tmp_path / "out"
+    out.mkdir()
+    start = time.monotonic()
+    res, rss = run_measured(["convert", src, out / "o.npz"], tmp_path)
+    assert_refused(res, "looping-global-heap.h5", "libhdf5 did not finish reading it in 60 s")
+    assert time.monotonic() - start < 120
+    assert rss is None or rss < MAX_RSS_KIB
+    assert list(out.iterdir()) == []
