@@ -103,11 +103,16 @@ public enum TemporaryFiles {
     /// Removes the temporary files and exits: only async-signal-safe calls (unlink, write, _exit)
     /// on C strings prepared in advance.
     private static func cleanUpAndExit(_ signo: Int32) -> Never {
+        var removed = false
         for i in 0..<capacity {
-            if let p = slots[i] { _ = imc_remove_tree(p) }   // a file, or a temporary output folder
+            if let p = slots[i] { _ = imc_remove_tree(p); removed = true }   // a file, or a temporary output folder
         }
         let msg = interruptedMessage(signo)
         _ = msg.withUTF8Buffer { Glibc.write(2, $0.baseAddress, $0.count) }
+        // The line says what was removed only when something was (a read command writes nothing;
+        // a finished run's outputs are in place).
+        let end: StaticString = removed ? ": temporary output removed\n" : "\n"
+        _ = end.withUTF8Buffer { Glibc.write(2, $0.baseAddress, $0.count) }
         _exit(128 + signo)
     }
 
@@ -124,14 +129,15 @@ public enum TemporaryFiles {
         _exit(error.code.exitCode)
     }
 
-    /// The line printed when `signo` ends a run (after a newline that ends a progress line).
+    /// The start of the line printed when `signo` ends a run (after a newline that ends a
+    /// progress line).
     private static func interruptedMessage(_ signo: Int32) -> StaticString {
         switch signo {
-        case SIGINT: return "\nimgconv: interrupted (SIGINT): temporary output removed\n"
-        case SIGTERM: return "\nimgconv: interrupted (SIGTERM): temporary output removed\n"
-        case SIGHUP: return "\nimgconv: interrupted (SIGHUP): temporary output removed\n"
-        case SIGPIPE: return "\nimgconv: interrupted (SIGPIPE: output pipe closed): temporary output removed\n"
-        default: return "\nimgconv: interrupted: temporary output removed\n"
+        case SIGINT: return "\nimgconv: interrupted (SIGINT)"
+        case SIGTERM: return "\nimgconv: interrupted (SIGTERM)"
+        case SIGHUP: return "\nimgconv: interrupted (SIGHUP)"
+        case SIGPIPE: return "\nimgconv: interrupted (SIGPIPE: output pipe closed)"
+        default: return "\nimgconv: interrupted"
         }
     }
 }

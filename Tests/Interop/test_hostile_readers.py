@@ -301,3 +301,17 @@ def test_hdf5_metadata_libhdf5_loops_on_ends_the_run_after_the_deadline(run, tmp
     assert time.monotonic() - start < 120
     assert rss is None or rss < MAX_RSS_KIB
     assert list(out.iterdir()) == []
+
+
+def test_an_interrupted_read_command_does_not_claim_to_remove_an_output(tmp_path):
+    """`inspect` writes nothing: SIGTERM ends it with the plain line, not 'temporary output
+    removed' (it used to say so). The looping file keeps it busy long enough."""
+    import signal
+    proc = subprocess.Popen([str(H.binary_path()), "inspect", H.FIXTURES / "hdf5" / "looping-global-heap.h5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    assert proc.poll() is None, "inspect ended before the signal"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert [ln for ln in err.decode().splitlines() if ln.strip()] == ["imgconv: interrupted (SIGTERM)"]
