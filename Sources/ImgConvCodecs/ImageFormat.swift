@@ -3,14 +3,22 @@ import ImgConvCore
 /// Image formats recognised from their first bytes (never from the file name).
 public enum ImageFormat: String, Sendable, CaseIterable {
     case png, jpeg, tiff
-    // Recognised so they can be reported by name, not decoded.
-    case gif, bmp, webp, heif, jpeg2000, ico, psd
+    case gif, bmp, webp, avif, heif, jpeg2000, ico, psd
 
-    public var isDecodable: Bool { self == .png || self == .jpeg || self == .tiff }
+    /// Formats with a decoder (`Decoders.decoder(for:)`); the others are recognised so they can
+    /// be reported by name ("unsupported format: GIF") and skipped.
+    public var isDecodable: Bool {
+        switch self {
+        case .png: return true
+        case .jpeg: return true
+        case .tiff: return true
+        default: return false
+        }
+    }
 
-    /// Identifies a format from the first bytes of a file (16 are enough), or nil.
+    /// Identifies a format from the first bytes of a file (64 are enough), or nil.
     public static func sniff(_ b: ArraySlice<UInt8>) -> ImageFormat? {
-        let a = Array(b.prefix(16))
+        let a = Array(b.prefix(64))
         func starts(_ sig: [UInt8], at offset: Int = 0) -> Bool {
             a.count >= offset + sig.count && Array(a[offset..<offset + sig.count]) == sig
         }
@@ -21,7 +29,17 @@ public enum ImageFormat: String, Sendable, CaseIterable {
         if starts(Array("GIF87a".utf8)) || starts(Array("GIF89a".utf8)) { return .gif }
         if starts(Array("BM".utf8)) && a.count >= 14 { return .bmp }
         if starts(Array("RIFF".utf8)) && starts(Array("WEBP".utf8), at: 8) { return .webp }
-        if starts(Array("ftyp".utf8), at: 4) { return .heif }
+        // ISO base media files: the major brand says AVIF (`avif`, `avis`) or HEIF (`heic`,
+        // `heix`, `mif1`...); a file whose brand is neither is not an image.
+        if starts(Array("ftyp".utf8), at: 4) {
+            let boxEnd = min(a.count, Int(a[0]) << 24 | Int(a[1]) << 16 | Int(a[2]) << 8 | Int(a[3]))
+            // The major brand (8) and the compatible ones (16 on; 12 is the minor version).
+            let brands = stride(from: 8, to: boxEnd - 3, by: 4).filter { $0 != 12 }
+                .map { String(decoding: a[$0..<($0 + 4)], as: UTF8.self) }
+            if brands.contains(where: { $0 == "avif" || $0 == "avis" }) { return .avif }
+            let heif: Set = ["heic", "heix", "heim", "heis", "hevc", "hevx", "mif1", "msf1"]
+            return brands.contains(where: heif.contains) ? .heif : nil
+        }
         if starts([0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20]) || starts([0xFF, 0x4F, 0xFF, 0x51]) { return .jpeg2000 }
         if starts([0x00, 0x00, 0x01, 0x00]) { return .ico }
         if starts(Array("8BPS".utf8)) { return .psd }
