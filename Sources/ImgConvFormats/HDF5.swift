@@ -89,16 +89,17 @@ private final class HDF5Thread: @unchecked Sendable {
 
     init() {
         let started = DispatchSemaphore(value: 0)
-        let thread = Thread { [self] in
+        // Without a thread (none can be started, under a memory limit) every call fails with
+        // `.resources`; nothing waits for a thread that does not exist.
+        running = startThread(stackSize: 4 << 20) { [self] in
             threadID = pthread_self()
             started.signal()
             loop()
         }
-        thread.name = "imgconv-hdf5"
-        thread.stackSize = 4 << 20
-        thread.start()
-        started.wait()
+        if running { started.wait() }
     }
+
+    private var running = false
 
     var isCurrent: Bool {
         guard let threadID else { return false }
@@ -133,6 +134,7 @@ private final class HDF5Thread: @unchecked Sendable {
 
     func sync<T>(_ body: () throws -> T) throws -> T {
         if isCurrent { return try body() }
+        guard running else { throw ImgConvError(.resources, "cannot start the HDF5 thread: \(errnoText(EAGAIN))") }
         return try withoutActuallyEscaping(body) { body in
             var result: Result<T, Error>?
             let job = Job()
