@@ -161,7 +161,13 @@ struct HDF5Context {
     @discardableResult
     func check<T: BinaryInteger>(_ value: T, _ what: @autoclosure () -> String) throws -> T {
         assert(HDF5.isCurrentThread, "HDF5 called off its thread")
-        if value < 0 { throw ImgConvError(code, path: path, "HDF5: \(what()): \(HDF5.takeErrorStack())") }
+        if value < 0 {
+            let stack = HDF5.takeErrorStack()
+            // libhdf5 out of memory while writing is the machine's fault, not an I/O error (when
+            // reading, a size in a corrupt file can ask for any amount: that stays the file's).
+            let memory = code == .io && ImgConvError.library("HDF5", stack).code == .resources
+            throw ImgConvError(memory ? .resources : code, path: path, "HDF5: \(what()): \(stack)")
+        }
         return value
     }
 

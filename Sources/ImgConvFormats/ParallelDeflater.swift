@@ -71,7 +71,9 @@ final class ParallelDeflater {
     /// BFINAL bit and appends an empty stored block, so the next piece starts on a byte boundary.
     static func endWithoutFinalBlock(_ stream: inout [UInt8]) throws {
         var z = z_stream()
-        guard inflateInit2_(&z, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        let rc = inflateInit2_(&z, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        guard rc == Z_OK else {
+            if rc == Z_MEM_ERROR { throw ImgConvError(.resources, "zlib: out of memory") }
             throw ImgConvError(.internal, "zlib: inflateInit2 failed")
         }
         defer { inflateEnd(&z) }
@@ -125,8 +127,9 @@ final class CompressorPool: @unchecked Sendable {
         let c = idle[level]?.popLast()
         lock.unlock()
         if let c { return c }
+        // libdeflate fails only when malloc does: the machine is out of memory.
         guard let made = libdeflate_alloc_compressor(level) else {
-            throw ImgConvError(.internal, "libdeflate: cannot make a compressor (level \(level))")
+            throw ImgConvError(.resources, "libdeflate: out of memory for a compressor (level \(level))")
         }
         return made
     }
