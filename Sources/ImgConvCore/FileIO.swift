@@ -63,6 +63,11 @@ public func readFile(_ path: String, maxBytes: Int = Int.max) throws -> [UInt8] 
     guard size <= maxBytes else {
         throw ImgConvError(.limitExceeded, path: path, "file is \(size) bytes, over the limit of \(maxBytes)")
     }
+    do {
+        try MemoryCeiling.reserve(size, for: "reading the file (\(size) bytes)")
+    } catch let e as ImgConvError {
+        throw e.at(path)
+    }
     var bytes = [UInt8](repeating: 0, count: size)
     var done = 0
     try bytes.withUnsafeMutableBytes { buf in

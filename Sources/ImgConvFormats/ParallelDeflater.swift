@@ -55,6 +55,7 @@ final class ParallelDeflater {
         let compressor = try deflateCompressors.take(level: level)
         defer { deflateCompressors.give(compressor, level: level) }
         let bound = libdeflate_deflate_compress_bound(compressor, chunk.count)
+        try MemoryCeiling.reserve(bound + 5, for: "compressing a chunk")
         var out = [UInt8](repeating: 0, count: bound + 5)
         let produced = chunk.withUnsafeBytes { input in
             out.withUnsafeMutableBytes { output in
@@ -146,6 +147,7 @@ func zlibCompress(_ data: [UInt8], level: Int32) throws -> [UInt8] {
     let compressor = try deflateCompressors.take(level: level)
     defer { deflateCompressors.give(compressor, level: level) }
     let bound = libdeflate_zlib_compress_bound(compressor, data.count)
+    try MemoryCeiling.reserve(bound, for: "compressing a chunk")
     var out = [UInt8](repeating: 0, count: bound)
     let produced = data.withUnsafeBytes { src in
         out.withUnsafeMutableBytes { dst in libdeflate_zlib_compress(compressor, src.baseAddress, src.count, dst.baseAddress, bound) }
