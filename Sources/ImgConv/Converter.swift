@@ -366,7 +366,9 @@ public struct Converter {
     /// 16-bit, `keep` as four channels) must fit in a quarter of the machine's memory.
     /// - Throws: `.invalidArgument` with the figure.
     func checkMemoryForSize() throws {
-        guard let size = options.shaping.size else { return }
+        // Under a limit set on the process (ulimit -v, a cgroup) `fitToMemory` fits the jobs and
+        // the images in flight to it once the plan is known, and refuses (71) when one cannot fit.
+        guard let size = options.shaping.size, !MemoryCeiling.atStart.source.isProcessLimit else { return }
         let channels: Int = switch options.shaping.color {
         case .gray: 1
         case .rgb, .auto: 3
@@ -383,10 +385,8 @@ public struct Converter {
               image <= budget / inFlight else {
             let gib = { (bytes: Double) in String(format: "%.1f GiB", bytes / Double(1 << 30)) }
             let need = Double(size.height) * Double(size.width) * Double(channels * sampleBytes)
-            // Under a limit set on the process (ulimit -v, a cgroup) the host is short (71).
-            let ceiling = MemoryCeiling.atStart
-            throw ImgConvError(ceiling.source.isProcessLimit ? .resources : .invalidArgument,
-                               "--size \(size.height)x\(size.width): \(inFlight) images in flight of \(gib(need)) each need \(gib(need * Double(inFlight))), more than a quarter of \(ceiling) (\(gib(Double(budget))))")
+            throw ImgConvError(.invalidArgument,
+                               "--size \(size.height)x\(size.width): \(inFlight) images in flight of \(gib(need)) each need \(gib(need * Double(inFlight))), more than a quarter of this machine's memory (\(gib(Double(budget))))")
         }
     }
 

@@ -165,8 +165,9 @@ def test_a_limit_below_what_any_run_needs_is_71_before_any_work(datasets, addres
     assert not temporaries(out.parent)
 
 
-@pytest.mark.parametrize("extra", [[], ["--skip-bad"], ["--jobs", "1"], ["--jobs", "2"], ["--skip-bad", "--shuffle", "--seed", "1"]],
-                         ids=["plain", "skip-bad", "jobs1", "jobs2", "two-pass"])
+@pytest.mark.parametrize("extra", [[], ["--skip-bad"], ["--jobs", "1"], ["--jobs", "2"], ["--skip-bad", "--shuffle", "--seed", "1"],
+                                   ["--size", "2500x2500", "--jobs", "2"]],
+                         ids=["plain", "skip-bad", "jobs1", "jobs2", "two-pass", "size"])
 @pytest.mark.parametrize("sub", ["to-npz", "to-h5", "to-idx"])
 def test_images_too_large_for_the_limit_are_71_and_never_skipped(datasets, address_space_floor, tmp_path, sub, extra):
     """Images of 27 MB each under a limit that leaves about 40 MiB: out of resources (71) naming
