@@ -99,3 +99,9 @@ int imc_remove_tree(const char *path) {
 int imc_exchange(const char *a, const char *b) {
     return renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
 }
+
+#include <malloc.h>
+
+int imc_limit_malloc_arenas(int count) {
+    return mallopt(M_ARENA_MAX, count);
+}

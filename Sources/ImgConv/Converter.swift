@@ -248,9 +248,9 @@ public struct Converter {
                 try writer.begin(plan: plan, count: onePass ? planned : part.count)
                 var labels = PagedArray<Int32>()   // no growth slack: one per image of any number
                 let item = part.item
-                let flow = pipelineFlow(bytesPerImage: TensorLayout(plan: plan).bytesPerItem, jobs: options.jobs)
+                let flow = try fitToMemory(bytesPerImage: TensorLayout(plan: plan).bytesPerItem)
                 try runOrderedPipeline(
-                    count: part.count, jobs: options.jobs, window: flow.window, batch: flow.batch,
+                    count: part.count, jobs: flow.jobs, window: flow.window, batch: flow.batch,
                     work: { i -> Outcome in
                         let it = item(i)
                         guard let c = it.probed else { return decodeInOnePass(it.file, plan: plan, headers: headers) }
@@ -359,7 +359,9 @@ public struct Converter {
     /// 16-bit, `keep` as four channels) must fit in a quarter of the machine's memory.
     /// - Throws: `.invalidArgument` with the figure.
     func checkMemoryForSize() throws {
-        guard let size = options.shaping.size else { return }
+        // Under a limit set on the process (ulimit -v, a cgroup) `fitToMemory` fits the jobs and
+        // the images in flight to it once the plan is known, and refuses (71) when one cannot fit.
+        guard let size = options.shaping.size, !MemoryCeiling.atStart.source.isProcessLimit else { return }
         let channels: Int = switch options.shaping.color {
         case .gray: 1
         case .rgb, .auto: 3
@@ -379,6 +381,33 @@ public struct Converter {
             throw ImgConvError(.invalidArgument,
                                "--size \(size.height)x\(size.width): \(inFlight) images in flight of \(gib(need)) each need \(gib(need * Double(inFlight))), more than a quarter of this machine's memory (\(gib(Double(budget))))")
         }
+    }
+
+    /// What the decode pipeline may use under a memory limit set on the process (`MemoryCeiling`):
+    /// as many of the requested jobs, and as many images in flight, as fit in what the limit
+    /// leaves; the requested figures when there is no such limit.
+    /// - Throws: `.resources` (71) with the figures when even one job cannot fit.
+    func fitToMemory(bytesPerImage b: Int) throws -> (jobs: Int, window: Int, batch: Int) {
+        let requested = max(1, options.jobs)
+        let flow = pipelineFlow(bytesPerImage: b, jobs: requested)
+        let ceiling = MemoryCeiling.current()
+        guard ceiling.source.isProcessLimit else { return (requested, flow.window, flow.batch) }
+        // What any run holds (buffers of the writer, hashing, compressing threads, the manifest,
+        // libraries' own), a worker (its stack; the decoded image, its conformed and resized
+        // copies) and an image in flight: estimates on the high side.
+        let fixed = MemoryCeiling.minimum
+        let perJob = (8 << 20) + 3 * b
+        for jobs in stride(from: requested, through: 1, by: -1) {
+            if jobs == 1 {
+                // Decoded on this thread, one image at a time.
+                if fixed + 4 * b <= ceiling.bytes { return (1, 1, 1) }
+                break
+            }
+            let f = pipelineFlow(bytesPerImage: b, jobs: jobs)
+            if fixed + jobs * perJob + f.window * b <= ceiling.bytes { return (jobs, f.window, f.batch) }
+            if fixed + jobs * perJob + 2 * jobs * b <= ceiling.bytes { return (jobs, 2 * jobs, 1) }
+        }
+        throw ImgConvError(.resources, "out of memory: converting images of \(mib(b)) each needs about \(mib(fixed + 4 * b)), more than \(ceiling)")
     }
 
     /// The plan of the whole tensor from the images' headers (see `ImagePlan.planning`).

@@ -135,6 +135,11 @@ public enum DecodeJob {
         do {
             let digest = sha256Hex(bytes)
             let h = try header ?? decoders.header(bytes, format: format, page: page)
+            // The decoded image, then its conformed copy: tried before they are made, since a
+            // Swift allocation that fails ends the process.
+            let decoded = checkedByteCount([h.width, h.height, h.channels], elementSize: h.depth.byteSize) ?? Int.max / 4
+            try MemoryCeiling.reserve(decoded + min(plan.bytesPerImage, Int.max / 4),
+                                      for: "decoding a \(h.width)x\(h.height) image")
             let image = try decoders.decode(bytes, format: format, header: h, page: page,
                                             target: resize ? (plan.width, plan.height) : nil)
             if !resize && (image.width != plan.width || image.height != plan.height) {

@@ -84,12 +84,9 @@ public struct DecodeLimits: Sendable {
         self.maxBytes = maxBytes
     }
 
-    /// A quarter of the physical memory.
-    public static let memoryBudget: Int = {
-        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
-        guard pages > 0, size > 0 else { return 1 << 32 }
-        return pages / 4 * size
-    }()
+    /// A quarter of what the process may use when it starts (`MemoryCeiling`: the physical
+    /// memory, the cgroup's `memory.max`, or what `ulimit -v` leaves, whichever is smallest).
+    public static let memoryBudget: Int = MemoryCeiling.atStart.bytes / 4
 
     /// - Throws: `.limitExceeded` when the image is larger than allowed or its size overflows.
     public func check(width: Int, height: Int, channels: Int, depth: SampleDepth) throws {
@@ -104,13 +101,17 @@ public struct DecodeLimits: Sendable {
         // Whatever --max-pixels allows, a decode must fit in memory (several buffers of this
         // size are alive at once): refuse rather than abort on a failed allocation.
         guard bytes <= maxBytes else {
-            throw ImgConvError(.limitExceeded, "\(width)x\(height) pixels need \(bytes) bytes, \(overBytes)")
+            // Over a limit set on the process (ulimit -v, a cgroup) it is the host's fault, not the
+            // file's: exit 71, never skipped. Over a quarter of the machine it is a bomb (65).
+            let host = maxBytes == Self.memoryBudget && MemoryCeiling.atStart.source.isProcessLimit
+            throw ImgConvError(host ? .resources : .limitExceeded, "\(width)x\(height) pixels need \(bytes) bytes, \(overBytes)")
         }
     }
 
     /// The end of a message about a decode that needs more than `maxBytes`.
     var overBytes: String {
-        maxBytes == Self.memoryBudget ? "more than a quarter of this machine's memory" : "more than the limit of \(maxBytes) bytes"
+        guard maxBytes == Self.memoryBudget else { return "more than the limit of \(maxBytes) bytes" }
+        return "more than a quarter of \(MemoryCeiling.atStart.description)"
     }
 }
 

@@ -20,7 +20,7 @@ public struct JPEGDecoder: ImageDecoder {
     private struct Handle {
         let raw: tjhandle
         init() throws {
-            guard let h = tjInitDecompress() else { throw ImgConvError(.internal, "TurboJPEG: cannot create a decompressor") }
+            guard let h = tjInitDecompress() else { throw ImgConvError(.resources, "TurboJPEG: out of memory for a decompressor") }
             raw = h
         }
         func message() -> String { String(cString: tjGetErrorStr2(raw)) }

@@ -159,7 +159,7 @@ public struct DatasetScanner: Sendable {
         for (index, name) in classNames.enumerated() {
             result.classes.append(ClassEntry(index: index, name: name))
             let before = result.files.count
-            walk(dir: join(root, name), relative: name, label: index, split: nil, ancestors: [rootID], visited: &visited,
+            try walk(dir: join(root, name), relative: name, label: index, split: nil, ancestors: [rootID], visited: &visited,
                  into: &result.files, skipped: &result.skipped)
             if result.files.count == before {
                 result.warnings.append("class '\(name)' has no files; it keeps index \(index)")
@@ -195,7 +195,7 @@ public struct DatasetScanner: Sendable {
         var visited: Set<FileID> = [rootID]
         for folder in splitFolders.sorted(by: codePointLess) {
             for (index, name) in names.enumerated() where classFolders[folder]!.contains(name) {
-                walk(dir: join(join(root, folder), name), relative: folder + "/" + name, label: index,
+                try walk(dir: join(join(root, folder), name), relative: folder + "/" + name, label: index,
                      split: Self.splitNames[folder], ancestors: [rootID], visited: &visited,
                      into: &result.files, skipped: &result.skipped)
             }
@@ -221,7 +221,7 @@ public struct DatasetScanner: Sendable {
     /// make the walk exponential) are skipped and listed; folders of pseudo filesystems (`/proc`,
     /// `/sys`, `/dev/pts`...) are never entered.
     private func walk(dir: String, relative: String, label: Int, split: String?, ancestors: Set<FileID>,
-                      visited: inout Set<FileID>, into files: inout FileList, skipped: inout [SkippedFile]) {
+                      visited: inout Set<FileID>, into files: inout FileList, skipped: inout [SkippedFile]) throws {
         var st = stat()
         guard stat(dir, &st) == 0 else {
             skipped.append(SkippedFile(path: relative, reason: "cannot open folder: \(errnoText(errno))"))
@@ -243,6 +243,9 @@ public struct DatasetScanner: Sendable {
         let names: [(name: String, regular: Bool, validName: Bool)]
         do {
             names = try listDirectoryTyped(dir)
+        } catch let e as ImgConvError where e.isHostFault {
+            // Out of descriptors or memory: the folder's images are not to be left out for it.
+            throw e.at(relative)
         } catch {
             skipped.append(SkippedFile(path: relative, reason: "cannot list folder: \((error as? ImgConvError)?.message ?? "\(error)")"))
             return
@@ -269,7 +272,7 @@ public struct DatasetScanner: Sendable {
             }
             switch est.st_mode & S_IFMT {
             case S_IFDIR:
-                walk(dir: path, relative: rel, label: label, split: split, ancestors: inner, visited: &visited,
+                try walk(dir: path, relative: rel, label: label, split: split, ancestors: inner, visited: &visited,
                      into: &files, skipped: &skipped)
             case S_IFREG:
                 files.append(relativePath: rel, label: label, split: split)
@@ -310,7 +313,8 @@ func listDirectory(_ path: String) throws -> [String] {
 /// whether its name is valid UTF-8 (if not, `name` shows the bytes as `\xNN` and cannot open it).
 func listDirectoryTyped(_ path: String) throws -> [(name: String, regular: Bool, validName: Bool)] {
     guard let dir = opendir(path) else {
-        throw ImgConvError(.io, path: path, "cannot list folder: \(errnoText(errno))")
+        let code = errno
+        throw ImgConvError(systemErrorCode(code), path: path, "cannot list folder: \(errnoText(code))")
     }
     defer { closedir(dir) }
     var names: [(name: String, regular: Bool, validName: Bool)] = []

@@ -40,6 +40,12 @@ public func inputErrorCode(_ code: Int32) -> ImgConvError.Code {
     }
 }
 
+/// The error code of a failed system call on an output or a folder: out of memory or
+/// descriptors is `.resources` (71, the host's fault), anything else `.io` (74).
+public func systemErrorCode(_ code: Int32) -> ImgConvError.Code {
+    code == ENOMEM || code == EMFILE || code == ENFILE ? .resources : .io
+}
+
 /// What a file of this `st_mode` is, for messages: "a folder", "a FIFO", ...
 public func fileKindName(_ mode: mode_t) -> String {
     switch mode & S_IFMT {
@@ -76,6 +82,11 @@ public final class InputFile {
     /// Reads up to `count` bytes at `offset` (fewer at the end of the file) and appends them to `bytes`.
     /// - Throws: `.io` naming the path.
     public func read(_ count: Int, at offset: Int, appendingTo bytes: inout [UInt8]) throws {
+        do {
+            try MemoryCeiling.reserve(bytes.count + count, for: "reading the file (\(count) bytes)")
+        } catch let e as ImgConvError {
+            throw e.at(path)
+        }
         let start = bytes.count
         bytes.append(contentsOf: repeatElement(0, count: count))
         var done = 0
@@ -389,7 +400,8 @@ private func createTemporaryFile(for target: String) throws -> (Int32, String) {
         if created >= 0 || errno != EEXIST { break }
     }
     guard created >= 0 else {
-        throw ImgConvError(.io, path: target, "cannot create a file in the output folder: \(errnoText(errno))")
+        let code = errno
+        throw ImgConvError(systemErrorCode(code), path: target, "cannot create a file in the output folder: \(errnoText(code))")
     }
     TemporaryFiles.register(name)
     return (created, name)
@@ -629,7 +641,8 @@ public final class AtomicOutputFolder {
             if errno != EEXIST { break }
         }
         guard made else {
-            throw ImgConvError(.io, path: target, "cannot create a folder beside it: \(errnoText(errno))")
+            let code = errno
+            throw ImgConvError(systemErrorCode(code), path: target, "cannot create a folder beside it: \(errnoText(code))")
         }
         temporaryPath = name
         TemporaryFiles.register(name)
@@ -682,7 +695,10 @@ public final class AtomicOutputFolder {
 /// - Throws: `.io` naming the path.
 public func writeNewFile(_ path: String, _ bytes: [UInt8]) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw ImgConvError(.io, path: path, "cannot create: \(errnoText(errno))") }
+    guard fd >= 0 else {
+        let code = errno
+        throw ImgConvError(systemErrorCode(code), path: path, "cannot create: \(errnoText(code))")
+    }
     defer { close(fd) }
     var done = 0
     try bytes.withUnsafeBytes { buf in

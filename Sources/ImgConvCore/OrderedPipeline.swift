@@ -26,8 +26,10 @@ public func runOrderedPipeline<T>(
     let batch = max(1, batch)
     let state = PipelineState<T>(count: count, window: max(window, jobs * batch * 2), batch: batch)
     let group = DispatchGroup()
+    var started = 0
     for _ in 0..<jobs {
-        let thread = Thread {
+        group.enter()
+        let ok = startThread(stackSize: 8 << 20) {
             lowerThreadPriority(by: workerNice)
             var results: [Result<T, Error>] = []
             results.reserveCapacity(batch)
@@ -37,9 +39,17 @@ public func runOrderedPipeline<T>(
             }
             group.leave()
         }
-        thread.stackSize = 8 << 20
-        group.enter()
-        thread.start()
+        guard ok else {
+            // No room for another thread (its stack, under a memory limit): the ones started
+            // do the work, or this thread alone when there are none.
+            group.leave()
+            break
+        }
+        started += 1
+    }
+    if started == 0 {
+        for i in 0..<count { try consume(i, Result { try work(i) }) }
+        return
     }
     defer {
         state.stop()

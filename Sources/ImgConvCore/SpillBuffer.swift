@@ -60,7 +60,8 @@ public final class SpillBuffer {
                 var template = Array((directory + "/.imgconv-spill-XXXXXX").utf8CString)
                 fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
                 guard fd >= 0 else {
-                    throw ImgConvError(.io, path: directory, "cannot create a temporary file: \(errnoText(errno))")
+                    let code = errno
+                    throw ImgConvError(systemErrorCode(code), path: directory, "cannot create a temporary file: \(errnoText(code))")
                 }
                 template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
             }

@@ -21,9 +21,8 @@ final class BackgroundDigest {
         state = DigestState(crc: crc)
         staging = state.takeFreeBlock()
         let state = self.state
-        let thread = Thread { state.run() }
-        thread.stackSize = 1 << 20
-        thread.start()
+        // Without a thread of its own (none can be started), the writer hashes as it goes.
+        if !startThread(stackSize: 1 << 20, { state.run() }) { state.hashesInline() }
     }
 
     deinit {
@@ -86,8 +85,12 @@ private final class DigestState: @unchecked Sendable {
     private var sha = SHA256Stream()
     private var crc = CRC32()
     private let withCRC: Bool
+    private var inline = false
 
     init(crc: Bool) { withCRC = crc }
+
+    /// No hashing thread: every piece is hashed when it is handed over, on the writer's thread.
+    func hashesInline() { inline = true }
 
     deinit {
         for b in free { b.deallocate() }
@@ -107,6 +110,7 @@ private final class DigestState: @unchecked Sendable {
         full.append(.block(block, count))
         cond.broadcast()
         cond.unlock()
+        if inline { run() }
     }
 
     /// Queues an array to hash where it lies, waiting while too many bytes of arrays are queued.
@@ -117,6 +121,7 @@ private final class DigestState: @unchecked Sendable {
         full.append(.array(array))
         cond.broadcast()
         cond.unlock()
+        if inline { run() }
     }
 
     /// Hands over the last block; the thread ends once it has hashed everything.
@@ -126,6 +131,7 @@ private final class DigestState: @unchecked Sendable {
         closed = true
         cond.broadcast()
         cond.unlock()
+        if inline { run() }
     }
 
     func result() -> (sha256: String, crc: UInt32) {
@@ -135,11 +141,15 @@ private final class DigestState: @unchecked Sendable {
         return (sha.finish(), withCRC ? crc.value : 0)
     }
 
-    /// The hashing thread's loop.
+    /// The hashing thread's loop (inline: hashes what is queued and returns).
     func run() {
         while true {
             cond.lock()
-            while full.isEmpty && !closed { cond.wait() }
+            while full.isEmpty && !closed && !inline { cond.wait() }
+            if full.isEmpty && inline && !closed {
+                cond.unlock()
+                return
+            }
             if full.isEmpty {
                 finished = true
                 cond.broadcast()

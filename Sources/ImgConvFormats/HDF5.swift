@@ -99,16 +99,17 @@ private final class HDF5Thread: @unchecked Sendable {
 
     init() {
         let started = DispatchSemaphore(value: 0)
-        let thread = Thread { [self] in
+        // Without a thread (none can be started, under a memory limit) every call fails with
+        // `.resources`; nothing waits for a thread that does not exist.
+        running = startThread(stackSize: 4 << 20) { [self] in
             threadID = pthread_self()
             started.signal()
             loop()
         }
-        thread.name = "imgconv-hdf5"
-        thread.stackSize = 4 << 20
-        thread.start()
-        started.wait()
+        if running { started.wait() }
     }
+
+    private var running = false
 
     var isCurrent: Bool {
         guard let threadID else { return false }
@@ -143,6 +144,7 @@ private final class HDF5Thread: @unchecked Sendable {
 
     func sync<T>(_ body: () throws -> T, deadline: (seconds: Double, error: () -> ImgConvError)? = nil) throws -> T {
         if isCurrent { return try body() }
+        guard running else { throw ImgConvError(.resources, "cannot start the HDF5 thread: \(errnoText(EAGAIN))") }
         return try withoutActuallyEscaping(body) { body in
             var result: Result<T, Error>?
             let job = Job()
@@ -176,7 +178,13 @@ struct HDF5Context {
     @discardableResult
     func check<T: BinaryInteger>(_ value: T, _ what: @autoclosure () -> String) throws -> T {
         assert(HDF5.isCurrentThread, "HDF5 called off its thread")
-        if value < 0 { throw ImgConvError(code, path: path, "HDF5: \(what()): \(HDF5.takeErrorStack())") }
+        if value < 0 {
+            let stack = HDF5.takeErrorStack()
+            // libhdf5 out of memory while writing is the machine's fault, not an I/O error (when
+            // reading, a size in a corrupt file can ask for any amount: that stays the file's).
+            let memory = code == .io && ImgConvError.library("HDF5", stack).code == .resources
+            throw ImgConvError(memory ? .resources : code, path: path, "HDF5: \(what()): \(stack)")
+        }
         return value
     }
 

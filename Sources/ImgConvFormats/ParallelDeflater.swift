@@ -55,6 +55,7 @@ final class ParallelDeflater {
         let compressor = try deflateCompressors.take(level: level)
         defer { deflateCompressors.give(compressor, level: level) }
         let bound = libdeflate_deflate_compress_bound(compressor, chunk.count)
+        try MemoryCeiling.reserve(bound + 5, for: "compressing a chunk")
         var out = [UInt8](repeating: 0, count: bound + 5)
         let produced = chunk.withUnsafeBytes { input in
             out.withUnsafeMutableBytes { output in
@@ -71,7 +72,9 @@ final class ParallelDeflater {
     /// BFINAL bit and appends an empty stored block, so the next piece starts on a byte boundary.
     static func endWithoutFinalBlock(_ stream: inout [UInt8]) throws {
         var z = z_stream()
-        guard inflateInit2_(&z, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        let rc = inflateInit2_(&z, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        guard rc == Z_OK else {
+            if rc == Z_MEM_ERROR { throw ImgConvError(.resources, "zlib: out of memory") }
             throw ImgConvError(.internal, "zlib: inflateInit2 failed")
         }
         defer { inflateEnd(&z) }
@@ -125,8 +128,9 @@ final class CompressorPool: @unchecked Sendable {
         let c = idle[level]?.popLast()
         lock.unlock()
         if let c { return c }
+        // libdeflate fails only when malloc does: the machine is out of memory.
         guard let made = libdeflate_alloc_compressor(level) else {
-            throw ImgConvError(.internal, "libdeflate: cannot make a compressor (level \(level))")
+            throw ImgConvError(.resources, "libdeflate: out of memory for a compressor (level \(level))")
         }
         return made
     }
@@ -143,6 +147,7 @@ func zlibCompress(_ data: [UInt8], level: Int32) throws -> [UInt8] {
     let compressor = try deflateCompressors.take(level: level)
     defer { deflateCompressors.give(compressor, level: level) }
     let bound = libdeflate_zlib_compress_bound(compressor, data.count)
+    try MemoryCeiling.reserve(bound, for: "compressing a chunk")
     var out = [UInt8](repeating: 0, count: bound)
     let produced = data.withUnsafeBytes { src in
         out.withUnsafeMutableBytes { dst in libdeflate_zlib_compress(compressor, src.baseAddress, src.count, dst.baseAddress, bound) }

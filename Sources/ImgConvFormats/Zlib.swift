@@ -47,7 +47,7 @@ final class Deflater {
     init(level: Int32 = 6, framing: DeflateFraming = .raw) throws {
         let rc = deflateInit2_(&stream, level, Z_DEFLATED, framing.rawValue, 8, Z_DEFAULT_STRATEGY,
                                ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
-        guard rc == Z_OK else { throw ImgConvError(.internal, "zlib: deflateInit2 failed (\(rc))") }
+        guard rc == Z_OK else { throw ImgConvError(rc == Z_MEM_ERROR ? .resources : .internal, "zlib: deflateInit2 failed (\(rc == Z_MEM_ERROR ? "out of memory" : "\(rc)"))") }
     }
     deinit { deflateEnd(&stream) }
 
@@ -88,7 +88,7 @@ final class Inflater {
 
     init(framing: DeflateFraming = .raw) throws {
         let rc = inflateInit2_(&stream, framing.rawValue, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
-        guard rc == Z_OK else { throw ImgConvError(.internal, "zlib: inflateInit2 failed (\(rc))") }
+        guard rc == Z_OK else { throw ImgConvError(rc == Z_MEM_ERROR ? .resources : .internal, "zlib: inflateInit2 failed (\(rc == Z_MEM_ERROR ? "out of memory" : "\(rc)"))") }
     }
     deinit { inflateEnd(&stream) }
 

@@ -19,6 +19,7 @@ struct IMGConvCommand: ParsableCommand {
     /// (through `Console`: a failed write is exit 74).
     static func main() {
         Console.occupyClosedStandardDescriptors()
+        MemoryCeiling.prepare()
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -48,6 +49,9 @@ struct IMGConvCommand: ParsableCommand {
         // A signal held back while outputs were renamed into place ends the run here at the latest.
         defer { TemporaryFiles.endCommit() }
         do {
+            // Under a memory limit (ulimit -v, a cgroup) that leaves less than any run needs,
+            // stop here with the figures: an allocation that fails later would end the process.
+            try MemoryCeiling.requireMinimum()
             try body()
         } catch let e as ImgConvError {
             Console.error(e.description)

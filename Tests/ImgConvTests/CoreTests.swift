@@ -79,6 +79,41 @@ final class CoreTests: XCTestCase {
         XCTAssertLessThanOrEqual(most, 100 + 16)
     }
 
+    func testOrderedWorkDeliversInSubmissionOrderOnItsOwnThreads() throws {
+        // Jobs that finish out of order (the early ones sleep) are handed back in order, never
+        // more than `limit` outstanding; an error is handed back at its place.
+        let work = OrderedWork<Int>(limit: 4)
+        var got: [Int] = []
+        for i in 0..<200 {
+            try work.submit({ if i % 5 == 0 { usleep(300) }; return i * 3 }, deliver: { got.append($0) })
+            XCTAssertGreaterThanOrEqual(got.count, i + 1 - 4)
+        }
+        try work.finish(deliver: { got.append($0) })
+        XCTAssertEqual(got, (0..<200).map { $0 * 3 })
+        let failing = OrderedWork<Int>(limit: 2)
+        var before: [Int] = []
+        XCTAssertThrowsError(try {
+            for i in 0..<10 {
+                try failing.submit({ if i == 3 { throw ImgConvError(.resources, "no memory") }; return i },
+                                   deliver: { before.append($0) })
+            }
+            try failing.finish(deliver: { before.append($0) })
+        }())
+        XCTAssertEqual(before, [0, 1, 2])
+    }
+
+    func testMemoryCeilingIsTheSmallestLimit() {
+        let c = MemoryCeiling.current()
+        XCTAssertGreaterThan(c.bytes, 0)
+        XCTAssertLessThanOrEqual(c.bytes, MemoryCeiling.physical)
+        if let cg = MemoryCeiling.cgroupLimit { XCTAssertLessThanOrEqual(c.bytes, cg) }
+        if let limit = MemoryCeiling.addressSpaceLimit { XCTAssertLessThanOrEqual(c.bytes, limit) }
+        XCTAssertNoThrow(try MemoryCeiling.reserve(1 << 20, for: "a test"))
+        XCTAssertThrowsError(try MemoryCeiling.reserve(Int.max / 2, for: "a test")) { error in
+            XCTAssertEqual((error as? ImgConvError)?.code, .resources)
+        }
+    }
+
     func testPipelineStopsAtFirstConsumerError() {
         XCTAssertThrowsError(try runOrderedPipeline(count: 1000, jobs: 2, window: 4, work: { $0 }, consume: { i, _ in
             if i == 10 { throw ImgConvError(.corruptInput, path: "x", "stop") }

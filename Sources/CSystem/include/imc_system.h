@@ -33,4 +33,8 @@ int imc_remove_tree(const char *path);
 // Swaps two paths atomically (renameat2 with RENAME_EXCHANGE). Returns 0, or -1 with errno set.
 int imc_exchange(const char *a, const char *b);
 
+// Keeps glibc's malloc to `count` arenas (mallopt M_ARENA_MAX): each further arena reserves
+// 64 MiB of address space, which counts against RLIMIT_AS whether it is used or not.
+int imc_limit_malloc_arenas(int count);
+
 #endif
