@@ -25,6 +25,7 @@ public final class HDF5Reader: TensorContainer {
     /// - Throws: `.corruptInput` with HDF5's reason when the file cannot be opened.
     public init(path: String) throws {
         self.path = path
+        try Self.checkSuperblock(path)
         try HDF5.run(reading: path) {
             let ctx = self.ctx
             file = handles.own(try ctx.check(H5Fopen(path, imc_h5f_acc_rdonly(), imc_h5p_default()), "open the file"), .file)
@@ -56,16 +57,47 @@ public final class HDF5Reader: TensorContainer {
         }
     }
 
-    /// HDF5's signature at the start of the file or of a user block (512, 1024, 2048... bytes).
-    public static func hasSignature(_ path: String) -> Bool {
-        guard let file = try? ReadOnlyFile(path: path) else { return false }
-        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+    private static let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    /// Where the superblock starts: HDF5's signature at the start of the file or of a user block
+    /// (512, 1024, 2048... bytes), as libhdf5 looks for it.
+    private static func superblockOffset(_ file: ReadOnlyFile) -> Int? {
         var offset = 0
         while offset + 8 <= file.size {
-            if (try? file.read(at: offset, count: 8)) == signature { return true }
+            if (try? file.read(at: offset, count: 8)) == signature { return offset }
             offset = offset == 0 ? 512 : offset * 2
         }
-        return false
+        return nil
+    }
+
+    public static func hasSignature(_ path: String) -> Bool {
+        guard let file = try? ReadOnlyFile(path: path) else { return false }
+        return superblockOffset(file) != nil
+    }
+
+    /// Checks what libhdf5 would trust in a version 0 or 1 superblock before it is handed the
+    /// file: the sizes of addresses and lengths, and that there is no driver information block
+    /// (written only by the multi-file drivers, which imgconv does not open; libhdf5 sizes an
+    /// allocation from that block's length field, and a damaged one cost gigabytes of memory for
+    /// a 62-byte file). Later superblock versions have no such field here.
+    /// - Throws: `.corruptInput` or `.unsupported` naming the file.
+    static func checkSuperblock(_ path: String) throws {
+        let file = try ReadOnlyFile(path: path)
+        guard let base = superblockOffset(file) else { return }   // libhdf5 says what is wrong
+        let head = try file.read(at: base, count: 128)
+        guard head.count >= 16, head[8] <= 1 else { return }
+        let offsets = Int(head[13]), lengths = Int(head[14])
+        guard [2, 4, 8, 16, 32].contains(offsets), [2, 4, 8, 16, 32].contains(lengths) else {
+            throw ImgConvError(.corruptInput, path: path, "HDF5 superblock: sizes of offsets \(offsets) and lengths \(lengths) are not 2, 4, 8, 16 or 32")
+        }
+        let driverField = (head[8] == 0 ? 24 : 28) + 3 * offsets
+        guard head.count >= driverField + offsets else {
+            throw ImgConvError(.corruptInput, path: path, "HDF5 superblock is cut short (\(file.size - base) bytes)")
+        }
+        if head[driverField..<(driverField + offsets)].contains(where: { $0 != 0xFF }) {
+            throw ImgConvError(.unsupported, path: path,
+                               "HDF5 file has a driver information block (a multi-file or family driver's file): not supported")
+        }
     }
 
     public var tensorNames: [String] {

@@ -315,3 +315,19 @@ def test_an_interrupted_read_command_does_not_claim_to_remove_an_output(tmp_path
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM
     assert [ln for ln in err.decode().splitlines() if ln.strip()] == ["imgconv: interrupted (SIGTERM)"]
+
+
+def test_hdf5_driver_information_block_is_refused_before_libhdf5_reads_it(run, tmp_path):
+    """Tests/Fixtures/hdf5/README.md: a 62-byte file whose driver information block's length made
+    libhdf5 use 3.4 GB; and a real file of h5py's family driver (which writes such a block)."""
+    src = H.FIXTURES / "hdf5" / "driver-block-size.h5"
+    for args in (["inspect", src], ["convert", src, tmp_path / "o.npz"]):
+        res, rss = run_measured(args, tmp_path)
+        assert_refused(res, "driver-block-size.h5", "driver information block")
+        assert rss is None or rss < MAX_RSS_KIB, f"peak RSS {rss} KiB"
+    family = tmp_path / "fam%d.h5"
+    X, y = small_pair()
+    with h5py.File(family, "w", driver="family", memb_size=1 << 20) as f:
+        f["trainXs"], f["trainYs"] = X, y
+    res, _ = run_measured(["inspect", tmp_path / "fam0.h5"], tmp_path)
+    assert_refused(res, "fam0.h5", "driver information block")
