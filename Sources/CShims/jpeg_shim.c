@@ -1,6 +1,7 @@
 #include "imc_shims.h"
 #include <stdio.h>
 #include <jpeglib.h>
+#include <jerror.h>
 #include <setjmp.h>
 #include <string.h>
 
@@ -22,11 +23,20 @@ static void on_error(j_common_ptr cinfo) {
     longjmp(e->jump, 1);
 }
 
-// Warnings (corrupt data that libjpeg recovers from) are errors for imgconv, as with TurboJPEG.
+// Warnings (corrupt data that libjpeg recovers from) are errors for imgconv, as with TurboJPEG,
+// except with allow_warnings: 1 accepts every warning, 2 only "extraneous bytes before marker"
+// (stray bytes between segments: no pixel is missing, and Pillow, OpenCV and TensorFlow decode
+// such files).
 static void on_message(j_common_ptr cinfo, int level) {
     if (level >= 0) return;
     jpeg_errors *e = (jpeg_errors *)cinfo->err;
-    if (!e->allow_warnings) on_error(cinfo);
+    int benign = cinfo->err->msg_code == JWRN_EXTRANEOUS_DATA;
+    if (!e->allow_warnings || (e->allow_warnings == 2 && !benign)) {
+        char msg[JMSG_LENGTH_MAX];
+        (*cinfo->err->format_message)(cinfo, msg);
+        snprintf(e->err, e->errlen, "libjpeg: %s (damaged or truncated file; --allow-truncated-jpeg accepts it)", msg);
+        longjmp(e->jump, 1);
+    }
     if (!e->warned) {
         char msg[JMSG_LENGTH_MAX];
         (*cinfo->err->format_message)(cinfo, msg);

@@ -33,14 +33,20 @@ public struct JPEGDecoder: ImageDecoder {
             tjDecompressHeader3(h.raw, buf.baseAddress, UInt(buf.count), &w, &ht, &sub, &cs)
         }
         if rc != 0 && !(allowTruncated && h.isWarning() && w > 0 && ht > 0) {
-            throw ImgConvError.library("TurboJPEG", h.message())
+            throw ImgConvError.library("TurboJPEG", h.message() + (h.isWarning() ? " " + Self.warningMark : ""))
         }
         return (Int(w), Int(ht), cs)
     }
 
-    private static func needsLibjpeg(_ error: ImgConvError) -> Bool {
-        error.message.contains("subsampling type")
+    /// Files TurboJPEG does not take but the libjpeg API does: samplings TurboJPEG cannot name,
+    /// and (unless every warning is accepted) files with a warning, which the libjpeg path
+    /// accepts when every warning is "extraneous bytes before marker".
+    private func needsLibjpeg(_ error: ImgConvError) -> Bool {
+        error.message.contains("subsampling type") || (!allowTruncated && error.message.contains(Self.warningMark))
     }
+
+    /// Ends the message of a TurboJPEG warning (see `header`).
+    private static let warningMark = "(damaged or truncated file; --allow-truncated-jpeg accepts it)"
 
     public func readHeader(_ data: [UInt8]) throws -> ImageHeader {
         let h = try Handle()
@@ -49,7 +55,7 @@ public struct JPEGDecoder: ImageDecoder {
             let (w, ht, cs) = try header(h, data)
             return ImageHeader(width: w, height: ht, channels: cs == TJCS_GRAY.rawValue ? 1 : 3, depth: .eight,
                                orientation: ExifOrientation.fromJPEG(data))
-        } catch let e as ImgConvError where Self.needsLibjpeg(e) {
+        } catch let e as ImgConvError where needsLibjpeg(e) {
             let (info, _) = try libjpeg(data, infoOnly: true, into: nil)
             return ImageHeader(width: Int(info.width), height: Int(info.height), channels: info.channels == 1 ? 1 : 3,
                                depth: .eight, orientation: ExifOrientation.fromJPEG(data))
@@ -62,7 +68,7 @@ public struct JPEGDecoder: ImageDecoder {
         var info = imc_jpeg_info()
         var err = CErrorBuffer()
         let rc = data.withUnsafeBufferPointer { src in
-            imc_jpeg_decode(src.baseAddress, src.count, infoOnly ? 1 : 0, allowTruncated ? 1 : 0, pixels?.baseAddress,
+            imc_jpeg_decode(src.baseAddress, src.count, infoOnly ? 1 : 0, allowTruncated ? 1 : 2, pixels?.baseAddress,
                             pixels?.count ?? 0, &info, &err.bytes, err.bytes.count)
         }
         guard rc == 0 else { throw ImgConvError(.corruptInput, err.text) }
@@ -106,7 +112,7 @@ public struct JPEGDecoder: ImageDecoder {
         let (w, ht, cs): (Int, Int, Int32)
         do {
             (w, ht, cs) = try header(h, data)
-        } catch let e as ImgConvError where Self.needsLibjpeg(e) {
+        } catch let e as ImgConvError where needsLibjpeg(e) {
             return try decodeWithLibjpeg(data, header: expected)
         }
         guard w == expected.width, ht == expected.height else {
@@ -129,7 +135,9 @@ public struct JPEGDecoder: ImageDecoder {
         if rc != 0 {
             let reason = h.message()
             guard allowTruncated && h.isWarning() else {
-                throw ImgConvError.library("TurboJPEG", reason + (h.isWarning() ? " (damaged or truncated file; --allow-truncated-jpeg accepts it)" : ""))
+                // The libjpeg path tells an "extraneous bytes" warning from the others.
+                if h.isWarning() { return try decodeWithLibjpeg(data, header: expected) }
+                throw ImgConvError.library("TurboJPEG", reason)
             }
             warning = "TurboJPEG: \(reason)"
         }

@@ -95,3 +95,54 @@ def test_jpeg_color_to_gray_matches_pillow(run, make_dataset, tmp_path):
     got = H.load_npz(out)["trainXs"][0]
     H.assert_equal_pixels(got, H.pil_array(src, "L"), "noise.jpg --color gray")
     H.assert_equal_pixels(got[..., 0], H.pil_l_from_rgb(H.pil_array(src, "RGB")), "L formula")
+
+
+# --- "N extraneous bytes before marker": accepted by default, as Pillow, OpenCV and TensorFlow do --
+
+def _segments_end(data: bytes, marker: int) -> int:
+    """The offset of the first segment with `marker` (0xDB, 0xC0...) in a baseline JPEG."""
+    i = 2
+    while i < len(data):
+        assert data[i] == 0xFF
+        if data[i + 1] == marker:
+            return i
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    raise AssertionError(f"no marker {marker:#x}")
+
+
+def _jpeg_with_stray_bytes(tmp_path, before: int, truncate: bool = False):
+    from PIL import Image
+    rng = np.random.default_rng(21)
+    src = tmp_path / "clean.jpg"
+    Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(src, quality=90)
+    data = src.read_bytes()
+    at = _segments_end(data, before)
+    damaged = data[:at] + b"\x00\x11\x22" + data[at:]
+    if truncate:
+        damaged = damaged[: len(damaged) * 2 // 3]
+    out = tmp_path / "stray.jpg"
+    out.write_bytes(damaged)
+    return out
+
+
+@pytest.mark.parametrize("before", [0xDB, 0xC0, 0xDA], ids=["before-DQT", "before-SOF", "before-SOS"])
+def test_extraneous_bytes_before_a_marker_decode_as_pillow_with_a_warning(run, make_dataset, tmp_path, before):
+    src = _jpeg_with_stray_bytes(tmp_path, before)
+    ds = make_dataset()
+    ds.add("j/stray.jpg", src)
+    out = tmp_path / "j.npz"
+    res = run(["to-npz", ds.root, out])
+    H.assert_equal_pixels(H.load_npz(out)["trainXs"][0], H.pil_array(src, "RGB"), "stray bytes")
+    manifest = H.load_json(H.npz_manifest_path(out))
+    assert "3 extraneous bytes before marker" in manifest["files"][0]["warning"], manifest["files"][0]
+    assert "extraneous" in res.stderr   # said once, as every decoder warning
+    run(["verify", out, "--against", ds.root])
+
+
+def test_extraneous_bytes_do_not_excuse_missing_data(run, make_dataset, tmp_path):
+    src = _jpeg_with_stray_bytes(tmp_path, 0xDB, truncate=True)
+    ds = make_dataset()
+    ds.add("j/stray.jpg", src)
+    res = run(["to-npz", ds.root, tmp_path / "j.npz"], expect_rc=H.EX_DATAERR)
+    H.assert_one_line_error(res, "stray.jpg", "--allow-truncated-jpeg accepts it")
+    run(["to-npz", ds.root, tmp_path / "j.npz", "--allow-truncated-jpeg"])
