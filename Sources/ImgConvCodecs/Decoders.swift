@@ -45,7 +45,16 @@ public struct Decoders: Sendable {
     /// - Throws: as `header(_:format:page:)`; `.io` when reading fails.
     public func header(_ prefix: [UInt8], of input: InputFile, format: ImageFormat, page: Int = 0) throws -> ImageHeader {
         do {
-            return try header(prefix, format: format, page: page)
+            var h = try header(prefix, format: format, page: page)
+            // A PNG's orientation may come in a chunk after the image data.
+            if format == .png, options.exifOrientation, input.size > prefix.count {
+                h.orientation = ExifOrientation.fromPNG { offset, count in
+                    var bytes: [UInt8] = []
+                    try? input.read(count, at: offset, appendingTo: &bytes)
+                    return bytes
+                }
+            }
+            return h
         } catch let e as ImgConvError where e.code == .corruptInput && input.size > prefix.count {
             if format == .tiff {
                 return try checked(TIFFDecoder(page: page, limits: options.limits).readHeader(file: input))
