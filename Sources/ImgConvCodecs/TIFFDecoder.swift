@@ -10,8 +10,12 @@ import ImgConvCore
 ///   float32 cannot hold exactly (integers beyond 2^24) are refused rather than rounded;
 /// - min-is-white is inverted; palette images expand to RGB; 8-bit CMYK converts to RGB as
 ///   Pillow's `convert('RGB')`; JPEG-compressed YCbCr is converted by libtiff;
-/// - gray and RGB keep an alpha channel when the first extra sample is alpha (associated alpha
-///   stays premultiplied, as stored); other extra samples are dropped;
+/// - gray and RGB keep an alpha channel when the first extra sample is alpha; 8-bit associated
+///   (premultiplied) alpha is divided back as Pillow's RGBa to RGBA does, deeper samples stay
+///   as stored (as tifffile reads them); other extra samples are dropped;
+/// - YCbCr not in JPEG (subsampled, uncompressed) goes through libtiff's RGBA interface as Pillow
+///   reads it; `SampleFormat` 4 (void) is read as unsigned; CIE L*a*b* is refused by name;
+/// - 16-bit CMYK is narrowed to 8 bits as Pillow reads it, with a warning in the manifest;
 /// - the Orientation tag is reported so it can be applied like EXIF orientation.
 public struct TIFFDecoder: ImageDecoder {
     /// Which page (directory) to decode.
@@ -48,8 +52,11 @@ public struct TIFFDecoder: ImageDecoder {
         var cmyk: Bool
         /// Factor for 1/2/4-bit samples (Pillow's widening), else 1.
         var widen: Int
-        /// Read through libtiff's RGBA interface (old-style JPEG), as Pillow does.
+        /// Read through libtiff's RGBA interface (old-style JPEG, YCbCr not in JPEG), as Pillow does.
         var rgba = false
+        /// The alpha channel is associated (colours premultiplied): 8-bit samples are divided
+        /// back as Pillow's RGBa to RGBA does.
+        var premultiplied = false
         var storedBytes: Int { bits <= 8 ? 1 : bits <= 16 ? 2 : bits <= 32 ? 4 : 8 }
     }
 
@@ -61,6 +68,7 @@ public struct TIFFDecoder: ImageDecoder {
         case 1: kind = .unsigned
         case 2: kind = .signed
         case 3: kind = .float
+        case 4: kind = .unsigned   // "void": undefined data, read as unsigned as Pillow and tifffile do
         default: throw ImgConvError(.unsupported, "TIFF sample format \(i.sample_format) is not supported")
         }
         guard (1...32).contains(bits) || bits == 64 else {
@@ -96,6 +104,14 @@ public struct TIFFDecoder: ImageDecoder {
             l.outChannels = 3
             l.depth = .eight
             l.rgba = true
+        case (6, 3) where kind == .unsigned && bits == 8:
+            // YCbCr stored as such (subsampled, uncompressed or another codec): libtiff's RGBA
+            // interface converts it, as Pillow reads it.
+            l.outChannels = 3
+            l.depth = .eight
+            l.rgba = true
+        case (8, _), (9, _), (10, _):
+            throw ImgConvError(.unsupported, "TIFF in CIE L*a*b* (photometric interpretation \(i.photometric)) is not supported")
         case (3, 1) where kind == .unsigned && bits <= 8:
             l = Layout(bits: bits, kind: kind, storedSamples: 1, outChannels: 3, depth: .eight,
                        invert: false, palette: true, cmyk: false, widen: 1)
@@ -107,6 +123,7 @@ public struct TIFFDecoder: ImageDecoder {
         default:
             throw ImgConvError(.unsupported, "TIFF photometric interpretation \(i.photometric) with \(spp) samples per pixel is not supported")
         }
+        l.premultiplied = i.extra_kind == 1 && (l.outChannels == 2 || l.outChannels == 4) && l.depth == .eight && !l.palette
         return l
     }
 
@@ -168,7 +185,12 @@ public struct TIFFDecoder: ImageDecoder {
         } else {
             pixels = try convert(raw, count: count, layout: l)
         }
-        return PixelBuffer(width: header.width, height: header.height, channels: l.outChannels, depth: l.depth, bytes: pixels)
+        var image = PixelBuffer(width: header.width, height: header.height, channels: l.outChannels, depth: l.depth,
+                                bytes: l.premultiplied ? Self.unpremultiplied(pixels, channels: l.outChannels) : pixels)
+        if l.cmyk && l.bits == 16 {
+            image.warning = "16-bit CMYK narrowed to 8 bits before its conversion to RGB, as Pillow reads it"
+        }
+        return image
     }
 
     /// Keeps the leading output channels, widens or converts samples, inverts min-is-white.
@@ -262,6 +284,18 @@ public struct TIFFDecoder: ImageDecoder {
             rgb[p * 3 + 2] = raster[p * 4 + 2]
         }
         return PixelBuffer(width: header.width, height: header.height, channels: 3, depth: .eight, bytes: rgb)
+    }
+
+    /// Colours divided by their associated alpha, as Pillow's RGBa to RGBA: 255·c / a truncated
+    /// and clipped to 255; a pixel whose alpha is 0 or 255 keeps its colours.
+    static func unpremultiplied(_ pixels: [UInt8], channels: Int) -> [UInt8] {
+        var out = pixels
+        for p in stride(from: 0, to: out.count, by: channels) {
+            let a = UInt32(out[p + channels - 1])
+            guard a != 0 && a != 255 else { continue }
+            for c in p..<(p + channels - 1) { out[c] = UInt8(min(255, 255 * UInt32(out[c]) / a)) }
+        }
+        return out
     }
 
     /// The top 8 bits of every 16-bit sample.

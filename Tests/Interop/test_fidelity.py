@@ -275,8 +275,9 @@ def _tiff_policy(raw: np.ndarray, f: dict) -> np.ndarray:
       written with 0..255 entries; no such file is in the corpus, and Pillow reads every palette
       file of it, so this branch is a fallback);
     - 8-bit CMYK: Pillow's convert('RGB') formula (255 - K) - C*(255 - K)/255 rounded (MULDIV255);
-    - extra samples: the first one is kept when it is alpha (associated 1 or unassociated 2, values
-      as stored: associated alpha stays premultiplied); any other extra sample is dropped;
+    - extra samples: the first one is kept when it is alpha (associated 1 or unassociated 2);
+      8-bit associated alpha is divided back as Pillow's RGBa to RGBA (`H.unpremultiplied`),
+      deeper samples stay as stored; any other extra sample is dropped;
     - signed integers, unsigned > 16 bits, float16/64: converted to float32 (values kept);
     - Orientation tag: applied as exif_transpose."""
     bits, fmt, phot, spp = f["bits"], f["fmt"], f["phot"], f["spp"]
@@ -306,6 +307,8 @@ def _tiff_policy(raw: np.ndarray, f: dict) -> np.ndarray:
         if bits in (1, 2, 4):
             a = a.astype(np.int64) * {1: 255, 2: 85, 4: 17}[bits]
     out = a.astype(_policy_dtype(bits, fmt))
+    if alpha and extras[0] == 1 and out.dtype == np.uint8 and keep in (2, 4):
+        out = H.unpremultiplied(out)
     return orient(out, f["orientation"])
 
 
@@ -331,8 +334,8 @@ def tiff_reference(path: Path) -> Ref:
         facts is None or pil_arr.dtype == _policy_dtype(facts["bits"], facts["fmt"])
         or (facts["phot"] in (3, 5) and pil_arr.dtype == np.uint8))
     if facts is not None and facts["extras"][:1] == (1,) and facts["phot"] in (0, 1, 2):
-        # Associated (premultiplied) alpha: the policy keeps the stored samples; Pillow
-        # un-premultiplies RGBa to RGBA (and returns zero alpha for planar-separate La).
+        # Associated (premultiplied) alpha: tifffile's stored samples divided back as Pillow does
+        # (Pillow itself returns zero alpha for planar-separate La, and narrows 16-bit RGBa).
         pil_faithful = False
     if pil_faithful:
         if tf_arr is not None and not (tf_arr.shape == pil_arr.shape and tf_arr.dtype == pil_arr.dtype
