@@ -44,6 +44,12 @@ public struct Decoders: Sendable {
     /// lie; another format's header from up to `ImageFormat.metadataAllowance` bytes.
     /// - Throws: as `header(_:format:page:)`; `.io` when reading fails.
     public func header(_ prefix: [UInt8], of input: InputFile, format: ImageFormat, page: Int = 0) throws -> ImageHeader {
+        // A TIFF's directory may point past the prefix (a colormap, per-sample arrays), and
+        // libtiff substitutes defaults for some tags it cannot read (a palette file without its
+        // colormap becomes gray, with a warning): its header is always read from the file.
+        if format == .tiff && input.size > prefix.count {
+            return try checked(TIFFDecoder(page: page, limits: options.limits).readHeader(file: input))
+        }
         do {
             var h = try header(prefix, format: format, page: page)
             // A PNG's orientation may come in a chunk after the image data.

@@ -15,6 +15,8 @@ import ImgConvCore
 ///   as stored (as tifffile reads them); other extra samples are dropped;
 /// - YCbCr not in JPEG (subsampled, uncompressed) goes through libtiff's RGBA interface as Pillow
 ///   reads it; `SampleFormat` 4 (void) is read as unsigned; CIE L*a*b* is refused by name;
+/// - palettes of 16-bit indices expand like 8-bit ones (colormap entries narrowed as Pillow does;
+///   Pillow itself cannot open such files);
 /// - 16-bit CMYK is narrowed to 8 bits as Pillow reads it, with a warning in the manifest;
 /// - the Orientation tag is reported so it can be applied like EXIF orientation.
 public struct TIFFDecoder: ImageDecoder {
@@ -112,7 +114,7 @@ public struct TIFFDecoder: ImageDecoder {
             l.rgba = true
         case (8, _), (9, _), (10, _):
             throw ImgConvError(.unsupported, "TIFF in CIE L*a*b* (photometric interpretation \(i.photometric)) is not supported")
-        case (3, 1) where kind == .unsigned && bits <= 8:
+        case (3, 1) where kind == .unsigned && (bits <= 8 || bits == 16):
             l = Layout(bits: bits, kind: kind, storedSamples: 1, outChannels: 3, depth: .eight,
                        invert: false, palette: true, cmyk: false, widen: 1)
         case (5, 4...) where i.inkset == 1 && (bits == 8 || bits == 16) && kind == .unsigned:
@@ -164,7 +166,8 @@ public struct TIFFDecoder: ImageDecoder {
     public func decode(_ data: [UInt8], header: ImageHeader) throws -> PixelBuffer {
         let i = try info(data)
         let l = try layout(i)
-        guard Int(i.width) == header.width, Int(i.height) == header.height else {
+        guard Int(i.width) == header.width, Int(i.height) == header.height,
+              l.outChannels == header.channels, l.depth == header.depth else {
             throw ImgConvError(.corruptInput, "header changed between reads")
         }
         let count = header.width * header.height
@@ -256,8 +259,9 @@ public struct TIFFDecoder: ImageDecoder {
         let eightBit = (r + g + b).allSatisfy { $0 <= 255 }
         let shift: UInt16 = eightBit ? 0 : 8
         var out = [UInt8](repeating: 0, count: count * 3)
+        let wide = bits == 16   // 16-bit indices, read as stored (native order, as libtiff gives them)
         for p in 0..<count {
-            let idx = Int(raw[p])
+            let idx = wide ? Int(UInt16(raw[p * 2]) | UInt16(raw[p * 2 + 1]) << 8) : Int(raw[p])
             out[p * 3] = UInt8(truncatingIfNeeded: r[idx] >> shift)
             out[p * 3 + 1] = UInt8(truncatingIfNeeded: g[idx] >> shift)
             out[p * 3 + 2] = UInt8(truncatingIfNeeded: b[idx] >> shift)

@@ -71,7 +71,7 @@ def test_image_larger_than_its_header_can_need_is_refused_unread(dataset, tmp_pa
     res, rss = run_measured(["to-npz", root, out / "o.npz", "-q", *extra], tmp_path)
     H.assert_one_line_error(res, f"a/huge.{ext}", f"file is {GIB} bytes", f"more than a 8x8 {fmt}", "can need")
     rss_ok(rss)
-    assert time.monotonic() - start < (60 if SANITIZED else 10)
+    assert time.monotonic() - start < (90 if SANITIZED else 30)
     assert list(out.iterdir()) == [], "no output, no temporary file"
 
     # --skip-bad skips it (the file is wrong, not the host) and converts the rest.
@@ -88,7 +88,7 @@ def test_a_huge_non_image_is_skipped_from_its_first_bytes(dataset, tmp_path):
     sparse(root / "b" / "zeros.png", b"", 10 * GIB)
     start = time.monotonic()
     res, rss = run_measured(["to-npz", root, out / "o.npz", "-q"], tmp_path, expect_rc=0)
-    assert time.monotonic() - start < (60 if SANITIZED else 5), "the 10 GiB file was read"
+    assert time.monotonic() - start < (90 if SANITIZED else 20), "the 10 GiB file was read"
     rss_ok(rss)
     manifest = H.load_json(H.npz_manifest_path(out / "o.npz"))
     assert manifest["skipped"] == [{"path": "b/zeros.png", "reason": "not an image"}]
@@ -157,7 +157,7 @@ def test_huge_list_csv_of_zeros_stops_at_its_first_line(dataset, tmp_path):
     start = time.monotonic()
     res, rss = run_measured(["to-npz", "--list", csv, out / "o.npz", "-q"], tmp_path)
     H.assert_one_line_error(res, "list.csv:3", "NUL")
-    assert time.monotonic() - start < (60 if SANITIZED else 5)
+    assert time.monotonic() - start < (90 if SANITIZED else 20)
     rss_ok(rss)
     assert list(out.iterdir()) == []
 

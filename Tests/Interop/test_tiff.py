@@ -189,3 +189,43 @@ def test_16bit_cmyk_is_narrowed_with_a_warning(run, make_dataset, tmp_path):
     got, manifest = _one(run, make_dataset, tmp_path, src)
     assert got.dtype == np.uint8
     assert "16-bit CMYK narrowed to 8 bits" in manifest["files"][0]["warning"]
+
+
+def test_16bit_palette_expands_like_an_8bit_one(run, make_dataset, tmp_path):
+    """Pillow cannot open a palette of 16-bit indices; tifffile's indices and colormap are the
+    reference, narrowed as for 8-bit palettes. Its 393 KB colormap also lies past the header
+    pass's 16 KiB prefix."""
+    import tifffile
+    rng = np.random.default_rng(12)
+    idx = rng.integers(0, 65536, (5, 6), dtype=np.uint16)
+    cmap = rng.integers(0, 65536, (3, 65536), dtype=np.uint16)
+    src = tmp_path / "p16.tif"
+    tifffile.imwrite(src, idx, photometric="palette", colormap=cmap)
+    got, _ = _one(run, make_dataset, tmp_path, src)
+    np.testing.assert_array_equal(got, np.stack([cmap[c][idx] >> 8 for c in range(3)], axis=-1).astype(np.uint8))
+
+
+def test_palette_whose_colormap_lies_past_the_prefix_is_not_read_as_gray(run, make_dataset, tmp_path):
+    """The directory is at the start, the colormap after 40 KB of pixels, past the header pass's
+    16 KiB prefix: the header is read from the file. (With a colormap too large to fit in what
+    libtiff takes for the file, the 393 KB one above, libtiff ignores the tag with a warning and
+    calls the image gray: that header, read from the prefix, planned a gray uint16 tensor.)"""
+    import struct
+    w = h = 200
+    rng = np.random.default_rng(13)
+    pixels = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    cmap = rng.integers(0, 65536, (3, 256), dtype=np.uint16)
+    tags = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 3), (273, 4, 1, None),
+            (277, 3, 1, 1), (278, 3, 1, h), (279, 4, 1, w * h), (320, 3, 768, None)]
+    data_at = 8 + 2 + 12 * len(tags) + 4
+    cmap_at = data_at + w * h
+    entries = b""
+    for tag, typ, count, value in tags:
+        value = data_at if tag == 273 else cmap_at if tag == 320 else value
+        entries += struct.pack("<HHI", tag, typ, count) + (struct.pack("<HH", value, 0) if typ == 3 and count == 1
+                                                           else struct.pack("<I", value))
+    src = tmp_path / "late-colormap.tif"
+    src.write_bytes(b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(tags)) + entries + struct.pack("<I", 0)
+                    + pixels.tobytes() + cmap.astype("<u2").tobytes())
+    got, _ = _one(run, make_dataset, tmp_path, src)
+    H.assert_equal_pixels(got, H.pil_array(src, "RGB"), "palette with a late colormap")
