@@ -181,9 +181,24 @@ static int find_child(const uint8_t *d, size_t off, size_t end, const char *type
     return 0;
 }
 
-// The chroma_format_idc (0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4) of item `id`'s hvcC
-// property, or -1. `ipco`/`ipma` are payloads of those boxes.
-static int item_chroma(const uint8_t *d, const box_t *ipco, const box_t *ipma, uint32_t id) {
+// Properties of ipco looked at (by 1-based index): enough for any real file, and a bound on the
+// work a hostile one can ask for.
+#define IMC_MAX_PROPERTIES 4096
+
+// The chroma_format_idc (0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4) of every hvcC property of
+// ipco, by index (-1 for other properties), in one pass.
+static void property_chroma(const uint8_t *d, const box_t *ipco, signed char *chroma) {
+    memset(chroma, -1, IMC_MAX_PROPERTIES);
+    box_t b;
+    size_t off = ipco->payload, end = ipco->payload + ipco->payload_len;
+    for (int i = 1; i < IMC_MAX_PROPERTIES && next_box(d, off, end, &b); i++) {
+        if (memcmp(b.type, "hvcC", 4) == 0 && b.payload_len >= 17) chroma[i] = (signed char)(d[b.payload + 16] & 3);
+        off = b.next;
+    }
+}
+
+// The chroma_format_idc of item `id`'s first hvcC property (ipma: payload of that box), or -1.
+static int item_chroma(const uint8_t *d, const signed char *chroma, const box_t *ipma, uint32_t id) {
     size_t p = ipma->payload, end = ipma->payload + ipma->payload_len;
     if (end - p < 8) return -1;
     int version = d[p], wide = d[p + 3] & 1;
@@ -200,19 +215,9 @@ static int item_chroma(const uint8_t *d, const box_t *ipco, const box_t *ipma, u
             if (end - p < alen) return -1;
             uint32_t index = wide ? (uint32_t)((d[p] & 0x7F) << 8 | d[p + 1]) : (uint32_t)(d[p] & 0x7F);
             p += alen;
-            if (item != id || index == 0) continue;
-            // The index-th property (1-based) in ipco.
-            box_t b;
-            size_t off = ipco->payload, pend = ipco->payload + ipco->payload_len;
-            uint32_t i = 0;
-            while (next_box(d, off, pend, &b)) {
-                if (++i == index) {
-                    if (memcmp(b.type, "hvcC", 4) == 0 && b.payload_len >= 17) return d[b.payload + 16] & 3;
-                    break;
-                }
-                off = b.next;
-            }
+            if (item == id && index < IMC_MAX_PROPERTIES && chroma[index] >= 0) return chroma[index];
         }
+        if (item == id) return -1;
     }
     return -1;
 }
@@ -231,7 +236,9 @@ static int heif_primary_chroma(const uint8_t *d, size_t n, int *grid) {
     if (!find_child(d, mstart, mend, "iprp", &iprp)) return -1;
     if (!find_child(d, iprp.payload, iprp.payload + iprp.payload_len, "ipco", &ipco)) return -1;
     if (!find_child(d, iprp.payload, iprp.payload + iprp.payload_len, "ipma", &ipma)) return -1;
-    int c = item_chroma(d, &ipco, &ipma, primary);
+    signed char chroma[IMC_MAX_PROPERTIES];
+    property_chroma(d, &ipco, chroma);
+    int c = item_chroma(d, chroma, &ipma, primary);
     if (c >= 0) return c;
     // A derived image (grid): its first 'dimg' reference.
     *grid = 1;
@@ -247,7 +254,7 @@ static int heif_primary_chroma(const uint8_t *d, size_t n, int *grid) {
             if (from == primary && refs > 0) {
                 q += idlen + 2;
                 uint32_t tile = wide ? be32(d + q) : (uint32_t)(d[q] << 8 | d[q + 1]);
-                return item_chroma(d, &ipco, &ipma, tile);
+                return item_chroma(d, chroma, &ipma, tile);
             }
         }
         off = r.next;
