@@ -168,9 +168,11 @@ def main() -> int:
         problems += found
         narrowed = [p for p in files if p.relative_to(FIXTURES).parts[0] in NARROWED]
         if narrowed:
-            found, _ = convert_tree(imgconv, corpus, work / "narrowed.npz", "AVIF/HEIC --dtype uint8",
-                                    passes=(("--classes", ",".join(NARROWED), "--dtype", "uint8"),))
+            found, ncounts = convert_tree(imgconv, corpus, work / "narrowed.npz", "AVIF/HEIC --dtype uint8",
+                                         passes=(("--classes", ",".join(NARROWED), "--dtype", "uint8"),))
             problems += found
+            print(f"sanitize: AVIF/HEIC with --dtype uint8: {len(narrowed)} files ({ncounts}): "
+                  f"{'ok' if not found else f'{len(found)} problem(s)'}", flush=True)
         print(f"sanitize: fixture corpus: {len(files)} files, 2 conversions ({counts}): "
               f"{'ok' if not found else f'{len(found)} problem(s)'} ({time.monotonic() - t0:.0f} s)", flush=True)
 
@@ -181,9 +183,11 @@ def main() -> int:
         problems += found
         narrowed_cuts = ",".join(flat_name(p) for p in narrowed)
         if narrowed_cuts:
-            found, _ = convert_tree(imgconv, cuts, work / "cuts-narrowed.npz", "truncated AVIF/HEIC --dtype uint8",
-                                    passes=(("--classes", narrowed_cuts, "--dtype", "uint8"),))
+            found, ncounts = convert_tree(imgconv, cuts, work / "cuts-narrowed.npz", "truncated AVIF/HEIC --dtype uint8",
+                                         passes=(("--classes", narrowed_cuts, "--dtype", "uint8"),))
             problems += found
+            print(f"sanitize: truncated AVIF/HEIC with --dtype uint8 ({ncounts}): "
+                  f"{'ok' if not found else f'{len(found)} problem(s)'}", flush=True)
         print(f"sanitize: truncated fixtures: {n} cuts of {len(files)} files, 2 conversions ({counts}): "
               f"{'ok' if not found else f'{len(found)} problem(s)'} ({time.monotonic() - t0:.0f} s)", flush=True)
 
