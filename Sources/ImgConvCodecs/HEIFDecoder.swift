@@ -22,10 +22,13 @@ public struct HEIFDecoder: ImageDecoder {
 
     private var library: String { avif ? "libavif" : "libheif" }
 
+    /// The container's description. libavif's own size limit is left at its default here, so that
+    /// an image over --max-pixels is refused by `DecodeLimits` (as too large, not as damaged); the
+    /// decode sets it to --max-pixels.
     private func info(_ data: [UInt8]) throws -> imc_heif_info {
         var info = imc_heif_info()
         var err = CErrorBuffer()
-        let maxPixels = UInt32(clamping: limits.maxPixels)
+        let maxPixels: UInt32 = 0
         let rc = data.withUnsafeBufferPointer { buf in
             avif ? imc_avif_read_info(buf.baseAddress, buf.count, maxPixels, &info, &err.bytes, err.bytes.count)
                  : imc_heif_read_info(buf.baseAddress, buf.count, &info, &err.bytes, err.bytes.count)
@@ -49,7 +52,7 @@ public struct HEIFDecoder: ImageDecoder {
     }
 
     public func decode(_ data: [UInt8], header: ImageHeader) throws -> PixelBuffer {
-        var i = try info(data)
+        var i = try info(data)  // what the decode must match (the C side checks it again)
         guard Int(i.width) == header.width, Int(i.height) == header.height, Int(i.channels) == header.channels,
               (sixteen(i) ? SampleDepth.sixteen : .eight) == header.depth else {
             throw ImgConvError(.corruptInput, "image differs from its header")
