@@ -33,6 +33,12 @@ let package = Package(
                        providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
+        // AVIF and HEIF/HEIC inputs (Debian 12: libavif 0.11, libheif 1.15 with libde265, dav1d, aom).
+        // (not through pkg-config: its -DAVIF_DLL, a Windows-only define, is a flag SwiftPM refuses)
+        .systemLibrary(name: "CAvif",
+                       providers: [.apt(["libavif-dev"])]),
+        .systemLibrary(name: "CHeif", pkgConfig: "libheif",
+                       providers: [.apt(["libheif-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         // Deflate for --compress .npz members: faster than zlib at a smaller size.
@@ -40,8 +46,8 @@ let package = Package(
                        providers: [.apt(["libdeflate-dev"])]),
         // The C code of the project, besides CSystem below: libpng's and libjpeg's setjmp/longjmp error handling and libtiff's
         // variadic tag access, which Swift cannot call directly.
-        .target(name: "CShims", dependencies: ["CPNG", "CTIFF"],
-                linkerSettings: [.linkedLibrary("jpeg")]),
+        .target(name: "CShims", dependencies: ["CPNG", "CTIFF", "CAvif", "CHeif"],
+                linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("avif")]),
         // Linux calls Swift's Glibc module leaves out (they need _GNU_SOURCE): sync_file_range; and
         // sigaction with a blocked set, for the clean-up on signals.
         .target(name: "CSystem"),

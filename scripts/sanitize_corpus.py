@@ -2,8 +2,9 @@
 """The corpus half of scripts/sanitize.sh: drives an AddressSanitizer/UndefinedBehaviorSanitizer build
 of the CLI over
 
-1. every fixture image (Tests/Fixtures/{pngsuite,tiff,jpeg,generated,bad}, non-images of bad/
-   included), converted twice: default options, and the options that reach the most decoder code;
+1. every fixture image (Tests/Fixtures/{pngsuite,tiff,jpeg,generated,avif,heic,bad}, non-images of bad/
+   included), converted twice: default options, and the options that reach the most decoder code
+   (the AVIFs and HEICs a third time, with --dtype uint8: their decoders narrow 10/12-bit images);
 2. every one of those files cut at many lengths (fixed small lengths and fractions of the size; all
    cuts of a fixture in one class folder, with one intact image per class), converted the same two ways;
 3. containers: the output of 1 inspected, verified and converted to .h5, .npy folder and IDX, each
@@ -35,7 +36,8 @@ sys.path.insert(0, str(REPO / "Tests" / "Interop"))
 
 from crasher_replay import ANCHOR, FIXTURES, LENIENT, crasher_files, replay, run  # noqa: E402
 
-IMAGE_FOLDERS = ("pngsuite", "tiff", "jpeg", "generated", "bad")
+IMAGE_FOLDERS = ("pngsuite", "tiff", "jpeg", "generated", "avif", "heic", "bad")
+NARROWED = ("avif", "heic")  # also converted with --dtype uint8
 NOT_INPUTS = {".md", ".tsv", ".py", ".npy"}
 QUICK_LENGTHS = (1, 8, 16, 33, 64, 100, 500)
 QUICK_FRACTIONS = (0.10, 0.25, 0.50, 0.75, 0.99)
@@ -62,11 +64,11 @@ def flat_name(p: Path) -> str:
     return p.relative_to(FIXTURES).as_posix().replace("/", "__")
 
 
-def convert_tree(imgconv: Path, root: Path, out: Path, label: str) -> tuple[list[str], str]:
-    """Converts a tree both ways; on a failure, re-runs class by class to name the input.
+def convert_tree(imgconv: Path, root: Path, out: Path, label: str, passes=((), LENIENT)) -> tuple[list[str], str]:
+    """Converts a tree each way of `passes`; on a failure, re-runs class by class to name the input.
     Returns the problems and what was converted."""
     problems, counts = [], []
-    for k, flags in enumerate(((), LENIENT)):
+    for k, flags in enumerate(passes):
         npz = out.with_name(f"{out.stem}-{k}.npz")
         args = ["to-npz", root, npz, "--skip-bad", "--size", "16x16", "-q", "--jobs", "2", *flags]
         res, problem = run(imgconv, args, root.parent, timeout=TREE_TIMEOUT)
@@ -164,6 +166,13 @@ def main() -> int:
             shutil.copy(src, dst)
         found, counts = convert_tree(imgconv, corpus, work / "corpus.npz", "fixture corpus")
         problems += found
+        narrowed = [p for p in files if p.relative_to(FIXTURES).parts[0] in NARROWED]
+        if narrowed:
+            found, ncounts = convert_tree(imgconv, corpus, work / "narrowed.npz", "AVIF/HEIC --dtype uint8",
+                                         passes=(("--classes", ",".join(NARROWED), "--dtype", "uint8"),))
+            problems += found
+            print(f"sanitize: AVIF/HEIC with --dtype uint8: {len(narrowed)} files ({ncounts}): "
+                  f"{'ok' if not found else f'{len(found)} problem(s)'}", flush=True)
         print(f"sanitize: fixture corpus: {len(files)} files, 2 conversions ({counts}): "
               f"{'ok' if not found else f'{len(found)} problem(s)'} ({time.monotonic() - t0:.0f} s)", flush=True)
 
@@ -172,6 +181,13 @@ def main() -> int:
         n = build_cuts(files, cuts, a.quick)
         found, counts = convert_tree(imgconv, cuts, work / "cuts.npz", "truncated fixtures")
         problems += found
+        narrowed_cuts = ",".join(flat_name(p) for p in narrowed)
+        if narrowed_cuts:
+            found, ncounts = convert_tree(imgconv, cuts, work / "cuts-narrowed.npz", "truncated AVIF/HEIC --dtype uint8",
+                                         passes=(("--classes", narrowed_cuts, "--dtype", "uint8"),))
+            problems += found
+            print(f"sanitize: truncated AVIF/HEIC with --dtype uint8 ({ncounts}): "
+                  f"{'ok' if not found else f'{len(found)} problem(s)'}", flush=True)
         print(f"sanitize: truncated fixtures: {n} cuts of {len(files)} files, 2 conversions ({counts}): "
               f"{'ok' if not found else f'{len(found)} problem(s)'} ({time.monotonic() - t0:.0f} s)", flush=True)
 

@@ -36,6 +36,7 @@ extension Manifest.Options {
         d.exifOrientation = exifOrientation
         d.allowTruncatedJPEG = allowTruncatedJpeg
         d.jpegDraft = jpegDraft ?? false
+        d.narrowHighDepth = dtype == "uint8"
         d.limits = DecodeLimits(maxPixels: maxPixels)
         return d
     }

@@ -10,6 +10,9 @@ public struct DecodeOptions: Sendable {
     public var allowTruncatedJPEG = false
     /// Decode JPEGs with DCT scaling (1/2, 1/4, 1/8) when the target size allows.
     public var jpegDraft = false
+    /// Narrow 10/12-bit AVIF and HEIF colour images to 8 bits in the decoder, as Pillow and
+    /// pillow-heif do (`--dtype uint8`), instead of reading them as uint16.
+    public var narrowHighDepth = false
 
     public init() {}
 }
@@ -25,6 +28,7 @@ public struct Decoders: Sendable {
         case .png: return PNGDecoder()
         case .jpeg: return JPEGDecoder(allowTruncated: options.allowTruncatedJPEG)
         case .tiff: return TIFFDecoder(page: page, limits: options.limits)
+        case .avif, .heif: return HEIFDecoder(avif: format == .avif, limits: options.limits, narrowHighDepth: options.narrowHighDepth)
         default: return nil
         }
     }

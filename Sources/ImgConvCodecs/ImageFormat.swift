@@ -12,6 +12,7 @@ public enum ImageFormat: String, Sendable, CaseIterable {
         case .png: return true
         case .jpeg: return true
         case .tiff: return true
+        case .avif, .heif: return true
         default: return false
         }
     }

@@ -223,6 +223,7 @@ struct ConversionOptionGroup: ParsableArguments {
         o.decode.exifOrientation = exifOrientation
         o.decode.allowTruncatedJPEG = allowTruncatedJpeg
         o.decode.jpegDraft = jpegDraft
+        o.decode.narrowHighDepth = dtype == .uint8
         return o
     }
 }

@@ -27,6 +27,45 @@ final class DecoderTests: XCTestCase {
         XCTAssertEqual(paletteAlpha.channels, 4)
     }
 
+    func testAVIFAndHEIFHeadersKindsAndLimits() throws {
+        // AVIF: irot/imir become the EXIF orientation (as Pillow reports them); stored size in the header.
+        let kimono = try readFile(Self.fixtures + "/avif/av1-avif/link-u/kimono.rotate90.avif")
+        let h = try Decoders().header(kimono, format: .avif)
+        XCTAssertEqual([h.width, h.height, h.channels, h.orientation], [1024, 722, 3, 6])
+        XCTAssertEqual(h.depth, .eight)
+        let upright = try decode("avif/av1-avif/link-u/kimono.rotate90.avif")
+        XCTAssertEqual([upright.width, upright.height], [722, 1024])
+        // HEIF: libheif applies the transforms; gray stays one channel, 10-bit is uint16 (top bits).
+        let gray10 = try decode("heic/pillow-heif/heif/L_10__29x100.heif")
+        XCTAssertEqual([gray10.width, gray10.height, gray10.channels], [29, 100, 1])
+        XCTAssertEqual(gray10.depth, .sixteen)
+        let samples = gray10.bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }
+        XCTAssertTrue(samples.allSatisfy { $0 & 0x3F == 0 })
+        let la = try decode("heic/pillow-heif/heif/LA_8__128x128.heif")
+        XCTAssertEqual(la.channels, 4)
+        // --dtype uint8 narrows 10/12-bit colour in the decoder.
+        var narrow = DecodeOptions()
+        narrow.narrowHighDepth = true
+        let rgb10 = try readFile(Self.fixtures + "/heic/pillow-heif/heif/RGB_10__128x128.heif")
+        XCTAssertEqual(try Decoders(options: narrow).header(rgb10, format: .heif).depth, .eight)
+        XCTAssertEqual(try Decoders().header(rgb10, format: .heif).depth, .sixteen)
+        // The limits are checked on the container's size, before any pixel is decoded.
+        var small = DecodeOptions()
+        small.limits = DecodeLimits(maxPixels: 1000)
+        for (path, format) in [("heic/pillow-heif/heif/RGB_8__128x128.heif", ImageFormat.heif),
+                               ("avif/libavif/kodim03_yuv420_8bpc.avif", .avif)] {
+            XCTAssertThrowsError(try Decoders(options: small).header(try readFile(Self.fixtures + "/" + path), format: format)) {
+                XCTAssertEqual(($0 as! ImgConvError).code, .limitExceeded, path)
+            }
+        }
+        // A cut file is one clear error from the library.
+        XCTAssertThrowsError(try Decoders().decode(Array(kimono.prefix(2000)))) { error in
+            let e = error as! ImgConvError
+            XCTAssertEqual(e.code, .corruptInput)
+            XCTAssertTrue(e.message.hasPrefix("libavif: "), e.message)
+        }
+    }
+
     func testCorruptPNGIsOneClearError() {
         XCTAssertThrowsError(try decode("pngsuite/xcsn0g01.png")) { error in
             let e = error as! ImgConvError

@@ -228,6 +228,14 @@ def sniff(path: Path) -> str | None:
         return "jpeg"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
+    if head[4:8] == b"ftyp":  # ISO BMFF: the major and compatible brands (as ImageFormat.sniff)
+        box = Path(path).read_bytes()[:64]
+        end = min(len(box), int.from_bytes(box[:4], "big"))
+        brands = {box[i:i + 4] for i in range(8, end - 3, 4) if i != 12}
+        if brands & {b"avif", b"avis"}:
+            return "avif"
+        if brands & {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}:
+            return "heif"
     return None
 
 

@@ -1,5 +1,5 @@
-"""Truncated inputs: every fixture image of the fidelity corpus (Tests/Fixtures/{pngsuite,tiff,jpeg,
-generated}) cut at 12 lengths, all cuts of one fixture in one class, converted with --skip-bad
+"""Truncated inputs: every fixture image of the fidelity corpora (Tests/Fixtures/{pngsuite,tiff,jpeg,
+generated}, and avif/heic of test_fidelity_heif.py) cut at 12 lengths, all cuts of one fixture in one class, converted with --skip-bad
 (and for JPEG once more with --allow-truncated-jpeg).
 
 Whatever a cut does to the decoders, the process must
@@ -25,6 +25,7 @@ import pytest
 
 import interop_helpers as H
 from corpus_runner import corpus_files, rel_of, run_cli
+from test_fidelity_heif import corpus_files as heif_corpus_files
 
 FIXED_LENGTHS = (1, 8, 16, 33, 64, 100, 500)
 FRACTIONS = (0.10, 0.25, 0.50, 0.75, 0.99)
@@ -106,7 +107,7 @@ def check_run(rels: list[str], root: Path, out: Path, flags: tuple[str, ...]) ->
 
 
 def test_truncated_fixtures(imgconv_bin, tmp_path):
-    files = corpus_files()
+    files = corpus_files() + heif_corpus_files()
     if not files or not ANCHOR.is_file():
         pytest.skip("Tests/Fixtures/{pngsuite,tiff,jpeg,generated} hold no images (or pngsuite/basn0g08.png is missing)")
     t0 = time.monotonic()

@@ -95,4 +95,27 @@ int imc_tiff_encode_float(const float *pixels, uint32_t width, uint32_t height, 
                           uint8_t **out, size_t *out_len, char *err, size_t errlen);
 void imc_tiff_free(uint8_t *buffer);
 
+// AVIF (libavif) and HEIF/HEIC (libheif), the primary image or first frame only.
+typedef struct {
+    uint32_t width;     // size as decoded (AVIF: stored, before `orientation`; HEIF: libheif applies irot/imir/clap)
+    uint32_t height;
+    int channels;       // 1 gray, 3 RGB, 4 RGBA (gray with alpha comes out as RGBA)
+    int bit_depth;      // 8, or 10/12 (out as 16-bit samples in host order, value << (16 - bit_depth))
+    int orientation;    // EXIF orientation still to apply (AVIF irot/imir as Pillow reports them); 1 for HEIF
+    int images;         // AVIF frames, HEIF top-level images
+} imc_heif_info;
+
+// The header (container boxes only, no pixels decoded). max_pixels (0: libavif's default) is
+// libavif's own limit.
+int imc_avif_read_info(const uint8_t *data, size_t len, uint32_t max_pixels, imc_heif_info *info,
+                       char *err, size_t errlen);
+// Decodes into dst (height rows of width * channels samples) what imc_avif_read_info described.
+// With out16 and bit_depth > 8, samples are 16-bit; otherwise 8-bit (narrowed as the reference
+// readers narrow them).
+int imc_avif_decode(const uint8_t *data, size_t len, uint32_t max_pixels, int out16, uint8_t *dst, size_t dst_len,
+                    const imc_heif_info *expected, char *err, size_t errlen);
+int imc_heif_read_info(const uint8_t *data, size_t len, imc_heif_info *info, char *err, size_t errlen);
+int imc_heif_decode(const uint8_t *data, size_t len, int out16, uint8_t *dst, size_t dst_len,
+                    const imc_heif_info *expected, char *err, size_t errlen);
+
 #endif
