@@ -568,3 +568,48 @@ def supported_jpeg_files() -> list[Path]:
 
 def fixture_id(p: Path | None, base: Path) -> str:
     return "missing" if p is None else p.relative_to(base).as_posix()
+
+
+# --------------------------------------------------------------------------------------------------
+# Fidelity tables (test_fidelity*.py): a table of (file, outcome, detail) against its expectation
+# --------------------------------------------------------------------------------------------------
+
+def read_expectation(tsv: Path) -> dict[str, str]:
+    """file -> outcome from an expectation TSV (blank lines and # comments skipped)."""
+    if not tsv.is_file():
+        return {}
+    out = {}
+    for line in tsv.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            f, outcome = line.split("\t")[:2]
+            out[f] = outcome
+    return out
+
+
+def check_fidelity_table(table, known_gaps: dict, tsv: Path) -> None:
+    """Fails on a mismatch not listed in `known_gaps`, on a stale known gap, and on any difference
+    from the expectation `tsv`; with IMGCONV_FIDELITY_WRITE=1 writes the expectation first
+    (refused while a row is an unlisted mismatch)."""
+    problems = []
+    outcomes = {f: o for f, o, _ in table}
+    for f in known_gaps:
+        if f not in outcomes:
+            problems.append(f"KNOWN_GAPS lists {f}, which is not in the corpus")
+        elif outcomes[f] != "mismatch":
+            problems.append(f"KNOWN_GAPS lists {f}, but it is now {outcomes[f]!r}: remove the entry and add "
+                            f"'{f}\\t{outcomes[f]}' to {tsv.name}")
+    mismatches = [(f, d) for f, o, d in table if o == "mismatch" and f not in known_gaps]
+    problems += [f"mismatch: {f}: {d}" for f, d in mismatches]
+    actual = {f: o for f, o, _ in table if f not in known_gaps}
+    if os.environ.get("IMGCONV_FIDELITY_WRITE") == "1":
+        assert not mismatches, "refusing to write an expectation with mismatches:\n" + "\n".join(problems)
+        tsv.write_text("".join(f"{f}\t{o}\n" for f, o in sorted(actual.items())), encoding="utf-8")
+        print(f"wrote {tsv.name} ({len(actual)} rows)")
+    expected = read_expectation(tsv)
+    if not expected:
+        problems.append(f"{tsv.name} is missing or empty")
+    for f in sorted(set(expected) | set(actual)):
+        if expected.get(f) != actual.get(f):
+            problems.append(f"table differs from {tsv.name}: {f}: expected {expected.get(f)!r}, "
+                            f"got {actual.get(f)!r}")
+    assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems)

@@ -509,18 +509,6 @@ def _judge_refusal(res, relpath: str, why: str, out: Path) -> tuple[str, str]:
 # The test
 # --------------------------------------------------------------------------------------------------
 
-def read_expected() -> dict[str, str]:
-    if not EXPECTED_TSV.is_file():
-        return {}
-    out = {}
-    for line in EXPECTED_TSV.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        f, outcome = line.split("\t")[:2]
-        out[f] = outcome
-    return out
-
-
 def build_table(work: Path) -> list[tuple[str, str, str]]:
     files = corpus_files()
 
@@ -560,30 +548,7 @@ def test_fidelity_table(imgconv_bin, tmp_path):
         for f, why in sorted(KNOWN_GAPS.items()):
             print(f"  {f}: {why}")
 
-    problems = []
-    outcomes = {f: o for f, o, _ in table}
-    for f in KNOWN_GAPS:
-        if f not in outcomes:
-            problems.append(f"KNOWN_GAPS lists {f}, which is not in the corpus")
-        elif outcomes[f] != "mismatch":
-            problems.append(f"KNOWN_GAPS lists {f}, but it is now {outcomes[f]!r}: remove the entry and add "
-                            f"'{f}\\t{outcomes[f]}' to {EXPECTED_TSV.name}")
-    mismatches = [(f, d) for f, o, d in table if o == "mismatch" and f not in KNOWN_GAPS]
-    problems += [f"mismatch: {f}: {d}" for f, d in mismatches]
-
-    actual = {f: o for f, o, _ in table if f not in KNOWN_GAPS}
-    if os.environ.get("IMGCONV_FIDELITY_WRITE") == "1":
-        assert not mismatches, "refusing to write an expectation with mismatches:\n" + "\n".join(problems)
-        EXPECTED_TSV.write_text("".join(f"{f}\t{o}\n" for f, o in sorted(actual.items())), encoding="utf-8")
-        print(f"wrote {EXPECTED_TSV.name} ({len(actual)} rows)")
-    expected = read_expected()
-    if not expected:
-        problems.append(f"{EXPECTED_TSV.name} is missing or empty")
-    for f in sorted(set(expected) | set(actual)):
-        if expected.get(f) != actual.get(f):
-            problems.append(f"table differs from {EXPECTED_TSV.name}: {f}: expected {expected.get(f)!r}, "
-                            f"got {actual.get(f)!r}")
-    assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems)
+    H.check_fidelity_table(table, KNOWN_GAPS, EXPECTED_TSV)
 
 
 def test_orient_matches_exif_transpose():

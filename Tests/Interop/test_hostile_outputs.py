@@ -301,6 +301,23 @@ def test_verify_against_a_source_that_is_not_a_regular_file_is_refused_not_hung(
 
 # --- item 4: data and manifest always from one run -----------------------------------------------------
 
+def _two_images(root: Path, seed: int) -> Path:
+    """Classes x and y of one noise image each."""
+    rng = np.random.default_rng(seed)
+    for c in ("x", "y"):
+        (root / c).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / c / "0.png")
+    return root
+
+
+def _with_first_rename_held(tmp_path: Path, cmd: list):
+    """Starts `cmd` under strace, its first rename held for 2 s after it is done."""
+    import subprocess
+    return subprocess.Popen(["strace", "-qq", "-f", "-o", str(tmp_path / "trace.txt"), "-e", "trace=rename,renameat,renameat2",
+                             "-e", "inject=rename,renameat,renameat2:delay_exit=2000000:when=1"] + [str(c) for c in cmd],
+                            stderr=subprocess.PIPE)
+
+
 @pytest.mark.parametrize("sub,name", [("to-npz", "o.npz"), ("to-hdf5", "o.h5")])
 def test_two_runs_into_one_target_leave_one_runs_pair(imgconv_bin, tmp_path, sub, name):
     """Run A's first rename (its data into place) is held for 2 s by strace; run B, converting
@@ -312,17 +329,11 @@ def test_two_runs_into_one_target_leave_one_runs_pair(imgconv_bin, tmp_path, sub
         pytest.skip("needs strace to hold a rename")
     if SANITIZED:
         pytest.skip("LeakSanitizer cannot run under ptrace (strace)")
-    a, b = _dataset(tmp_path / "a"), tmp_path / "b"
-    rng = np.random.default_rng(12)
-    for c in ("x", "y"):
-        (b / c).mkdir(parents=True)
-        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(b / c / "0.png")
+    a, b = _dataset(tmp_path / "a"), _two_images(tmp_path / "b", seed=12)
     out = tmp_path / "out"
     out.mkdir()
     target = out / name
-    first = subprocess.Popen(["strace", "-qq", "-f", "-o", str(tmp_path / "trace.txt"), "-e", "trace=rename,renameat,renameat2",
-                              "-e", "inject=rename,renameat,renameat2:delay_exit=2000000:when=1",
-                              str(imgconv_bin), sub, str(a), str(target), "-q"], stderr=subprocess.PIPE)
+    first = _with_first_rename_held(tmp_path, [imgconv_bin, sub, a, target, "-q"])
     deadline = time.monotonic() + 30
     while not target.exists() and time.monotonic() < deadline:   # A's data is in place, its rename held
         time.sleep(0.01)
@@ -351,19 +362,13 @@ def test_a_reader_never_sees_data_and_manifest_of_two_runs(imgconv_bin, tmp_path
         pytest.skip("needs strace to hold a rename")
     if SANITIZED:
         pytest.skip("LeakSanitizer cannot run under ptrace (strace)")
-    a, b = _dataset(tmp_path / "a"), tmp_path / "b"
-    rng = np.random.default_rng(13)
-    for c in ("x", "y"):
-        (b / c).mkdir(parents=True)
-        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(b / c / "0.png")
+    a, b = _dataset(tmp_path / "a"), _two_images(tmp_path / "b", seed=13)
     out = tmp_path / "out"
     out.mkdir()
     target = out / name
     H.run_imgconv([sub, b, target, "-q"])
     earlier = target.stat().st_ino
-    writer = subprocess.Popen(["strace", "-qq", "-f", "-o", str(tmp_path / "trace.txt"), "-e", "trace=rename,renameat,renameat2",
-                               "-e", "inject=rename,renameat,renameat2:delay_exit=2000000:when=1",
-                               str(imgconv_bin), sub, str(a), str(target), "-q"], stderr=subprocess.PIPE)
+    writer = _with_first_rename_held(tmp_path, [imgconv_bin, sub, a, target, "-q"])
     deadline = time.monotonic() + 30
     while target.stat().st_ino == earlier and time.monotonic() < deadline:   # A's data is in place, its rename held
         time.sleep(0.01)
