@@ -25,6 +25,7 @@ public struct Decoders: Sendable {
         case .png: return PNGDecoder()
         case .jpeg: return JPEGDecoder(allowTruncated: options.allowTruncatedJPEG)
         case .tiff: return TIFFDecoder(page: page, limits: options.limits)
+        case .bmp: return BMPDecoder(limits: options.limits)
         default: return nil
         }
     }
