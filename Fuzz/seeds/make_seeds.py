@@ -194,6 +194,52 @@ def h5_seeds() -> None:
     h5("v108-links.h5", links)
 
 
+def bmp(width: int, height: int, bits: int, pixels: bytes, compression: int = 0, header: int = 40,
+        masks: tuple = (), palette: list | None = None, offset: int | None = None, bare: bool = False) -> bytes:
+    """A BMP (or, `bare`, a DIB without the file header): info header of `header` bytes, masks after
+    a 40-byte header or inside a longer one, palette (RGB triples, written BGR0 or BGR for OS/2 1.x)."""
+    palette = palette or []
+    if header == 12:
+        info = struct.pack("<IHHHH", 12, width, height, 1, bits)
+        table = b"".join(bytes((b, g, r)) for r, g, b in palette)
+    else:
+        info = struct.pack("<IiiHHIIiiII", header, width, height, 1, bits, compression, len(pixels), 0, 0, len(palette), 0)
+        if header > 40:
+            info += b"".join(struct.pack("<I", m) for m in masks)
+        info = info[:header].ljust(header, b"\0")
+        table = b"".join(bytes((b, g, r, 0)) for r, g, b in palette)
+    extra = b"".join(struct.pack("<I", m) for m in masks) if header == 40 else b""
+    body = info + extra + table + pixels
+    if bare:
+        return body
+    start = 14 + len(body) - len(pixels) if offset is None else offset
+    return b"BM" + struct.pack("<IHHI", 14 + len(body), 0, 0, start) + body
+
+
+def bmp_seeds() -> None:
+    """Kinds of BMP the fixtures (Tests/Fixtures/bmp, added by Fuzz/fixture_seeds.py) do not hold:
+    RLE streams with deltas, absolute runs and early ends, a bare DIB, the 16-byte OS/2 2.x header,
+    ALPHABITFIELDS, 10-bit masks, a gray ramp palette, a pixel offset of 0."""
+    ramp = [(i * 17, i * 17, i * 17) for i in range(16)]
+    colours = [(i * 40 % 256, 255 - i * 30, i * 7) for i in range(8)]
+    write("bmp", "rle8-delta-absolute.bmp", bmp(6, 4, 8, bytes([3, 1, 0, 0, 0, 2, 2, 1, 0, 5, 1, 2, 3, 4, 5, 0, 2, 7,
+                                                                   0, 0, 6, 3, 0, 1]), compression=1, palette=colours))
+    write("bmp", "rle8-early-end.bmp", bmp(6, 4, 8, bytes([3, 1, 0, 0, 0, 1]), compression=1, palette=colours))
+    write("bmp", "rle4-top-down.bmp", bmp(7, -3, 4, bytes([7, 0x12, 0, 0, 0, 5, 0x34, 0x56, 0x70, 0, 0, 0, 2, 0x77,
+                                                           0, 2, 1, 0, 4, 0x65, 0, 1]), compression=2, palette=ramp))
+    write("bmp", "bare-dib-24.dib", bmp(3, 2, 24, bytes(range(24)), bare=True))
+    write("bmp", "os2v2-short-header.bmp", bmp(5, 2, 8, bytes(range(16)), header=16, palette=colours))
+    write("bmp", "core-1bit.bmp", bmp(9, 2, 1, bytes([0xA5, 0x80, 0, 0, 0x5A, 0x00, 0, 0]), header=12,
+                                      palette=[(0, 0, 0), (255, 255, 255)]))
+    write("bmp", "alphabitfields-32.bmp", bmp(2, 2, 32, bytes(range(16)), compression=6,
+                                              masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000)))
+    write("bmp", "v5-2-10-10-10.bmp", bmp(2, 1, 32, bytes(range(8)), compression=3, header=124,
+                                          masks=(0x3FF00000, 0xFFC00, 0x3FF, 0xC0000000)))
+    write("bmp", "v3-4444-top-down.bmp", bmp(3, -2, 16, bytes(range(16)), compression=3, header=56,
+                                             masks=(0xF00, 0xF0, 0xF, 0xF000)))
+    write("bmp", "pal4-ramp-offset0.bmp", bmp(5, 2, 4, bytes(range(8)), palette=ramp, offset=0))
+
+
 def main() -> None:
     npy_seeds()
     zip_seeds()
@@ -202,6 +248,7 @@ def main() -> None:
     exif_seeds()
     csv_seeds()
     h5_seeds()
+    bmp_seeds()
 
 
 if __name__ == "__main__":

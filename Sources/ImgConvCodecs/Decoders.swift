@@ -29,6 +29,7 @@ public struct Decoders: Sendable {
         case .jpeg: return JPEGDecoder(allowTruncated: options.allowTruncatedJPEG)
         case .tiff: return TIFFDecoder(page: page, limits: options.limits)
         case .avif, .heif: return HEIFDecoder(avif: format == .avif, limits: options.limits, narrowHighDepth: options.narrowHighDepth)
+        case .bmp: return BMPDecoder(limits: options.limits)
         default: return nil
         }
     }

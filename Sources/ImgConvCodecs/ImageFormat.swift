@@ -12,7 +12,7 @@ public enum ImageFormat: String, Sendable, CaseIterable {
         case .png: return true
         case .jpeg: return true
         case .tiff: return true
-        case .avif, .heif: return true
+        case .avif, .heif, .bmp: return true
         default: return false
         }
     }
@@ -44,7 +44,25 @@ public enum ImageFormat: String, Sendable, CaseIterable {
         if starts([0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20]) || starts([0xFF, 0x4F, 0xFF, 0x51]) { return .jpeg2000 }
         if starts([0x00, 0x00, 0x01, 0x00]) { return .ico }
         if starts(Array("8BPS".utf8)) { return .psd }
+        if isBareDIB(a) { return .bmp }
         return nil
+    }
+
+    /// A DIB without the BMP file header (what Pillow's `DibImageFile` opens): a known info-header
+    /// size, one plane, a BMP bit depth, a positive size and, in the longer headers, a known
+    /// compression; 14 to 20 bytes of structure, looked for after every magic number.
+    static func isBareDIB(_ a: [UInt8]) -> Bool {
+        guard a.count >= 16 else { return false }
+        func u16(_ i: Int) -> Int { Int(a[i]) | Int(a[i + 1]) << 8 }
+        func u32(_ i: Int) -> UInt32 { UInt32(a[i]) | UInt32(a[i + 1]) << 8 | UInt32(a[i + 2]) << 16 | UInt32(a[i + 3]) << 24 }
+        let size = u32(0)
+        let depths = [1, 4, 8, 16, 24, 32]
+        if size == 12 {
+            return u16(4) > 0 && u16(6) > 0 && u16(8) == 1 && depths.contains(u16(10))
+        }
+        guard [16, 40, 52, 56, 64, 108, 124].contains(size), Int32(bitPattern: u32(4)) > 0, u32(8) != 0,
+              u16(12) == 1, depths.contains(u16(14)) else { return false }
+        return size == 16 || (a.count >= 20 && [0, 1, 2, 3, 6].contains(u32(16)))
     }
 }
 

@@ -35,12 +35,12 @@ def run_cli(args: Sequence, timeout: float = 60, prefix: Sequence[str] = (), **k
             time.sleep(2)
 
 
-CORPUS = ("pngsuite", "tiff", "jpeg", "generated")
+CORPUS = ("pngsuite", "tiff", "jpeg", "generated", "bmp")
 NOT_IMAGES_SUFFIXES = {".md", ".tsv", ".npy", ".py", ".txt", ".json"}
 
 
 def corpus_files() -> list[Path]:
-    """Every image file of Tests/Fixtures/{pngsuite,tiff,jpeg,generated} (READMEs, manifests,
+    """Every image file of Tests/Fixtures/{pngsuite,tiff,jpeg,generated,bmp} (READMEs, manifests,
     scripts and .npy arrays left out), in path order."""
     out = []
     for d in CORPUS:

@@ -221,7 +221,7 @@ PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
 
 def sniff(path: Path) -> str | None:
-    head = Path(path).read_bytes()[:8]
+    head = Path(path).read_bytes()[:16]
     if head.startswith(PNG_SIG):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
@@ -236,7 +236,28 @@ def sniff(path: Path) -> str | None:
             return "avif"
         if brands & {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}:
             return "heif"
+    if head.startswith(b"BM") and len(head) >= 14:
+        return "bmp"
+    if _bare_dib(Path(path).read_bytes()[:20]):
+        return "bmp"
     return None
+
+
+def _bare_dib(h: bytes) -> bool:
+    """A DIB without the BMP file header: a known info-header size, 1 plane, a BMP bit depth, a
+    positive size and (in longer headers) a known compression."""
+    if len(h) < 16:
+        return False
+    size, depths = struct.unpack_from("<I", h)[0], (1, 4, 8, 16, 24, 32)
+    if size == 12:
+        w, hh, planes, bits = struct.unpack_from("<4H", h, 4)
+        return w > 0 and hh > 0 and planes == 1 and bits in depths
+    if size not in (16, 40, 52, 56, 64, 108, 124):
+        return False
+    w, hh, planes, bits = struct.unpack_from("<iiHH", h, 4)
+    if w <= 0 or hh == 0 or planes != 1 or bits not in depths:
+        return False
+    return size == 16 or (len(h) >= 20 and struct.unpack_from("<I", h, 16)[0] in (0, 1, 2, 3, 6))
 
 
 def _ignored(name: str) -> bool:
@@ -248,7 +269,7 @@ def expected_classes(root: Path) -> list[str]:
 
 
 def expected_files(root: Path) -> list[tuple[str, int]]:
-    """(relative path, label) of every file with a PNG/JPEG/TIFF signature, in contract order:
+    """(relative path, label) of every file with a PNG/JPEG/TIFF/BMP signature, in contract order:
     classes by code point, then relative paths compared component by component."""
     out = []
     for label, cls in enumerate(expected_classes(root)):

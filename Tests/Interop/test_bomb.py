@@ -3,6 +3,9 @@
   PNG   Tests/Fixtures/bad/bomb.png: IHDR 100000 x 100000 RGB, a 2-row IDAT
   JPEG  a small fixture JPEG whose SOF height and width are patched to 65000 x 65000
   TIFF  a hand-built 8-bit gray TIFF declaring 100000 x 100000 with one 16-byte strip
+  BMP   a 24-bit BMP header declaring 100000 x 100000 over 16 bytes of pixels; and an RLE8 BMP of
+        12000 x 12000 (within --max-pixels) whose 8 bytes of RLE data cannot fill it: refused
+        before the 576 MB its decode would take are allocated
 
 Each must fail in under 2 s with exit 65 and one stderr line that names the file and the limit
 (`--max-pixels`) or the corruption, without writing an output, and the process's peak RSS
@@ -15,6 +18,7 @@ import io
 import resource
 import struct
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -78,6 +82,14 @@ def tiff_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     return bytes(out)
 
 
+def bmp_bomb(width: int, height: int, bits: int, compression: int, pixels: bytes) -> bytes:
+    """A BMP with a 40-byte info header (and a 256-entry gray palette for 8 bits)."""
+    palette = b"".join(bytes((i, i, i, 0)) for i in range(256)) if bits == 8 else b""
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, bits, compression, len(pixels), 0, 0, 0, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + palette + pixels
+
+
 def bomb_bytes(kind: str) -> bytes:
     if kind == "png":
         p = H.FIXTURES / "bad" / "bomb.png"
@@ -86,6 +98,10 @@ def bomb_bytes(kind: str) -> bytes:
         return p.read_bytes()
     if kind == "jpeg":
         return patch_jpeg_sof(small_jpeg(), 65_000, 65_000)
+    if kind == "bmp":
+        return bmp_bomb(100_000, 100_000, 24, 0, bytes(16))
+    if kind == "bmp-rle":
+        return bmp_bomb(12_000, 12_000, 8, 1, bytes([255, 7, 0, 2, 255, 255, 0, 1]))
     return tiff_bomb()
 
 
@@ -97,6 +113,8 @@ def _limit_address_space():
     ("png", "bomb.png", (100_000, 100_000)),
     ("jpeg", "bomb.jpg", (65_000, 65_000)),
     ("tiff", "bomb.tif", (100_000, 100_000)),
+    ("bmp", "bomb.bmp", (100_000, 100_000)),
+    ("bmp-rle", "bomb-rle.bmp", (12_000, 12_000)),
 ])
 def test_bomb_is_refused_fast_and_small(imgconv_bin, make_dataset, tmp_path, kind, name, declared):
     ds = make_dataset()
@@ -142,6 +160,14 @@ def test_bomb_inputs_declare_what_they_claim(tmp_path):
     j = tmp_path / "b.jpg"
     j.write_bytes(patch_jpeg_sof(small_jpeg(), 65_000, 65_000))
     assert H.jpeg_sof(j)["height"] == 65_000 and H.jpeg_sof(j)["width"] == 65_000
-    for f in (p, j):  # Pillow refuses both from the header, too
+    b = tmp_path / "b.bmp"
+    b.write_bytes(bomb_bytes("bmp"))
+    for f in (p, j, b):  # Pillow refuses them from the header, too
         with pytest.raises(Image.DecompressionBombError):
             Image.open(f)
+    r = tmp_path / "r.bmp"
+    r.write_bytes(bomb_bytes("bmp-rle"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(r) as im:  # within Pillow's limit: it opens, and fails only on the data
+            assert im.size == (12_000, 12_000)

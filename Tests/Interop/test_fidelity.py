@@ -1,6 +1,6 @@
 """Decoder fidelity table (issue #3's acceptance test).
 
-Every image file under Tests/Fixtures/{pngsuite,tiff,jpeg,generated} is converted alone (a one-file
+Every image file under Tests/Fixtures/{pngsuite,tiff,jpeg,generated,bmp} is converted alone (a one-file
 dataset) and judged against an independent reader:
 
   exact     our tensor equals the reference: same dtype (after imgconv's documented decoding
@@ -30,11 +30,16 @@ doc comments of Sources/ImgConvCodecs/*.swift):
         RGBA and CMYK reduced to 8 bits, int8 read as `L`, odd depths it does not open): then
         tifffile's first page, brought to the policy (each adaptation is commented in
         `_tiff_policy`).
+  BMP   Pillow: `Image.open` + `convert` to the mode with imgconv's channels (palette -> RGB,
+        '1' -> L; L, RGB and 32-bit bit fields with alpha as RGBA kept). The bit-field layouts
+        Pillow refuses (`bmpsuite/g/rgb32bf.bmp`, the 4-4-4-4 files of image-rs) are compared
+        with the values their masks define, computed by `bmp_masks_array`.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import time
 import warnings
@@ -351,8 +356,67 @@ def tiff_reference(path: Path) -> Ref:
     return Ref(None, errors=errors)
 
 
+# ---- BMP -----------------------------------------------------------------------------------------
+
+def _bmp_target(im) -> str | None:
+    """The Pillow mode with imgconv's channels: palette -> RGB (indices past the palette black),
+    '1' -> L (0/255); L, RGB and RGBA (32-bit bit fields with alpha) as they are."""
+    return {"P": "RGB", "1": "L"}.get(im.mode)
+
+
+def bmp_masks_array(path: Path) -> np.ndarray | None:
+    """The pixels of a 16/24/32-bit BITFIELDS BMP as its masks define them, computed here with numpy
+    (for the files Pillow refuses: "Unsupported BMP bitfields layout"): each field is
+    (p & mask) >> shift scaled v * 255 // (2**n - 1) (Pillow's 5-5-5 and 5-6-5 scaling: 4-bit
+    fields x17, 8-bit fields as they are); alpha is kept only in 32-bit files with an alpha mask
+    (Pillow's rule; it ignores the alpha mask of 16-bit files); rows bottom-up unless the height is
+    negative. None when the file is not such a BMP."""
+    d = path.read_bytes()
+    if d[:2] != b"BM" or len(d) < 54:
+        return None
+    (offset,), (hsize,) = struct.unpack_from("<I", d, 10), struct.unpack_from("<I", d, 14)
+    if hsize not in (40, 52, 56, 108, 124):
+        return None
+    w, h, _planes, bits, comp = struct.unpack_from("<iiHHI", d, 18)
+    if comp != 3 or bits not in (16, 24, 32):
+        return None
+    # masks: after a 40-byte header (R, G, B), else in the header (A from 56 bytes on)
+    n_masks = 3 if hsize in (40, 52) else 4
+    masks = list(struct.unpack_from(f"<{n_masks}I", d, 54)) + [0] * (4 - n_masks)
+    stride = ((w * bits + 31) >> 5) * 4
+    rows = np.frombuffer(d, np.uint8, count=stride * abs(h), offset=offset).reshape(abs(h), stride)
+    raw = rows[:, : w * bits // 8].reshape(abs(h), w, bits // 8).astype(np.uint64)
+    p = sum(raw[..., i] << np.uint64(8 * i) for i in range(bits // 8))
+    if h > 0:
+        p = p[::-1]
+    keep = masks[:4] if bits == 32 and masks[3] else masks[:3]
+    planes = []
+    for m in keep:
+        if m == 0:
+            planes.append(np.zeros(p.shape, np.uint8))
+            continue
+        shift = (m & -m).bit_length() - 1
+        top = (1 << bin(m).count("1")) - 1
+        v = (p & np.uint64(m)) >> np.uint64(shift)
+        planes.append((v * 255 // top).astype(np.uint8))
+    return np.stack(planes, axis=-1)
+
+
+def bmp_reference(path: Path) -> Ref:
+    a, err, mode = _pillow(path, _bmp_target)
+    if a is not None:
+        return Ref(a, f"Pillow {mode}")
+    if err and "bitfields layout" in err:
+        masks = bmp_masks_array(path)
+        if masks is not None:
+            return Ref(masks, "the masks (Pillow: unsupported bit-field layout)")
+    return Ref(None, errors=[f"Pillow: {err}"])
+
+
 def reference(path: Path) -> Ref:
     kind = H.sniff(path)
+    if kind == "bmp":
+        return bmp_reference(path)
     if kind == "png":
         return png_reference(path)
     if kind == "jpeg":
@@ -529,7 +593,7 @@ def build_table(work: Path) -> list[tuple[str, str, str]]:
 def test_fidelity_table(imgconv_bin, tmp_path):
     files = corpus_files()
     if not files:
-        pytest.skip("Tests/Fixtures/{pngsuite,tiff,jpeg,generated} hold no images")
+        pytest.skip("Tests/Fixtures/{pngsuite,tiff,jpeg,generated,bmp} hold no images")
     t0 = time.monotonic()
     table = build_table(tmp_path)
     elapsed = time.monotonic() - t0

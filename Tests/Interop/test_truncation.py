@@ -1,5 +1,5 @@
 """Truncated inputs: every fixture image of the fidelity corpora (Tests/Fixtures/{pngsuite,tiff,jpeg,
-generated}, and avif/heic of test_fidelity_heif.py) cut at 12 lengths, all cuts of one fixture in one class, converted with --skip-bad
+generated,bmp}, and avif/heic of test_fidelity_heif.py) cut at 12 lengths, all cuts of one fixture in one class, converted with --skip-bad
 (and for JPEG once more with --allow-truncated-jpeg).
 
 Whatever a cut does to the decoders, the process must
@@ -109,7 +109,7 @@ def check_run(rels: list[str], root: Path, out: Path, flags: tuple[str, ...]) ->
 def test_truncated_fixtures(imgconv_bin, tmp_path):
     files = corpus_files() + heif_corpus_files()
     if not files or not ANCHOR.is_file():
-        pytest.skip("Tests/Fixtures/{pngsuite,tiff,jpeg,generated} hold no images (or pngsuite/basn0g08.png is missing)")
+        pytest.skip("Tests/Fixtures/{pngsuite,tiff,jpeg,generated,bmp} hold no images (or pngsuite/basn0g08.png is missing)")
     t0 = time.monotonic()
 
     def one(i_src):

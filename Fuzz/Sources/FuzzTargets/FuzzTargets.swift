@@ -15,7 +15,7 @@ public enum FuzzTargets {
     /// `Tests/Fixtures/crashers/<name>` folders.
     public static let all: [String: ([UInt8]) -> Void] = [
         "npy": npy, "zip": zip, "idx": idx, "exif": exif, "manifest": manifest, "csv": csv,
-        "png": png, "jpeg": jpeg, "tiff": tiff, "h5": h5,
+        "png": png, "jpeg": jpeg, "tiff": tiff, "bmp": bmp, "h5": h5,
     ]
 
     /// The fuzz target being run (libFuzzer's callback is a C function pointer: it cannot capture).
@@ -173,6 +173,22 @@ public enum FuzzTargets {
         let tiff = decoders()
         guard let first = decode(bytes, .tiff, with: tiff) else { return }
         for page in 1..<max(1, min(first.pages, 3)) { decode(bytes, .tiff, with: tiff, page: page) }
+    }
+
+    /// imgconv's own BMP reader, on BMP files and bare DIBs alike: every header size, planes and
+    /// depths, compressions, bit-field masks, palettes (gray or not, cut short), pixel offsets, row
+    /// strides, RLE8/RLE4 streams (deltas, absolute runs, early ends). Then the header of the
+    /// file's first half, as the header pass reads a prefix: refused or equal to the whole file's,
+    /// unless the half ends within the first 257 palette entries (a palette cut short may not be
+    /// gray; the header pass's 16 KiB hold more than 257 entries, and more than 256 that are not
+    /// gray are refused).
+    static func bmp(_ bytes: [UInt8]) {
+        let bmp = decoders()
+        guard let header = decode(bytes, .bmp, with: bmp) else { return }
+        let half = Array(bytes.prefix(bytes.count / 2))
+        if let early = try? bmp.header(half, format: .bmp), early != header {
+            precondition(half.count < 14 + 124 + 257 * 4, "header from \(half.count) bytes is \(early), the file's is \(header)")
+        }
     }
 
     // MARK: - Helpers

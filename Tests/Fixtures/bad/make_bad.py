@@ -78,7 +78,7 @@ def main():
     # empty.jpg: zero bytes
     (OUT / "empty.jpg").write_bytes(b"")
 
-    # image.gif / image.bmp: valid pictures in formats imgconv does not read
+    # image.gif / image.bmp: valid pictures in formats imgconv did not read (it reads BMP now)
     img.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(OUT / "image.gif", "GIF")
     img.save(OUT / "image.bmp", "BMP")
 
