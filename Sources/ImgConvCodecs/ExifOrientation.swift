@@ -37,15 +37,50 @@ public enum ExifOrientation {
         return 1
     }
 
+    /// Orientation of a WebP from its EXIF chunk's payload (after one or two `Exif\0\0`
+    /// prefixes, which Pillow skips), or, when that holds no Orientation tag, from its XMP
+    /// chunk's `tiff:Orientation="N"` or `<tiff:Orientation>N<`, as Pillow's `getexif` reads it.
+    public static func fromWebP(exif: [UInt8]?, xmp: [UInt8]?) -> Int {
+        if var e = exif?[...] {
+            let prefix = Array("Exif\0\0".utf8)
+            for _ in 0..<2 where e.starts(with: prefix) { e = e.dropFirst(prefix.count) }
+            if let value = tagValue(e) { return (1...8).contains(value) ? value : 1 }
+        }
+        guard let xmp else { return 1 }
+        let key = Array("tiff:Orientation".utf8)
+        var i = 0
+        while i + key.count + 2 <= xmp.count {
+            if xmp[i] == key[0], xmp[i..<(i + key.count)].elementsEqual(key) {
+                var j = i + key.count
+                if xmp[j] == UInt8(ascii: "=") && j + 2 < xmp.count && xmp[j + 1] == UInt8(ascii: "\"") { j += 2 }
+                else if xmp[j] == UInt8(ascii: ">") { j += 1 }
+                else { i += 1; continue }
+                if j < xmp.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(xmp[j]) {
+                    let value = Int(xmp[j] - UInt8(ascii: "0"))
+                    return (1...8).contains(value) ? value : 1
+                }
+            }
+            i += 1
+        }
+        return 1
+    }
+
     /// Orientation from a TIFF-structured EXIF block (`II*\0` or `MM\0*`, then IFD0).
     public static func fromTIFFBlock(_ block: ArraySlice<UInt8>) -> Int {
+        guard let value = tagValue(block) else { return 1 }
+        return (1...8).contains(value) ? value : 1
+    }
+
+    /// The Orientation tag's value in a TIFF-structured block; nil when the block has none (or
+    /// is malformed); 1 for a tag that is not a SHORT.
+    static func tagValue(_ block: ArraySlice<UInt8>) -> Int? {
         let b = Array(block)
-        guard b.count >= 8 else { return 1 }
+        guard b.count >= 8 else { return nil }
         let little: Bool
         switch (b[0], b[1]) {
         case (0x49, 0x49): little = true
         case (0x4D, 0x4D): little = false
-        default: return 1
+        default: return nil
         }
         func u16(_ o: Int) -> Int? {
             guard o >= 0, o + 2 <= b.count else { return nil }
@@ -55,15 +90,15 @@ public enum ExifOrientation {
             guard let lo = u16(little ? o : o + 2), let hi = u16(little ? o + 2 : o) else { return nil }
             return hi << 16 | lo
         }
-        guard u16(2) == 42, let ifd = u32(4), let count = u16(ifd) else { return 1 }
+        guard u16(2) == 42, let ifd = u32(4), let count = u16(ifd) else { return nil }
         for k in 0..<count {
             let entry = ifd + 2 + k * 12
-            guard let tag = u16(entry) else { return 1 }
+            guard let tag = u16(entry) else { return nil }
             if tag == 0x0112 {
                 guard u16(entry + 2) == 3, let value = u16(entry + 8) else { return 1 }
-                return (1...8).contains(value) ? value : 1
+                return value
             }
         }
-        return 1
+        return nil
     }
 }

@@ -14,6 +14,7 @@ enum LabelStyle: String, ExpressibleByArgument, CaseIterable { case index, oneho
 enum LabelDType: String, ExpressibleByArgument, CaseIterable { case uint8, int32, int64, float32 }
 extension DTypeChoice: ExpressibleByArgument {}
 extension TIFFPages: ExpressibleByArgument {}
+extension AnimationFrames: ExpressibleByArgument {}
 
 /// Options shared by every `to-*` command.
 struct ConversionOptionGroup: ParsableArguments {
@@ -99,6 +100,9 @@ struct ConversionOptionGroup: ParsableArguments {
 
     @Option(help: "Multipage TIFFs: first (convert page 1, count the others), all (every page an image), error.")
     var tiffPages: TIFFPages = .first
+
+    @Option(help: "Animated GIFs and WebPs: first (convert frame 1, count the others), all (every frame, composed as Pillow's ImageSequence gives it, an image), error.")
+    var frames: AnimationFrames = .first
 
     @Flag(help: "Leave out images that cannot be decoded (listed on stderr and in the manifest).")
     var skipBad = false
@@ -223,6 +227,7 @@ struct ConversionOptionGroup: ParsableArguments {
         o.decode.exifOrientation = exifOrientation
         o.decode.allowTruncatedJPEG = allowTruncatedJpeg
         o.decode.jpegDraft = jpegDraft
+        o.frames = frames
         return o
     }
 }
