@@ -2,7 +2,7 @@
 """The corpus half of scripts/sanitize.sh: drives an AddressSanitizer/UndefinedBehaviorSanitizer build
 of the CLI over
 
-1. every fixture image (Tests/Fixtures/{pngsuite,tiff,jpeg,generated,bad}, non-images of bad/
+1. every fixture image (Tests/Fixtures/{pngsuite,tiff,jpeg,webp,gif,generated,bad}, non-images of bad/
    included), converted twice: default options, and the options that reach the most decoder code;
 2. every one of those files cut at many lengths (fixed small lengths and fractions of the size; all
    cuts of a fixture in one class folder, with one intact image per class), converted the same two ways;
@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "Tests" / "Interop"))
 
 from crasher_replay import ANCHOR, FIXTURES, LENIENT, crasher_files, replay, run  # noqa: E402
 
-IMAGE_FOLDERS = ("pngsuite", "tiff", "jpeg", "generated", "bad")
+IMAGE_FOLDERS = ("pngsuite", "tiff", "jpeg", "webp", "gif", "generated", "bad")
 NOT_INPUTS = {".md", ".tsv", ".py", ".npy"}
 QUICK_LENGTHS = (1, 8, 16, 33, 64, 100, 500)
 QUICK_FRACTIONS = (0.10, 0.25, 0.50, 0.75, 0.99)

@@ -207,6 +207,11 @@ def check_manifest(manifest: dict, arrays: dict[str, np.ndarray], root: Path | N
             assert summary["skipped"] == len(manifest["skipped"])
         if isinstance(summary.get("skippedByReason"), dict):
             assert sum(summary["skippedByReason"].values()) == len(manifest["skipped"])
+        if isinstance(summary.get("formats"), dict):
+            per_format: dict[str, int] = {}
+            for f in files:
+                per_format[f["format"]] = per_format.get(f["format"], 0) + 1
+            assert summary["formats"] == per_format, f"summary.formats {summary['formats']} vs the files' {per_format}"
 
 
 def skipped_paths(manifest: dict) -> list[str]:
@@ -221,13 +226,18 @@ PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
 
 def sniff(path: Path) -> str | None:
-    head = Path(path).read_bytes()[:8]
+    with open(path, "rb") as f:
+        head = f.read(16)
     if head.startswith(PNG_SIG):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
     return None
 
 
@@ -240,7 +250,7 @@ def expected_classes(root: Path) -> list[str]:
 
 
 def expected_files(root: Path) -> list[tuple[str, int]]:
-    """(relative path, label) of every file with a PNG/JPEG/TIFF signature, in contract order:
+    """(relative path, label) of every file with a PNG/JPEG/TIFF/GIF/WebP signature, in contract order:
     classes by code point, then relative paths compared component by component."""
     out = []
     for label, cls in enumerate(expected_classes(root)):

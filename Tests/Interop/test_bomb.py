@@ -3,6 +3,9 @@
   PNG   Tests/Fixtures/bad/bomb.png: IHDR 100000 x 100000 RGB, a 2-row IDAT
   JPEG  a small fixture JPEG whose SOF height and width are patched to 65000 x 65000
   TIFF  a hand-built 8-bit gray TIFF declaring 100000 x 100000 with one 16-byte strip
+  GIF   a logical screen of 60000 x 60000 holding one 1x1 frame (Pillow's image is the screen)
+  WebP  a Pillow-made 2-frame animation of 1x1 frames whose VP8X canvas is patched to 16384 x 16384
+        (WebPAnimDecoder would allocate two RGBA canvases of 1 GiB each)
 
 Each must fail in under 2 s with exit 65 and one stderr line that names the file and the limit
 (`--max-pixels`) or the corruption, without writing an output, and the process's peak RSS
@@ -78,6 +81,24 @@ def tiff_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     return bytes(out)
 
 
+def gif_bomb(width: int = 60_000, height: int = 60_000) -> bytes:
+    import gif_craft as G
+    import numpy as np
+    return G.Gif(width, height, [G.Frame(np.zeros((1, 1), np.int64))], palette=[(0, 0, 0), (255, 255, 255)]).build()
+
+
+def webp_bomb(width: int = 16_384, height: int = 16_384) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    frames = [Image.new("RGBA", (1, 1), (k * 100, 0, 0, 255)) for k in range(2)]
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], lossless=True, duration=10)
+    d = bytearray(buf.getvalue())
+    assert d[12:16] == b"VP8X", "Pillow's animated WebP starts without VP8X"
+    d[24:27] = (width - 1).to_bytes(3, "little")
+    d[27:30] = (height - 1).to_bytes(3, "little")
+    return bytes(d)
+
+
 def bomb_bytes(kind: str) -> bytes:
     if kind == "png":
         p = H.FIXTURES / "bad" / "bomb.png"
@@ -86,6 +107,10 @@ def bomb_bytes(kind: str) -> bytes:
         return p.read_bytes()
     if kind == "jpeg":
         return patch_jpeg_sof(small_jpeg(), 65_000, 65_000)
+    if kind == "gif":
+        return gif_bomb()
+    if kind == "webp":
+        return webp_bomb()
     return tiff_bomb()
 
 
@@ -97,6 +122,8 @@ def _limit_address_space():
     ("png", "bomb.png", (100_000, 100_000)),
     ("jpeg", "bomb.jpg", (65_000, 65_000)),
     ("tiff", "bomb.tif", (100_000, 100_000)),
+    ("gif", "bomb.gif", (60_000, 60_000)),
+    ("webp", "bomb.webp", (16_384, 16_384)),
 ])
 def test_bomb_is_refused_fast_and_small(imgconv_bin, make_dataset, tmp_path, kind, name, declared):
     ds = make_dataset()
@@ -142,6 +169,31 @@ def test_bomb_inputs_declare_what_they_claim(tmp_path):
     j = tmp_path / "b.jpg"
     j.write_bytes(patch_jpeg_sof(small_jpeg(), 65_000, 65_000))
     assert H.jpeg_sof(j)["height"] == 65_000 and H.jpeg_sof(j)["width"] == 65_000
-    for f in (p, j):  # Pillow refuses both from the header, too
+    g = tmp_path / "b.gif"
+    g.write_bytes(gif_bomb())
+    w = tmp_path / "b.webp"
+    w.write_bytes(webp_bomb())
+    for f in (p, j, g, w):  # Pillow refuses them from the header, too
         with pytest.raises(Image.DecompressionBombError):
             Image.open(f)
+
+
+def test_an_animation_whose_canvas_grows_past_the_limit_is_refused_with_frames_all(run, make_dataset, tmp_path):
+    """A GIF whose first frame is 1x1 and whose second reaches 60000 x 60000 (Pillow enlarges its
+    image to hold it): the first frame converts; with --frames all the second frame's header is
+    over the pixel limit and the file is refused before any pixel is decoded."""
+    import gif_craft as G
+    import numpy as np
+    data = G.Gif(1, 1, [G.Frame(np.zeros((1, 1), np.int64)), G.Frame(np.zeros((1, 1), np.int64), left=59_999, top=59_999)],
+                 palette=[(0, 0, 0), (255, 255, 255)]).build()
+    ds = make_dataset()
+    ds.add_bytes("c/grow.gif", data)
+    out = tmp_path / "o.npz"
+    run(["to-npz", ds.root, out, "-q"])
+    assert H.load_json(H.npz_manifest_path(out))["summary"]["ignoredFrames"] == 1
+    t0 = time.monotonic()
+    res = run(["to-npz", ds.root, tmp_path / "all.npz", "--frames", "all"], expect_rc=H.EX_DATAERR,
+              preexec_fn=_limit_address_space)
+    assert time.monotonic() - t0 < MAX_SECONDS
+    line = H.assert_one_line_error(res, "c/grow.gif")
+    assert "--max-pixels" in line, line

@@ -144,7 +144,7 @@ def test_non_image_files_are_skipped_and_counted(run, make_dataset, fixture_file
     assert [f["path"] for f in manifest["files"]] == ["good/0.png", "good/1.png"]
 
 
-@pytest.mark.parametrize("name", ["image.gif", "image.bmp"])
+@pytest.mark.parametrize("name", ["image.bmp"])
 def test_unsupported_formats_are_skipped(run, make_dataset, fixture_file, tmp_path, name):
     ds = _good_dataset(make_dataset)
     ds.add(f"good/{name}", fixture_file(f"bad/{name}"))
@@ -153,6 +153,20 @@ def test_unsupported_formats_are_skipped(run, make_dataset, fixture_file, tmp_pa
     manifest = H.load_json(H.npz_manifest_path(out))
     assert H.skipped_paths(manifest) == [f"good/{name}"]
     assert H.load_npz(out)["trainXs"].shape[0] == 2
+
+
+def test_gif_is_converted_among_other_formats(run, make_dataset, fixture_file, tmp_path):
+    """bad/image.gif (once a sample of an unsupported format) is read like any image now: its
+    palette expanded to RGB, counted in summary.formats."""
+    ds = _good_dataset(make_dataset)
+    ds.add("good/image.gif", fixture_file("bad/image.gif"))
+    out = tmp_path / "o.npz"
+    run(["to-npz", ds.root, out, "--size", "96x96"])
+    manifest = H.load_json(H.npz_manifest_path(out))
+    H.check_manifest(manifest, H.load_npz(out), ds.root)
+    assert not manifest["skipped"]
+    assert manifest["summary"]["formats"]["gif"] == 1
+    assert [f["format"] for f in manifest["files"] if f["path"] == "good/image.gif"] == ["gif"]
 
 
 def test_empty_jpg_is_not_an_image(run, make_dataset, fixture_file, tmp_path):
