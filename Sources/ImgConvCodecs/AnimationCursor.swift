@@ -122,6 +122,7 @@ public final class AnimationPool: @unchecked Sendable {
                 }
             }
             request.cursor = nil
+            request.passing = nil   // a closure that holds the request would keep it alive
             pthread_cond_broadcast(released)
         }
     }
@@ -154,7 +155,8 @@ public final class FrameRequest: @unchecked Sendable {
     let key: String
     let frame: Int
     var cursor: AnimationCursor?
-    /// Called with each frame passed on the way (when the pool wants it), orientation applied.
+    /// Called with each frame passed on the way (when the pool wants it), orientation applied;
+    /// dropped when the request is released.
     public var passing: ((Int, PixelBuffer) -> Void)?
 
     init(pool: AnimationPool, id: Int, key: String, frame: Int, cursor: AnimationCursor?) {
