@@ -423,7 +423,7 @@ func commitWithManifest(_ writer: DatasetWriter, _ manifestFile: AtomicOutputFil
     }
 }
 
-/// Groups skip reasons for the summary: "unsupported format: GIF" stays whole, other reasons
+/// Groups skip reasons for the summary: "unsupported format: BMP" stays whole, other reasons
 /// lose their file-specific detail after the first colon.
 func reasonKey(_ reason: String) -> String {
     if reason.hasPrefix("unsupported format") { return reason }

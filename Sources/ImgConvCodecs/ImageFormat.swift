@@ -6,7 +6,7 @@ public enum ImageFormat: String, Sendable, CaseIterable {
     case gif, bmp, webp, avif, heif, jpeg2000, ico, psd
 
     /// Formats with a decoder (`Decoders.decoder(for:)`); the others are recognised so they can
-    /// be reported by name ("unsupported format: GIF") and skipped.
+    /// be reported by name ("unsupported format: BMP") and skipped.
     public var isDecodable: Bool {
         switch self {
         case .png: return true

@@ -89,7 +89,7 @@ struct ConversionOptionGroup: ParsableArguments {
     @Option(help: "Image dtype: auto (narrowest of uint8, uint16, float32 holding every input exactly), uint8 (16-bit inputs scaled down), uint16, float32.")
     var dtype: DTypeChoice = .auto
 
-    @Flag(inversion: .prefixedNo, help: "Turn images upright from their EXIF (JPEG, PNG) or TIFF orientation, as Pillow's ImageOps.exif_transpose.")
+    @Flag(inversion: .prefixedNo, help: "Turn images upright from their EXIF (JPEG, PNG, WebP; WebP XMP too) or TIFF orientation, as Pillow's ImageOps.exif_transpose.")
     var exifOrientation = true
 
     @Flag(help: "With --size at most half the source: decode JPEGs with libjpeg-turbo's DCT scaling (1/2, 1/4, 1/8), then resize. Faster; values differ slightly from a full decode.")
