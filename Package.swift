@@ -31,6 +31,12 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4",
                        providers: [.apt(["libtiff-dev"])]),
+        // WebP stills through libwebp's decoder, animations through libwebpdemux's WebPAnimDecoder.
+        .systemLibrary(name: "CWebP", pkgConfig: "libwebpdemux",
+                       providers: [.apt(["libwebp-dev"])]),
+        // GIF through giflib's record-by-record reading (errors come back as codes).
+        .systemLibrary(name: "CGIF", pkgConfig: "libgif",
+                       providers: [.apt(["libgif-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
         // AVIF and HEIF/HEIC inputs (Debian 12: libavif 0.11, libheif 1.15 with libde265, dav1d, aom).
@@ -55,7 +61,7 @@ let package = Package(
             "CSystem",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: pixelLoops),
-        .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF", "CZlib"]),
+        .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF", "CZlib", "CWebP", "CGIF"]),
         .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CDeflate", "CHDF5", "CShims"]),
         .target(name: "ImgConv", dependencies: ["ImgConvCore", "ImgConvCodecs", "ImgConvFormats"]),
         .executableTarget(name: "imgconv", dependencies: [

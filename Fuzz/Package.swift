@@ -3,7 +3,7 @@ import PackageDescription
 
 // libFuzzer targets for every parser imgconv owns. Not part of the main build: build and run them
 // with `bash scripts/fuzz.sh [seconds-per-target]` (Fuzz/README.md).
-let targets = ["npy", "zip", "idx", "exif", "manifest", "csv", "png", "jpeg", "tiff", "bmp", "h5"]
+let targets = ["npy", "zip", "idx", "exif", "manifest", "csv", "png", "jpeg", "tiff", "bmp", "gif", "webp", "h5"]
 
 let package = Package(
     name: "imgconv-fuzz",

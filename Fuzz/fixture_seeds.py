@@ -3,8 +3,8 @@
 
     python3 Fuzz/fixture_seeds.py OUT      ->  OUT/<target>/<sha1-prefix>
 
-- png, jpeg, tiff, bmp: every fixture image of that format (recognised by its first bytes) under
-  Tests/Fixtures/{pngsuite,tiff,jpeg,generated,bad,bmp};
+- png, jpeg, tiff, bmp, gif, webp: every fixture image of that format (recognised by its first
+  bytes) under Tests/Fixtures/{pngsuite,tiff,jpeg,webp,gif,generated,bad,bmp};
 - exif: the segments of every JPEG fixture before its first scan, and the first 4 KiB of every
   TIFF fixture (a TIFF file is an EXIF block);
 - idx: the MNIST fixtures cut down to two images and ten labels, plain and gzip;
@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "Tests" / "Fixtures"
-IMAGE_FOLDERS = ("pngsuite", "tiff", "jpeg", "generated", "bad", "bmp")
+IMAGE_FOLDERS = ("pngsuite", "tiff", "jpeg", "webp", "gif", "generated", "bad", "bmp")
 
 
 def sniff(head: bytes) -> str | None:
@@ -34,6 +34,10 @@ def sniff(head: bytes) -> str | None:
         return "tiff"
     if head.startswith(b"BM"):
         return "bmp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
     return None
 
 
@@ -65,13 +69,13 @@ def idx_prefix(data: bytes, first: int) -> bytes:
 
 
 def main(out: Path) -> None:
-    seeds: dict[str, set[bytes]] = {t: set() for t in ("png", "jpeg", "tiff", "bmp", "exif", "idx", "npy")}
+    seeds: dict[str, set[bytes]] = {t: set() for t in ("png", "jpeg", "tiff", "bmp", "gif", "webp", "exif", "idx", "npy")}
     for folder in IMAGE_FOLDERS:
         for path in sorted((FIXTURES / folder).rglob("*")):
             if not path.is_file():
                 continue
             data = path.read_bytes()
-            kind = sniff(data[:8])
+            kind = sniff(data[:16])
             if kind is None:
                 continue
             seeds[kind].add(data)

@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(npy zip idx exif manifest csv png jpeg tiff bmp h5)
+ALL_TARGETS=(npy zip idx exif manifest csv png jpeg tiff bmp gif webp h5)
 SCRATCH="${FUZZ_SCRATCH:-.build-fuzz}"
 case $SCRATCH in /*) ;; *) SCRATCH="$PWD/$SCRATCH" ;; esac   # absolute: the build runs in Fuzz/
 BIN="$SCRATCH/release"

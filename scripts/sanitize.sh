@@ -20,7 +20,7 @@ quick=()
 [ "${1:-}" = "--quick" ] && quick=(--quick)
 
 # The system libraries (and python3) come from the set-up, run only when they are missing.
-pkg-config --exists libpng libtiff-4 libturbojpeg hdf5 zlib libheif libavif 2>/dev/null && command -v python3 >/dev/null \
+pkg-config --exists libpng libtiff-4 libturbojpeg libwebpdemux libgif hdf5 zlib libheif libavif 2>/dev/null && command -v python3 >/dev/null \
   || bash scripts/setup.sh
 
 echo "sanitize: building the CLI in $SCRATCH (release, -sanitize=address; C: address,undefined)" >&2

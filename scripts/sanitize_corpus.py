@@ -2,7 +2,7 @@
 """The corpus half of scripts/sanitize.sh: drives an AddressSanitizer/UndefinedBehaviorSanitizer build
 of the CLI over
 
-1. every fixture image (Tests/Fixtures/{pngsuite,tiff,jpeg,generated,avif,heic,bad,bmp}, non-images of bad/
+1. every fixture image (Tests/Fixtures/{pngsuite,tiff,jpeg,webp,gif,generated,avif,heic,bad,bmp}, non-images of bad/
    included), converted twice: default options, and the options that reach the most decoder code
    (the AVIFs and HEICs a third time, with --dtype uint8: their decoders narrow 10/12-bit images);
 2. every one of those files cut at many lengths (fixed small lengths and fractions of the size; all
@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO / "Tests" / "Interop"))
 
 from crasher_replay import ANCHOR, FIXTURES, LENIENT, crasher_files, replay, run  # noqa: E402
 
-IMAGE_FOLDERS = ("pngsuite", "tiff", "jpeg", "generated", "avif", "heic", "bad", "bmp")
+IMAGE_FOLDERS = ("pngsuite", "tiff", "jpeg", "webp", "gif", "generated", "avif", "heic", "bad", "bmp")
 NARROWED = ("avif", "heic")  # also converted with --dtype uint8
 NOT_INPUTS = {".md", ".tsv", ".py", ".npy"}
 QUICK_LENGTHS = (1, 8, 16, 33, 64, 100, 500)

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 want_tests=0
 [ "${1:-}" = "--test" ] && want_tests=1
 
-packages=(pkg-config libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libtiff-dev libhdf5-dev zlib1g-dev libdeflate-dev libavif-dev libheif-dev)
+packages=(pkg-config libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libtiff-dev libwebp-dev libgif-dev libhdf5-dev zlib1g-dev libdeflate-dev libavif-dev libheif-dev)
 [ $want_tests = 1 ] && packages+=(unzip hdf5-tools time strace)
 missing=()
 for p in "${packages[@]}"; do

@@ -37,6 +37,9 @@ struct CandidateList: RandomAccessCollection {
     /// The label of candidate `i`, without making its paths.
     func label(at i: Int) -> Int { files.label(at: Int(probed[i].file)) }
 
+    /// The index of candidate `i`'s file in `files`.
+    func fileIndex(at i: Int) -> Int { Int(probed[i].file) }
+
     /// Adds an image of file `fileIndex` of `files`.
     mutating func append(fileIndex: Int, _ c: Candidate) {
         let h = c.header

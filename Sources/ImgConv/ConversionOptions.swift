@@ -27,6 +27,10 @@ public struct ConversionOptions: Sendable {
     /// Label dtype (uint8, int32, int64); nil = the format's default.
     public var labelDType: DType?
     public var tiffPages: TIFFPages = .first
+    /// Frames of animated GIFs and WebPs: the first (the others counted), all, or an error.
+    public var frames: AnimationFrames = .first {
+        didSet { decode.allFrames = frames == .all }
+    }
     /// Undecodable images are left out (and listed) instead of failing the run.
     public var skipBad = false
     public var compress = false

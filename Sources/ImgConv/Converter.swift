@@ -56,7 +56,7 @@ public struct Converter {
     /// from the first image, and every image is checked against that plan as it is decoded. An
     /// image the plan does not foresee (a colour image after gray ones with `--color auto`, a
     /// wider sample type with `--dtype auto`, another size, a multipage TIFF with `--tiff-pages
-    /// all`), or any error, abandons that pass: the conversion then starts over in two passes,
+    /// all`, an animation with `--frames all`), or any error, abandons that pass: the conversion then starts over in two passes,
     /// all headers first, which gives the same result and the same error a single pass could
     /// not. Shuffled and split datasets always take two passes (the order depends on which files
     /// turn out to be images).
@@ -86,7 +86,7 @@ public struct Converter {
         if options.labelDType == .uint8 && scan.classes.count > 256 {
             throw ImgConvError(.invalidArgument, "uint8 labels hold at most 256 classes; this dataset has \(scan.classes.count) (use --label-dtype int32)")
         }
-        let headers = HeaderPass(decoders: Decoders(options: options.decode), tiffPages: options.tiffPages)
+        let headers = HeaderPass(decoders: Decoders(options: options.decode), tiffPages: options.tiffPages, frames: options.frames)
         var run = Run(scan: scan, root: root, source: source, writer: writer, outputName: outputName,
                       formatName: formatName, headers: headers, start: start)
         // Warnings are said once, even when a single pass is abandoned and the work starts over.
@@ -112,7 +112,7 @@ public struct Converter {
             switch try r.get() {
             case .images(let found, let ignored):
                 for c in found { candidates.append(fileIndex: i, c) }
-                run.ignoredPages += ignored
+                run.countIgnored(ignored, of: found.first?.format)
             case .skip(let reason): run.headerSkipped.append(SkippedFile(path: scan.files.relativePath(at: i), reason: reason))
             case .bad(let e):
                 // --skip-bad leaves out bad files, never good ones the host failed to read.
@@ -122,11 +122,10 @@ public struct Converter {
             }
         })
         let plan = try makePlan(candidates)   // every header known: the plan of the whole tensor
-        if run.ignoredPages > 0 {
-            warnOnce("\(run.ignoredPages) further TIFF pages ignored (--tiff-pages all converts them)")
-        }
+        run.warnIgnored(warnOnce)
         // 2. Decode, conform and write, split by split, in dataset order within each.
         let parts = try SplitPlan.parts(count: candidates.count, label: { candidates.label(at: $0) },
+                                        file: { candidates.fileIndex(at: $0) },
                                         split: { candidates[$0].file.split }, onDisk: candidates.files.hasSplits,
                                         plan: options.split, shuffleSeed: options.shuffleSeed,
                                         name: { candidates[$0].file.relativePath }).map { part in
@@ -167,12 +166,25 @@ public struct Converter {
         var headerSkipped: [SkippedFile] = []
         var decodeSkipped: [SkippedFile] = []
         var ignoredPages = 0
+        var ignoredFrames = 0
 
         /// Forgets an abandoned pass (its output is already removed).
         mutating func reset() {
             headerSkipped = []
             decodeSkipped = []
             ignoredPages = 0
+            ignoredFrames = 0
+        }
+
+        /// Counts the pages of a TIFF, or the frames of an animation, left out.
+        mutating func countIgnored(_ count: Int, of format: ImageFormat?) {
+            if format == .tiff { ignoredPages += count } else { ignoredFrames += count }
+        }
+
+        /// The warnings about pages and frames left out.
+        func warnIgnored(_ warn: (String) -> Void) {
+            if ignoredPages > 0 { warn("\(ignoredPages) further TIFF pages ignored (--tiff-pages all converts them)") }
+            if ignoredFrames > 0 { warn("\(ignoredFrames) further GIF/WebP animation frames ignored (--frames all converts them)") }
         }
     }
 
@@ -237,6 +249,7 @@ public struct Converter {
         var images = 0
         var counts = [Int](repeating: 0, count: scan.classes.count)
         var rotated = 0
+        var formatCounts: [String: Int] = [:]
         var written = 0
         var done = 0
         var tensors: [Manifest.TensorRecord] = []
@@ -275,12 +288,13 @@ public struct Converter {
                             progress(done, planned, written)
                             labels.append(Int32(file.label))
                             counts[file.label] += 1
-                            run.ignoredPages += ignored
+                            formatCounts[c.format.rawValue, default: 0] += 1
+                            run.countIgnored(ignored, of: c.format)
                             if c.header.orientation > 1 { rotated += 1 }
                             if let w = d.warning { warn("'\(file.relativePath)': accepted with a warning: \(w)") }
                             let record = Manifest.FileRecord(path: file.relativePath, label: file.label,
                                                              format: c.format.rawValue, sha256: d.sha256,
-                                                             page: c.format == .tiff && c.header.pages > 1 && options.tiffPages == .all ? c.page : nil,
+                                                             page: c.header.pages > 1 && allPages(c.format) ? c.page : nil,
                                                              orientation: c.header.orientation > 1 ? c.header.orientation : nil,
                                                              warning: d.warning,
                                                              split: named ? part.name : nil)
@@ -309,9 +323,7 @@ public struct Converter {
                 tensors += try writer.endPart(labels: LabelColumn(labels))
                 splitSizes[part.name] = labels.count
             }
-            if onePass && run.ignoredPages > 0 {
-                warn("\(run.ignoredPages) further TIFF pages ignored (--tiff-pages all converts them)")
-            }
+            if onePass { run.warnIgnored(warn) }
             let skipped = scan.skipped + run.headerSkipped + run.decodeSkipped
             tensors += try writer.finish(classNames: scan.classes.map(\.name))
             var manifest = Manifest(
@@ -324,6 +336,8 @@ public struct Converter {
                 summary: .init(images: images, skipped: skipped.count, skippedByReason: [:],
                                rotated: rotated, ignoredTiffPages: run.ignoredPages))
             if named { manifest.summary.splits = splitSizes }
+            manifest.summary.ignoredFrames = run.ignoredFrames
+            manifest.summary.formats = formatCounts
             manifest.summary.skippedByReason = Dictionary(grouping: skipped, by: { reasonKey($0.reason) }).mapValues(\.count)
             // [issue 4, HDF5] the manifest also goes inside the output (HDF5 attribute), so commit after it.
             // The manifest is written in full before the data replaces anything, so a failure
@@ -351,6 +365,15 @@ public struct Converter {
         } catch {
             writer.abort()
             throw error
+        }
+    }
+
+    /// Whether every page (TIFF) or frame (GIF, WebP) of a file of `format` is an image of its own.
+    func allPages(_ format: ImageFormat) -> Bool {
+        switch format {
+        case .tiff: return options.tiffPages == .all
+        case .gif, .webp: return options.frames == .all
+        default: return false
         }
     }
 
@@ -429,7 +452,7 @@ func commitWithManifest(_ writer: DatasetWriter, _ manifestFile: AtomicOutputFil
     }
 }
 
-/// Groups skip reasons for the summary: "unsupported format: GIF" stays whole, other reasons
+/// Groups skip reasons for the summary: "unsupported format: BMP" stays whole, other reasons
 /// lose their file-specific detail after the first colon.
 func reasonKey(_ reason: String) -> String {
     if reason.hasPrefix("unsupported format") { return reason }

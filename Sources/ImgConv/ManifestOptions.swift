@@ -22,6 +22,7 @@ extension ConversionOptions {
         o.shuffleSeed = shuffleSeed
         o.labels = onehot ? "onehot" : "index"
         o.jpegDraft = decode.jpegDraft ? true : nil
+        o.frames = frames.rawValue
         o.labelDtype = labelDType?.rawValue
         o.split = split.map { $0.parts.map { "\($0.name)=\($0.fraction)" }.joined(separator: ",") }
         o.stratify = split?.stratify
@@ -37,6 +38,7 @@ extension Manifest.Options {
         d.allowTruncatedJPEG = allowTruncatedJpeg
         d.jpegDraft = jpegDraft ?? false
         d.narrowHighDepth = dtype == "uint8"
+        d.allFrames = frames == AnimationFrames.all.rawValue
         d.limits = DecodeLimits(maxPixels: maxPixels)
         return d
     }

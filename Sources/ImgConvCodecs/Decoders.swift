@@ -13,6 +13,9 @@ public struct DecodeOptions: Sendable {
     /// Narrow 10/12-bit AVIF and HEIF colour images to 8 bits in the decoder, as Pillow and
     /// pillow-heif do (`--dtype uint8`), instead of reading them as uint16.
     public var narrowHighDepth = false
+    /// Every frame of an animation is asked for (`--frames all`): the decoders share an
+    /// `AnimationPool` so that frames do not each compose the animation from its start.
+    public var allFrames = false
 
     public init() {}
 }
@@ -20,8 +23,13 @@ public struct DecodeOptions: Sendable {
 /// The decoder registry: sniffs, reads headers against the limits, decodes, orients.
 public struct Decoders: Sendable {
     public var options: DecodeOptions
+    /// The animations of this run, with `allFrames` (one pool for every copy of these decoders).
+    public let animations: AnimationPool?
 
-    public init(options: DecodeOptions = DecodeOptions()) { self.options = options }
+    public init(options: DecodeOptions = DecodeOptions()) {
+        self.options = options
+        animations = options.allFrames ? AnimationPool() : nil
+    }
 
     public func decoder(for format: ImageFormat, page: Int = 0) -> ImageDecoder? {
         switch format {
@@ -30,6 +38,8 @@ public struct Decoders: Sendable {
         case .tiff: return TIFFDecoder(page: page, limits: options.limits)
         case .avif, .heif: return HEIFDecoder(avif: format == .avif, limits: options.limits, narrowHighDepth: options.narrowHighDepth)
         case .bmp: return BMPDecoder(limits: options.limits)
+        case .gif: return GIFDecoder(frame: page, limits: options.limits)
+        case .webp: return WebPDecoder(frame: page, limits: options.limits)
         default: return nil
         }
     }
@@ -45,8 +55,9 @@ public struct Decoders: Sendable {
     }
 
     /// The header of page `page` of an image file whose first bytes are `prefix`, reading no
-    /// more than the header needs: a TIFF's directories through the descriptor wherever they
-    /// lie; another format's header from up to `ImageFormat.metadataAllowance` bytes.
+    /// more than the header needs: a TIFF's directories and a WebP's chunk headers through the
+    /// descriptor wherever they lie, a GIF's blocks one after another (its frames are counted,
+    /// no pixel decoded); another format's header from up to `ImageFormat.metadataAllowance` bytes.
     /// - Throws: as `header(_:format:page:)`; `.io` when reading fails.
     public func header(_ prefix: [UInt8], of input: InputFile, format: ImageFormat, page: Int = 0) throws -> ImageHeader {
         // A TIFF's directory may point past the prefix (a colormap, per-sample arrays), and
@@ -54,6 +65,9 @@ public struct Decoders: Sendable {
         // colormap becomes gray, with a warning): its header is always read from the file.
         if format == .tiff && input.size > prefix.count {
             return try checked(TIFFDecoder(page: page, limits: options.limits).readHeader(file: input))
+        }
+        if input.size > prefix.count && (format == .gif || format == .webp) {
+            return try checked(fileHeader(prefix, of: input, format: format, page: page))
         }
         do {
             var h = try header(prefix, format: format, page: page)
@@ -74,6 +88,38 @@ public struct Decoders: Sendable {
         }
     }
 
+    /// The header of every frame of an animation (GIF, WebP; one for a still image), or of
+    /// every page of a TIFF, each checked against the limits.
+    /// - Throws: as `header(_:of:format:page:)`.
+    public func frameHeaders(_ prefix: [UInt8], of input: InputFile, format: ImageFormat) throws -> [ImageHeader] {
+        switch format {
+        case .gif:
+            let layout = input.size > prefix.count ? try GIFLayout(input) : try GIFLayout(MemorySource(data: prefix))
+            return try layout.sizes.map { size in
+                try checked(ImageHeader(width: size.width, height: size.height, channels: layout.channels, depth: .eight,
+                                        orientation: 1, pages: layout.frames))
+            }
+        case .webp:
+            let first = try header(prefix, of: input, format: format)
+            return Array(repeating: first, count: first.pages)
+        default:
+            let first = try header(prefix, of: input, format: format)
+            return try [first] + (1..<max(1, first.pages)).map { try header(prefix, of: input, format: format, page: $0) }
+        }
+    }
+
+    /// A GIF's or a WebP's header read through the descriptor (see `header(_:of:format:page:)`).
+    private func fileHeader(_ prefix: [UInt8], of input: InputFile, format: ImageFormat, page: Int) throws -> ImageHeader {
+        if format == .gif { return try GIFDecoder(frame: page, limits: options.limits).readHeader(file: input) }
+        let webp = WebPDecoder(frame: page, limits: options.limits)
+        do {
+            return try webp.readHeader(file: input, prefix: prefix)
+        } catch let e as ImgConvError where e.code == .corruptInput {
+            // The image's own header lies beyond the first bytes (large chunks before it).
+            return try webp.readHeader(file: input, prefix: input.prefix(ImageFormat.metadataAllowance))
+        }
+    }
+
     /// The whole file of an image of `header` (its first bytes `prefix` already read), refused
     /// unread when it is larger than the format can need for that image.
     /// - Throws: `.limitExceeded` for a file too large, `.io` when reading fails.
@@ -91,8 +137,19 @@ public struct Decoders: Sendable {
 
     /// Decodes pixels for a header from `header(_:format:)`, orientation applied. With
     /// `jpegDraft`, a JPEG may come out smaller, but never below `target` (upright size).
+    /// An animation's frame with a `request` (from `animations`) resumes its cursor and offers it
+    /// the frames composed on the way (orientation applied).
     public func decode(_ data: [UInt8], format: ImageFormat, header: ImageHeader, page: Int = 0,
-                       target: (width: Int, height: Int)? = nil) throws -> PixelBuffer {
+                       target: (width: Int, height: Int)? = nil, request: FrameRequest? = nil) throws -> PixelBuffer {
+        if let request, format == .gif || format == .webp {
+            let passing = request.passing
+            request.passing = passing.map { take in { take($0, $1.oriented(header.orientation)) } }
+            defer { request.passing = passing }
+            let image = format == .gif
+                ? try GIFDecoder(frame: page, limits: options.limits).decode(data, header: header, request: request)
+                : try WebPDecoder(frame: page, limits: options.limits).decode(data, header: header, request: request)
+            return image.oriented(header.orientation)
+        }
         if format == .jpeg, options.jpegDraft, let target {
             let stored = header.orientation >= 5 ? (width: target.height, height: target.width) : target
             return try JPEGDecoder(allowTruncated: options.allowTruncatedJPEG)

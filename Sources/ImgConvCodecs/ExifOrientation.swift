@@ -80,6 +80,19 @@ public enum ExifOrientation {
         return tag.map { (1...8).contains($0) ? $0 : 1 } ?? 1
     }
 
+    /// Orientation of a WebP from its EXIF chunk's payload (after one or two `Exif\0\0`
+    /// prefixes, which Pillow skips), or, when that holds no Orientation tag, from its XMP
+    /// chunk's `tiff:Orientation`, as Pillow's `getexif` reads it.
+    public static func fromWebP(exif: [UInt8]?, xmp: [UInt8]?) -> Int {
+        var tag: Int?
+        if var e = exif?[...] {
+            for _ in 0..<2 where e.starts(with: [0x45, 0x78, 0x69, 0x66, 0, 0]) { e = e.dropFirst(6) }
+            tag = orientationTag(e)
+        }
+        if tag == nil, let xmp { tag = xmpOrientation(xmp) }
+        return tag.map { (1...8).contains($0) ? $0 : 1 } ?? 1
+    }
+
     /// The keyword and text of a PNG text chunk (`zTXt` and compressed `iTXt` inflated, at most
     /// 1 MiB), or nil when malformed.
     private static func pngText(_ type: String, _ body: [UInt8]) -> (String, [UInt8])? {
@@ -161,8 +174,8 @@ public enum ExifOrientation {
         data.starts(with: [0x45, 0x78, 0x69, 0x66, 0, 0]) ? data.dropFirst(6) : data
     }
 
-    /// The Orientation tag's value in a TIFF-structured EXIF block, or nil when the block has no
-    /// such tag (or is malformed).
+    /// The Orientation tag's value in a TIFF-structured EXIF block; nil when the block has no such
+    /// tag (or is malformed), 1 for a tag that is not a SHORT (present, so no XMP is looked at).
     static func orientationTag(_ block: ArraySlice<UInt8>) -> Int? {
         let b = Array(block)
         guard b.count >= 8 else { return nil }
@@ -185,7 +198,7 @@ public enum ExifOrientation {
             let entry = ifd + 2 + k * 12
             guard let tag = u16(entry) else { return nil }
             if tag == 0x0112 {
-                guard u16(entry + 2) == 3, let value = u16(entry + 8) else { return nil }
+                guard u16(entry + 2) == 3, let value = u16(entry + 8) else { return 1 }
                 return value
             }
         }

@@ -10,7 +10,18 @@ public enum TIFFPages: String, Sendable, CaseIterable {
     case error
 }
 
-/// One image to convert: a file (and, for multipage TIFF, a page) with its header.
+/// What to do with the frames of an animated GIF or WebP (as `TIFFPages` for TIFF pages).
+public enum AnimationFrames: String, Sendable, CaseIterable {
+    /// Convert the first frame, count the others in the summary.
+    case first
+    /// Every frame (the whole canvas after disposal and blending) becomes an image of the file's class.
+    case all
+    /// Refuse such files.
+    case error
+}
+
+/// One image to convert: a file (and, for multipage TIFF, a page; for an animation, a frame)
+/// with its header.
 public struct Candidate: Sendable {
     public var file: SourceFile
     public var header: ImageHeader
@@ -30,15 +41,18 @@ public struct Candidate: Sendable {
 public struct HeaderPass: Sendable {
     public let decoders: Decoders
     public let tiffPages: TIFFPages
+    public let frames: AnimationFrames
 
-    public init(decoders: Decoders, tiffPages: TIFFPages) {
+    public init(decoders: Decoders, tiffPages: TIFFPages, frames: AnimationFrames = .first) {
         self.decoders = decoders
         self.tiffPages = tiffPages
+        self.frames = frames
     }
 
     /// What the header pass learns of one file.
     public enum Probe {
-        /// Its images (one, or one per TIFF page), and the TIFF pages left out.
+        /// Its images (one, or one per TIFF page or animation frame), and the pages or frames
+        /// left out (`Candidate.format` says which).
         case images([Candidate], ignoredPages: Int)
         /// Not an image we decode: skipped, not an error.
         case skip(String)
@@ -78,15 +92,23 @@ public struct HeaderPass: Sendable {
         guard format.isDecodable else {
             return .skip("unsupported format: \(format.rawValue.uppercased())")
         }
+        let animated = format == .gif || format == .webp
+        if animated && frames == .all {
+            let headers = try decoders.frameHeaders(prefix, of: input, format: format)
+            return .images(headers.enumerated().map { Candidate(file: file, header: $1, format: format, page: $0) }, ignoredPages: 0)
+        }
         let header = try decoders.header(prefix, of: input, format: format)
         let first = Candidate(file: file, header: header, format: format, page: 0)
-        guard format == .tiff, header.pages > 1 else { return .images([first], ignoredPages: 0) }
-        switch tiffPages {
-        case .first:
+        guard format == .tiff || animated, header.pages > 1 else { return .images([first], ignoredPages: 0) }
+        switch animated ? frames.rawValue : tiffPages.rawValue {
+        case "first":
             return .images([first], ignoredPages: header.pages - 1)
-        case .error:
+        case "error":
+            if animated {
+                throw ImgConvError(.unsupported, "\(format == .gif ? "GIF" : "WebP") has \(header.pages) frames (--frames first or all converts it)")
+            }
             throw ImgConvError(.unsupported, "TIFF has \(header.pages) pages (--tiff-pages first or all converts it)")
-        case .all:
+        default:
             var pages = [first]
             for page in 1..<header.pages {
                 pages.append(Candidate(file: file, header: try decoders.header(prefix, of: input, format: format, page: page),
@@ -134,18 +156,42 @@ public enum DecodeJob {
                            plan: ImagePlan, resize: Bool, page: Int) throws -> DecodedImage {
         do {
             let digest = sha256Hex(bytes)
+            func conformed(_ image: PixelBuffer) throws -> DecodedImage {
+                if !resize && (image.width != plan.width || image.height != plan.height) {
+                    throw ImgConvError(.shapeMismatch, "image is \(image.height)x\(image.width), expected \(plan.height)x\(plan.width)")
+                }
+                return DecodedImage(pixels: try plan.conform(image), sha256: digest, warning: image.warning)
+            }
             let h = try header ?? decoders.header(bytes, format: format, page: page)
             // The decoded image, then its conformed copy: tried before they are made, since a
             // Swift allocation that fails ends the process.
             let decoded = checkedByteCount([h.width, h.height, h.channels], elementSize: h.depth.byteSize) ?? Int.max / 4
             try MemoryCeiling.reserve(decoded + min(plan.bytesPerImage, Int.max / 4),
                                       for: "decoding a \(h.width)x\(h.height) image")
-            let image = try decoders.decode(bytes, format: format, header: h, page: page,
-                                            target: resize ? (plan.width, plan.height) : nil)
-            if !resize && (image.width != plan.width || image.height != plan.height) {
-                throw ImgConvError(.shapeMismatch, "image is \(image.height)x\(image.width), expected \(plan.height)x\(plan.width)")
+            var request: FrameRequest?
+            if let pool = decoders.animations, format == .gif || format == .webp, h.pages > 1 {
+                switch pool.acquire(key: digest, frame: page) {
+                case .kept(let kept): if let d = kept as? DecodedImage { return d }
+                case .decode(let r): request = r
+                }
+                // The frames passed on the way to this one are kept for their own requests.
+                request?.passing = { [weak request] i, image in
+                    if let d = try? conformed(image) { request?.keep(d, bytes: d.pixels.count, frame: i) }
+                }
             }
-            return DecodedImage(pixels: try plan.conform(image), sha256: digest, warning: image.warning)
+            let image: PixelBuffer
+            do {
+                image = try decoders.decode(bytes, format: format, header: h, page: page,
+                                            target: resize ? (plan.width, plan.height) : nil, request: request)
+                request?.release(delivered: true)
+            } catch let e as ImgConvError where (format == .gif || format == .webp) && h.pages > 1 {
+                request?.release(delivered: false)
+                throw ImgConvError(e.code, "frame \(page): \(e.message)")
+            } catch {
+                request?.release(delivered: false)
+                throw error
+            }
+            return try conformed(image)
         } catch let e as ImgConvError {
             throw e.at(file.relativePath)
         }

@@ -6,13 +6,13 @@ public enum ImageFormat: String, Sendable, CaseIterable {
     case gif, bmp, webp, avif, heif, jpeg2000, ico, psd
 
     /// Formats with a decoder (`Decoders.decoder(for:)`); the others are recognised so they can
-    /// be reported by name ("unsupported format: GIF") and skipped.
+    /// be reported by name ("unsupported format: BMP") and skipped.
     public var isDecodable: Bool {
         switch self {
         case .png: return true
         case .jpeg: return true
         case .tiff: return true
-        case .avif, .heif, .bmp: return true
+        case .avif, .heif, .bmp, .gif, .webp: return true
         default: return false
         }
     }
@@ -72,8 +72,9 @@ extension ImageFormat {
     public static let metadataAllowance = 64 << 20
 
     /// The largest file that can hold the image of `header`: four times its samples at the
-    /// widest this format stores them (8 bytes for TIFF, 2 for PNG, 1 for JPEG), in up to 4
-    /// channels, with the padding of blocks and tiles up to 256 pixels, for every page; plus
+    /// widest this format stores them (8 bytes for TIFF, 2 for PNG, 1 for JPEG, GIF and WebP), in
+    /// up to 4 channels, with the padding of blocks and tiles up to 256 pixels, for every page
+    /// (or animation frame); plus
     /// `metadataAllowance`. Stored deflate, JPEG at quality 100 and uncompressed strips stay
     /// well within it, so a larger file is not an image of this size and is not read.
     public func maxFileBytes(_ header: ImageHeader) -> Int {
@@ -85,7 +86,7 @@ extension ImageFormat {
 
     /// The end of the message about a file over `maxFileBytes`.
     public func tooLargeReason(_ header: ImageHeader) -> String {
-        let pages = header.pages > 1 ? " of \(header.pages) pages" : ""
+        let pages = header.pages > 1 ? " of \(header.pages) \(self == .tiff ? "pages" : "frames")" : ""
         return "more than a \(header.width)x\(header.height) \(rawValue.uppercased())\(pages) can need (\(maxFileBytes(header)) bytes): not read"
     }
 }

@@ -60,7 +60,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var label: Int
         public var format: String
         public var sha256: String
-        /// The TIFF page, when every page of a multipage file is converted.
+        /// The TIFF page, when every page of a multipage file is converted; the frame of an
+        /// animated GIF or WebP, when every frame is (`--frames all`).
         public var page: Int?
         /// The EXIF orientation that was applied, when not 1.
         public var orientation: Int?
@@ -114,6 +115,9 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var stratify: Bool?
         /// JPEGs were decoded with DCT scaling (--jpeg-draft).
         public var jpegDraft: Bool?
+        /// What was done with the frames of animated GIFs and WebPs (`--frames`: first, all,
+        /// error); absent in manifests written before GIF and WebP were read.
+        public var frames: String?
         public init(size: [Int]?, color: String, compress: Bool, skipBad: Bool, resizeFilter: String,
                     dtype: String, exifOrientation: Bool, allowTruncatedJpeg: Bool, tiffPages: String, maxPixels: Int) {
             self.size = size
@@ -136,8 +140,12 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var rotated: Int
         /// Pages of multipage TIFFs not converted (`--tiff-pages first`).
         public var ignoredTiffPages: Int
+        /// Frames of animated GIFs and WebPs not converted (`--frames first`).
+        public var ignoredFrames: Int?
         /// Images in each split, when the dataset is split.
         public var splits: [String: Int]?
+        /// Images converted from each file format (`png`, `jpeg`, `tiff`, `gif`, `webp`).
+        public var formats: [String: Int]?
         public init(images: Int, skipped: Int, skippedByReason: [String: Int], rotated: Int, ignoredTiffPages: Int) {
             self.images = images
             self.skipped = skipped
@@ -235,6 +243,7 @@ public struct Manifest: Codable, Sendable, Equatable {
         j.member("dtype", o.dtype)
         j.member("exifOrientation", o.exifOrientation)
         if let v = o.fit { j.member("fit", v) }
+        if let v = o.frames { j.member("frames", v) }
         if let v = o.jpegDraft { j.member("jpegDraft", v) }
         if let v = o.labelDtype { j.member("labelDtype", v) }
         if let v = o.labels { j.member("labels", v) }
@@ -259,6 +268,8 @@ public struct Manifest: Codable, Sendable, Equatable {
         j.endArray()
         j.key("source"); j.beginObject(); j.member("kind", source.kind); j.member("root", source.root); j.endObject()
         j.key("summary"); j.beginObject()
+        if let v = summary.formats { j.member("formats", counts: v) }
+        if let v = summary.ignoredFrames { j.member("ignoredFrames", v) }
         j.member("ignoredTiffPages", summary.ignoredTiffPages)
         j.member("images", summary.images)
         j.member("rotated", summary.rotated)

@@ -103,14 +103,17 @@ public struct SplitPart: Sendable, Equatable {
 extension SplitPlan {
     /// Divides `count` images into parts: as the dataset says (`split(i)`, from split folders or
     /// a CSV's split column, when `onDisk`), else by `plan`, else one `train` part. Parts come in
-    /// the order train, val, test; a shuffle seed shuffles within each.
+    /// the order train, val, test; a shuffle seed shuffles within each. A plan divides files:
+    /// the images of one file (the pages of a TIFF, the frames of an animation) go to one part,
+    /// so no file is in two splits (with one image a file, this is dividing images).
     /// - Parameters:
     ///   - label: the class of image `i` (what a stratified plan divides by).
+    ///   - file: the file of image `i` (images of one file are consecutive); nil: one file each.
     ///   - name: the file of image `i`, for messages.
     /// - Throws: `.invalidArgument` when a split dataset is split again, an image has no split
     ///   while others have one, or a split is not train, val or test.
-    public static func parts(count: Int, label: (Int) -> Int, split: (Int) -> String?, onDisk: Bool, plan: SplitPlan?,
-                             shuffleSeed: UInt64?, name: (Int) -> String) throws -> [SplitPart] {
+    public static func parts(count: Int, label: (Int) -> Int, file: ((Int) -> Int)? = nil, split: (Int) -> String?, onDisk: Bool,
+                             plan: SplitPlan?, shuffleSeed: UInt64?, name: (Int) -> String) throws -> [SplitPart] {
         let names = plan?.parts.map(\.name) ?? knownNames
         var assigned: [UInt8] = []   // index into `names`, per image
         assigned.reserveCapacity(count)
@@ -128,7 +131,14 @@ extension SplitPlan {
                 assigned.append(UInt8(k))
             }
         } else if let plan {
-            assigned = plan.assign(labels: (0..<count).map(label)).map { UInt8($0) }
+            // The first image of each file stands for the file.
+            let firsts = (0..<count).filter { i in i == 0 || file.map { $0(i) != $0(i - 1) } ?? true }
+            let byFile = plan.assign(labels: firsts.map(label))
+            var k = -1
+            for i in 0..<count {
+                if k + 1 < firsts.count && firsts[k + 1] == i { k += 1 }
+                assigned.append(UInt8(byFile[k]))
+            }
         } else {
             assigned = Array(repeating: UInt8(names.firstIndex(of: "train")!), count: count)
         }

@@ -14,6 +14,7 @@ enum LabelStyle: String, ExpressibleByArgument, CaseIterable { case index, oneho
 enum LabelDType: String, ExpressibleByArgument, CaseIterable { case uint8, int32, int64, float32 }
 extension DTypeChoice: ExpressibleByArgument {}
 extension TIFFPages: ExpressibleByArgument {}
+extension AnimationFrames: ExpressibleByArgument {}
 
 /// Options shared by every `to-*` command.
 struct ConversionOptionGroup: ParsableArguments {
@@ -88,7 +89,7 @@ struct ConversionOptionGroup: ParsableArguments {
     @Option(help: "Image dtype: auto (narrowest of uint8, uint16, float32 holding every input exactly), uint8 (16-bit inputs scaled down), uint16, float32.")
     var dtype: DTypeChoice = .auto
 
-    @Flag(inversion: .prefixedNo, help: "Turn images upright from their EXIF (JPEG, PNG) or TIFF orientation, as Pillow's ImageOps.exif_transpose.")
+    @Flag(inversion: .prefixedNo, help: "Turn images upright from their EXIF (JPEG, PNG, WebP; WebP XMP too) or TIFF orientation, as Pillow's ImageOps.exif_transpose.")
     var exifOrientation = true
 
     @Flag(help: "With --size at most half the source: decode JPEGs with libjpeg-turbo's DCT scaling (1/2, 1/4, 1/8), then resize. Faster; values differ slightly from a full decode.")
@@ -99,6 +100,9 @@ struct ConversionOptionGroup: ParsableArguments {
 
     @Option(help: "Multipage TIFFs: first (convert page 1, count the others), all (every page an image), error.")
     var tiffPages: TIFFPages = .first
+
+    @Option(help: "Animated GIFs and WebPs: first (convert frame 1, count the others), all (every frame, composed as Pillow's ImageSequence gives it, an image), error.")
+    var frames: AnimationFrames = .first
 
     @Flag(help: "Leave out images that cannot be decoded (listed on stderr and in the manifest).")
     var skipBad = false
@@ -224,6 +228,7 @@ struct ConversionOptionGroup: ParsableArguments {
         o.decode.allowTruncatedJPEG = allowTruncatedJpeg
         o.decode.jpegDraft = jpegDraft
         o.decode.narrowHighDepth = dtype == .uint8
+        o.frames = frames
         return o
     }
 }

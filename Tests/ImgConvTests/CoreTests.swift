@@ -151,6 +151,9 @@ final class StreamingTests: XCTestCase {
                                         dtype: "auto", exifOrientation: true, allowTruncatedJpeg: false, tiffPages: "first", maxPixels: 1),
                          classes: [.init(index: 0, name: "a", count: 14)], tensors: [], files: files, skipped: [], warnings: [],
                          summary: .init(images: 40, skipped: 0, skippedByReason: [:], rotated: 1, ignoredTiffPages: 0))
+        m.options.frames = "all"
+        m.summary.ignoredFrames = 3
+        m.summary.formats = ["png": 38, "gif": 2]
         let whole = try m.encoded()
         for limit in [1, 300, 1 << 20] {
             let spill = SpillBuffer(directory: NSTemporaryDirectory(), memoryLimit: limit)
@@ -196,6 +199,28 @@ final class SplitPlanTests: XCTestCase {
         XCTAssertEqual(plan.counts(for: 7).reduce(0, +), 7)
         XCTAssertThrowsError(try SplitPlan.parse("train=0.5,val=0.2", stratify: false, seed: 0))
         XCTAssertThrowsError(try SplitPlan.parse("train=0.5,dev=0.5", stratify: false, seed: 0))
+    }
+
+    /// A plan divides files: the images of one file (pages, frames) go to one split, and with one
+    /// image a file the result is the plan's assignment of images.
+    func testPartsKeepTheImagesOfAFileTogether() throws {
+        let plan = try SplitPlan.parse("train=0.5,test=0.5", stratify: false, seed: 5)
+        let fileOf = [0, 0, 0, 1, 2, 2, 3, 4, 4, 4, 4, 5]
+        let parts = try SplitPlan.parts(count: fileOf.count, label: { _ in 0 }, file: { fileOf[$0] }, split: { _ in nil },
+                                        onDisk: false, plan: plan, shuffleSeed: 9, name: { "\($0)" })
+        var splitOfFile: [Int: String] = [:]
+        for part in parts {
+            for i in part.items {
+                XCTAssertEqual(splitOfFile.updateValue(part.name, forKey: fileOf[Int(i)]) ?? part.name, part.name)
+            }
+        }
+        XCTAssertEqual(splitOfFile.count, 6)
+        XCTAssertEqual(parts.reduce(0) { $0 + $1.items.count }, fileOf.count)
+        let single = try SplitPlan.parts(count: 20, label: { $0 % 3 }, file: { $0 }, split: { _ in nil }, onDisk: false,
+                                         plan: plan, shuffleSeed: nil, name: { "\($0)" })
+        let plain = try SplitPlan.parts(count: 20, label: { $0 % 3 }, split: { _ in nil }, onDisk: false,
+                                        plan: plan, shuffleSeed: nil, name: { "\($0)" })
+        XCTAssertEqual(single, plain)
     }
 
     func testStratifiedAssignmentKeepsProportionsAndIsSeeded() throws {

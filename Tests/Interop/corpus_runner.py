@@ -1,4 +1,4 @@
-"""Shared by test_fidelity, test_truncation and test_bomb: the image corpus and a CLI runner.
+"""Shared by test_fidelity, test_truncation, test_bomb and test_animation: the image corpus and a CLI runner.
 
 The release binary may be rebuilt while a long table runs ("Text file busy", or briefly missing):
 `run_cli` retries the *start* of the process for a while in that case, never a run that started.
@@ -35,12 +35,12 @@ def run_cli(args: Sequence, timeout: float = 60, prefix: Sequence[str] = (), **k
             time.sleep(2)
 
 
-CORPUS = ("pngsuite", "tiff", "jpeg", "generated", "bmp")
+CORPUS = ("pngsuite", "tiff", "jpeg", "webp", "gif", "generated", "bmp")
 NOT_IMAGES_SUFFIXES = {".md", ".tsv", ".npy", ".py", ".txt", ".json"}
 
 
 def corpus_files() -> list[Path]:
-    """Every image file of Tests/Fixtures/{pngsuite,tiff,jpeg,generated,bmp} (READMEs, manifests,
+    """Every image file of Tests/Fixtures/{pngsuite,tiff,jpeg,webp,gif,generated,bmp} (READMEs, manifests,
     scripts and .npy arrays left out), in path order."""
     out = []
     for d in CORPUS:

@@ -22,14 +22,14 @@ CRASHERS = FIXTURES / "crashers"
 ANCHOR = FIXTURES / "pngsuite" / "basn0g08.png"  # 32x32 gray: keeps a run from having nothing to convert
 
 # The fuzz targets (Fuzz/Package.swift), each a folder of Tests/Fixtures/crashers/.
-TARGETS = ("npy", "zip", "idx", "exif", "manifest", "csv", "png", "jpeg", "tiff", "h5")
-IMAGE_TARGETS = ("png", "jpeg", "tiff", "exif")
+TARGETS = ("npy", "zip", "idx", "exif", "manifest", "csv", "png", "jpeg", "tiff", "gif", "webp", "h5")
+IMAGE_TARGETS = ("png", "jpeg", "tiff", "gif", "webp", "exif")
 SURVIVED = (0, 64, 65, 66, 74)
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "UndefinedBehaviorSanitizer", "WARNING: AddressSanitizer")
-# Decoding options that reach the most decoder code: truncated JPEGs accepted, every TIFF page,
-# DCT-scaled JPEG decoding, and the transforms after decoding.
-LENIENT = ("--allow-truncated-jpeg", "--tiff-pages", "all", "--jpeg-draft", "--fit", "pad", "--filter", "lanczos",
+# Decoding options that reach the most decoder code: truncated JPEGs accepted, every TIFF page and
+# animation frame, DCT-scaled JPEG decoding, and the transforms after decoding.
+LENIENT = ("--allow-truncated-jpeg", "--tiff-pages", "all", "--frames", "all", "--jpeg-draft", "--fit", "pad", "--filter", "lanczos",
            "--color", "rgba")
 
 

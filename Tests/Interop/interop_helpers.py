@@ -207,6 +207,11 @@ def check_manifest(manifest: dict, arrays: dict[str, np.ndarray], root: Path | N
             assert summary["skipped"] == len(manifest["skipped"])
         if isinstance(summary.get("skippedByReason"), dict):
             assert sum(summary["skippedByReason"].values()) == len(manifest["skipped"])
+        if isinstance(summary.get("formats"), dict):
+            per_format: dict[str, int] = {}
+            for f in files:
+                per_format[f["format"]] = per_format.get(f["format"], 0) + 1
+            assert summary["formats"] == per_format, f"summary.formats {summary['formats']} vs the files' {per_format}"
 
 
 def skipped_paths(manifest: dict) -> list[str]:
@@ -221,15 +226,20 @@ PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
 
 def sniff(path: Path) -> str | None:
-    head = Path(path).read_bytes()[:16]
+    with open(path, "rb") as f:
+        head = f.read(64)
     if head.startswith(PNG_SIG):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
     if head[4:8] == b"ftyp":  # ISO BMFF: the major and compatible brands (as ImageFormat.sniff)
-        box = Path(path).read_bytes()[:64]
+        box = head
         end = min(len(box), int.from_bytes(box[:4], "big"))
         brands = {box[i:i + 4] for i in range(8, end - 3, 4) if i != 12}
         if brands & {b"avif", b"avis"}:
@@ -238,7 +248,7 @@ def sniff(path: Path) -> str | None:
             return "heif"
     if head.startswith(b"BM") and len(head) >= 14:
         return "bmp"
-    if _bare_dib(Path(path).read_bytes()[:20]):
+    if _bare_dib(head[:20]):
         return "bmp"
     return None
 
@@ -269,7 +279,7 @@ def expected_classes(root: Path) -> list[str]:
 
 
 def expected_files(root: Path) -> list[tuple[str, int]]:
-    """(relative path, label) of every file with a PNG/JPEG/TIFF/BMP signature, in contract order:
+    """(relative path, label) of every file with a PNG/JPEG/TIFF/BMP/GIF/WebP signature, in contract order:
     classes by code point, then relative paths compared component by component."""
     out = []
     for label, cls in enumerate(expected_classes(root)):

@@ -6,6 +6,9 @@
   BMP   a 24-bit BMP header declaring 100000 x 100000 over 16 bytes of pixels; and an RLE8 BMP of
         12000 x 12000 (within --max-pixels) whose 8 bytes of RLE data cannot fill it: refused
         before the 576 MB its decode would take are allocated
+  GIF   a logical screen of 60000 x 60000 holding one 1x1 frame (Pillow's image is the screen)
+  WebP  a Pillow-made 2-frame animation of 1x1 frames whose VP8X canvas is patched to 16384 x 16384
+        (WebPAnimDecoder would allocate two RGBA canvases of 1 GiB each)
 
 Each must fail in under 2 s with exit 65 and one stderr line that names the file and the limit
 (`--max-pixels`) or the corruption, without writing an output, and the process's peak RSS
@@ -90,6 +93,24 @@ def bmp_bomb(width: int, height: int, bits: int, compression: int, pixels: bytes
     return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + palette + pixels
 
 
+def gif_bomb(width: int = 60_000, height: int = 60_000) -> bytes:
+    import gif_craft as G
+    import numpy as np
+    return G.Gif(width, height, [G.Frame(np.zeros((1, 1), np.int64))], palette=[(0, 0, 0), (255, 255, 255)]).build()
+
+
+def webp_bomb(width: int = 16_384, height: int = 16_384) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    frames = [Image.new("RGBA", (1, 1), (k * 100, 0, 0, 255)) for k in range(2)]
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], lossless=True, duration=10)
+    d = bytearray(buf.getvalue())
+    assert d[12:16] == b"VP8X", "Pillow's animated WebP starts without VP8X"
+    d[24:27] = (width - 1).to_bytes(3, "little")
+    d[27:30] = (height - 1).to_bytes(3, "little")
+    return bytes(d)
+
+
 def bomb_bytes(kind: str) -> bytes:
     if kind == "png":
         p = H.FIXTURES / "bad" / "bomb.png"
@@ -102,6 +123,10 @@ def bomb_bytes(kind: str) -> bytes:
         return bmp_bomb(100_000, 100_000, 24, 0, bytes(16))
     if kind == "bmp-rle":
         return bmp_bomb(12_000, 12_000, 8, 1, bytes([255, 7, 0, 2, 255, 255, 0, 1]))
+    if kind == "gif":
+        return gif_bomb()
+    if kind == "webp":
+        return webp_bomb()
     return tiff_bomb()
 
 
@@ -115,6 +140,8 @@ def _limit_address_space():
     ("tiff", "bomb.tif", (100_000, 100_000)),
     ("bmp", "bomb.bmp", (100_000, 100_000)),
     ("bmp-rle", "bomb-rle.bmp", (12_000, 12_000)),
+    ("gif", "bomb.gif", (60_000, 60_000)),
+    ("webp", "bomb.webp", (16_384, 16_384)),
 ])
 def test_bomb_is_refused_fast_and_small(imgconv_bin, make_dataset, tmp_path, kind, name, declared):
     ds = make_dataset()
@@ -162,7 +189,11 @@ def test_bomb_inputs_declare_what_they_claim(tmp_path):
     assert H.jpeg_sof(j)["height"] == 65_000 and H.jpeg_sof(j)["width"] == 65_000
     b = tmp_path / "b.bmp"
     b.write_bytes(bomb_bytes("bmp"))
-    for f in (p, j, b):  # Pillow refuses them from the header, too
+    g = tmp_path / "b.gif"
+    g.write_bytes(gif_bomb())
+    w = tmp_path / "b.webp"
+    w.write_bytes(webp_bomb())
+    for f in (p, j, b, g, w):  # Pillow refuses them from the header, too
         with pytest.raises(Image.DecompressionBombError):
             Image.open(f)
     r = tmp_path / "r.bmp"
@@ -171,3 +202,24 @@ def test_bomb_inputs_declare_what_they_claim(tmp_path):
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(r) as im:  # within Pillow's limit: it opens, and fails only on the data
             assert im.size == (12_000, 12_000)
+
+
+def test_an_animation_whose_canvas_grows_past_the_limit_is_refused_with_frames_all(run, make_dataset, tmp_path):
+    """A GIF whose first frame is 1x1 and whose second reaches 60000 x 60000 (Pillow enlarges its
+    image to hold it): the first frame converts; with --frames all the second frame's header is
+    over the pixel limit and the file is refused before any pixel is decoded."""
+    import gif_craft as G
+    import numpy as np
+    data = G.Gif(1, 1, [G.Frame(np.zeros((1, 1), np.int64)), G.Frame(np.zeros((1, 1), np.int64), left=59_999, top=59_999)],
+                 palette=[(0, 0, 0), (255, 255, 255)]).build()
+    ds = make_dataset()
+    ds.add_bytes("c/grow.gif", data)
+    out = tmp_path / "o.npz"
+    run(["to-npz", ds.root, out, "-q"])
+    assert H.load_json(H.npz_manifest_path(out))["summary"]["ignoredFrames"] == 1
+    t0 = time.monotonic()
+    res = run(["to-npz", ds.root, tmp_path / "all.npz", "--frames", "all"], expect_rc=H.EX_DATAERR,
+              preexec_fn=_limit_address_space)
+    assert time.monotonic() - t0 < MAX_SECONDS
+    line = H.assert_one_line_error(res, "c/grow.gif")
+    assert "--max-pixels" in line, line

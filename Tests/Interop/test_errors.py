@@ -3,11 +3,13 @@ no temporary files, --skip-bad, non-images and unsupported formats skipped, shap
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import time
 
 import numpy as np
+
 import pytest
 
 import interop_helpers as H
@@ -144,14 +146,20 @@ def test_non_image_files_are_skipped_and_counted(run, make_dataset, fixture_file
     assert [f["path"] for f in manifest["files"]] == ["good/0.png", "good/1.png"]
 
 
-@pytest.mark.parametrize("name", ["image.gif"])
-def test_unsupported_formats_are_skipped(run, make_dataset, fixture_file, tmp_path, name):
+@pytest.mark.parametrize("fmt,name", [("ICO", "image.ico"), ("JPEG2000", "image.jp2")])
+def test_unsupported_formats_are_skipped(run, make_dataset, tmp_path, fmt, name):
+    """A format imgconv recognises but does not read (Pillow-made ICO, JPEG 2000) is skipped by
+    name, counted under its reason."""
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (10, 20, 30)).save(buf, fmt)
     ds = _good_dataset(make_dataset)
-    ds.add(f"good/{name}", fixture_file(f"bad/{name}"))
+    ds.add_bytes(f"good/{name}", buf.getvalue())
     out = tmp_path / "o.npz"
     run(["to-npz", ds.root, out])
     manifest = H.load_json(H.npz_manifest_path(out))
     assert H.skipped_paths(manifest) == [f"good/{name}"]
+    assert "unsupported format" in manifest["skipped"][0]["reason"].lower(), manifest["skipped"]
     assert H.load_npz(out)["trainXs"].shape[0] == 2
 
 
@@ -168,6 +176,20 @@ def test_bmp_beside_pngs_is_converted(run, make_dataset, fixture_file, tmp_path)
     assert H.skipped_paths(manifest) == []
     assert [f["format"] for f in manifest["files"]] == ["png", "png", "bmp"]
     H.assert_equal_pixels(arrays["trainXs"][2], H.pil_array(fixture_file("bad/image.bmp"), "RGB"), "image.bmp")
+
+
+def test_gif_is_converted_among_other_formats(run, make_dataset, fixture_file, tmp_path):
+    """bad/image.gif (once a sample of an unsupported format) is read like any image now: its
+    palette expanded to RGB, counted in summary.formats."""
+    ds = _good_dataset(make_dataset)
+    ds.add("good/image.gif", fixture_file("bad/image.gif"))
+    out = tmp_path / "o.npz"
+    run(["to-npz", ds.root, out, "--size", "96x96"])
+    manifest = H.load_json(H.npz_manifest_path(out))
+    H.check_manifest(manifest, H.load_npz(out), ds.root)
+    assert not manifest["skipped"]
+    assert manifest["summary"]["formats"]["gif"] == 1
+    assert [f["format"] for f in manifest["files"] if f["path"] == "good/image.gif"] == ["gif"]
 
 
 def test_empty_jpg_is_not_an_image(run, make_dataset, fixture_file, tmp_path):

@@ -1,7 +1,7 @@
 """Decoder fidelity table (issue #3's acceptance test).
 
-Every image file under Tests/Fixtures/{pngsuite,tiff,jpeg,generated,bmp} is converted alone (a one-file
-dataset) and judged against an independent reader:
+Every image file under Tests/Fixtures/{pngsuite,tiff,jpeg,webp,gif,generated,bmp} is converted alone
+(a one-file dataset) and judged against an independent reader:
 
   exact     our tensor equals the reference: same dtype (after imgconv's documented decoding
             policy), same shape, same values;
@@ -34,6 +34,13 @@ doc comments of Sources/ImgConvCodecs/*.swift):
         '1' -> L; L, RGB and 32-bit bit fields with alpha as RGBA kept). The bit-field layouts
         Pillow refuses (`bmpsuite/g/rgb32bf.bmp`, the 4-4-4-4 files of image-rs) are compared
         with the values their masks define, computed by `bmp_masks_array`.
+  WebP  Pillow: `Image.open` + `exif_transpose` (the EXIF chunk, else XMP's tiff:Orientation),
+        RGB or RGBA as Pillow opens it (its libwebp 1.6; imgconv uses the system's libwebp).
+  GIF   Pillow's first frame: `Image.open` + `convert` of mode P to RGB, or to RGBA when
+        `info["transparency"]` is set; mode L (no colour table, or an identity gray one) stays L, or
+        LA with a transparent index. Pillow composes the first frame onto the logical screen (index 0,
+        or the transparent index, around it). Every frame (`--frames all`) is judged in
+        test_animation.py against Pillow's `ImageSequence`.
 """
 
 from __future__ import annotations
@@ -413,6 +420,26 @@ def bmp_reference(path: Path) -> Ref:
     return Ref(None, errors=[f"Pillow: {err}"])
 
 
+# ---- WebP, GIF -----------------------------------------------------------------------------------
+
+def _palette_target(im) -> str | None:
+    """Pillow's GIF/WebP modes as imgconv's channels: P expanded to RGB, or RGBA when a transparent
+    index is set; L stays L, or LA with a transparent gray level; RGB and RGBA (WebP) kept."""
+    trns = "transparency" in im.info
+    if im.mode == "P":
+        return "RGBA" if trns else "RGB"
+    if im.mode == "L":
+        return "LA" if trns else "L"
+    return None
+
+
+def animated_reference(path: Path) -> Ref:
+    a, err, mode = _pillow(path, _palette_target)
+    if a is not None:
+        return Ref(a, f"Pillow {mode}")
+    return Ref(None, errors=[f"Pillow: {err}"])
+
+
 def reference(path: Path) -> Ref:
     kind = H.sniff(path)
     if kind == "bmp":
@@ -423,6 +450,8 @@ def reference(path: Path) -> Ref:
         return jpeg_reference(path)
     if kind == "tiff":
         return tiff_reference(path)
+    if kind in ("webp", "gif"):
+        return animated_reference(path)
     # Not an image signature: still ask Pillow (the references decide, not our sniffer).
     a, err, mode = _pillow(path, lambda im: None)
     if a is not None:
@@ -593,7 +622,7 @@ def build_table(work: Path) -> list[tuple[str, str, str]]:
 def test_fidelity_table(imgconv_bin, tmp_path):
     files = corpus_files()
     if not files:
-        pytest.skip("Tests/Fixtures/{pngsuite,tiff,jpeg,generated,bmp} hold no images")
+        pytest.skip("Tests/Fixtures/{pngsuite,tiff,jpeg,webp,gif,generated,bmp} hold no images")
     t0 = time.monotonic()
     table = build_table(tmp_path)
     elapsed = time.monotonic() - t0

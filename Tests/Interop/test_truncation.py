@@ -1,13 +1,16 @@
 """Truncated inputs: every fixture image of the fidelity corpora (Tests/Fixtures/{pngsuite,tiff,jpeg,
-generated,bmp}, and avif/heic of test_fidelity_heif.py) cut at 12 lengths, all cuts of one fixture in one class, converted with --skip-bad
-(and for JPEG once more with --allow-truncated-jpeg).
+webp,gif,generated,bmp}, and avif/heic of test_fidelity_heif.py) cut at 12 lengths, all cuts of one
+fixture in one class, converted with --skip-bad (and for JPEG once more with --allow-truncated-jpeg,
+for GIF and WebP once more with --frames all, which composes every frame a cut still holds).
 
 Whatever a cut does to the decoders, the process must
   - not die by a signal and not hang (60 s per run),
   - exit 0 or 65,
   - print only `imgconv: ` lines on stderr (no raw libpng/libtiff/libjpeg output),
   - account for every cut: each one is in the manifest's `files` or in its `skipped`, never both,
-    never neither (on exit 65 there is no manifest: the one error line must name a cut).
+    never neither (on exit 65 there is no manifest: the one error line must name a cut); with
+    --frames all a cut may be in both (the frames it holds in `files`, each (path, page) once, and
+    the frames it cuts short in `skipped`, once each).
 `--size 16x16` keeps cuts that decode at different sizes from stopping the run. Each class also
 holds one intact image (`000-anchor.png`): when every cut of a fixture is undecodable, imgconv
 exits 66 "no decodable images found" and writes no manifest, which would leave nothing to account
@@ -77,8 +80,14 @@ def check_run(rels: list[str], root: Path, out: Path, flags: tuple[str, ...]) ->
         skipped = H.skipped_paths(manifest)
         if ANCHOR_REL not in files:
             problems.append(f"[{what}] the intact anchor image is missing from files")
+        frames = "--frames" in flags
+        pages = [(f["path"], f.get("page")) for f in manifest["files"] if f["path"] != ANCHOR_REL]
         files = [f for f in files if f != ANCHOR_REL]
-        both = set(files) & set(skipped)
+        if frames:
+            if len(pages) != len(set(pages)):
+                problems.append(f"[{what}] a frame is listed twice")
+            files = sorted(set(files))
+        both = set() if frames else set(files) & set(skipped)
         lost = set(rels) - set(files) - set(skipped)
         extra = (set(files) | set(skipped)) - set(rels)
         if both:
@@ -87,7 +96,7 @@ def check_run(rels: list[str], root: Path, out: Path, flags: tuple[str, ...]) ->
             problems.append(f"[{what}] cuts lost (neither converted nor skipped): {sorted(lost)}")
         if extra:
             problems.append(f"[{what}] manifest lists unknown paths: {sorted(extra)}")
-        if len(files) != len(set(files)) or len(skipped) != len(set(skipped)):
+        if len(files) != len(set(files)) or (len(skipped) != len(set(skipped)) and not frames):
             problems.append(f"[{what}] a path is listed twice")
         # README: --skip-bad lists undecodable images on stderr and in the manifest (files that are
         # not images at all, e.g. a 1-byte cut, are only counted in the manifest)
@@ -96,7 +105,7 @@ def check_run(rels: list[str], root: Path, out: Path, flags: tuple[str, ...]) ->
         if unnamed:
             problems.append(f"[{what}] skipped but not named on stderr: {unnamed}")
         xs = H.load_npz(out)["trainXs"]
-        if xs.shape[0] != len(files) + 1 or tuple(xs.shape[1:3]) != (16, 16):
+        if xs.shape[0] != len(pages) + 1 or tuple(xs.shape[1:3]) != (16, 16):
             problems.append(f"[{what}] trainXs {xs.shape} for {len(files)} files")
         counts["converted"], counts["skipped"] = len(files), len(skipped)
     elif res.returncode == H.EX_DATAERR:
@@ -109,7 +118,7 @@ def check_run(rels: list[str], root: Path, out: Path, flags: tuple[str, ...]) ->
 def test_truncated_fixtures(imgconv_bin, tmp_path):
     files = corpus_files() + heif_corpus_files()
     if not files or not ANCHOR.is_file():
-        pytest.skip("Tests/Fixtures/{pngsuite,tiff,jpeg,generated,bmp} hold no images (or pngsuite/basn0g08.png is missing)")
+        pytest.skip("Tests/Fixtures/{pngsuite,tiff,jpeg,webp,gif,generated,bmp} hold no images (or pngsuite/basn0g08.png is missing)")
     t0 = time.monotonic()
 
     def one(i_src):
@@ -119,6 +128,8 @@ def test_truncated_fixtures(imgconv_bin, tmp_path):
         runs = [()]
         if H.sniff(src) == "jpeg":
             runs.append(("--allow-truncated-jpeg",))
+        if H.sniff(src) in ("gif", "webp"):
+            runs.append(("--frames", "all"))
         results = []
         for k, flags in enumerate(runs):
             results.append(check_run(rels, root, tmp_path / f"d{i:04d}-{k}.npz", flags))
@@ -130,7 +141,8 @@ def test_truncated_fixtures(imgconv_bin, tmp_path):
 
     problems = []
     totals = {"runs": 0, "total": 0, "converted": 0, "skipped": 0, "failed_runs": 0}
-    jpeg_flag = {"total": 0, "converted": 0, "skipped": 0}
+    extra = {"--allow-truncated-jpeg": {"total": 0, "converted": 0, "skipped": 0},
+             "--frames all": {"total": 0, "converted": 0, "skipped": 0}}
     for rel, results in outcome:
         for k, (probs, counts) in enumerate(results):
             problems += [f"{rel}: {p}" for p in probs]
@@ -138,13 +150,14 @@ def test_truncated_fixtures(imgconv_bin, tmp_path):
             for key in ("total", "converted", "skipped", "failed_runs"):
                 totals[key] += counts.get(key, 0)
             if k == 1:
-                for key in jpeg_flag:
-                    jpeg_flag[key] += counts.get(key, 0)
+                flag = "--allow-truncated-jpeg" if H.sniff(H.FIXTURES / rel) == "jpeg" else "--frames all"
+                for key in extra[flag]:
+                    extra[flag][key] += counts.get(key, 0)
             if counts.get("failed_runs"):
                 print(f"  exit 65 (run stopped): {rel} [{k}]")
     print(f"\ntruncation: {len(files)} fixtures, {totals['runs']} runs in {elapsed:.1f} s; cuts: "
           f"{totals['converted']} converted, {totals['skipped']} skipped, {totals['total']} total "
           f"(runs stopped with exit 65: {totals['failed_runs']})")
-    print(f"  of which with --allow-truncated-jpeg: {jpeg_flag['converted']} converted, "
-          f"{jpeg_flag['skipped']} skipped, {jpeg_flag['total']} total")
+    for flag, c in extra.items():
+        print(f"  of which with {flag}: {c['converted']} cuts converted, {c['skipped']} skipped, {c['total']} total")
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems)

@@ -15,7 +15,7 @@ public enum FuzzTargets {
     /// `Tests/Fixtures/crashers/<name>` folders.
     public static let all: [String: ([UInt8]) -> Void] = [
         "npy": npy, "zip": zip, "idx": idx, "exif": exif, "manifest": manifest, "csv": csv,
-        "png": png, "jpeg": jpeg, "tiff": tiff, "bmp": bmp, "h5": h5,
+        "png": png, "jpeg": jpeg, "tiff": tiff, "bmp": bmp, "gif": gif, "webp": webp, "h5": h5,
     ]
 
     /// The fuzz target being run (libFuzzer's callback is a C function pointer: it cannot capture).
@@ -83,7 +83,8 @@ public enum FuzzTargets {
     /// and a bare TIFF-structured block. The answer is always 1...8.
     static func exif(_ bytes: [UInt8]) {
         for orientation in [ExifOrientation.fromJPEG(bytes), ExifOrientation.fromPNG(bytes),
-                            ExifOrientation.fromTIFFBlock(bytes[...])] {
+                            ExifOrientation.fromTIFFBlock(bytes[...]),
+                            ExifOrientation.fromWebP(exif: bytes, xmp: nil), ExifOrientation.fromWebP(exif: nil, xmp: bytes)] {
             precondition((1...8).contains(orientation), "orientation \(orientation)")
         }
     }
@@ -188,6 +189,42 @@ public enum FuzzTargets {
         let half = Array(bytes.prefix(bytes.count / 2))
         if let early = try? bmp.header(half, format: .bmp), early != header {
             precondition(half.count < 14 + 124 + 257 * 4, "header from \(half.count) bytes is \(early), the file's is \(header)")
+        }
+    }
+
+    /// The first frame; then, for an animation, frames 3, 2, 1 (as many as it has) through one
+    /// `AnimationPool`: frame 3 composed from the start keeps frames 1 and 2, which the pool then
+    /// hands back. Each must equal the frame decoded on its own from the start.
+    static func gif(_ bytes: [UInt8]) { animation(bytes, .gif) }
+
+    /// As `gif`: libwebp's still decoder, or WebPAnimDecoder's frames.
+    static func webp(_ bytes: [UInt8]) { animation(bytes, .webp) }
+
+    static func animation(_ bytes: [UInt8], _ format: ImageFormat) {
+        let plain = decoders()
+        guard let first = decode(bytes, format, with: plain), first.pages > 1 else { return }
+        var options = DecodeOptions()
+        options.limits = limits
+        options.allFrames = true
+        let pooled = Decoders(options: options)
+        for page in (1..<min(first.pages, 4)).reversed() {
+            guard let header = try? plain.header(bytes, format: format, page: page) else { continue }
+            let alone = try? plain.decode(bytes, format: format, header: header, page: page)
+            switch pooled.animations?.acquire(key: "fuzz", frame: page) {
+            case .kept(let kept)?:
+                precondition(kept as? [UInt8] == alone?.bytes, "frame \(page) kept by the pool differs")
+            case .decode(let request)?:
+                request.passing = { i, image in request.keep(image.bytes, bytes: image.bytes.count, frame: i) }
+                let viaPool = try? pooled.decode(bytes, format: format, header: header, page: page, request: request)
+                request.release(delivered: viaPool != nil)
+                precondition(alone?.bytes == viaPool?.bytes, "frame \(page) differs through the pool")
+                if let image = viaPool {
+                    precondition(image.width == header.orientedWidth && image.height == header.orientedHeight
+                                 && image.channels == header.channels, "frame \(page) is not what its header said")
+                }
+            case nil:
+                preconditionFailure("no animation pool with allFrames")
+            }
         }
     }
 
