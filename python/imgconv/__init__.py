@@ -19,7 +19,7 @@ def to_torch(split, transform=None, *, layout=None, float01=False):
     return _to_torch(split, transform, layout=layout, float01=float01)
 
 
-def to_tf(split, *, layout=None, float01=False, read_rows=256):
+def to_tf(split, *, layout=None, float01=False, read_rows=None):
     """A tf.data.Dataset of (image, label) over `split`."""
     from ._tf import to_tf as _to_tf
     return _to_tf(split, layout=layout, float01=float01, read_rows=read_rows)

@@ -126,6 +126,7 @@ class Split:
 
     xs, ys      the tensors, mapped: np.memmap (HDF5: the h5py dataset, read lazily)
     len(split)  the number of images; split[i] -> (image, label), copies in native byte order
+    iter(split) (image, label) in order, read about 16 MiB at a time
     batches(n)  (images, labels) arrays of up to n rows, in order, read through a moving window
     labels()    every label, loaded (small)
     layout      'nhwc', 'nchw' (the manifest's options.layout) or 'nhw' (IDX of 3 dimensions)
@@ -191,8 +192,15 @@ class Split:
             e = min(stop, s + batch_size)
             yield self._xs.rows(s, e), self._fix_labels(self._ys.rows(s, e))
 
+    def read_rows(self, budget: int = 16 << 20) -> int:
+        """How many images make about `budget` bytes (at least 1): what iteration reads at once."""
+        row = self._xs.dtype.itemsize
+        for d in self._xs.shape[1:]:
+            row *= d
+        return max(1, budget // row) if row else 1024
+
     def __iter__(self):
-        for xb, yb in self.batches():
+        for xb, yb in self.batches(self.read_rows()):
             for x, y in zip(xb, yb):
                 yield x, y
 

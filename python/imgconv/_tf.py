@@ -5,11 +5,11 @@ from __future__ import annotations
 from ._convert import check_options, convert_image, image_shape
 
 
-def to_tf(split, *, layout=None, float01=False, read_rows: int = 256):
+def to_tf(split, *, layout=None, float01=False, read_rows: int | None = None):
     """Elements (image, label) in tensor order: the image in the stored dtype and layout (float32
     in [0, 1] with float01=True, (C, H, W) with layout='nchw'), the label an int64 scalar (one-hot:
     the row). Batch, shuffle and prefetch as any tf.data.Dataset. Each iteration opens the output
-    anew and reads `read_rows` images at a time, so memory stays flat on any size."""
+    anew and reads `read_rows` images at a time (default: about 16 MiB), so memory stays flat on any size."""
     try:
         import tensorflow as tf
     except ImportError:
@@ -25,7 +25,7 @@ def to_tf(split, *, layout=None, float01=False, read_rows: int = 256):
         from ._reader import open_output
         with open_output(path) as ds:
             s = ds[name]
-            for xb, yb in s.batches(read_rows):
+            for xb, yb in s.batches(read_rows or s.read_rows()):
                 for x, y in zip(xb, yb):
                     yield convert_image(x, s, layout, float01, scale), y
 
