@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import imgconv
-from helpers import build_split_root, reference
+from reader_helpers import build_split_root, reference
 
 FORMATS = {
     "npz": ("to-npz", "out.npz", []),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import imgconv
-from helpers import build_split_root, reference
+from reader_helpers import build_split_root, reference
 
 CASES = {
     # id: (command, output name, format, extra options, dataset kwargs)
