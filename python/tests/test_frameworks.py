@@ -4,11 +4,26 @@ reason printed (pytest -rs), when torch or tensorflow cannot be imported."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
 import imgconv
 from reader_helpers import build_split_root, reference
+
+try:
+    from torch.utils.data import Dataset as _TorchDataset
+except ImportError:
+    _TorchDataset = object
+
+
+def need(module: str, package: str):
+    """The framework, or a skip that prints why (scripts/test.sh runs pytest with -rs)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        pytest.skip(f"{module} cannot be imported ({e}); scripts/setup.sh --test installs {package} when pip can")
 
 FORMATS = {
     "npz": ("to-npz", "out.npz", []),
@@ -43,7 +58,7 @@ def by_hand(xs: np.ndarray, layout: str, nchw: bool, float01: bool) -> np.ndarra
 
 @pytest.mark.parametrize("case", list(FORMATS))
 def test_torch_dataloader_two_workers(run, make_dataset, tmp_path, case):
-    torch = pytest.importorskip("torch", reason="torch is not installed (setup.sh installs it when pip can)")
+    torch = need("torch", "a CPU-only torch")
     out, fmt = make(run, make_dataset, tmp_path, case)
     ref = reference(out, fmt)
     ds = imgconv.open(out)
@@ -63,7 +78,7 @@ def test_torch_dataloader_two_workers(run, make_dataset, tmp_path, case):
 
 
 def test_torch_spawned_workers_shuffle_and_transform(run, make_dataset, tmp_path):
-    torch = pytest.importorskip("torch", reason="torch is not installed (setup.sh installs it when pip can)")
+    torch = need("torch", "a CPU-only torch")
     out, fmt = make(run, make_dataset, tmp_path, "h5")
     rx, ry = reference(out, fmt)["splits"]["train"]
     split = imgconv.open(out)["train"]
@@ -86,7 +101,7 @@ def _double(a: np.ndarray):
     return torch.from_numpy(a.astype(np.int32) * 2)
 
 
-class _Indexed(__import__("torch").utils.data.Dataset if __import__("importlib").util.find_spec("torch") else object):
+class _Indexed(_TorchDataset):
     """Items with their index, to check a shuffled load."""
 
     def __init__(self, inner):
@@ -102,7 +117,7 @@ class _Indexed(__import__("torch").utils.data.Dataset if __import__("importlib")
 
 @pytest.mark.parametrize("case", list(FORMATS))
 def test_tf_data_batched(run, make_dataset, tmp_path, case):
-    tf = pytest.importorskip("tensorflow", reason="tensorflow is not installed (setup.sh installs tensorflow-cpu when pip can)")
+    tf = need("tensorflow", "tensorflow-cpu")
     out, fmt = make(run, make_dataset, tmp_path, case, bits=16 if case == "npz" else 8)
     ref = reference(out, fmt)
     ds = imgconv.open(out)
