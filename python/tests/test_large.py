@@ -193,3 +193,71 @@ def test_zip64_npz_larger_than_4_gib(tmp_path):
         assert out["names"] == ["v", "w", "x", "y", "z"]
     finally:
         p.unlink()
+
+
+TORCH_CHILD = r"""
+import json, sys
+import numpy as np
+import torch
+import imgconv
+
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+class Probe(torch.utils.data.Dataset):
+    # each item with the RSS of the process that read it (a worker)
+    def __init__(self, inner):
+        self.inner = inner
+    def __len__(self):
+        return len(self.inner)
+    def __getitem__(self, i):
+        x, y = self.inner[i]
+        return x[0, 0, 0], y, rss("VmRSS"), rss("VmHWM")
+
+split = imgconv.open(sys.argv[1])["train"]
+loader = torch.utils.data.DataLoader(Probe(imgconv.to_torch(split)), batch_size=16, num_workers=2)
+first, labels, worker_rss, worker_hwm, main_rss = [], [], [], [], []
+for x0, y, r, h in loader:
+    first += x0.tolist(); labels += y.tolist(); worker_rss += r.tolist(); worker_hwm += h.tolist()
+    main_rss.append(rss("VmRSS"))
+print(json.dumps(dict(first=first, labels=labels, worker_rss=worker_rss, worker_hwm=max(worker_hwm),
+                      main_rss=main_rss, main_hwm=rss("VmHWM"))))
+"""
+
+
+def test_torch_dataloader_over_a_tensor_larger_than_the_limit(tmp_path):
+    """The same 3 GiB .npy through a DataLoader with 2 worker processes, under a 1.5 GiB RLIMIT_AS
+    (torch itself takes about 0.6 GiB of address space): every worker's RSS stays flat."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"torch cannot be imported ({e}); scripts/setup.sh --test installs a CPU-only torch when pip can")
+    n = 4096
+    folder = tmp_path / "big"
+    folder.mkdir()
+    sparse_npy(folder / "trainXs.npy", n)
+    labels = (np.arange(n) % 3).astype(np.int64)
+    np.save(folder / "trainYs.npy", labels)
+    np.save(folder / "classNames.npy", np.array(["a", "b", "c"]))
+    limit = 3 << 29
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    try:
+        res = subprocess.run([sys.executable, "-c", TORCH_CHILD, str(folder)], capture_output=True, text=True,
+                             timeout=600, env=env,
+                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+        assert res.returncode == 0, f"child exited {res.returncode}\n{res.stderr[-3000:]}"
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+    finally:
+        (folder / "trainXs.npy").unlink()
+    expected = [0] * n
+    for i in MARKED + (n - 1,):
+        expected[i] = marker(i)
+    assert out["first"] == expected and out["labels"] == labels.tolist()
+    w = out["worker_rss"][256:]
+    print(f"\n  DataLoader, 2 workers, 3.00 GiB under RLIMIT_AS {limit >> 20} MiB: worker VmHWM "
+          f"{out['worker_hwm'] / 1024:.0f} MiB, worker VmRSS {min(w) / 1024:.0f}-{max(w) / 1024:.0f} MiB, "
+          f"main VmHWM {out['main_hwm'] / 1024:.0f} MiB")
+    assert max(w) - min(w) < 100 * 1024, "worker RSS not flat"
+    assert max(out["main_rss"][16:]) - min(out["main_rss"][16:]) < 100 * 1024, "main RSS not flat"
