@@ -120,3 +120,23 @@ def test_keras_style_npz_without_manifest(tmp_path):
         assert ds["train"][2][1] == yt[2, 0]
         top = int(max(yt.max(), ys.max()))
         assert ds.class_names == [str(i) for i in range(top + 1)]
+
+
+def test_an_empty_split(run, make_dataset, tmp_path):
+    b = make_dataset()
+    rng = np.random.default_rng(1)
+    for c in ("a", "b"):
+        for i in range(2):
+            b.add_image(f"{c}/{i}.png", rng.integers(0, 256, (3, 4, 3), dtype=np.uint8))
+    out = tmp_path / "e.npz"
+    run(["to-npz", b.root, out, "--split", "train=0.5,val=0,test=0.5", "-q"])
+    ref = reference(out, "npz")
+    with imgconv.open(out) as ds:
+        assert list(ds) == ["train", "val", "test"]
+        v = ds["val"]
+        assert len(v) == 0 == ds.manifest["summary"]["splits"]["val"]
+        same_values(v.xs[:], ref["splits"]["val"][0], "val images")
+        assert list(v) == [] and list(v.batches(4)) == [] and v.labels().shape == (0,)
+        with pytest.raises(IndexError):
+            v[0]
+        same_values(ds["test"].xs[:], ref["splits"]["test"][0], "test images")
