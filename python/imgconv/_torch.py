@@ -23,8 +23,9 @@ class SplitDataset(_TorchDataset):
     itself on its first item: what is pickled to a worker is the path and the split's name, never
     a mapping or an HDF5 handle. Items are (image, label): the image a torch tensor in the stored
     dtype and layout (float32 in [0, 1] with float01=True, (C, H, W) with layout='nchw'), or
-    transform(image as a numpy array) when a transform is given; the label a 0-d int64 tensor
-    (one-hot labels: the row as a tensor of their dtype)."""
+    transform(image as a numpy array) when a transform is given; the label a 0-d int64 tensor whatever
+    the stored dtype (IDX: uint8, int16, int32), as cross_entropy takes it (one-hot labels: the row
+    as a tensor of their dtype)."""
 
     def __init__(self, split, transform=None, layout=None, float01=False):
         if torch is None:
@@ -55,7 +56,7 @@ class SplitDataset(_TorchDataset):
         x, y = split[i]
         x = convert_image(x, split, self.layout, self.float01, self.scale)
         x = self.transform(x) if self.transform is not None else torch.from_numpy(x)
-        y = torch.from_numpy(np.asarray(y))
+        y = torch.from_numpy(np.asarray(y) if split.onehot else np.asarray(y, dtype=np.int64))
         return x, y
 
 

@@ -73,7 +73,8 @@ def test_torch_dataloader_two_workers(run, make_dataset, tmp_path, case):
             expected = by_hand(rx, layout, nchw=float01, float01=float01)
             assert x.shape == expected.shape and x.dtype == expected.dtype
             assert np.array_equal(x, expected), f"{name}: pixels differ (float01={float01})"
-            assert y.dtype == ry.dtype and np.array_equal(y, ry), f"{name}: labels differ"
+            ey = ry if ry.ndim == 2 else ry.astype(np.int64)  # index labels as int64, as the snippet's trainYs
+            assert y.dtype == ey.dtype and np.array_equal(y, ey), f"{name}: labels differ"
     ds.close()
 
 
@@ -134,5 +135,6 @@ def test_tf_data_batched(run, make_dataset, tmp_path, case):
             expected = by_hand(rx, layout, nchw=float01, float01=float01)
             assert x.shape == expected.shape and x.dtype == expected.dtype
             assert np.array_equal(x, expected), f"{name}: pixels differ (float01={float01})"
-            assert y.dtype == ry.dtype and np.array_equal(y, ry), f"{name}: labels differ"
+            ey = ry if ry.ndim == 2 else ry.astype(np.int64)  # index labels as int64, as the snippet's trainYs
+            assert y.dtype == ey.dtype and np.array_equal(y, ey), f"{name}: labels differ"
     ds.close()
