@@ -402,13 +402,18 @@ class Dataset:
                 raise fail(images_file, "an IDX images file is named PREFIX-images-idxN-TYPE[.gz]")
             chosen = m["prefix"]
             self._one_pair = True
-        for split in SPLITS:
-            prefix = IDX_PREFIX[split]
-            if chosen is not None and prefix != chosen:
-                continue
+        if chosen is not None:
+            # the pair the file names: its split by MNIST's prefixes, else train (a --prefix pair)
+            plan = [(next((s for s in SPLITS if IDX_PREFIX[s] == chosen), "train"), chosen)]
+        else:
+            plan = [(s, IDX_PREFIX[s]) for s in SPLITS if any((IDX_PREFIX[s], k) in found for k in ("images", "labels"))]
+            if not plan:
+                others = sorted({p for p, _ in found})
+                if len(others) > 1:
+                    raise fail(folder, f"several IDX pairs of other prefixes ({', '.join(others)}): open the images file of one")
+                plan = [("train", p) for p in others]
+        for split, prefix in plan:
             imgs, labs = found.get((prefix, "images")), found.get((prefix, "labels"))
-            if not imgs and not labs:
-                continue
             for kind, got in (("images", imgs), ("labels", labs)):
                 if not got:
                     raise fail(folder, f"IDX {prefix}- files: no {kind} file beside the other one")
@@ -417,8 +422,6 @@ class Dataset:
             xl = idx_location(os.path.join(folder, imgs[0]))
             yl = idx_location(os.path.join(folder, labs[0]))
             self.splits[split] = Split(self, split, MappedTensor(xl), MappedTensor(yl), imgs[0], labs[0])
-        if chosen is not None and not self.splits:
-            raise fail(images_file, f"IDX prefix {chosen!r} is not one of train, val, t10k")
         self.class_names = self._names_from_manifest()
         self.path = folder if images_file is None else images_file
 

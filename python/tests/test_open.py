@@ -140,3 +140,27 @@ def test_an_empty_split(run, make_dataset, tmp_path):
         with pytest.raises(IndexError):
             v[0]
         same_values(ds["test"].xs[:], ref["splits"]["test"][0], "test images")
+
+
+def test_idx_pair_of_another_prefix_is_train(run, make_dataset, tmp_path):
+    import idx2numpy
+    root = make_dataset()
+    rng = np.random.default_rng(2)
+    for c in ("a", "b", "c"):
+        root.add_image(f"{c}/0.png", rng.integers(0, 256, (4, 6), dtype=np.uint8))
+    out = tmp_path / "idx"
+    run(["to-idx", root.root, out, "--prefix", "mnist", "-q"])
+    rx = idx2numpy.convert_from_file(str(out / "mnist-images-idx3-ubyte"))
+    ry = idx2numpy.convert_from_file(str(out / "mnist-labels-idx1-ubyte"))
+    for path in (out, out / "mnist-images-idx3-ubyte"):
+        with imgconv.open(path) as ds:
+            assert list(ds) == ["train"] and ds.class_names == ["a", "b", "c"]
+            same_values(ds["train"].xs[:], rx, "images")
+            same_values(ds["train"].labels(), ry, "labels")
+    # a second pair of another prefix: the folder is ambiguous, each images file is not
+    for n in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        (out / f"other-{n}").write_bytes((out / f"mnist-{n}").read_bytes())
+    with pytest.raises(imgconv.FormatError, match="several IDX pairs"):
+        imgconv.open(out)
+    with imgconv.open(out / "other-images-idx3-ubyte") as ds:
+        same_values(ds["train"].xs[:], rx, "other images")
