@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what imgconv needs on Debian 12 (system -dev libraries; with --test also the Python
-# test packages, the Python reader of python/, torch and tensorflow-cpu, in .venv) and builds the release binary. Safe to run again: it installs only
-# what is missing.
+# test packages, the Python reader of python/, torch and tensorflow-cpu, in .venv) and builds the
+# release binary. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

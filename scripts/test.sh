@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up with the test packages, then every test: Swift unit tests, the Python reader's tests, then
-# the interop tests that run the release binary and judge its outputs with numpy, zipfile, unzip, Pillow and tifffile.
+# the interop tests that run the release binary and judge its outputs with numpy, zipfile, unzip,
+# Pillow and tifffile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
