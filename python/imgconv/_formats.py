@@ -140,6 +140,10 @@ def npz_locations(path) -> dict[str, Location]:
             (sig, _ver, _flags, method, _t, _d, _crc, _csize, _usize, nlen, xlen) = LOCAL_HEADER.unpack(raw)
             if sig != LOCAL_SIG:
                 raise fail(where, f"no local header signature at offset {info.header_offset}")
+            local_name = f.read(nlen)
+            if local_name != info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"):
+                raise fail(where, f"the local header at offset {info.header_offset} names {local_name!r}, "
+                                  "not the member the central directory lists")
             data_start = info.header_offset + LOCAL_HEADER.size + nlen + xlen
             key = name[:-4]
             if method == zipfile.ZIP_STORED:

@@ -114,3 +114,19 @@ def test_not_an_output(tmp_path):
     one_line(e, "empty", "no pair")
     with pytest.raises(FileNotFoundError):
         imgconv.open(tmp_path / "missing.npz")
+
+
+def test_npz_local_header_that_names_another_member(run, make_dataset, tmp_path):
+    root = build_split_root(make_dataset)
+    npz = tmp_path / "o.npz"
+    run(["to-npz", root, npz, "-q"])
+    import zipfile
+    with zipfile.ZipFile(npz) as zf:
+        off = zf.getinfo("valYs.npy").header_offset
+    b = bytearray(npz.read_bytes())
+    assert b[off + 30: off + 39] == b"valYs.npy"
+    b[off + 30] = ord("w")
+    npz.write_bytes(bytes(b))
+    with pytest.raises(imgconv.FormatError) as e:
+        imgconv.open(npz)
+    one_line(e, "o.npz:valYs.npy", "local header", "wa")
