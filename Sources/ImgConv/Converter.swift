@@ -13,6 +13,13 @@ public struct ConversionSummary: Sendable {
     public var seconds: Double
     public var outputBytes: Int
     public var manifestPath: String
+    /// Images converted from each file format (`png`, `webp`...; a TIFF page or a frame is one).
+    public var formats: [String: Int] = [:]
+
+    /// "97 webp, 1 gif, 1 bmp": the formats by count, then name.
+    public var formatsText: String {
+        formats.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+    }
 }
 
 /// Where the images come from.
@@ -361,7 +368,7 @@ public struct Converter {
             return ConversionSummary(images: images, classes: scan.classes.count, skipped: skipped.count,
                                      shape: tensors[0].shape, dtype: plan.dtype,
                                      seconds: Date().timeIntervalSince(run.start), outputBytes: 0,
-                                     manifestPath: writer.manifestPath)
+                                     manifestPath: writer.manifestPath, formats: formatCounts)
         } catch {
             writer.abort()
             throw error
