@@ -1,6 +1,6 @@
 /// Sample type of a decoded image, ordered from narrowest to widest: every uint8 value is exact
 /// in uint16 (times 257) and every uint16 value is exact in float32.
-public enum SampleDepth: Int, Sendable, Comparable, CaseIterable {
+public enum SampleDepth: Int, Sendable, Comparable, CaseIterable, Codable {
     case eight = 8
     case sixteen = 16
     case float32 = 32
