@@ -26,6 +26,9 @@ public struct ShardMerger {
     /// Compressing threads (`--compress` parts); the output does not depend on it.
     public var threads = 1
     public var jobs = ConversionOptions.defaultJobs
+    /// HDF5 parts: the merged file maps the parts' images as virtual datasets (with paths relative
+    /// to it; the parts must be in its folder or below) instead of copying them.
+    public var virtual = true
 
     public init() {}
 
@@ -99,6 +102,24 @@ public struct ShardMerger {
         try partProblem(path, shard: k, of: plan, jobs: jobs) == nil
     }
 
+    /// The path of `folder` relative to `base` (`""` or ending in `/`), when `folder` is `base`
+    /// or below it: where a virtual dataset in `base` finds the parts.
+    /// - Throws: `.invalidArgument` otherwise.
+    static func relativeFolder(_ folder: String, from base: String) throws -> String {
+        guard let f = realpath(folder, nil), let b = realpath(base, nil) else {
+            throw ImgConvError(.notFound, path: folder, "cannot resolve the folder")
+        }
+        defer { free(f); free(b) }
+        let target = String(cString: f), root = String(cString: b)
+        if target == root { return "" }
+        let prefix = root == "/" ? "/" : root + "/"
+        guard target.hasPrefix(prefix) else {
+            throw ImgConvError(.invalidArgument, path: folder,
+                               "merge --virtual: the parts must be in the merged file's folder or below it (readers refuse sources elsewhere); move them, or use --materialize")
+        }
+        return String(target.dropFirst(prefix.count)) + "/"
+    }
+
     /// `part-0000k-of-0000n.<ext>` (or its manifest) -> (k, n).
     static func parsePartName(_ name: String) -> (Int, Int)? {
         let fields = name.split(separator: ".")[0].split(separator: "-")
@@ -135,6 +156,8 @@ public struct ShardMerger {
         try writer.checkTargets()
         try refuseOutputsAmongInputs(writer.outputFiles, inputs: parts.flatMap { FormatConverter.inputFiles(of: $0, labelsFile: nil) })
         writer.labelEncoding = try ConversionOptions(manifest: options).labelEncoding(classCount: plan.classes.count)
+        let hdf5 = virtual ? writer as? HDF5Writer : nil
+        let partsFromOutput = try hdf5.map { _ in try Self.relativeFolder(folder, from: parentFolder(output)) }
         var out = OutputManifest(writer: writer, classCount: plan.classes.count)
         var fileAt = [Int](repeating: 0, count: parts.count)   // next entry of each part's `files`
         var skipAt = [Int](repeating: 0, count: parts.count)   // next entry of each part's `skipped`
@@ -143,12 +166,22 @@ public struct ShardMerger {
         do {
             for split in plan.splits {
                 writer.names = TensorNames(prefix: split.name)
-                try writer.begin(plan: plan.image, count: split.items.count)
-                var labels = PagedArray<Int32>()
-                for (k, part) in parts.enumerated() {
+                let pieces = try parts.map { part in
                     guard let piece = part.split(named: split.name) else {
                         throw ImgConvError(.corruptInput, path: part.path, "holds no '\(split.name)' split")
                     }
+                    return piece
+                }
+                if let hdf5, let partsFromOutput {
+                    hdf5.virtualSources = pieces.enumerated().map { k, piece in
+                        .init(file: partsFromOutput + ShardPlan.partName(k, of: plan.shards, format: format.name),
+                              dataset: piece.imagesName, rows: piece.count)
+                    }
+                }
+                try writer.begin(plan: plan.image, count: split.items.count)
+                var labels = PagedArray<Int32>()
+                for (k, part) in parts.enumerated() {
+                    let piece = pieces[k]
                     let m = manifests[k]
                     guard fileAt[k] + piece.count <= m.files.count else {
                         throw ImgConvError(.corruptInput, path: part.path, "its manifest lists fewer files than its tensors hold")

@@ -3,6 +3,10 @@ import Foundation
 import ImgConv
 import ImgConvCore
 
+enum HDF5Merge: String, EnumerableFlag {
+    case virtual, materialize
+}
+
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Join the parts that 'to-* --plan --shard K/N' wrote into OUTDIR into one output, as a one-machine run writes it.")
@@ -12,6 +16,9 @@ struct Merge: ParsableCommand {
 
     @Argument(help: "The merged output (with --check: none).")
     var output: String?
+
+    @Flag(help: "HDF5 parts: --virtual (default) maps the parts' images as virtual datasets, with paths relative to OUT (the parts must be in OUT's folder or below it, and stay there); --materialize copies them into OUT.")
+    var hdf5: HDF5Merge = .virtual
 
     @Flag(help: "Only list the shards to run again ('missing: 3,7' on stdout, exit 66) and stale temporary files.")
     var check = false
@@ -32,6 +39,7 @@ struct Merge: ParsableCommand {
             var merger = ShardMerger()
             merger.jobs = jobs
             merger.threads = jobs
+            merger.virtual = hdf5 == .virtual
             if check {
                 let found = try merger.check(folder: folder)
                 for name in found.stale { Console.out("stale: " + name) }

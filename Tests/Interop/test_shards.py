@@ -215,10 +215,67 @@ def test_other_formats_merge_equal_one_machine(run, make_dataset, tmp_path, comm
         run([command, "--plan", plan, "--shard", f"{k}/3", parts, "-q", *extra])
     merged = tmp_path / "merged"
     merged.mkdir()
-    run(["merge", parts, merged / name, "-q"])
+    run(["merge", parts, merged / name, "-q", *(["--materialize"] if command == "to-hdf5" else [])])
     if (single / name).is_dir():
         cmp_tree(merged / name, single / name)
     else:
         assert filecmp.cmp(merged / name, single / name, shallow=False)
         assert filecmp.cmp(merged / (name + ".manifest.json"), single / (name + ".manifest.json"), shallow=False)
     run(["verify", merged / name])
+
+
+def test_hdf5_virtual_merge(run, make_dataset, tmp_path):
+    """merge --virtual (the default for HDF5): virtual datasets over the parts, relative to the
+    merged file; the tensors and the manifest equal a one-machine run; verify reads through it,
+    and fails (66), never reading zeros, when a part is missing, even with a same-named file in
+    the working folder; the folder moved as a whole still reads."""
+    h5py = pytest.importorskip("h5py")
+    ds = make_dataset("small")
+    rng = np.random.default_rng(9)
+    for i in range(30):
+        ds.add_image(f"{'ab'[i % 2]}/{i:02d}.png", rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
+    opts = ["--split", "train=0.7,val=0.3", "--shuffle", "--seed", "2"]
+    single = tmp_path / "single"
+    single.mkdir()
+    run(["to-hdf5", ds.root, single / "out.h5", "-q", *opts])
+    work = tmp_path / "work"
+    work.mkdir()
+    plan = tmp_path / "plan.json"
+    run(["plan", ds.root, *opts, "--shards", 3, "-o", plan, "-q"])
+    for k in range(3):
+        run(["to-hdf5", "--plan", plan, "--shard", f"{k}/3", work / "parts", "-q"])
+    run(["merge", work / "parts", work / "out.h5", "-q"])
+    assert filecmp.cmp(work / "out.h5.manifest.json", single / "out.h5.manifest.json", shallow=False)
+    with h5py.File(work / "out.h5", "r") as m, h5py.File(single / "out.h5", "r") as s:
+        for name in ("trainXs", "valXs"):
+            assert m[name].is_virtual
+            assert [v.file_name for v in m[name].virtual_sources()] == [f"parts/part-{k:05d}-of-00003.h5" for k in range(3)]
+            np.testing.assert_array_equal(m[name][()], s[name][()])
+        for name in ("trainYs", "valYs"):
+            np.testing.assert_array_equal(m[name][()], s[name][()])
+    run(["verify", work / "out.h5"])
+
+    # Moved as a whole: still reads. Outside the parts' folder tree: refused before any work.
+    moved = tmp_path / "moved"
+    work.rename(moved)
+    run(["verify", moved / "out.h5"])
+    (tmp_path / "other").mkdir()
+    res = run(["merge", moved / "parts", tmp_path / "other" / "elsewhere.h5"], expect_rc=64)
+    H.assert_one_line_error(res, "--materialize")
+    assert not (tmp_path / "other" / "elsewhere.h5").exists()
+
+    # A missing part fails verify, also with a decoy of the same name in the working folder.
+    decoy = tmp_path / "decoy"
+    (decoy / "parts").mkdir(parents=True)
+    shutil.copyfile(moved / "parts" / "part-00001-of-00003.h5", decoy / "parts" / "part-00001-of-00003.h5")
+    (moved / "parts" / "part-00001-of-00003.h5").unlink()
+    res = run(["verify", moved / "out.h5"], expect_rc=66, cwd=decoy)
+    H.assert_one_line_error(res, "part-00001-of-00003.h5", "missing")
+    # A file of another shape in its place: refused, not read.
+    shutil.copyfile(single / "out.h5", moved / "parts" / "part-00001-of-00003.h5")
+    res = run(["verify", moved / "out.h5"], expect_rc=65)
+    H.assert_one_line_error(res, "part-00001-of-00003.h5", "another shape")
+    # Another part of the same shape: its data is not the manifest's.
+    shutil.copyfile(moved / "parts" / "part-00000-of-00003.h5", moved / "parts" / "part-00001-of-00003.h5")
+    res = run(["verify", moved / "out.h5"], expect_rc=65)
+    H.assert_one_line_error(res, "SHA-256")
