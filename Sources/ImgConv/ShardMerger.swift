@@ -29,6 +29,8 @@ public struct ShardMerger {
     /// HDF5 parts: the merged file maps the parts' images as virtual datasets (with paths relative
     /// to it; the parts must be in its folder or below) instead of copying them.
     public var virtual = true
+    /// Told about outputs other readers may refuse (IDX of several channels).
+    public var warn: @Sendable (String) -> Void = { _ in }
 
     public init() {}
 
@@ -102,6 +104,13 @@ public struct ShardMerger {
         try partProblem(path, shard: k, of: plan, jobs: jobs) == nil
     }
 
+    /// The `--prefix` an IDX part was written with: the start of its train images file's name.
+    static func idxPrefix(_ part: String) -> String? {
+        let names = listFolder(part).filter { $0.contains("-images-idx") && !$0.hasPrefix("val-") && !$0.hasPrefix("t10k-") }
+        guard names.count == 1, let cut = names[0].range(of: "-images-idx") else { return nil }
+        return String(names[0][..<cut.lowerBound])
+    }
+
     /// The path of `folder` relative to `base` (`""` or ending in `/`), when `folder` is `base`
     /// or below it: where a virtual dataset in `base` finds the parts.
     /// - Throws: `.invalidArgument` otherwise.
@@ -151,7 +160,13 @@ public struct ShardMerger {
         }
         var settings = WriterSettings()
         settings.threads = threads
-        if format.name == "idx" { settings.gzip = options.compress } else { settings.compress = options.compress }
+        settings.warn = warn
+        if format.name == "idx" {
+            settings.gzip = options.compress
+            settings.prefix = Self.idxPrefix(parts[0].path) ?? settings.prefix
+        } else {
+            settings.compress = options.compress
+        }
         let writer = format.makeWriter(path: output, settings: settings)
         try writer.checkTargets()
         try refuseOutputsAmongInputs(writer.outputFiles, inputs: parts.flatMap { FormatConverter.inputFiles(of: $0, labelsFile: nil) })

@@ -40,10 +40,11 @@ struct Merge: ParsableCommand {
             merger.jobs = jobs
             merger.threads = jobs
             merger.virtual = hdf5 == .virtual
+            merger.warn = { Console.warning($0) }
             if check {
                 let found = try merger.check(folder: folder)
                 for name in found.stale { Console.out("stale: " + name) }
-                for reason in found.reasons { Console.warning("shard " + reason) }
+                for reason in found.reasons { Console.out("shard " + reason) }
                 if !found.missing.isEmpty {
                     Console.out("missing: " + found.missing.map(String.init).joined(separator: ","))
                     throw ImgConvError(.notFound, path: folder, "\(found.missing.count) of \(found.plan.shards) shards missing")

@@ -32,15 +32,7 @@ struct Plan: ParsableCommand {
             var converter = Converter(options: try common.options(compress: false))
             converter.warn = { Console.warning($0) }
             let plan = try converter.makeShardPlan(source: common.source, shards: shards, balance: balance)
-            let file = try AtomicOutputFile(target: output)
-            do {
-                try file.write(try plan.encoded())
-                try file.flush()
-                try withFolderLock(parentFolder(output)) { try file.commit() }
-            } catch {
-                file.abort()
-                throw error
-            }
+            try writeFileAtomically(output, try plan.encoded())
             if !common.quiet {
                 let images = plan.splits.reduce(0) { $0 + $1.items.count }
                 let splits = plan.splits.map { "\($0.name) \($0.items.count)" }.joined(separator: ", ")

@@ -90,15 +90,7 @@ func convertShard(_ common: ConversionOptionGroup, plan planPath: String, format
         if access(copy, F_OK) == 0 && !common.force {
             throw ImgConvError(.corruptInput, path: folder, "holds the parts of another plan (plan.json); use another folder, or --force to start this plan there")
         }
-        let file = try AtomicOutputFile(target: copy)
-        do {
-            try file.write(try plan.encoded())
-            try file.flush()
-            try withFolderLock(folder) { try file.commit() }
-        } catch {
-            file.abort()
-            throw error
-        }
+        try writeFileAtomically(copy, try plan.encoded())
     }
     let output = folder + "/" + ShardPlan.partName(k, of: n, format: format.name)
     if !common.force && access(format.manifestPath(output), F_OK) == 0,

@@ -116,7 +116,8 @@ def test_plan_shards_merge_equal_one_machine(run, make_dataset, tmp_path):
     shutil.rmtree(parts_npy / f"part-00003-of-{SHARDS:05d}.npy")
     (parts_npy / ".part-00003-of-00005.npy.imgconv-999999-1.tmp").write_bytes(b"partial")
     res = run(["merge", "--check", parts_npy], expect_rc=66)
-    assert "missing: 3" in res.stdout.splitlines()
+    assert "missing: 3" in res.stdout.splitlines() and "shard 3: no part" in res.stdout.splitlines()
+    H.assert_one_line_error(res, "1 of 5 shards missing")
     assert "stale: .part-00003-of-00005.npy.imgconv-999999-1.tmp" in res.stdout.splitlines()
     res = run(["merge", parts_npy, tmp_path / "never"], expect_rc=66)
     assert "missing: 3" in res.stderr and not (tmp_path / "never").exists()
@@ -191,6 +192,7 @@ def test_force_reruns_and_other_plans_are_refused(run, make_dataset, tmp_path):
 @pytest.mark.parametrize("command,name,extra", [
     ("to-idx", "out", []),
     ("to-idx", "out", ["--gzip"]),
+    ("to-idx", "out", ["--prefix", "digits"]),
     ("to-hdf5", "out.h5", []),
     ("to-hdf5", "out.h5", ["--compress"]),
     ("to-npz", "out.npz", ["--compress"]),
@@ -205,6 +207,8 @@ def test_other_formats_merge_equal_one_machine(run, make_dataset, tmp_path, comm
         ds.add_image(f"{'abc'[i % 3]}/{i:02d}.png", rng.integers(0, 256, (10, 10), dtype=np.uint8))
     ds.add_bytes("a/zz-bad.png", b"\x89PNG\r\n\x1a\n" + b"\x01" * 30)
     opts = ["--skip-bad", "--split", "train=0.8,test=0.2", "--shuffle", "--seed", "4", "--jobs", "2"]
+    if "--prefix" in extra:
+        opts = opts[:1] + opts[3:]   # a prefix names the one pair of an unsplit IDX folder
     single = tmp_path / "single"
     single.mkdir()
     run([command, ds.root, single / name, "-q", *opts, *extra])
