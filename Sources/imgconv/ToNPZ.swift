@@ -75,6 +75,10 @@ func reportConversion(_ s: ConversionSummary, output: String) {
 /// the plan in OUTDIR for `merge`. A part that is already there, of this plan, and verifies is
 /// kept (exit 0) unless --force.
 func convertShard(_ common: ConversionOptionGroup, plan planPath: String, format: ContainerFormat, settings: WriterSettings) throws {
+    // The plan fixes every conversion option: one given here too would be ignored, so it is refused.
+    guard try common.options(compress: false).manifestOptions() == ConversionOptions().manifestOptions() else {
+        throw ImgConvError(.invalidArgument, "with --plan, the conversion options are the plan's: give only --shard, --force, --jobs, -q and the format's own options")
+    }
     let plan = try ShardPlan.load(planPath)
     let (k, n) = common.shardNumbers!
     guard n == plan.shards else {

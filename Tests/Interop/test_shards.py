@@ -172,6 +172,8 @@ def test_force_reruns_and_other_plans_are_refused(run, make_dataset, tmp_path):
     assert "done already" not in res.stdout and os.stat(part0).st_mtime_ns != t and part0.read_bytes() == before
 
     # The wrong N, a folder of another plan, a part of another plan: refused, one line each.
+    res = run(["to-npz", "--plan", plan_a, "--shard", "0/2", parts, "--shuffle"], expect_rc=64)
+    H.assert_one_line_error(res, "the plan's")
     res = run(["to-npz", "--plan", plan_a, "--shard", "0/3", parts], expect_rc=64)
     H.assert_one_line_error(res, "2 shards")
     res = run(["to-npz", "--plan", plan_b, "--shard", "1/2", parts], expect_rc=65)
@@ -283,3 +285,35 @@ def test_hdf5_virtual_merge(run, make_dataset, tmp_path):
     shutil.copyfile(moved / "parts" / "part-00000-of-00003.h5", moved / "parts" / "part-00001-of-00003.h5")
     res = run(["verify", moved / "out.h5"], expect_rc=65)
     H.assert_one_line_error(res, "SHA-256")
+
+
+def test_list_source_and_pixel_balance(run, make_dataset, tmp_path):
+    """A --list CSV with a split column, shards balanced by pixels (images of two sizes, resized):
+    the ranges follow the pixels, and the merge equals a one-machine run."""
+    ds = make_dataset("listed")
+    rng = np.random.default_rng(12)
+    rows = []
+    for i in range(24):
+        side = 32 if i < 6 else 8   # the first images hold most of the pixels
+        ds.add_image(f"img/{i:02d}.png", rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
+        rows.append(f"img/{i:02d}.png,{'xy'[i % 2]},{'train' if i % 4 else 'test'}")
+    csv = ds.root / "labels.csv"
+    csv.write_text("path,label,split\n" + "\n".join(rows) + "\n")
+    opts = ["--size", "8x8"]
+    single = tmp_path / "single"
+    single.mkdir()
+    run(["to-npz", "--list", csv, single / "out.npz", "-q", *opts])
+    plan = tmp_path / "plan.json"
+    run(["plan", "--list", csv, *opts, "--shards", 3, "--balance", "pixels", "-o", plan, "-q"])
+    doc = H.load_json(plan)
+    assert doc["source"]["kind"] == "list" and doc["balance"] == "pixels"
+    train = next(s for s in doc["splits"] if s["name"] == "train")
+    assert train["ranges"][0][1] < len(train["items"]) // 3   # the big images make a short first range
+    parts = tmp_path / "parts"
+    for k in range(3):
+        run(["to-npz", "--plan", plan, "--shard", f"{k}/3", parts, "-q"])
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    run(["merge", parts, merged / "out.npz", "-q"])
+    assert filecmp.cmp(merged / "out.npz", single / "out.npz", shallow=False)
+    assert filecmp.cmp(merged / "out.npz.manifest.json", single / "out.npz.manifest.json", shallow=False)
