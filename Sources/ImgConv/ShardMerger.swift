@@ -193,7 +193,7 @@ public struct ShardMerger {
                               dataset: piece.imagesName, rows: piece.count)
                     }
                 }
-                try writer.begin(plan: plan.image, count: split.items.count)
+                try writer.begin(plan: plan.image, count: plan.announcedCount ?? split.items.count)
                 var labels = PagedArray<Int32>()
                 for (k, part) in parts.enumerated() {
                     let piece = pieces[k]

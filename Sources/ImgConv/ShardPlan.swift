@@ -67,6 +67,10 @@ public struct ShardPlan: Codable, Sendable, Equatable {
     public var warnings: [String]
     public var ignoredTiffPages: Int
     public var ignoredFrames: Int
+    /// The image count a one-machine run announces to its writer when it converts in one pass
+    /// (no shuffle, no splits, every image fitting the first one's plan): every scanned file.
+    /// HDF5 sizes its chunks from it, so the merge announces the same. Absent: each split's count.
+    public var announcedCount: Int?
 
     /// The plan's JSON: keys sorted, no spaces, a trailing newline.
     public func encoded() throws -> [UInt8] {
@@ -179,12 +183,23 @@ extension Converter {
             return .init(name: part.name, items: items, ranges: ShardPlan.ranges(weights, shards: shards))
         }
         let base = scan.files.base
+        // The single pass a one-machine run takes when it can (see `Converter.convert`): planned
+        // from the first image, holding when every file is one image that plan admits.
+        var image = planned.plan
+        var announced: Int?
+        if options.shuffleSeed == nil && options.split == nil && !scan.files.hasSplits,
+           let first = try onePassPlan(scan.files, headers: headers),
+           candidates.indices.dropFirst().allSatisfy({ candidates.fileIndex(at: $0) != candidates.fileIndex(at: $0 - 1) }),
+           candidates.allSatisfy({ first.admits($0.header, request: options.shaping) }) {
+            image = first
+            announced = scan.files.count
+        }
         var plan = ShardPlan(tool: .init(name: ToolInfo.name, version: ToolInfo.version),
                              source: .init(root: root, kind: source.kind), base: base, options: recorded,
-                             shards: shards, balance: balance, classes: scan.classes.map(\.name), image: planned.plan,
+                             shards: shards, balance: balance, classes: scan.classes.map(\.name), image: image,
                              files: files, splits: splits, skipped: scan.skipped + findings.headerSkipped,
                              warnings: scan.warnings, ignoredTiffPages: findings.ignoredPages,
-                             ignoredFrames: findings.ignoredFrames)
+                             ignoredFrames: findings.ignoredFrames, announcedCount: announced)
         plan.hash = try plan.computedHash()
         return plan
     }

@@ -317,3 +317,33 @@ def test_list_source_and_pixel_balance(run, make_dataset, tmp_path):
     run(["merge", parts, merged / "out.npz", "-q"])
     assert filecmp.cmp(merged / "out.npz", single / "out.npz", shallow=False)
     assert filecmp.cmp(merged / "out.npz.manifest.json", single / "out.npz.manifest.json", shallow=False)
+
+
+@pytest.mark.parametrize("late_color", [False, True])
+def test_unsplit_one_pass_runs_merge_equal(run, make_dataset, tmp_path, late_color):
+    """Without a shuffle or splits a one-machine run converts in one pass and announces every
+    scanned file (non-images too) to its writer, which sizes HDF5 chunks; when an image does not
+    fit the first one's plan (a colour image after gray ones) it starts over in two passes. The
+    plan records which, and the merged .h5 equals the one-machine file either way."""
+    ds = make_dataset("unsplit")
+    rng = np.random.default_rng(21)
+    for i in range(30):
+        ds.add_image(f"{'ab'[i % 2]}/{i:02d}.png", rng.integers(0, 256, (10, 10), dtype=np.uint8))
+    if late_color:
+        ds.add_image("b/99.png", rng.integers(0, 256, (10, 10, 3), dtype=np.uint8))
+    for j in range(4):
+        ds.add_bytes(f"a/zz{j}.txt", b"not an image\n")
+    single = tmp_path / "single"
+    single.mkdir()
+    run(["to-hdf5", ds.root, single / "out.h5", "-q"])
+    plan = tmp_path / "plan.json"
+    run(["plan", ds.root, "--shards", 3, "-o", plan, "-q"])
+    assert H.load_json(plan).get("announcedCount") == (None if late_color else 34 + int(late_color))
+    parts = tmp_path / "parts"
+    for k in range(3):
+        run(["to-hdf5", "--plan", plan, "--shard", f"{k}/3", parts, "-q"])
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    run(["merge", parts, merged / "out.h5", "--materialize", "-q"])
+    assert filecmp.cmp(merged / "out.h5", single / "out.h5", shallow=False)
+    assert filecmp.cmp(merged / "out.h5.manifest.json", single / "out.h5.manifest.json", shallow=False)
