@@ -234,7 +234,7 @@ public struct Converter {
                 if options.skipBad && !e.isHostFault { continue }
                 return nil
             case .images(let found, _):
-                guard found.count == 1, found[0].header.depth <= options.shaping.dtype.sampleDepth(widest: found[0].header.depth) else {
+                guard found.count == 1, options.shaping.dtype.sampleDepth(widest: found[0].header.depth).holds(found[0].header.depth) else {
                     return nil
                 }
                 return try? makePlan(found)
@@ -386,7 +386,8 @@ public struct Converter {
         let sampleBytes: Int = switch options.shaping.dtype {
         case .uint8: 1
         case .uint16, .auto: 2
-        case .float16, .float32: 4   // float16 is conformed in float32
+        case .float16, .float32, .uint32, .int32: 4   // float16 is conformed in float32
+        case .float64: 8
         }
         let inFlight = max(1, options.jobs) * 4 + 1
         let budget = DecodeLimits.memoryBudget

@@ -34,7 +34,7 @@ public struct ShardPlan: Codable, Sendable, Equatable {
         public var width: Int
         public var height: Int
         public var channels: Int
-        public var depth: Int
+        public var depth: String
         public var orientation: Int
         public var pages: Int
     }
