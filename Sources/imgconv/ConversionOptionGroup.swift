@@ -123,6 +123,37 @@ struct ConversionOptionGroup: ParsableArguments {
     @Option(help: "Progress on stderr: auto (a bar on a terminal; none with --quiet), json (a JSON line a second, for scripts and notebooks) or none.")
     var progress: ProgressMode = .auto
 
+    @Option(help: ArgumentHelp("Convert one shard of this plan (written by 'imgconv plan') into OUTDIR; the conversion options are the plan's.", valueName: "plan.json"))
+    var plan: String?
+
+    @Option(help: ArgumentHelp("With --plan: the shard to convert, K/N (K from 0 to N-1; N as in the plan).", valueName: "K/N"))
+    var shard: String?
+
+    @Flag(help: "With --plan: convert the shard even when its part is already there and verifies.")
+    var force = false
+
+    /// K and N of `--shard K/N`.
+    var shardNumbers: (k: Int, n: Int)? {
+        guard let shard else { return nil }
+        let f = shard.split(separator: "/", omittingEmptySubsequences: false)
+        guard f.count == 2, let k = Int(f[0]), let n = Int(f[1]), n >= 1, k >= 0, k < n else { return nil }
+        return (k, n)
+    }
+
+    /// The positional paths: ROOT (unless --list) and `outputs` more (`to-*`: OUT or, with
+    /// --plan, OUTDIR alone; `plan`: none, it takes -o).
+    func validatePaths(outputs: Int) throws {
+        if plan != nil {
+            if paths.count != 1 || list != nil { throw ValidationError("with --plan, give only OUTDIR (the plan names the dataset)") }
+            return
+        }
+        let expected = (list == nil ? 1 : 0) + outputs
+        if paths.count != expected {
+            throw ValidationError(list == nil ? (outputs == 0 ? "expected ROOT (or --list CSV)" : "expected ROOT and OUT (or --list CSV and OUT)")
+                                              : (outputs == 0 ? "with --list, give no ROOT" : "with --list, give only OUT"))
+        }
+    }
+
     /// Parses a colour: R,G,B[,A] (0-255), #rrggbb[aa], black, white.
     /// The class names of `--classes-file`: one a line, trimmed, blank lines ignored; read in
     /// pieces, with as many names as integer labels can have.
@@ -171,8 +202,8 @@ struct ConversionOptionGroup: ParsableArguments {
     }
 
     func validate() throws {
-        if list == nil && paths.count != 2 { throw ValidationError("expected ROOT and OUT (or --list CSV and OUT)") }
-        if list != nil && paths.count != 1 { throw ValidationError("with --list, give only OUT") }
+        if plan != nil && shardNumbers == nil { throw ValidationError("--plan needs --shard K/N (K from 0 to N-1)") }
+        if plan == nil && (shard != nil || force) { throw ValidationError("--shard and --force go with --plan") }
         if Self.parseColor(padColor) == nil { throw ValidationError("--pad-color: cannot read '\(padColor)' (R,G,B[,A] 0-255, #rrggbb, black, white)") }
         if let background, Self.parseColor(background) == nil { throw ValidationError("--background: cannot read '\(background)'") }
         if let scale, scale != "unit" { throw ValidationError("--scale takes 'unit'") }
