@@ -1,16 +1,7 @@
-// swift-tools-version:5.9
+// swift-tools-version:6.0
 import PackageDescription
 
 // System libraries come from Debian's -dev packages (scripts/setup.sh installs them).
-
-// The pixel loops (resizing, colour conversion) are compiled for x86-64-v2 (SSE4.2, 2009 on),
-// the baseline numpy 2 already requires: 32-bit integer multiplies and byte widening are single
-// instructions there, emulated with several on the plain x86-64 baseline.
-#if arch(x86_64)
-let pixelLoops: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v2"])]
-#else
-let pixelLoops: [SwiftSetting] = []
-#endif
 
 let package = Package(
     name: "imgconv",
@@ -23,6 +14,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // `swift package generate-documentation --target ImgConv` (the DocC catalog in Sources/ImgConv).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
@@ -57,10 +50,15 @@ let package = Package(
         // Linux calls Swift's Glibc module leaves out (they need _GNU_SOURCE): sync_file_range; and
         // sigaction with a blocked set, for the clean-up on signals.
         .target(name: "CSystem"),
+        // The 8-bit resampling passes, compiled for the baseline and for x86-64-v2 and picked at
+        // load time (target_clones): no compiler flag for the package, which SwiftPM would refuse
+        // in a dependency.
+        .target(name: "CPixels"),
         .target(name: "ImgConvCore", dependencies: [
             "CSystem",
+            "CPixels",
             .product(name: "Crypto", package: "swift-crypto"),
-        ], swiftSettings: pixelLoops),
+        ]),
         .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF", "CZlib", "CWebP", "CGIF"]),
         .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CDeflate", "CHDF5", "CShims"]),
         .target(name: "ImgConv", dependencies: ["ImgConvCore", "ImgConvCodecs", "ImgConvFormats"]),

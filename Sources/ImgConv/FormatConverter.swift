@@ -63,7 +63,7 @@ public struct FormatConversionSummary: Sendable {
 /// again, so IDX -> npz -> IDX gives back the same bytes.
 public struct FormatConverter {
     public var options: FormatConversionOptions
-    public var warn: (String) -> Void = { _ in }
+    public var warn: @Sendable (String) -> Void = { _ in }
 
     public init(options: FormatConversionOptions) { self.options = options }
 

@@ -28,6 +28,7 @@ protocol AnimationCursor: AnyObject {
 ///   `--shuffle` and splits ask for them, are each decoded about once).
 /// Past the budget the oldest cursors go and frames are no longer kept: the output is the same,
 /// decoding only costs more. Files are known by the SHA-256 of their bytes.
+/// `@unchecked Sendable`: every mutable property is read and written with `mutex` held (`locked`).
 public final class AnimationPool: @unchecked Sendable {
     /// Bytes of cursors, and of kept frames, each (a sixteenth of the memory budget, at most 256 MiB).
     public let budget: Int
@@ -149,6 +150,9 @@ public final class AnimationPool: @unchecked Sendable {
 
 /// A request for one frame of an animation in an `AnimationPool`: the cursor it resumes (the
 /// decoder takes it, and puts back the one it leaves), where the frames it passes go.
+/// `@unchecked Sendable`: a request belongs to the one decoding thread the pool handed it to;
+/// `cursor` and `passing` change only on that thread, until `release` gives it back under the
+/// pool's mutex.
 public final class FrameRequest: @unchecked Sendable {
     let pool: AnimationPool
     let id: Int

@@ -87,6 +87,7 @@ func lowerThreadPriority(by increment: Int32) {
 
 /// The shared state of `runOrderedPipeline`: a ring of `window` result slots under one mutex, with
 /// one condition for the consumer and one for the workers.
+/// `@unchecked Sendable`: every mutable property is read and written with `mutex` held.
 private final class PipelineState<T>: @unchecked Sendable {
     private let count: Int
     private let window: Int

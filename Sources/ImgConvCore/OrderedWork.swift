@@ -9,6 +9,8 @@ import Foundation
 /// when it cannot open what its thread pool monitor reads (out of descriptors) and retries
 /// forever when it cannot start a thread. When no thread can be started, jobs run on the
 /// submitting thread; the results are the same.
+/// `@unchecked Sendable`: its own counters are used by the one submitting thread only; what the
+/// worker threads touch is in `OrderedWorkQueue`, under its condition lock.
 public final class OrderedWork<T>: @unchecked Sendable {
     private let limit: Int
     private let maxThreads: Int
@@ -60,6 +62,7 @@ public final class OrderedWork<T>: @unchecked Sendable {
 
 /// What an `OrderedWork` and its threads share: jobs waiting for a thread, results waiting to be
 /// handed back. The threads end when their `OrderedWork` is gone.
+/// `@unchecked Sendable`: every mutable property is read and written with `cond` locked.
 private final class OrderedWorkQueue<T>: @unchecked Sendable {
     private let cond = NSCondition()
     private var jobs: [(Int, () throws -> T)] = []

@@ -1,3 +1,4 @@
+import CPixels
 import Foundation
 
 /// Resampling filters, as Pillow names and defines them.
@@ -248,121 +249,31 @@ public enum Resizer {
         return PixelBuffer(width: outW, height: outH, channels: ch, depth: image.depth, bytes: out)
     }
 
-    @inline(__always)
-    private static func clip8(_ acc: Int32) -> UInt8 { UInt8(clamping: acc >> Int32(precisionBits)) }
-
-    /// 8-bit horizontal pass: each output pixel sums its taps along the row.
+    /// 8-bit horizontal pass: each output pixel sums its taps along the row (`imc_resize_h8`).
     private static func horizontal8(_ src: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<UInt8>, _ kk: UnsafePointer<Int32>,
                                     _ coeffs: Coefficients, width: Int, outW: Int, rows: Int, ch: Int) {
-        if ch == 3 || ch == 4, rows > 1 {
-            // All rows but the last in four lanes; the last row's final pixel would read past the buffer.
-            horizontal8x4(src, dst, kk, coeffs, width: width, outW: outW, rows: rows - 1, ch: ch)
-            let done = (rows - 1) * ch
-            horizontal8(src + done * width, dst + done * outW, kk, coeffs, width: width, outW: outW, rows: 1, ch: ch)
-            return
-        }
-        let half = Int32(1 << (precisionBits - 1))
         coeffs.start.withUnsafeBufferPointer { starts in
             coeffs.count.withUnsafeBufferPointer { counts in
-                for y in 0..<rows {
-                    let row = src + y * width * ch
-                    var out = dst + y * outW * ch
-                    for x in 0..<outW {
-                        let k = kk + x * coeffs.taps
-                        var p = row + starts[x] * ch
-                        let n = counts[x]
-                        switch ch {
-                        case 3:
-                            var a0 = half, a1 = half, a2 = half
-                            for t in 0..<n {
-                                let w = k[t]
-                                a0 &+= Int32(p[0]) &* w
-                                a1 &+= Int32(p[1]) &* w
-                                a2 &+= Int32(p[2]) &* w
-                                p += 3
-                            }
-                            out[0] = clip8(a0); out[1] = clip8(a1); out[2] = clip8(a2)
-                        case 1:
-                            var a0 = half
-                            for t in 0..<n { a0 &+= Int32(p[t]) &* k[t] }
-                            out[0] = clip8(a0)
-                        default:
-                            for c in 0..<ch {
-                                var a = half
-                                for t in 0..<n { a &+= Int32(p[t * ch + c]) &* k[t] }
-                                out[c] = clip8(a)
-                            }
-                        }
-                        out += ch
-                    }
-                }
+                imc_resize_h8(src, dst, kk, starts.baseAddress!, counts.baseAddress!, coeffs.taps, width, outW, rows, ch,
+                              Int32(precisionBits))
             }
         }
     }
 
-    /// The 8-bit horizontal pass for RGB and RGBA, one pixel's channels in the four lanes of a
-    /// vector: each tap loads four bytes (for RGB the fourth belongs to the next pixel, and its
-    /// lane is dropped), so every row must have at least one byte after it. The sums and the clamp
-    /// to 0...255 are the scalar pass's exactly.
-    private static func horizontal8x4(_ src: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<UInt8>, _ kk: UnsafePointer<Int32>,
-                                      _ coeffs: Coefficients, width: Int, outW: Int, rows: Int, ch: Int) {
-        let half = SIMD4<Int32>(repeating: Int32(1 << (precisionBits - 1)))
-        let taps = coeffs.taps
-        coeffs.start.withUnsafeBufferPointer { starts in
-            coeffs.count.withUnsafeBufferPointer { counts in
-                for y in 0..<rows {
-                    let row = UnsafeRawPointer(src + y &* width &* ch)
-                    var out = UnsafeMutableRawPointer(dst + y &* outW &* ch)
-                    for x in 0..<outW {
-                        var k = kk + x &* taps
-                        var p = row + starts[x] &* ch
-                        var acc = half
-                        for _ in 0..<counts[x] {
-                            acc &+= SIMD4<Int32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD4<UInt8>.self)) &* SIMD4(repeating: k.pointee)
-                            p += ch
-                            k += 1
-                        }
-                        var v = acc &>> Int32(precisionBits)
-                        v.replace(with: 0, where: v .< 0)
-                        v.replace(with: 255, where: v .> 255)
-                        let bytes = SIMD4<UInt8>(truncatingIfNeeded: v)
-                        if ch == 4 {
-                            out.storeBytes(of: bytes, as: SIMD4<UInt8>.self)
-                        } else {
-                            // Three bytes: two and one, so nothing past the pixel is touched.
-                            out.storeBytes(of: SIMD2<UInt8>(bytes[0], bytes[1]), as: SIMD2<UInt8>.self)
-                            out.storeBytes(of: bytes[2], toByteOffset: 2, as: UInt8.self)
-                        }
-                        out += ch
-                    }
-                }
-            }
-        }
-    }
-
-    /// 8-bit vertical pass: each output row is a weighted sum of whole input rows (contiguous, so
-    /// the inner loop runs over memory in order).
+    /// 8-bit vertical pass: each output row sums its taps over whole input rows (`imc_resize_v8`).
     private static func vertical8(_ src: UnsafePointer<UInt8>, _ dst: UnsafeMutablePointer<UInt8>, _ kk: UnsafePointer<Int32>,
                                   _ coeffs: Coefficients, rowLength: Int, outH: Int) {
-        let half = Int32(1 << (precisionBits - 1))
         var acc = [Int32](repeating: 0, count: rowLength)
-        acc.withUnsafeMutableBufferPointer { accBuf in
-            let a = accBuf.baseAddress!
-            for y in 0..<outH {
-                a.update(repeating: half, count: rowLength)
-                let k = kk + y * coeffs.taps
-                for t in 0..<coeffs.count[y] {
-                    let row = src + (coeffs.start[y] + t) * rowLength
-                    let w = k[t]
-                    for i in 0..<rowLength { a[i] &+= Int32(row[i]) &* w }
+        acc.withUnsafeMutableBufferPointer { a in
+            coeffs.start.withUnsafeBufferPointer { starts in
+                coeffs.count.withUnsafeBufferPointer { counts in
+                    imc_resize_v8(src, dst, kk, starts.baseAddress!, counts.baseAddress!, coeffs.taps, rowLength, outH,
+                                  Int32(precisionBits), a.baseAddress!)
                 }
-                let out = dst + y * rowLength
-                for i in 0..<rowLength { out[i] = clip8(a[i]) }
             }
         }
     }
 
-    /// The double-precision pass for 16-bit and float samples.
     private static func filter<T: DoubleConvertible>(
         _ src: UnsafeBufferPointer<T>, _ dst: UnsafeMutableBufferPointer<T>, _ coeffs: Coefficients,
         _ inWidth: Int, _ outW: Int, _ outH: Int, _ ch: Int, _ horizontal: Bool, _ tapStride: Int,

@@ -70,6 +70,7 @@ final class BackgroundDigest {
 }
 
 /// What the hashing thread and the writer share: full blocks in order, free blocks for reuse.
+/// `@unchecked Sendable`: every mutable property is read and written with `cond` locked.
 private final class DigestState: @unchecked Sendable {
     private let cond = NSCondition()
     private enum Piece {

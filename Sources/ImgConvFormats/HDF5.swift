@@ -87,6 +87,8 @@ private final class ErrorStackCollector {
 }
 
 /// The thread every HDF5 call runs on: a loop taking one job at a time.
+/// `@unchecked Sendable`: `jobs` is read and written with `condition` locked; `threadID` is set
+/// once, before `started` is signalled, and only read after it.
 private final class HDF5Thread: @unchecked Sendable {
     private final class Job {
         var body: (() -> Void)?

@@ -119,6 +119,8 @@ final class ParallelDeflater {
 let deflateCompressors = CompressorPool()
 
 /// Idle libdeflate compressors, by level, for the threads that compress chunks.
+/// `@unchecked Sendable`: `idle` is read and written with `lock` held; a compressor taken from it
+/// belongs to one thread until it is put back.
 final class CompressorPool: @unchecked Sendable {
     private let lock = NSLock()
     private var idle: [Int32: [OpaquePointer]] = [:]

@@ -19,6 +19,7 @@ enum ProgressMode: String, CaseIterable {
 /// a second of work and 1% of the files are behind), so a slow start does not promise minutes for
 /// a two-second run. `clear()` wipes the bar before any other line is printed, so errors and
 /// warnings stay clean. Written through `Console.emit` (a failed write is reported, never a trap).
+/// `@unchecked Sendable`: every mutable property is read and written with `lock` held.
 final class ProgressBar: @unchecked Sendable {
     static let shared = ProgressBar()
 
