@@ -28,6 +28,26 @@ public enum DatasetSource: Sendable {
         case .list: return "list"
         }
     }
+
+    /// ROOT or the CSV.
+    var path: String {
+        switch self {
+        case .folders(let root): return root
+        case .list(let csv): return csv
+        }
+    }
+}
+
+extension ConversionOptions {
+    /// The files and classes of `source` as these options select and order them.
+    func scan(_ source: DatasetSource) throws -> ScanResult {
+        switch source {
+        case .folders(let root):
+            return try DatasetScanner(classes: classes, naturalOrder: classSort == .natural, skipBadNames: skipBad).scan(root: root)
+        case .list(let csv):
+            return try ListScanner(classes: classes, naturalOrder: classSort == .natural).scan(list: csv)
+        }
+    }
 }
 
 /// Converts a folder of class subfolders into tensors, in stages that live beside their data:
@@ -66,17 +86,8 @@ public struct Converter {
         // A device, FIFO, socket or folder where an output goes is refused before any work.
         try writer.checkTargets()
         try checkMemoryForSize()
-        let scan: ScanResult
-        let root: String
-        switch source {
-        case .folders(let r):
-            root = r
-            scan = try DatasetScanner(classes: options.classes, naturalOrder: options.classSort == .natural,
-                                      skipBadNames: options.skipBad).scan(root: r)
-        case .list(let csv):
-            root = csv
-            scan = try ListScanner(classes: options.classes, naturalOrder: options.classSort == .natural).scan(list: csv)
-        }
+        let scan = try options.scan(source)
+        let root = source.path
         // No output may replace an input: an image, the CSV, the classes file.
         let listInput: [(path: String, role: String)] = if case .list(let csv) = source { [(csv, "the --list CSV")] } else { [] }
         try refuseOutputsAmongInputs(writer.outputFiles, inputs: listInput + options.otherInputs)

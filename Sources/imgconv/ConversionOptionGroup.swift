@@ -16,18 +16,34 @@ extension DTypeChoice: ExpressibleByArgument {}
 extension TIFFPages: ExpressibleByArgument {}
 extension AnimationFrames: ExpressibleByArgument {}
 
-/// Options shared by every `to-*` command.
+/// The paths of every `to-*` command (ROOT OUT, or OUT with --list) and its options.
 struct ConversionOptionGroup: ParsableArguments {
     @Argument(help: ArgumentHelp("ROOT OUT: the dataset root (one subfolder per class, images anywhere below it) and the output; with --list, only OUT.", valueName: "root-and-output"))
     var paths: [String] = []
 
-    @Option(help: ArgumentHelp("A CSV of path,label[,split] rows to convert instead of ROOT (relative paths resolve against the CSV's folder).", valueName: "csv"))
-    var list: String?
+    @OptionGroup var settings: ConversionSettingsGroup
 
     /// The dataset to read.
-    var source: DatasetSource { list.map { .list($0) } ?? .folders(paths[0]) }
+    var source: DatasetSource { settings.list.map { .list($0) } ?? .folders(paths[0]) }
     /// The output path.
     var output: String { paths[paths.count - 1] }
+    var jobs: Int { settings.jobs }
+    var quiet: Bool { settings.quiet }
+    var labels: LabelStyle { settings.labels }
+
+    func options(compress: Bool) throws -> ConversionOptions { try settings.options(compress: compress) }
+
+    func validate() throws {
+        if settings.list == nil && paths.count != 2 { throw ValidationError("expected ROOT and OUT (or --list CSV and OUT)") }
+        if settings.list != nil && paths.count != 1 { throw ValidationError("with --list, give only OUT") }
+    }
+}
+
+/// The options that decide what a conversion reads and makes, shared by the `to-*` commands and
+/// `check` (which reads as a conversion with them would).
+struct ConversionSettingsGroup: ParsableArguments {
+    @Option(help: ArgumentHelp("A CSV of path,label[,split] rows to read instead of ROOT (relative paths resolve against the CSV's folder).", valueName: "csv"))
+    var list: String?
 
     @Option(help: ArgumentHelp("Resize every image to HxW (bilinear, antialiased as Pillow).", valueName: "HxW"))
     var size: String?
@@ -164,8 +180,6 @@ struct ConversionOptionGroup: ParsableArguments {
     }
 
     func validate() throws {
-        if list == nil && paths.count != 2 { throw ValidationError("expected ROOT and OUT (or --list CSV and OUT)") }
-        if list != nil && paths.count != 1 { throw ValidationError("with --list, give only OUT") }
         if Self.parseColor(padColor) == nil { throw ValidationError("--pad-color: cannot read '\(padColor)' (R,G,B[,A] 0-255, #rrggbb, black, white)") }
         if let background, Self.parseColor(background) == nil { throw ValidationError("--background: cannot read '\(background)'") }
         if let scale, scale != "unit" { throw ValidationError("--scale takes 'unit'") }
