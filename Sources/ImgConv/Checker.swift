@@ -590,3 +590,62 @@ public enum PerceptualHash {
         return out
     }
 }
+
+/// `check --fail-on`: the findings that make the run fail, e.g. `corrupt,leak,imbalance=10`.
+/// A kind alone fails on any finding of it (`kind=N`: on more than N); `imbalance=R` fails when the
+/// largest class holds more than R times the smallest (`imbalance` alone: 10); `any` names every kind.
+public struct FailOn: Sendable, Equatable {
+    public static let kinds = ["corrupt", "mismatch", "unsupported", "refused", "orientation", "names", "empty",
+                               "duplicates", "near", "leak", "imbalance"]
+    public static let defaultImbalance = 10.0
+    /// Kind and limit, in the order given.
+    public var rules: [(kind: String, limit: Double)]
+
+    public static func == (a: FailOn, b: FailOn) -> Bool {
+        a.rules.map(\.kind) == b.rules.map(\.kind) && a.rules.map(\.limit) == b.rules.map(\.limit)
+    }
+
+    /// - Throws: `.invalidArgument` naming the part it cannot read.
+    public static func parse(_ text: String) throws -> FailOn {
+        var rules: [(String, Double)] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let kind = pieces[0]
+            guard kind == "any" || kinds.contains(kind) else {
+                throw ImgConvError(.invalidArgument, "--fail-on: '\(part)' is not one of \((kinds + ["any"]).joined(separator: ", "))")
+            }
+            var limit = kind == "imbalance" ? defaultImbalance : 0
+            if pieces.count == 2 {
+                guard kind != "any", let v = Double(pieces[1]), v.isFinite, v >= 0, kind != "imbalance" || v >= 1 else {
+                    throw ImgConvError(.invalidArgument, "--fail-on: cannot read '\(part)' (kind=N, a count; imbalance=R, a ratio of at least 1)")
+                }
+                limit = v
+            }
+            if kind == "any" {
+                rules += kinds.map { ($0, $0 == "imbalance" ? defaultImbalance : 0) }
+            } else {
+                rules.append((kind, limit))
+            }
+        }
+        return FailOn(rules: rules)
+    }
+
+    /// The rules a report breaks, as `kind N (limit L)`, in the order given (each kind once).
+    public func failures(_ report: CheckReport) -> [String] {
+        let c = report.counts
+        let counts: [String: Int] = ["corrupt": c.corrupt, "mismatch": c.mismatch, "unsupported": c.unsupported,
+                                     "refused": c.refused, "orientation": c.orientation, "names": c.names,
+                                     "empty": c.empty, "duplicates": c.duplicates, "near": c.near, "leak": c.leak]
+        var out: [String] = [], seen = Set<String>()
+        for (kind, limit) in rules where seen.insert(kind).inserted {
+            if kind == "imbalance" {
+                if let ratio = c.imbalance, ratio > limit {
+                    out.append("imbalance \(String(format: "%.2f", ratio)) (limit \(String(format: "%g", limit)))")
+                }
+            } else if let n = counts[kind], Double(n) > limit {
+                out.append(limit == 0 ? "\(kind) \(n)" : "\(kind) \(n) (limit \(String(format: "%g", limit)))")
+            }
+        }
+        return out
+    }
+}

@@ -21,6 +21,9 @@ struct Check: ParsableCommand {
     @Option(help: "Perceptual hashes at most this many bits apart (of 63) are near duplicates.")
     var nearThreshold: Int = PerceptualHash.defaultThreshold
 
+    @Option(help: ArgumentHelp("Exit 65 when the report has any of these findings: corrupt, mismatch, unsupported, refused, orientation, names, empty, duplicates, near, leak (kind=N: more than N), imbalance[=R] (largest class over R times the smallest; R defaults to 10), or any.", valueName: "kind[=N],..."))
+    var failOn: String?
+
     @Flag(help: "Print the report as JSON (Schemas/check.schema.json, sorted keys) instead of text.")
     var json = false
 
@@ -28,6 +31,9 @@ struct Check: ParsableCommand {
         if settings.list == nil && root == nil { throw ValidationError("expected ROOT (or --list CSV)") }
         if settings.list != nil && root != nil { throw ValidationError("with --list, give no ROOT") }
         if !(0...63).contains(nearThreshold) { throw ValidationError("--near-threshold must be 0-63") }
+        if let failOn {
+            do { _ = try FailOn.parse(failOn) } catch let e as ImgConvError { throw ValidationError(e.message) }
+        }
     }
 
     func run() throws {
@@ -46,6 +52,12 @@ struct Check: ParsableCommand {
                 Console.outDocument(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
                 printText(report)
+            }
+            if let failOn {
+                let failures = try FailOn.parse(failOn).failures(report)
+                if !failures.isEmpty {
+                    throw ImgConvError(.verificationFailed, path: report.source.root, "check --fail-on: \(failures.joined(separator: ", "))")
+                }
             }
         }
     }

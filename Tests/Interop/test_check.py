@@ -247,3 +247,26 @@ def test_near_threshold_separates_copies_from_distinct_photos(tmp_path):
         assert g["maxDistance"] <= 8
     # Distinct photos lie 18 bits or more apart: at 17 no two are joined yet.
     assert len(check_json([root, "--size", "64x64", "--near-threshold", "17"])["duplicates"]["near"]) == 16
+
+
+def test_fail_on(planted):
+    """--fail-on makes findings an exit status for CI: 65 with one line naming what failed, after the
+    whole report; 0 when nothing named is found (or within its limit)."""
+    root, _ = planted
+    base = [root, "--size", "64x64", "-q"]
+    res = run_imgconv(["check", *base, "--json", "--fail-on", "corrupt,leak"], expect_rc=EX_DATAERR)
+    line = assert_one_line_error(res, "check --fail-on", "corrupt 1", "leak 3")
+    assert "imbalance" not in line
+    assert json.loads(res.stdout)["counts"]["leak"] == 3   # the report is printed in full first
+    run_imgconv(["check", *base, "--fail-on", "unsupported,refused,orientation,empty,corrupt=1"])
+    run_imgconv(["check", *base, "--fail-on", "imbalance=60"])
+    res = run_imgconv(["check", *base, "--fail-on", "imbalance=50"], expect_rc=EX_DATAERR)
+    assert_one_line_error(res, "imbalance 53.00 (limit 50)")
+    res = run_imgconv(["check", *base, "--fail-on", "imbalance"], expect_rc=EX_DATAERR)
+    assert_one_line_error(res, "imbalance 53.00 (limit 10)")
+    res = run_imgconv(["check", *base, "--fail-on", "any"], expect_rc=EX_DATAERR)
+    assert_one_line_error(res, "corrupt 1, mismatch 1, names 1, duplicates 2, near 1, leak 3, imbalance 53.00")
+    res = run_imgconv(["check", *base, "--fail-on", "near=1,duplicates=2,leak=3,names=1,mismatch=1"])
+    for bad in ("bogus", "leak=x", "imbalance=0.5", "any=3", ""):
+        res = run_imgconv(["check", *base, "--fail-on", bad], expect_rc=EX_USAGE)
+        assert_one_line_error(res, "--fail-on")
