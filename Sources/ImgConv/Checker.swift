@@ -237,10 +237,16 @@ public struct Checker {
         })
         report.images = candidates.count
         decide(candidates, &report)
-        report.classes = classFindings(scan.classes, candidates: candidates)
-        let splits = try balance(scan, candidates: candidates, &report)
-        report.duplicates = duplicates(kept, files: scan.files, splits: splits)
-        report.counts = counts(report)
+        var counts = [Int](repeating: 0, count: scan.classes.count)
+        for i in candidates.indices { counts[candidates.label(at: i)] += 1 }
+        report.classes = classFindings(scan.classes.map(\.name), counts: counts)
+        classBalance(scan.classes.map(\.name), counts: counts, &report)
+        let splits = try splitBalance(scan, candidates: candidates, &report)
+        report.duplicates = duplicates(kept) { file in
+            let code = splits?.codes[file] ?? 0
+            return (scan.files.relativePath(at: file), code > 0 ? splits?.names[Int(code) - 1] : nil)
+        }
+        report.counts = tally(report)
         return report
     }
 
@@ -359,12 +365,9 @@ public struct Checker {
     }
 
     /// Empty classes, numeric names out of numeric order, names equal but for case or Unicode normalization.
-    private func classFindings(_ classes: [ClassEntry], candidates: CandidateList) -> CheckReport.ClassFindings {
-        var f = CheckReport.ClassFindings(count: classes.count)
-        var counts = [Int](repeating: 0, count: classes.count)
-        for i in candidates.indices { counts[candidates.label(at: i)] += 1 }
-        f.empty = classes.filter { counts[$0.index] == 0 }.map(\.name)
-        let names = classes.map(\.name)
+    private func classFindings(_ names: [String], counts: [Int]) -> CheckReport.ClassFindings {
+        var f = CheckReport.ClassFindings(count: names.count)
+        f.empty = names.indices.filter { counts[$0] == 0 }.map { names[$0] }
         let numeric = names.filter { !$0.isEmpty && $0.unicodeScalars.allSatisfy { ("0"..."9").contains($0) } }
         if options.classes == nil, numeric.count > 1 {
             let natural = numeric.sorted(by: naturalLess)
@@ -387,18 +390,20 @@ public struct Checker {
         return f
     }
 
-    /// Per class and per split counts, and the split of every file (as the conversion would make
-    /// it: split folders, the list's split column, or `--split`); nil without splits.
-    private func balance(_ scan: ScanResult, candidates: CandidateList, _ report: inout CheckReport) throws -> Splits? {
-        var counts = [Int](repeating: 0, count: scan.classes.count)
-        for i in candidates.indices { counts[candidates.label(at: i)] += 1 }
-        report.balance.classes = scan.classes.map { .init(index: $0.index, name: $0.name, count: counts[$0.index]) }
+    /// Images per class, and the largest/smallest ratio among classes with images.
+    private func classBalance(_ names: [String], counts: [Int], _ report: inout CheckReport) {
+        report.balance.classes = names.indices.map { .init(index: $0, name: names[$0], count: counts[$0]) }
         let present = report.balance.classes.filter { $0.count > 0 }
         if let most = present.max(by: { $0.count < $1.count }), let least = present.min(by: { $0.count < $1.count }) {
             report.balance.ratio = Double(most.count) / Double(least.count)
             report.balance.largest = most.name
             report.balance.smallest = least.name
         }
+    }
+
+    /// Per split counts, and the split of every file (as the conversion would make it: split
+    /// folders, the list's split column, or `--split`); nil without splits.
+    private func splitBalance(_ scan: ScanResult, candidates: CandidateList, _ report: inout CheckReport) throws -> Splits? {
         guard scan.files.hasSplits || options.split != nil else { return nil }
         let parts = try SplitPlan.parts(count: candidates.count, label: { candidates.label(at: $0) },
                                         file: { candidates.fileIndex(at: $0) },
@@ -424,19 +429,16 @@ public struct Checker {
 
     /// Byte-identical files, identical decoded pixels, and near duplicates by perceptual hash,
     /// each group in dataset order, flagged as a leak when it spans splits.
-    func duplicates(_ kept: PagedArray<Kept>, files: FileList, splits: Splits?) -> CheckReport.Duplicates {
+    /// - Parameter member: the path and split of `Kept.file`.
+    func duplicates(_ kept: PagedArray<Kept>, member: (Int) -> (path: String, split: String?)) -> CheckReport.Duplicates {
         var result = CheckReport.Duplicates(threshold: threshold)
         func group(_ records: [Int], distance: Int? = nil) -> CheckReport.Group {
             var members: [CheckReport.Member] = []
-            var seen = Set<UInt8>()
+            var seen = Set<String>()
             for r in records {
-                let file = Int(kept[r].file)
-                var split: String?
-                if let splits, splits.codes[file] > 0 {
-                    split = splits.names[Int(splits.codes[file]) - 1]
-                    seen.insert(splits.codes[file])
-                }
-                members.append(.init(path: files.relativePath(at: file), split: split))
+                let m = member(Int(kept[r].file))
+                if let split = m.split { seen.insert(split) }
+                members.append(.init(path: m.path, split: m.split))
             }
             return CheckReport.Group(files: members, leak: seen.count > 1, maxDistance: distance)
         }
@@ -493,7 +495,7 @@ public struct Checker {
         return result
     }
 
-    private func counts(_ r: CheckReport) -> CheckReport.Counts {
+    private func tally(_ r: CheckReport) -> CheckReport.Counts {
         var c = CheckReport.Counts()
         c.corrupt = r.problems.decodeFailures.count
         c.mismatch = r.problems.extensionMismatches.count
@@ -523,7 +525,15 @@ public enum PerceptualHash {
 
     /// The hash of a decoded image (any channels and sample type; alpha is ignored).
     public static func hash(_ image: PixelBuffer) -> UInt64 {
-        let cells = grayCells(image)
+        let c = image.channels, dtype = image.depth.dtype, size = dtype.byteSize
+        return image.bytes.withUnsafeBytes { raw in
+            hash(width: image.width, height: image.height, channels: c) { p, k in dtype.value(in: raw, at: (p * c + k) * size) }
+        }
+    }
+
+    /// The hash of an image whose sample `k` of pixel `p` (row-major) is `sample(p, k)`.
+    public static func hash(width: Int, height: Int, channels: Int, sample: (Int, Int) -> Double) -> UInt64 {
+        let cells = grayCells(width: width, height: height, channels: channels, sample: sample)
         // Rows then columns of the separable DCT-II, the first 8 frequencies only.
         let n = side
         var cosines = [Double](repeating: 0, count: 8 * n)
@@ -553,38 +563,29 @@ public enum PerceptualHash {
     }
 
     /// The image's luma averaged over a 32x32 grid of cells (each cell at least one pixel, so a
-    /// smaller image is enlarged by repeating pixels).
-    static func grayCells(_ image: PixelBuffer) -> [Double] {
-        let n = side, w = image.width, h = image.height, c = image.channels
-        let colour = c >= 3
+    /// smaller image is enlarged by repeating pixels). NaNs and infinities count as 0.
+    static func grayCells(width w: Int, height h: Int, channels c: Int, sample: (Int, Int) -> Double) -> [Double] {
+        let n = side
         var out = [Double](repeating: 0, count: n * n)
-        guard w > 0, h > 0 else { return out }
-        image.bytes.withUnsafeBytes { raw in
-            func sample(_ i: Int) -> Double {
-                switch image.depth {
-                case .eight: return Double(raw[i])
-                case .sixteen: return Double(raw.load(fromByteOffset: i * 2, as: UInt16.self))
-                case .float32:
-                    let v = Double(raw.load(fromByteOffset: i * 4, as: Float.self))
-                    return v.isFinite ? v : 0
-                }
-            }
-            func luma(_ p: Int) -> Double {
-                let base = p * c
-                return colour ? 0.299 * sample(base) + 0.587 * sample(base + 1) + 0.114 * sample(base + 2) : sample(base)
-            }
-            let ranges = { (size: Int, k: Int) -> Range<Int> in
-                let lo = k * size / n
-                return lo..<max(lo + 1, (k + 1) * size / n)
-            }
-            for cy in 0..<n {
-                let ys = ranges(h, cy)
-                for cx in 0..<n {
-                    let xs = ranges(w, cx)
-                    var sum = 0.0
-                    for y in ys { for x in xs { sum += luma(y * w + x) } }
-                    out[cy * n + cx] = sum / Double(ys.count * xs.count)
-                }
+        guard w > 0, h > 0, c > 0 else { return out }
+        func value(_ p: Int, _ k: Int) -> Double {
+            let v = sample(p, k)
+            return v.isFinite ? v : 0
+        }
+        func luma(_ p: Int) -> Double {
+            c >= 3 ? 0.299 * value(p, 0) + 0.587 * value(p, 1) + 0.114 * value(p, 2) : value(p, 0)
+        }
+        func range(_ size: Int, _ k: Int) -> Range<Int> {
+            let lo = k * size / n
+            return lo..<max(lo + 1, (k + 1) * size / n)
+        }
+        for cy in 0..<n {
+            let ys = range(h, cy)
+            for cx in 0..<n {
+                let xs = range(w, cx)
+                var sum = 0.0
+                for y in ys { for x in xs { sum += luma(y * w + x) } }
+                out[cy * n + cx] = sum / Double(ys.count * xs.count)
             }
         }
         return out
