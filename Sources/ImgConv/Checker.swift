@@ -287,7 +287,7 @@ public struct Checker {
         "jp2": .jpeg2000, "j2k": .jpeg2000, "ico": .ico, "psd": .psd,
     ]
 
-    private func noteExtension(_ path: String, _ format: ImageFormat, _ report: inout CheckReport) {
+    func noteExtension(_ path: String, _ format: ImageFormat, _ report: inout CheckReport) {
         let name = path.split(separator: "/").last.map(String.init) ?? path
         guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return }
         let ext = name[name.index(after: dot)...].lowercased()
@@ -365,7 +365,7 @@ public struct Checker {
     }
 
     /// Empty classes, numeric names out of numeric order, names equal but for case or Unicode normalization.
-    private func classFindings(_ names: [String], counts: [Int]) -> CheckReport.ClassFindings {
+    func classFindings(_ names: [String], counts: [Int]) -> CheckReport.ClassFindings {
         var f = CheckReport.ClassFindings(count: names.count)
         f.empty = names.indices.filter { counts[$0] == 0 }.map { names[$0] }
         let numeric = names.filter { !$0.isEmpty && $0.unicodeScalars.allSatisfy { ("0"..."9").contains($0) } }
@@ -391,7 +391,7 @@ public struct Checker {
     }
 
     /// Images per class, and the largest/smallest ratio among classes with images.
-    private func classBalance(_ names: [String], counts: [Int], _ report: inout CheckReport) {
+    func classBalance(_ names: [String], counts: [Int], _ report: inout CheckReport) {
         report.balance.classes = names.indices.map { .init(index: $0, name: names[$0], count: counts[$0]) }
         let present = report.balance.classes.filter { $0.count > 0 }
         if let most = present.max(by: { $0.count < $1.count }), let least = present.min(by: { $0.count < $1.count }) {
@@ -495,7 +495,7 @@ public struct Checker {
         return result
     }
 
-    private func tally(_ r: CheckReport) -> CheckReport.Counts {
+    func tally(_ r: CheckReport) -> CheckReport.Counts {
         var c = CheckReport.Counts()
         c.corrupt = r.problems.decodeFailures.count
         c.mismatch = r.problems.extensionMismatches.count
@@ -648,5 +648,106 @@ public struct FailOn: Sendable, Equatable {
             }
         }
         return out
+    }
+}
+
+extension Checker {
+    /// `check FILE`: an existing output (`.npz`, `.npy` folder, `.h5`, IDX), read through
+    /// `LabeledDataset`: what its manifest records (skipped files, orientation, the source
+    /// files' SHA-256), and from the stored tensors the shapes, class and split counts, and
+    /// duplicates by pixels (identical images, near duplicates), a leak when a group spans
+    /// splits. Images stream through one at a time.
+    public func check(container path: String, read: DatasetReadOptions = DatasetReadOptions()) throws -> CheckReport {
+        let dataset = try LabeledDataset(path: path, options: read)
+        try dataset.requireSplits()
+        let manifest = dataset.manifest
+        let names = dataset.classNames
+        // The manifest's files line up with the tensors when it lists one per image (split by split).
+        let records = manifest.flatMap { $0.files.count == dataset.imageCount ? $0.files : nil }
+        var report = CheckReport(
+            tool: .init(name: ToolInfo.name, version: ToolInfo.version),
+            source: .init(root: path, kind: dataset.formatName), options: manifest?.options ?? options.manifestOptions(),
+            files: records?.count ?? dataset.imageCount, images: dataset.imageCount,
+            channels: .init(option: "stored", decision: ""), depths: .init(option: "stored", decision: ""),
+            sizes: .init(option: "stored", decision: ""), classes: .init(count: names.count),
+            duplicates: .init(threshold: threshold))
+        if let manifest {
+            report.warnings = manifest.warnings
+            for s in manifest.skipped {
+                let issue = CheckReport.FileIssue(path: s.path, reason: s.reason)
+                if s.reason.hasPrefix("unsupported format") {
+                    report.problems.unsupported.append(issue)
+                } else if s.reason == "not an image" || s.reason == "empty file" {
+                    report.problems.notImages.append(issue)
+                } else {
+                    report.problems.decodeFailures.append(issue)
+                }
+            }
+            var named = Set<String>()
+            for f in manifest.files {
+                if let format = ImageFormat(rawValue: f.format), named.insert(f.path).inserted { noteExtension(f.path, format, &report) }
+                guard (f.orientation ?? 1) > 1 else { continue }
+                report.orientation.rotated += 1
+                if report.orientation.examples.count < Self.examples { report.orientation.examples.append(f.path) }
+            }
+        }
+        var counts = [Int](repeating: 0, count: names.count)
+        var kept = PagedArray<Kept>()
+        var starts: [(split: String, index: Int)] = []   // per split: its name and first image
+        var image = 0
+        var geometries: [ImageGeometry] = []
+        for split in dataset.splits {
+            let labels = try dataset.labels(split)
+            var perClass = [Int](repeating: 0, count: names.count)
+            for l in labels { perClass[Int(l)] += 1 }
+            for c in counts.indices { counts[c] += perClass[c] }
+            report.balance.splits.append(.init(name: split.name, count: split.count, classes: perClass))
+            let g = try dataset.geometry(split)
+            geometries.append(g)
+            starts.append((split.name, image))
+            let (_, stream) = try dataset.openImages(split)
+            var scratch: [UInt8] = []
+            let (h, w, c, dtype) = (g.height, g.width, g.channels, g.dtype)
+            let size = dtype.byteSize
+            for i in 0..<split.count {
+                let hashes = try stream.next(g.bytesPerImage, scratch: &scratch) { raw -> Hashes in
+                    guard raw.count == g.bytesPerImage else {
+                        throw ImgConvError(.corruptInput, path: path, "\(dataset.storageName(split.imagesName)): ends at image \(i) of \(split.count)")
+                    }
+                    var pixels = SHA256Stream()
+                    pixels.update(raw)
+                    let perceptual = PerceptualHash.hash(width: w, height: h, channels: c) { p, k in
+                        dtype.value(in: raw, at: (g.nchw ? k * h * w + p : p * c + k) * size)
+                    }
+                    return Hashes(bytes: "", pixels: pixels.finish(), perceptual: perceptual)
+                }
+                // Source bytes from the manifest (the page too: pages of one file are not copies).
+                let source = records.map { "\($0[image].sha256):\($0[image].page ?? 0)" } ?? "#\(image)"
+                kept.append(Kept(file: Int32(image), bytes: source, pixels: hashes.pixels, perceptual: hashes.perceptual))
+                image += 1
+                progress(image, dataset.imageCount)
+            }
+        }
+        for g in geometries where g.count > 0 {
+            report.channels.histogram[String(g.channels), default: 0] += g.count
+            report.depths.histogram[g.dtype.rawValue, default: 0] += g.count
+            report.sizes.histogram["\(g.height)x\(g.width)", default: 0] += g.count
+        }
+        if let g = geometries.first {
+            report.channels.decision = String(g.channels)
+            report.depths.decision = g.dtype.rawValue
+            report.sizes.decision = "\(g.height)x\(g.width)"
+        }
+        report.classes = classFindings(names, counts: counts)
+        classBalance(names, counts: counts, &report)
+        if dataset.splits.count == 1 { report.balance.splits = [] }
+        let named = dataset.splits.count > 1
+        report.duplicates = duplicates(kept) { i in
+            let part = starts.last { $0.index <= i }!
+            let path = records?[i].path ?? "\(dataset.splits.first { $0.name == part.split }!.imagesName)[\(i - part.index)]"
+            return (path, named ? part.split : nil)
+        }
+        report.counts = tally(report)
+        return report
     }
 }

@@ -13,7 +13,7 @@ struct Check: ParsableCommand {
             duplicates (a leak when a group spans splits).
             """)
 
-    @Argument(help: ArgumentHelp("The dataset root (one subfolder per class); omit with --list.", valueName: "root"))
+    @Argument(help: ArgumentHelp("The dataset root (one subfolder per class; omit with --list), or an existing output (.npz, .npy folder, .h5, IDX) to check from its manifest and stored tensors.", valueName: "root-or-file"))
     var root: String?
 
     @OptionGroup var settings: ConversionSettingsGroup
@@ -43,8 +43,12 @@ struct Check: ParsableCommand {
             checker.warn = { Console.warning($0) }
             ProgressBar.shared.begin(enabled: !settings.quiet)
             checker.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: 0) }
-            let source: DatasetSource = settings.list.map { .list($0) } ?? .folders(root ?? ".")
-            let report = try checker.check(source: source)
+            let report: CheckReport
+            if let root, Self.isContainer(root) {
+                report = try checker.check(container: root)
+            } else {
+                report = try checker.check(source: settings.list.map { .list($0) } ?? .folders(root ?? "."))
+            }
             ProgressBar.shared.clear()
             if json {
                 let encoder = JSONEncoder()
@@ -60,6 +64,16 @@ struct Check: ParsableCommand {
                 }
             }
         }
+    }
+
+    /// Whether `path` is an output to check rather than a dataset root: a file, or a folder that
+    /// holds a manifest, `.npy` files or an IDX images file (a root holds class folders).
+    static func isContainer(_ path: String) -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return false }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { return true }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return entries.contains { $0 == "manifest.json" || $0.hasSuffix(".npy") || ($0.contains("-images-idx") && !$0.hasPrefix(".")) }
     }
 
     private func printText(_ r: CheckReport) {

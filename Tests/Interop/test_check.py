@@ -270,3 +270,50 @@ def test_fail_on(planted):
     for bad in ("bogus", "leak=x", "imbalance=0.5", "any=3", ""):
         res = run_imgconv(["check", *base, "--fail-on", bad], expect_rc=EX_USAGE)
         assert_one_line_error(res, "--fail-on")
+
+
+@pytest.mark.parametrize("fmt", ["to-npz", "to-hdf5"])
+def test_check_an_existing_output(planted, tmp_path, fmt):
+    """check FILE reports from the manifest (skipped files, orientation, the sources' hashes) and
+    the stored tensors (shapes, counts, pixel and near duplicates, leaks across the stored splits)."""
+    root, expected = planted
+    out = tmp_path / ("out.npz" if fmt == "to-npz" else "out.h5")
+    run_imgconv([fmt, root, out, "--size", "64x64", "--skip-bad", "-q"])
+    r = check_json([out])
+    assert r["source"]["kind"] == ("npz" if fmt == "to-npz" else "h5")
+    assert [f["path"] for f in r["problems"]["decodeFailures"]] == ["train/1/truncated.jpg"]
+    assert r["problems"]["extensionMismatches"] == [{"path": "train/2/really_png.jpg", "named": "jpeg", "format": "png"}]
+    assert r["orientation"]["rotated"] == 1 and r["orientation"]["examples"] == ["train/2/rotated.jpg"]
+    images = sum(expected["counts"].values())
+    assert r["images"] == images
+    assert r["channels"]["histogram"] == {"3": images} and r["sizes"]["histogram"] == {"64x64": images}
+    assert r["depths"]["decision"] == "uint8"
+    assert {c["name"]: c["count"] for c in r["balance"]["classes"]} == expected["counts"]
+    assert [(s["name"], s["count"]) for s in r["balance"]["splits"]] == [("train", images - 4), ("test", 4)]
+    assert r["classes"]["numericOrder"]["natural"] == ["1", "2", "10"]
+    d = r["duplicates"]
+    # The manifest's SHA-256 of the sources: the copy; the pixels: the PNG and BMP of one photo.
+    assert [sorted(paths(g)) for g in d["bytes"]] == [["test/1/cat_copy.jpg", "train/1/cat.jpg"]]
+    assert [sorted(paths(g)) for g in d["pixels"]] == [["test/2/coffee.bmp", "train/2/coffee.png"]]
+    assert [sorted(paths(g)) for g in d["near"]] == [["test/1/cat_copy.jpg", "test/1/cat_q50.jpg",
+                                                      "test/1/cat_small.png", "train/1/cat.jpg"]]
+    assert all(g["leak"] for g in d["bytes"] + d["pixels"] + d["near"])
+    assert r["counts"]["leak"] == 3
+    run_imgconv(["check", out, "--fail-on", "leak", "-q"], expect_rc=EX_DATAERR)
+
+
+def test_check_an_output_without_manifest(planted, tmp_path):
+    """Without a manifest, images are named by tensor and position, and only pixels group them."""
+    root, _ = planted
+    out = tmp_path / "npy"
+    run_imgconv(["to-npy", root, out, "--size", "64x64", "--skip-bad", "-q"])
+    (out / "manifest.json").unlink()
+    r = check_json([out])
+    assert r["source"]["kind"] == "npy" and r["problems"]["decodeFailures"] == []
+    d = r["duplicates"]
+    assert d["bytes"] == []
+    pixel_groups = [paths(g) for g in d["pixels"]]
+    assert len(pixel_groups) == 2 and all(len(g) == 2 for g in pixel_groups)
+    assert all(p.startswith("trainXs[") or p.startswith("testXs[") for g in pixel_groups for p in g)
+    assert [len(g["files"]) for g in d["near"]] == [4]
+    assert all(g["leak"] for g in d["pixels"] + d["near"])
