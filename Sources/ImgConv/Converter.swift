@@ -94,12 +94,15 @@ public struct Converter {
         // One file at a time (a path string each, gone at once): memory stays flat in the file count.
         try refuseOutputsAmongInputs(writer.outputFiles, inputs: scan.files.lazy.map { (path: $0.path, role: "an image") })
         scan.warnings.forEach(warn)
+        // --check: every source read once more first, its findings kept for the manifest.
+        let findings = options.check ? try checkFindings(source) : nil
         if options.labelDType == .uint8 && scan.classes.count > 256 {
             throw ImgConvError(.invalidArgument, "uint8 labels hold at most 256 classes; this dataset has \(scan.classes.count) (use --label-dtype int32)")
         }
         let headers = HeaderPass(decoders: Decoders(options: options.decode), tiffPages: options.tiffPages, frames: options.frames)
         var run = Run(scan: scan, root: root, source: source, writer: writer, outputName: outputName,
                       formatName: formatName, headers: headers, start: start)
+        run.check = findings
         // Warnings are said once, even when a single pass is abandoned and the work starts over.
         var said = Set<String>()
         let warnOnce: (String) -> Void = { [warn] text in if said.insert(text).inserted { warn(text) } }
@@ -148,6 +151,16 @@ public struct Converter {
         return try write(&run, parts: parts, plan: plan, planned: candidates.count, onePass: false, warn: warnOnce)
     }
 
+    /// What `check` finds in `source` with these options, as the manifest's `check` member.
+    func checkFindings(_ source: DatasetSource) throws -> JSONValue {
+        var checker = Checker(options: options)
+        checker.progress = { done, total in progress(done, total, 0) }
+        let report = try checker.check(source: source)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return try JSONDecoder().decode(JSONValue.self, from: encoder.encode(report))
+    }
+
     /// Thrown to abandon a single pass (see `convert`).
     struct Replan: Error {}
 
@@ -178,6 +191,8 @@ public struct Converter {
         var decodeSkipped: [SkippedFile] = []
         var ignoredPages = 0
         var ignoredFrames = 0
+        /// `check`'s findings (`--check`).
+        var check: JSONValue?
 
         /// Forgets an abandoned pass (its output is already removed).
         mutating func reset() {
@@ -349,6 +364,7 @@ public struct Converter {
             if named { manifest.summary.splits = splitSizes }
             manifest.summary.ignoredFrames = run.ignoredFrames
             manifest.summary.formats = formatCounts
+            manifest.check = run.check
             manifest.summary.skippedByReason = Dictionary(grouping: skipped, by: { reasonKey($0.reason) }).mapValues(\.count)
             // [issue 4, HDF5] the manifest also goes inside the output (HDF5 attribute), so commit after it.
             // The manifest is written in full before the data replaces anything, so a failure

@@ -23,6 +23,9 @@ struct ConversionOptionGroup: ParsableArguments {
 
     @OptionGroup var settings: ConversionSettingsGroup
 
+    @Flag(help: "Run 'imgconv check' on the sources first (one more read of every image) and put its findings in the manifest ('check').")
+    var check = false
+
     /// The dataset to read.
     var source: DatasetSource { settings.list.map { .list($0) } ?? .folders(paths[0]) }
     /// The output path.
@@ -31,7 +34,11 @@ struct ConversionOptionGroup: ParsableArguments {
     var quiet: Bool { settings.quiet }
     var labels: LabelStyle { settings.labels }
 
-    func options(compress: Bool) throws -> ConversionOptions { try settings.options(compress: compress) }
+    func options(compress: Bool) throws -> ConversionOptions {
+        var o = try settings.options(compress: compress)
+        o.check = check
+        return o
+    }
 
     func validate() throws {
         if settings.list == nil && paths.count != 2 { throw ValidationError("expected ROOT and OUT (or --list CSV and OUT)") }

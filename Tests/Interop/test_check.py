@@ -317,3 +317,35 @@ def test_check_an_output_without_manifest(planted, tmp_path):
     assert all(p.startswith("trainXs[") or p.startswith("testXs[") for g in pixel_groups for p in g)
     assert [len(g["files"]) for g in d["near"]] == [4]
     assert all(g["leak"] for g in d["pixels"] + d["near"])
+
+
+def test_to_commands_with_check_put_the_findings_in_the_manifest(planted, tmp_path):
+    """to-* --check: the manifest's `check` is the report `check --json` gives with the same options;
+    without --check there is none."""
+    from interop_helpers import validate_against_schema
+    root, _ = planted
+    expected = check_json([root, "--size", "64x64", "--skip-bad"])
+    out = tmp_path / "out.npz"
+    run_imgconv(["to-npz", root, out, "--size", "64x64", "--skip-bad", "--check", "-q"])
+    manifest = json.loads((tmp_path / "out.npz.manifest.json").read_text())
+    validate_against_schema(manifest)
+    jsonschema.validate(manifest["check"], CHECK_SCHEMA)
+    assert manifest["check"] == expected
+    assert manifest["check"]["counts"]["leak"] == 3
+    # HDF5 holds the same manifest inside; verify reads it (and fails on the planted leak, as it
+    # would without --check: the copy's SHA-256 is in two splits).
+    h5 = tmp_path / "out.h5"
+    run_imgconv(["to-hdf5", root, h5, "--size", "64x64", "--skip-bad", "--check", "-q", "--jobs", "1"])
+    h5_manifest = json.loads((tmp_path / "out.h5.manifest.json").read_text())
+    assert h5_manifest["check"] == expected
+    for container in (h5, out):
+        res = run_imgconv(["verify", container], expect_rc=EX_DATAERR)
+        assert_one_line_error(res, "leak: 'test/1/cat_copy.jpg' (test) and 'train/1/cat.jpg' (train)")
+    # A dataset without problems verifies with its findings inside.
+    clean = tmp_path / "samples.h5"
+    run_imgconv(["to-hdf5", SAMPLES, clean, "--check", "-q"])
+    run_imgconv(["verify", clean, "--against", SAMPLES])
+    assert json.loads((tmp_path / "samples.h5.manifest.json").read_text())["check"]["images"] == 16
+    plain = tmp_path / "plain.npz"
+    run_imgconv(["to-npz", root, plain, "--size", "64x64", "--skip-bad", "-q"])
+    assert "check" not in json.loads((tmp_path / "plain.npz.manifest.json").read_text())
