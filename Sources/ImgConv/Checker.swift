@@ -166,16 +166,16 @@ public struct Checker {
     }
 
     struct Hashes {
-        var bytes: String
-        var pixels: String
+        var bytes: Digest
+        var pixels: Digest
         var perceptual: UInt64
     }
 
     /// What is kept of each image read (hashes, not pixels).
     struct Kept {
         var file: Int32
-        var bytes: String
-        var pixels: String
+        var bytes: Digest
+        var pixels: Digest
         var perceptual: UInt64
     }
 
@@ -205,6 +205,9 @@ public struct Checker {
             switch try r.get() {
             case .skip(let reason):
                 if reason.hasPrefix("unsupported format") {
+                    if let named = ImageFormat(rawValue: reason.dropFirst("unsupported format: ".count).lowercased()) {
+                        noteExtension(path, named, &report)
+                    }
                     report.problems.unsupported.append(.init(path: path, reason: reason))
                 } else {
                     report.problems.notImages.append(.init(path: path, reason: reason))
@@ -269,7 +272,7 @@ public struct Checker {
                 pixels.update(image.bytes)
                 let malformed = c.format == .jpeg && options.decode.exifOrientation
                     ? ExifOrientation.jpegTag(bytes).flatMap { (1...8).contains($0) ? nil : $0 } : nil
-                return .image(found: found, hashes: Hashes(bytes: sha256Hex(bytes), pixels: pixels.finish(),
+                return .image(found: found, hashes: Hashes(bytes: Digest(sha256Bytes(bytes)), pixels: Digest(pixels.finishBytes()),
                                                            perceptual: PerceptualHash.hash(image)),
                               malformedOrientation: malformed)
             } catch let e as ImgConvError {
@@ -442,30 +445,35 @@ public struct Checker {
             }
             return CheckReport.Group(files: members, leak: seen.count > 1, maxDistance: distance)
         }
-        // Classes of equal bytes and of equal pixels, in order of first appearance.
-        var byBytes: [String: [Int]] = [:], byPixels: [String: [Int]] = [:]
-        var pixelOrder: [String] = [], byteOrder: [String] = []
-        for r in kept.indices {
-            let k = kept[r]
-            if byBytes[k.bytes] == nil { byteOrder.append(k.bytes) }
-            byBytes[k.bytes, default: []].append(r)
-            if byPixels[k.pixels] == nil { pixelOrder.append(k.pixels) }
-            byPixels[k.pixels, default: []].append(r)
+        // Classes of equal bytes and of equal pixels: records sorted by digest, then by position,
+        // so each class is a run in dataset order (4 bytes a record; no array per class).
+        func runs(_ key: (Kept) -> Digest) -> [ArraySlice<Int32>] {
+            var order = (0..<Int32(kept.count)).map { $0 }
+            order.sort { a, b in
+                let ka = key(kept[Int(a)]), kb = key(kept[Int(b)])
+                return ka == kb ? a < b : ka < kb
+            }
+            var out: [ArraySlice<Int32>] = [], start = 0
+            for i in 1...order.count where i == order.count || key(kept[Int(order[i])]) != key(kept[Int(order[start])]) {
+                out.append(order[start..<i])
+                start = i
+            }
+            return out.sorted { $0.first! < $1.first! }
         }
-        for key in byteOrder { if let rs = byBytes[key], rs.count > 1 { result.bytes.append(group(rs)) } }
-        for key in pixelOrder {
-            guard let rs = byPixels[key], rs.count > 1, Set(rs.map { kept[$0].bytes }).count > 1 else { continue }
-            result.pixels.append(group(rs))
+        guard !kept.isEmpty else { return result }
+        for run in runs(\.bytes) where run.count > 1 { result.bytes.append(group(run.map(Int.init))) }
+        let pixelRuns = runs(\.pixels)
+        for run in pixelRuns where run.count > 1 && Set(run.map { kept[Int($0)].bytes }).count > 1 {
+            result.pixels.append(group(run.map(Int.init)))
         }
-        // Near duplicates: one hash per distinct pixels, joined when within the threshold.
-        let reps = pixelOrder.map { byPixels[$0]![0] }
-        var parent = Array(reps.indices)
+        // Near duplicates: one hash per distinct pixels (its first image), joined when within the threshold.
+        let hashes = pixelRuns.map { kept[Int($0.first!)].perceptual }
+        var parent = Array(hashes.indices)
         func root(_ x: Int) -> Int {
             var x = x
             while parent[x] != x { parent[x] = parent[parent[x]]; x = parent[x] }
             return x
         }
-        let hashes = reps.map { kept[$0].perceptual }
         hashes.withUnsafeBufferPointer { h in
             for a in h.indices {
                 let ha = h[a]
@@ -476,7 +484,7 @@ public struct Checker {
             }
         }
         var components: [Int: [Int]] = [:], componentOrder: [Int] = []
-        for a in reps.indices {
+        for a in hashes.indices {
             let r = root(a)
             if components[r] == nil { componentOrder.append(r) }
             components[r, default: []].append(a)
@@ -489,7 +497,7 @@ public struct Checker {
                     distance = max(distance, (hashes[a] ^ hashes[b]).nonzeroBitCount)
                 }
             }
-            let records = members.flatMap { byPixels[pixelOrder[$0]]! }.sorted()
+            let records = members.flatMap { pixelRuns[$0].map(Int.init) }.sorted()
             result.near.append(group(records, distance: distance))
         }
         return result
@@ -510,6 +518,25 @@ public struct Checker {
         c.leak = groups.filter(\.leak).count
         c.imbalance = r.balance.ratio
         return c
+    }
+}
+
+/// A SHA-256 digest in four words: kept per image without a heap string.
+struct Digest: Hashable, Comparable {
+    var words = SIMD4<UInt64>(repeating: 0)
+
+    init() {}
+
+    init(_ bytes: [UInt8]) {
+        for (i, b) in bytes.prefix(32).enumerated() { words[i / 8] = words[i / 8] << 8 | UInt64(b) }
+    }
+
+    /// A digest no SHA-256 will equal in practice, for an image without a known source.
+    init(unique n: Int) { words = SIMD4(UInt64(n), 0, 0, UInt64.max) }
+
+    static func < (a: Digest, b: Digest) -> Bool {
+        for i in 0..<4 where a.words[i] != b.words[i] { return a.words[i] < b.words[i] }
+        return false
     }
 }
 
@@ -719,10 +746,11 @@ extension Checker {
                     let perceptual = PerceptualHash.hash(width: w, height: h, channels: c) { p, k in
                         dtype.value(in: raw, at: (g.nchw ? k * h * w + p : p * c + k) * size)
                     }
-                    return Hashes(bytes: "", pixels: pixels.finish(), perceptual: perceptual)
+                    return Hashes(bytes: Digest(), pixels: Digest(pixels.finishBytes()), perceptual: perceptual)
                 }
                 // Source bytes from the manifest (the page too: pages of one file are not copies).
-                let source = records.map { "\($0[image].sha256):\($0[image].page ?? 0)" } ?? "#\(image)"
+                let source = records.map { Digest(sha256Bytes(Array("\($0[image].sha256):\($0[image].page ?? 0)".utf8))) }
+                    ?? Digest(unique: image)
                 kept.append(Kept(file: Int32(image), bytes: source, pixels: hashes.pixels, perceptual: hashes.perceptual))
                 image += 1
                 progress(image, dataset.imageCount)

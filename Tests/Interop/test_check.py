@@ -201,6 +201,7 @@ def test_check_refused_unsupported_and_malformed_orientation(tmp_path):
     smooth_image(rng).resize((200, 100)).save(tmp_path / "a" / "big.png")
     smooth_image(rng).save(tmp_path / "a" / "ok.png")
     (tmp_path / "a" / "x.psd").write_bytes(b"8BPS" + bytes(60))
+    (tmp_path / "a" / "y.png").write_bytes(b"8BPS" + bytes(60))   # a PSD named .png
     (tmp_path / "a" / "notes.txt").write_text("hello\n")
     # A JPEG whose EXIF orientation is 9 (outside 1-8).
     exif = Image.Exif()
@@ -209,11 +210,13 @@ def test_check_refused_unsupported_and_malformed_orientation(tmp_path):
     r = check_json([tmp_path, "--max-pixels", "10000", "--size", "64x64"])
     p = r["problems"]
     assert [f["path"] for f in p["refused"]] == ["a/big.png"] and "pixels" in p["refused"][0]["reason"]
-    assert p["unsupported"] == [{"path": "a/x.psd", "reason": "unsupported format: PSD"}]
+    assert p["unsupported"] == [{"path": "a/x.psd", "reason": "unsupported format: PSD"},
+                                {"path": "a/y.png", "reason": "unsupported format: PSD"}]
+    assert p["extensionMismatches"] == [{"path": "a/y.png", "named": "png", "format": "psd"}]
     assert p["notImages"] == [{"path": "a/notes.txt", "reason": "not an image"}]
     assert [f["path"] for f in r["orientation"]["malformed"]] == ["a/bad_orientation.jpg"]
     assert r["orientation"]["rotated"] == 0
-    assert r["counts"]["refused"] == 1 and r["counts"]["unsupported"] == 1 and r["counts"]["orientation"] == 1
+    assert r["counts"]["refused"] == 1 and r["counts"]["unsupported"] == 2 and r["counts"]["orientation"] == 1
 
 
 def test_check_bad_invocations(tmp_path):
