@@ -352,3 +352,19 @@ def test_to_commands_with_check_put_the_findings_in_the_manifest(planted, tmp_pa
     plain = tmp_path / "plain.npz"
     run_imgconv(["to-npz", root, plain, "--size", "64x64", "--skip-bad", "-q"])
     assert "check" not in json.loads((tmp_path / "plain.npz.manifest.json").read_text())
+
+
+def test_check_memory_stays_bounded_by_the_images_in_flight(tmp_path):
+    """Ten 3000x2000 photos (18 MB each decoded, 180 MB together) are checked within the hostile
+    tests' peak-memory bound: pixels are hashed and dropped, never kept."""
+    from interop_helpers import MAX_RSS_KIB, run_measured
+    rng = np.random.default_rng(11)
+    (tmp_path / "big" / "a").mkdir(parents=True)
+    base = Image.open(SAMPLES / "cat" / "cat_01.jpg").convert("RGB").resize((3000, 2000), Image.BILINEAR)
+    for i in range(10):
+        noise = rng.integers(0, 40, (2000, 3000, 3), dtype=np.uint8)
+        Image.fromarray(np.asarray(base) // 2 + noise).save(tmp_path / "big" / "a" / f"{i}.jpg", quality=80)
+    res, rss = run_measured(["check", tmp_path / "big", "--jobs", "2", "--json"], tmp_path, expect_rc=0)
+    assert json.loads(res.stdout)["images"] == 10
+    if rss is not None:
+        assert rss < MAX_RSS_KIB, f"peak RSS {rss} KiB"
