@@ -51,9 +51,7 @@ struct Check: ParsableCommand {
             }
             ProgressBar.shared.clear()
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                Console.outDocument(String(decoding: try encoder.encode(report), as: UTF8.self))
+                try Console.outJSON(report)
             } else {
                 printText(report)
             }

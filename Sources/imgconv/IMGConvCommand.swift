@@ -122,6 +122,13 @@ enum Console {
         emit(1, escapingControlCharacters(document, keepingNewlines: true) + "\n")
     }
 
+    /// A report as JSON on stdout (`--json`): sorted keys, indented, slashes unescaped.
+    static func outJSON<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        outDocument(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
     /// Writes `text` to stdout (1) or stderr (2) unless a write there failed before; a failure
     /// is remembered.
     static func emit(_ fd: Int32, _ text: String) {
