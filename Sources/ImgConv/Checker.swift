@@ -315,11 +315,20 @@ public struct Checker {
             var names: [String] = [], count = 0
             for c in candidates where test(c) {
                 count += 1
-                if names.count < Self.examples { names.append(c.file.relativePath) }
+                // A file's pages or frames are consecutive: each file is named once.
+                if names.count < Self.examples, names.last != c.file.relativePath { names.append(c.file.relativePath) }
             }
             return (names, count)
         }
         let request = options.shaping
+        guard !candidates.isEmpty else {
+            // No image: nothing is decided; the plan's refusal below says why.
+            report.channels.decision = "none"
+            report.depths.decision = "none"
+            report.sizes.decision = "none"
+            planRefusal(candidates, &report)
+            return
+        }
         // Channels.
         let allGray = candidates.allSatisfy { $0.header.isGray }
         switch request.color {
@@ -356,10 +365,14 @@ public struct Checker {
                 $0.header.orientedHeight != first.header.orientedHeight || $0.header.orientedWidth != first.header.orientedWidth
             }
         }
-        // The conversion's own plan: the same refusal a to-* command would give.
+        planRefusal(candidates, &report)
+    }
+
+    /// The conversion's own plan: the same refusal a to-* command would give.
+    private func planRefusal(_ candidates: CandidateList, _ report: inout CheckReport) {
         do {
             _ = try ImagePlan.planning(candidates.lazy.map(\.header), name: { candidates[$0].file.relativePath },
-                                       request: request, warn: { _ in })
+                                       request: options.shaping, warn: { _ in })
         } catch let e as ImgConvError {
             report.problems.conversionRefusal = e.description
         } catch {
