@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what imgconv needs on Debian 12 (system -dev libraries; with --test also the Python
-# test packages, in .venv) and builds the release binary. Safe to run again: it installs only
-# what is missing.
+# test packages, the Python reader of python/, torch and tensorflow-cpu, in .venv) and builds the
+# release binary. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,25 @@ fi
 if [ $want_tests = 1 ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
+  # The Python reader (python/), installed as users install it, then the frameworks its dataset
+  # tests use when pip can give them (else python/tests skips those tests, printing why):
+  # torch only as a CPU-only build from the wheel folder pip is configured with (find-links;
+  # PyPI's Linux torch brings several GB of CUDA libraries), its dependencies from PyPI; and
+  # tensorflow-cpu from PyPI.
+  .venv/bin/python -m pip install -q --disable-pip-version-check ./python
+  rm -rf python/build python/imgconv.egg-info
+  if ! .venv/bin/python -c 'import torch' >/dev/null 2>&1; then
+    if .venv/bin/python -m pip install -q --disable-pip-version-check --no-index --no-deps torch >/dev/null 2>&1; then
+      .venv/bin/python -m pip install -q --disable-pip-version-check torch \
+        || echo "setup: torch's dependencies cannot be installed: the torch tests will be skipped" >&2
+    else
+      echo "setup: no CPU-only torch wheel is available to pip: the torch tests will be skipped" >&2
+    fi
+  fi
+  if ! .venv/bin/python -c 'import tensorflow' >/dev/null 2>&1; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check tensorflow-cpu \
+      || echo "setup: tensorflow-cpu cannot be installed: the tf.data tests will be skipped" >&2
+  fi
 fi
 
 swift build -c release --product imgconv 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true

@@ -17,6 +17,7 @@ static inline hid_t imc_h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }
 static inline hid_t imc_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }
 static inline hid_t imc_h5t_std_u8le(void) { return H5T_STD_U8LE; }
 static inline hid_t imc_h5t_std_u16le(void) { return H5T_STD_U16LE; }
+static inline hid_t imc_h5t_std_u32le(void) { return H5T_STD_U32LE; }
 static inline hid_t imc_h5t_std_i8le(void) { return H5T_STD_I8LE; }
 static inline hid_t imc_h5t_std_i16le(void) { return H5T_STD_I16LE; }
 static inline hid_t imc_h5t_std_i32le(void) { return H5T_STD_I32LE; }

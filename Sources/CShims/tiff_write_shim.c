@@ -1,13 +1,15 @@
 #include "imc_shims.h"
 #include "tiff_mem_io.h"
 
-int imc_tiff_encode_float(const float *pixels, uint32_t width, uint32_t height, int channels,
-                          uint8_t **out, size_t *out_len, char *err, size_t errlen) {
-    if (channels < 1 || channels > 4 || width == 0 || height == 0) {
-        snprintf(err, errlen, "cannot write %d channels of %ux%u as TIFF", channels, width, height);
+int imc_tiff_encode(const void *pixels, uint32_t width, uint32_t height, int channels, int bits, int sample_format,
+                    uint8_t **out, size_t *out_len, char *err, size_t errlen) {
+    if (channels < 1 || channels > 4 || width == 0 || height == 0 || (bits != 32 && bits != 64)
+        || sample_format < SAMPLEFORMAT_UINT || sample_format > SAMPLEFORMAT_IEEEFP) {
+        snprintf(err, errlen, "cannot write %d channels of %ux%u, %d-bit format %d, as TIFF", channels, width, height,
+                 bits, sample_format);
         return -1;
     }
-    size_t row = (size_t)width * (size_t)channels * sizeof(float);
+    size_t row = (size_t)width * (size_t)channels * (size_t)(bits / 8);
     imc_tiff_mem s = imc_tiff_mem_writing(err, errlen);
     // Classic TIFF has 32-bit offsets: BigTIFF ("8") only for data near 4 GiB.
     const char *mode = (uint64_t)row * height > ((uint64_t)0xF0000000u) ? "w8" : "w";
@@ -24,8 +26,8 @@ int imc_tiff_encode_float(const float *pixels, uint32_t width, uint32_t height, 
     TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, width);
     TIFFSetField(tif, TIFFTAG_IMAGELENGTH, height);
     TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, (uint16_t)channels);
-    TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, (uint16_t)32);
-    TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, (uint16_t)SAMPLEFORMAT_IEEEFP);
+    TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, (uint16_t)bits);
+    TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, (uint16_t)sample_format);
     TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, (uint16_t)(color ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK));
     // 2 (gray + alpha) and 4 (RGB + alpha) channels: the last sample is unassociated alpha.
     if (channels == 2 || channels == 4) TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, (uint16_t)1, alpha);

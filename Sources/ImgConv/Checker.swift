@@ -349,11 +349,12 @@ public struct Checker {
             (report.channels.against, report.channels.againstCount) = firsts { $0.header.channels != wanted }
         }
         // Sample types.
-        let widest = candidates.lazy.map(\.header.depth).max() ?? .eight
+        let widest = candidates.reduce(SampleDepth.eight) { $0.joined($1.header.depth) }
         let depth = request.dtype.sampleDepth(widest: widest)
         report.depths.decision = request.dtype == .float16 ? "float16" : depth.dtype.rawValue
-        if request.dtype == .auto && widest > .eight { report.depths.forcedBy = firsts { $0.header.depth == widest }.0 }
-        (report.depths.against, report.depths.againstCount) = firsts { $0.header.depth > depth }
+        // What --dtype auto widens to is forced by the files uint8 cannot hold.
+        if request.dtype == .auto && widest != .eight { report.depths.forcedBy = firsts { $0.header.depth != .eight }.0 }
+        (report.depths.against, report.depths.againstCount) = firsts { !depth.holds($0.header.depth) }
         // Sizes.
         if let size = request.size {
             report.sizes.decision = "\(size.height)x\(size.width)"

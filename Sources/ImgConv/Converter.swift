@@ -13,6 +13,13 @@ public struct ConversionSummary: Sendable {
     public var seconds: Double
     public var outputBytes: Int
     public var manifestPath: String
+    /// Images converted from each file format (`png`, `webp`...; a TIFF page or a frame is one).
+    public var formats: [String: Int] = [:]
+
+    /// "97 webp, 1 gif, 1 bmp": the formats by count, then name.
+    public var formatsText: String {
+        formats.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+    }
 }
 
 /// Where the images come from.
@@ -233,7 +240,7 @@ public struct Converter {
                 if options.skipBad && !e.isHostFault { continue }
                 return nil
             case .images(let found, _):
-                guard found.count == 1, found[0].header.depth <= options.shaping.dtype.sampleDepth(widest: found[0].header.depth) else {
+                guard found.count == 1, options.shaping.dtype.sampleDepth(widest: found[0].header.depth).holds(found[0].header.depth) else {
                     return nil
                 }
                 return try? makePlan(found)
@@ -388,7 +395,7 @@ public struct Converter {
             return ConversionSummary(images: images, classes: scan.classes.count, skipped: skipped.count,
                                      shape: tensors[0].shape, dtype: plan.dtype,
                                      seconds: Date().timeIntervalSince(run.start), outputBytes: 0,
-                                     manifestPath: writer.manifestPath)
+                                     manifestPath: writer.manifestPath, formats: formatCounts)
         } catch {
             writer.abort()
             throw error
@@ -420,7 +427,8 @@ public struct Converter {
         let sampleBytes: Int = switch options.shaping.dtype {
         case .uint8: 1
         case .uint16, .auto: 2
-        case .float16, .float32: 4   // float16 is conformed in float32
+        case .float16, .float32, .uint32, .int32: 4   // float16 is conformed in float32
+        case .float64: 8
         }
         let inFlight = max(1, options.jobs) * 4 + 1
         let budget = DecodeLimits.memoryBudget

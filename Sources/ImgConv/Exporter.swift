@@ -13,17 +13,20 @@ public struct ExportSummary: Sendable {
     public var folders: [String]
     /// The splits written (each in its own folder when there are several).
     public var splits: [String]
-    /// Bits per sample of the files written: 8 or 16 (PNG), 32 (float TIFF).
+    /// Bits per sample of the files written: 8 or 16 (PNG), 32 or 64 (TIFF).
     public var bitDepth: Int
     /// `png` or `tiff`.
     public var fileFormat: String
+    /// The files' samples: `float`, `int` (signed) or `uint`.
+    public var sampleKind: String
 }
 
 /// Writes a container's images back to class folders: `OUTDIR/<class>/<index>.png`, the index
 /// being the image's position in the tensor, zero-padded, so that `to-npz` of the folder (with
 /// `--classes-file OUTDIR/classes.txt` when the names do not sort in label order) gives back the
 /// images and labels in class order, bit for bit. uint8 images become 8-bit PNGs, uint16 16-bit;
-/// float32 images become 32-bit floating-point TIFFs (`<index>.tiff`), and float16 images too,
+/// float32 images become 32-bit floating-point TIFFs (`<index>.tiff`; float64, int32 and uint32
+/// images TIFFs of their own type), and float16 images float32 ones,
 /// widened to float32 (exactly: every float16 is a float32), which `to-npz --dtype float32` (or
 /// `auto`) reads back bit for bit (`--dtype float16` for float16).
 ///
@@ -86,13 +89,13 @@ public struct Exporter {
         var plans: [(LabeledSplit, ImageGeometry, [Int64])] = []
         for split in dataset.splits {
             let g = try dataset.geometry(split)
-            guard [.uint8, .uint16, .float16, .float32].contains(g.dtype) else {
+            guard [.uint8, .uint16, .float16, .float32, .float64, .int32, .uint32].contains(g.dtype) else {
                 throw ImgConvError(.unsupported, path: input,
-                                   "export writes PNG (uint8, uint16) and TIFF (float16, float32) images, not \(g.dtype.rawValue)")
+                                   "export writes PNG (uint8, uint16) and TIFF (float16, float32, float64, int32, uint32) images, not \(g.dtype.rawValue)")
             }
             guard (1...4).contains(g.channels) else {
                 throw ImgConvError(.unsupported, path: input,
-                                   "\(g.dtype.isFloatingPoint ? "the TIFF writer takes" : "PNG holds") 1 to 4 channels, \(split.imagesName) has \(g.channels)")
+                                   "\(Self.writesTIFF(g.dtype) ? "the TIFF writer takes" : "PNG holds") 1 to 4 channels, \(split.imagesName) has \(g.channels)")
             }
             if let first = plans.first?.1, first.dtype != g.dtype {
                 throw ImgConvError(.unsupported, path: input, "\(split.imagesName) is \(g.dtype.rawValue) but \(plans[0].0.imagesName) is \(first.dtype.rawValue)")
@@ -100,8 +103,8 @@ public struct Exporter {
             plans.append((split, g, try dataset.labels(split)))
         }
         let dtype = plans[0].1.dtype
-        let float = dtype.isFloatingPoint
-        let fileFormat = float ? "tiff" : "png"
+        let tiff = Self.writesTIFF(dtype)
+        let fileFormat = tiff ? "tiff" : "png"
         let folders = Self.folderNames(for: dataset.classNames)
         let bySplit = plans.count > 1
         // Built beside the target and moved into place when complete: a failure or a signal
@@ -122,7 +125,8 @@ public struct Exporter {
             throw error
         }
         return ExportSummary(images: dataset.imageCount, classes: dataset.classNames.count, folders: folders,
-                             splits: plans.map(\.0.name), bitDepth: float ? 32 : dtype.byteSize * 8, fileFormat: fileFormat)
+                             splits: plans.map(\.0.name), bitDepth: dtype == .float16 ? 32 : dtype.byteSize * 8, fileFormat: fileFormat,
+                             sampleKind: dtype.isFloatingPoint ? "float" : dtype.isSigned ? "int" : "uint")
     }
 
     /// Writes one split's images into `base/<class>/<index>.<ext>`.
@@ -151,22 +155,26 @@ public struct Exporter {
         }
     }
 
-    /// One image's file: PNG for uint8/uint16, float32 TIFF for float16/float32 (channels-first
-    /// samples interleaved first, float16 widened).
+    /// Whether images of this type are written as TIFF (PNG holds only uint8 and uint16).
+    static func writesTIFF(_ dtype: DType) -> Bool { dtype != .uint8 && dtype != .uint16 }
+
+    /// One image's file: PNG for uint8/uint16, a TIFF of the same type for float32, float64,
+    /// int32 and uint32, float32 TIFF for float16 (channels-first samples interleaved first,
+    /// float16 widened).
     private func encode(_ image: UnsafeRawBufferPointer, dtype: DType, width: Int, height: Int, channels: Int,
                         nchw: Bool) throws -> [UInt8] {
         let plane = height * width
         switch dtype {
-        case .float32:
+        case .float32, .float64, .int32, .uint32:
             guard nchw && channels > 1 else {
-                return try TIFFEncoder.encodeFloat32(image, width: width, height: height, channels: channels)
+                return try TIFFEncoder.encode(image, dtype: dtype, width: width, height: height, channels: channels)
             }
-            let pixels = Self.interleave(image, channels: channels, plane: plane, sampleSize: 4)
-            return try pixels.withUnsafeBytes { try TIFFEncoder.encodeFloat32($0, width: width, height: height, channels: channels) }
+            let pixels = Self.interleave(image, channels: channels, plane: plane, sampleSize: dtype.byteSize)
+            return try pixels.withUnsafeBytes { try TIFFEncoder.encode($0, dtype: dtype, width: width, height: height, channels: channels) }
         case .float16:
             let samples = nchw ? Self.interleave(image, channels: channels, plane: plane, sampleSize: 2) : Array(image)
             let widened = Self.widenFloat16(samples)
-            return try widened.withUnsafeBytes { try TIFFEncoder.encodeFloat32($0, width: width, height: height, channels: channels) }
+            return try widened.withUnsafeBytes { try TIFFEncoder.encode($0, dtype: .float32, width: width, height: height, channels: channels) }
         default:
             let bitDepth = dtype.byteSize * 8
             guard nchw && channels > 1 else {

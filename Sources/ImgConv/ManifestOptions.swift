@@ -44,10 +44,10 @@ extension Manifest.Options {
     }
 
     /// The plan a conversion used for an images tensor: its shape and dtype from the tensor's
-    /// record, the shaping from these options. `widenToInt32`: uint16 pixels were stored as int32
-    /// (IDX).
+    /// record, the shaping from these options. An int32 tensor is a 32-bit TIFF's, or uint16 pixels
+    /// IDX stores as int32: either way the values are the decoded ones.
     /// - Throws: `.verificationFailed` for a tensor that cannot have been decoded from images.
-    public func imagePlan(for record: Manifest.TensorRecord, path: String) throws -> (ImagePlan, widenToInt32: Bool) {
+    public func imagePlan(for record: Manifest.TensorRecord, path: String) throws -> ImagePlan {
         let layout = ImageLayout(rawValue: self.layout ?? "nhwc") ?? .nhwc
         let s = record.shape
         let (height, width, channels): (Int, Int, Int)
@@ -59,13 +59,14 @@ extension Manifest.Options {
         }
         var depth: SampleDepth
         var outputDType: DType?
-        var widen = false
         switch DType(rawValue: record.dtype) {
         case .uint8?: depth = .eight
         case .uint16?: depth = .sixteen
         case .float32?: depth = .float32
         case .float16?: (depth, outputDType) = (.float32, .float16)
-        case .int32?: (depth, widen) = (.sixteen, true)
+        case .int32?: depth = .int32
+        case .uint32?: depth = .uint32
+        case .float64?: depth = .float64
         default: throw ImgConvError(.verificationFailed, path: path, "\(record.name) of dtype \(record.dtype) was not decoded from images")
         }
         var plan = ImagePlan(width: width, height: height, channels: channels, depth: depth)
@@ -77,6 +78,6 @@ extension Manifest.Options {
         plan.background = background.map { $0.map(Double.init) }
         func perChannel(_ v: [Float]?) -> [Float]? { v.map { $0.count == 1 ? Array(repeating: $0[0], count: channels) : $0 } }
         plan.normalization = Normalization(unitScale: scale == "unit", mean: perChannel(mean), std: perChannel(std))
-        return (plan, widen)
+        return plan
     }
 }

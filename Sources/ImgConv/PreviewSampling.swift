@@ -96,7 +96,7 @@ struct ValueRange {
         switch dtype {
         case .uint8: for k in 0..<n { see(Double(raw[k])) }
         case .int8: for k in 0..<n { see(Double(Int8(bitPattern: raw[k]))) }
-        case .uint16, .int16, .int32, .int64, .float16, .float32, .float64:
+        case .uint16, .int16, .int32, .uint32, .int64, .float16, .float32, .float64:
             for k in 0..<n {
                 let v = dtype.value(in: raw, at: k * dtype.byteSize)
                 if v.isFinite { see(v) }

@@ -191,8 +191,8 @@ public struct Verifier {
 
     private func compareSources(container: TensorContainer, manifest: Manifest, record: Manifest.TensorRecord,
                                 files: [Manifest.FileRecord], root: String, path: String) throws {
-        let (plan, widen) = try manifest.options.imagePlan(for: record, path: path)
-        let storedBytes = widen ? plan.bytesPerImage * 2 : plan.bytesPerImage
+        let plan = try manifest.options.imagePlan(for: record, path: path)
+        let storedBytes = plan.bytesPerImage
         let (_, stream) = try container.open(record.name)
         let decoders = Decoders(options: manifest.options.decodeOptions)
         let resize = manifest.options.size != nil
@@ -211,7 +211,7 @@ public struct Verifier {
             },
             consume: { i, result in
                 let decoded = try result.get()
-                let fresh = widen ? Self.widenToInt32(decoded.pixels) : decoded.pixels
+                let fresh = decoded.pixels
                 let same = try stream.next(storedBytes, scratch: &scratch) { stored in
                     stored.count == fresh.count
                         && fresh.withUnsafeBytes { stored.count == 0 || memcmp($0.baseAddress!, stored.baseAddress!, stored.count) == 0 }
@@ -222,16 +222,6 @@ public struct Verifier {
                                        "\(record.name) image \(i) differs from a fresh decode of '\(files[i].path)'\(changed)")
                 }
             })
-    }
-
-    /// uint16 samples (little-endian) as int32, as the IDX writer stores them.
-    static func widenToInt32(_ bytes: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: bytes.count * 2)
-        for i in 0..<bytes.count / 2 {
-            out[4 * i] = bytes[2 * i]
-            out[4 * i + 1] = bytes[2 * i + 1]
-        }
-        return out
     }
 }
 

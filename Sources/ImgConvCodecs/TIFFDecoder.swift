@@ -6,8 +6,10 @@ import ImgConvCore
 /// - unsigned 1, 2 and 4-bit samples are widened to 8 bits as Pillow does (x255, x85, x17);
 ///   other depths up to 8 bits keep their values in uint8, 9-16 bits in uint16 (a 12-bit image
 ///   holds 0...4095, as Pillow and tifffile give it);
-/// - signed integers, unsigned over 16 bits and floats (16, 32, 64-bit) become float32; values
-///   float32 cannot hold exactly (integers beyond 2^24) are refused rather than rounded;
+/// - 8 and 16-bit signed integers, 17-24-bit unsigned ones and 16 and 32-bit floats become
+///   float32 (exact); 25-32-bit unsigned samples stay uint32, 32-bit signed ones int32 and
+///   64-bit floats float64, so that every value is kept; 64-bit integers become float64, values
+///   beyond 2^53 refused rather than rounded;
 /// - min-is-white is inverted; palette images expand to RGB; 8-bit CMYK converts to RGB as
 ///   Pillow's `convert('RGB')`; JPEG-compressed YCbCr is converted by libtiff;
 /// - gray and RGB keep an alpha channel when the first extra sample is alpha; 8-bit associated
@@ -79,13 +81,14 @@ public struct TIFFDecoder: ImageDecoder {
         if kind == .float && ![16, 32, 64].contains(bits) {
             throw ImgConvError(.unsupported, "TIFF with \(bits)-bit floating-point samples is not supported")
         }
-        if kind == .signed && ![8, 16, 32].contains(bits) {
+        if kind == .signed && ![8, 16, 32, 64].contains(bits) {
             throw ImgConvError(.unsupported, "TIFF with \(bits)-bit signed samples is not supported")
         }
         let depth: SampleDepth
         switch kind {
-        case .unsigned: depth = bits <= 8 ? .eight : bits <= 16 ? .sixteen : .float32
-        case .signed, .float: depth = .float32
+        case .unsigned: depth = bits <= 8 ? .eight : bits <= 16 ? .sixteen : bits <= 24 ? .float32 : bits <= 32 ? .uint32 : .float64
+        case .signed: depth = bits <= 16 ? .float32 : bits == 32 ? .int32 : .float64
+        case .float: depth = bits <= 32 ? .float32 : .float64
         }
         let widen = kind == .unsigned ? [1: 255, 2: 85, 4: 17][bits] ?? 1 : 1
         let alpha = i.extra_samples > 0 && (i.extra_kind == 1 || i.extra_kind == 2)
@@ -217,27 +220,34 @@ public struct TIFFDecoder: ImageDecoder {
                             var v = UInt32(src.load(fromByteOffset: si * 2, as: UInt16.self))
                             if l.invert && gray { v = maxStored &- min(v, maxStored) }
                             dst.storeBytes(of: UInt16(truncatingIfNeeded: v), toByteOffset: di * 2, as: UInt16.self)
-                        case (.unsigned, _):
+                        case (.unsigned, .float64):  // 64 bits: exact in float64 up to 2^53
+                            var v = src.load(fromByteOffset: si * 8, as: UInt64.self)
+                            if l.invert && gray { v = UInt64.max - v }
+                            guard v <= 1 << 53 else { throw ImgConvError(.unsupported, "sample value \(v) cannot be held exactly in float64") }
+                            dst.storeBytes(of: Double(v), toByteOffset: di * 8, as: Double.self)
+                        case (.signed, .float64):
+                            let v = src.load(fromByteOffset: si * 8, as: Int64.self)
+                            guard v.magnitude <= 1 << 53 else { throw ImgConvError(.unsupported, "sample value \(v) cannot be held exactly in float64") }
+                            dst.storeBytes(of: Double(v), toByteOffset: di * 8, as: Double.self)
+                        case (.unsigned, .uint32):
                             var v = src.load(fromByteOffset: si * 4, as: UInt32.self)
                             if l.invert && gray { v = maxStored &- min(v, maxStored) }
-                            guard v <= 1 << 24 else { throw ImgConvError(.unsupported, "sample value \(v) cannot be held exactly in float32") }
+                            dst.storeBytes(of: v, toByteOffset: di * 4, as: UInt32.self)
+                        case (.unsigned, _):  // 17 to 24 bits: exact in float32
+                            var v = src.load(fromByteOffset: si * 4, as: UInt32.self)
+                            if l.invert && gray { v = maxStored &- min(v, maxStored) }
                             dst.storeBytes(of: Float(v), toByteOffset: di * 4, as: Float.self)
-                        case (.signed, _):
-                            let v: Int32
-                            switch l.bits {
-                            case 8: v = Int32(src.load(fromByteOffset: si, as: Int8.self))
-                            case 16: v = Int32(src.load(fromByteOffset: si * 2, as: Int16.self))
-                            default: v = src.load(fromByteOffset: si * 4, as: Int32.self)
-                            }
-                            guard abs(Int(v)) <= 1 << 24 else { throw ImgConvError(.unsupported, "sample value \(v) cannot be held exactly in float32") }
-                            dst.storeBytes(of: Float(v), toByteOffset: di * 4, as: Float.self)
+                        case (.signed, .int32):
+                            dst.storeBytes(of: src.load(fromByteOffset: si * 4, as: Int32.self), toByteOffset: di * 4, as: Int32.self)
+                        case (.signed, _):  // 8 and 16 bits: exact in float32
+                            let v = l.bits == 8 ? Float(src.load(fromByteOffset: si, as: Int8.self))
+                                : Float(src.load(fromByteOffset: si * 2, as: Int16.self))
+                            dst.storeBytes(of: v, toByteOffset: di * 4, as: Float.self)
+                        case (.float, .float64):
+                            dst.storeBytes(of: src.load(fromByteOffset: si * 8, as: Double.self), toByteOffset: di * 8, as: Double.self)
                         case (.float, _):
-                            let f: Float
-                            switch l.bits {
-                            case 16: f = Float(Float16(bitPattern: src.load(fromByteOffset: si * 2, as: UInt16.self)))
-                            case 32: f = src.load(fromByteOffset: si * 4, as: Float.self)
-                            default: f = Float(src.load(fromByteOffset: si * 8, as: Double.self))
-                            }
+                            let f: Float = l.bits == 16 ? Float(Float16(bitPattern: src.load(fromByteOffset: si * 2, as: UInt16.self)))
+                                : src.load(fromByteOffset: si * 4, as: Float.self)
                             dst.storeBytes(of: f, toByteOffset: di * 4, as: Float.self)
                         }
                     }

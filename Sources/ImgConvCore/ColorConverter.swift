@@ -19,6 +19,15 @@ public enum ColorConverter {
                 case .float32:
                     run(src.bindMemory(to: Float.self), dst.bindMemory(to: Float.self), count,
                         image.channels, target, opaque: 1)
+                case .uint32:
+                    run(src.bindMemory(to: UInt32.self), dst.bindMemory(to: UInt32.self), count,
+                        image.channels, target, opaque: .max)
+                case .int32:
+                    run(src.bindMemory(to: Int32.self), dst.bindMemory(to: Int32.self), count,
+                        image.channels, target, opaque: .max)
+                case .float64:
+                    run(src.bindMemory(to: Double.self), dst.bindMemory(to: Double.self), count,
+                        image.channels, target, opaque: 1)
                 }
             }
         }
@@ -79,14 +88,26 @@ extension UInt16: GraySample {
 extension Float: GraySample {
     static func gray(_ r: Float, _ g: Float, _ b: Float) -> Float { ColorConverter.luma(r, g, b) }
 }
+extension UInt32: GraySample {
+    static func gray(_ r: UInt32, _ g: UInt32, _ b: UInt32) -> UInt32 { ColorConverter.luma(r, g, b) }
+}
+/// Signed 32-bit samples (no Pillow mode to follow): the float64 weights, rounded.
+extension Int32: GraySample {
+    static func gray(_ r: Int32, _ g: Int32, _ b: Int32) -> Int32 {
+        Int32((Double.gray(Double(r), Double(g), Double(b))).rounded())
+    }
+}
+extension Double: GraySample {
+    static func gray(_ r: Double, _ g: Double, _ b: Double) -> Double { r * 0.299 + g * 0.587 + b * 0.114 }
+}
 
 extension PixelBuffer {
     public var hasAlpha: Bool { channels == 2 || channels == 4 }
 }
 
 extension ColorConverter {
-    /// Composites an image with alpha onto an opaque colour (8-bit units; scaled by 257 for 16-bit,
-    /// /255 for float) and drops the alpha, as pasting it with its alpha as mask onto a filled image
+    /// Composites an image with alpha onto an opaque colour (8-bit units, scaled to the sample
+    /// type as `SampleDepth.fromEightBit`) and drops the alpha, as pasting it with its alpha as mask onto a filled image
     /// does in Pillow: out = (colour x (max - a) + value x a) / max, rounded.
     public static func composite(_ image: PixelBuffer, on color: [Double]) -> PixelBuffer {
         guard image.hasAlpha else { return image }
@@ -112,6 +133,12 @@ extension ColorConverter {
                             let s = src.bindMemory(to: Float.self), d = dst.bindMemory(to: Float.self)
                             let a = s[p * inCh + outCh]
                             d[p * outCh + c] = Float(bg / 255) * (1 - a) + s[p * inCh + c] * a
+                        case .uint32, .int32, .float64:
+                            // No Pillow mode composites these: in float64, alpha over its maximum.
+                            let depth = image.depth, size = depth.byteSize
+                            let a = depth.value(in: UnsafeRawBufferPointer(src), at: (p * inCh + outCh) * size) / depth.unitMax
+                            let v = depth.value(in: UnsafeRawBufferPointer(src), at: (p * inCh + c) * size)
+                            depth.store(depth.fromEightBit(bg) * (1 - a) + v * a, in: dst, at: (p * outCh + c) * size)
                         }
                     }
                 }
@@ -129,6 +156,10 @@ extension ColorConverter {
             case .eight: pixel.append(UInt8(clamping: Int(v.rounded())))
             case .sixteen: withUnsafeBytes(of: UInt16(clamping: Int(v.rounded()) * 257)) { pixel += $0 }
             case .float32: withUnsafeBytes(of: Float(v / 255)) { pixel += $0 }
+            case .uint32, .int32, .float64:
+                var sample = [UInt8](repeating: 0, count: depth.byteSize)
+                sample.withUnsafeMutableBytes { depth.store(depth.fromEightBit(v), in: $0, at: 0) }
+                pixel += sample
             }
         }
         var bytes: [UInt8] = []

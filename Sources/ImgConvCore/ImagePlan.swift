@@ -34,7 +34,7 @@ public struct ImagePlan: Sendable, Equatable {
     public var width: Int
     public var height: Int
     public var channels: Int
-    /// Sample type images are conformed in (uint8, uint16 or float32).
+    /// Sample type images are conformed in (uint8, uint16, float32; uint32, int32, float64).
     public var depth: SampleDepth
     public var fit: ResizeFit = .stretch
     public var filter: ResizeFilter = .bilinear
@@ -63,9 +63,10 @@ public struct ImagePlan: Sendable, Equatable {
     /// Brings a decoded image to this plan and encodes it: channels first (as Pillow's `convert`,
     /// or alpha composited on the background), then the size (as Pillow's `resize`/`fit`/`pad`
     /// after `convert`), then the sample type (widening is exact: uint8 x257 to uint16, integers
-    /// keep their value in float32; uint16 to uint8 divides by 257 with rounding), then
-    /// normalisation, float16 and the layout.
-    /// - Throws: `.unsupported` for float data planned as integers (no range to scale from).
+    /// keep their value in the wider types; uint16 to uint8 divides by 257 with rounding; 32-bit
+    /// integers and float64 asked as float32 round), then normalisation, float16 and the layout.
+    /// - Throws: `.unsupported` for float data planned as integers (no range to scale from), or
+    ///   32-bit integers planned as a narrower integer type.
     public func conform(_ image: PixelBuffer) throws -> [UInt8] {
         var img = image
         if let background, img.hasAlpha, channels != 4 {
@@ -129,6 +130,8 @@ public struct ImagePlan: Sendable, Equatable {
             case .eight: for i in 0..<count { values[i] = Float(raw[i]) }
             case .sixteen: let s = raw.bindMemory(to: UInt16.self); for i in 0..<count { values[i] = Float(s[i]) }
             case .float32: let s = raw.bindMemory(to: Float.self); for i in 0..<count { values[i] = s[i] }
+            case .uint32, .int32, .float64:
+                for i in 0..<count { values[i] = Float(depth.value(in: raw, at: i * depth.byteSize)) }
             }
         }
         if !normalization.isIdentity {
@@ -189,8 +192,17 @@ public struct ImagePlan: Sendable, Equatable {
                 case (.sixteen, .eight):
                     let s = src.bindMemory(to: UInt16.self), d = dst.bindMemory(to: UInt8.self)
                     for i in 0..<count { d[i] = UInt8((UInt32(s[i]) + 128) / 257) }
+                case (.eight, .uint32), (.sixteen, .uint32), (.eight, .int32), (.sixteen, .int32), (_, .float64),
+                     (.uint32, .float32), (.int32, .float32), (.float64, .float32):
+                    // Values kept: exact, but for 32-bit integers and float64 asked as float32
+                    // (--dtype float32), which round to the nearest float32.
+                    let raw = UnsafeRawBufferPointer(src)
+                    for i in 0..<count {
+                        to.store(from.value(in: raw, at: i * from.byteSize), in: dst, at: i * to.byteSize)
+                    }
                 default:
-                    throw ImgConvError(.unsupported, "floating-point samples cannot be stored as \(to.dtype.rawValue) (use --dtype float32)")
+                    let what = from.isFloatingPoint ? "floating-point samples" : "\(from.dtype.rawValue) samples"
+                    throw ImgConvError(.unsupported, "\(what) cannot be stored as \(to.dtype.rawValue) (use --dtype auto)")
                 }
             }
         }

@@ -8,8 +8,10 @@ public enum ColorMode: String, Sendable, CaseIterable {
 
 /// Element type of the image tensor.
 public enum DTypeChoice: String, Sendable, CaseIterable {
-    /// The narrowest of uint8, uint16, float32 that holds every input exactly.
+    /// The narrowest of uint8, uint16, float32 that holds every input exactly; uint32, int32 or
+    /// float64 when an input's samples need them (32-bit integer and float64 TIFFs).
     case auto, uint8, uint16, float16, float32
+    case uint32, int32, float64
 
     /// The samples images are conformed in, given the widest input (`auto` takes it).
     public func sampleDepth(widest: SampleDepth) -> SampleDepth {
@@ -18,6 +20,9 @@ public enum DTypeChoice: String, Sendable, CaseIterable {
         case .uint8: return .eight
         case .uint16: return .sixteen
         case .float16, .float32: return .float32
+        case .uint32: return .uint32
+        case .int32: return .int32
+        case .float64: return .float64
         }
     }
 }
@@ -79,15 +84,24 @@ extension ImagePlan {
                                    "has \(headers[i].channels) channels but '\(name(firstIndex))' has \(channels) (--color keep needs them to agree)")
             }
         }
-        let widest = headers.lazy.map(\.depth).max() ?? .eight
+        let widest = headers.reduce(SampleDepth.eight) { $0.joined($1.depth) }
         let depth = request.dtype.sampleDepth(widest: widest)
-        if depth < widest {
-            if let i = headers.indices.first(where: { headers[$0].depth == .float32 }) {
+        if !depth.holds(widest) {
+            let lost = headers.indices.filter { !depth.holds(headers[$0].depth) }
+            let integer = depth == .eight || depth == .sixteen || depth == .uint32 || depth == .int32
+            if integer, let i = lost.first(where: { headers[$0].depth.isFloatingPoint }) {
                 throw ImgConvError(.unsupported, path: name(i),
                                    "holds floating-point samples, which \(depth.dtype.rawValue) cannot hold (use --dtype float32 or auto)")
             }
-            let narrowed = headers.lazy.filter { $0.depth > depth }.count
-            warn("narrowing \(narrowed) 16-bit images to uint8 by scaling (value / 257, rounded)")
+            if integer, let i = lost.first(where: { headers[$0].depth != .sixteen }) {
+                throw ImgConvError(.unsupported, path: name(i),
+                                   "holds \(headers[i].depth.dtype.rawValue) samples, which \(depth.dtype.rawValue) cannot hold (use --dtype auto or float64)")
+            }
+            if depth == .float32 {
+                warn("rounding \(lost.count) images of 32-bit integer or float64 samples to float32")
+            } else {
+                warn("narrowing \(lost.count) 16-bit images to uint8 by scaling (value / 257, rounded)")
+            }
         }
         if !request.normalization.isIdentity && depth != .float32 {
             throw ImgConvError(.invalidArgument, "--scale, --mean and --std need a float dtype (--dtype float32 or float16)")
@@ -117,6 +131,6 @@ extension ImagePlan {
         if request.size == nil && (header.orientedWidth != width || header.orientedHeight != height) { return false }
         if request.color == .auto && channels == 1 && !header.isGray { return false }
         if request.color == .keep && header.channels != channels { return false }
-        return header.depth <= depth
+        return depth.holds(header.depth)
     }
 }

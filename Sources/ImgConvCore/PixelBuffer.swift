@@ -1,15 +1,18 @@
-/// Sample type of a decoded image, ordered from narrowest to widest: every uint8 value is exact
-/// in uint16 (times 257) and every uint16 value is exact in float32.
-public enum SampleDepth: Int, Sendable, Comparable, CaseIterable {
-    case eight = 8
-    case sixteen = 16
-    case float32 = 32
+/// Sample type of a decoded image. The types are partly ordered by what holds what exactly:
+/// uint8 < uint16 < float32 < float64 (uint8 widens to uint16 times 257; integers keep their
+/// value in the others), uint16 < int32, uint16 < uint32, and every 32-bit integer is exact in
+/// float64. `joined` gives the narrowest type that holds two others.
+public enum SampleDepth: String, Sendable, CaseIterable {
+    case eight, sixteen, float32
+    /// 32-bit integer samples (TIFF), which float32 cannot hold beyond 2^24, and float64 ones.
+    case uint32, int32, float64
 
     public var byteSize: Int {
         switch self {
         case .eight: return 1
         case .sixteen: return 2
-        case .float32: return 4
+        case .float32, .uint32, .int32: return 4
+        case .float64: return 8
         }
     }
 
@@ -18,15 +21,73 @@ public enum SampleDepth: Int, Sendable, Comparable, CaseIterable {
         case .eight: return .uint8
         case .sixteen: return .uint16
         case .float32: return .float32
+        case .uint32: return .uint32
+        case .int32: return .int32
+        case .float64: return .float64
         }
     }
+
+    public var isFloatingPoint: Bool { self == .float32 || self == .float64 }
 
     public init?(dtype: DType) {
         guard let match = SampleDepth.allCases.first(where: { $0.dtype == dtype }) else { return nil }
         self = match
     }
 
-    public static func < (a: SampleDepth, b: SampleDepth) -> Bool { a.rawValue < b.rawValue }
+    /// Whether every sample of `other` is held exactly by this type (after uint8's x257 widening
+    /// to uint16; as a value in the other types).
+    public func holds(_ other: SampleDepth) -> Bool {
+        if self == other || other == .eight { return true }
+        switch self {
+        case .eight: return false
+        case .sixteen: return false
+        case .float32: return other == .sixteen
+        case .uint32, .int32: return other == .sixteen
+        case .float64: return true
+        }
+    }
+
+    /// The narrowest type that holds both.
+    public func joined(_ other: SampleDepth) -> SampleDepth {
+        if holds(other) { return self }
+        if other.holds(self) { return other }
+        return .float64
+    }
+}
+
+extension SampleDepth {
+    /// The value of full intensity: 255, 65535, 1 for floats, and the 32-bit integers' maximum.
+    public var unitMax: Double {
+        switch self {
+        case .eight: return 255
+        case .sixteen: return 65535
+        case .float32, .float64: return 1
+        case .uint32: return Double(UInt32.max)
+        case .int32: return Double(Int32.max)
+        }
+    }
+
+    /// A colour given in 8-bit units (0-255) in this type's units (x257 for 16-bit, /255 for floats).
+    public func fromEightBit(_ v: Double) -> Double { v * unitMax / 255 }
+
+    /// One sample (native byte order) as a Double.
+    public func value(in raw: UnsafeRawBufferPointer, at offset: Int) -> Double {
+        dtype.value(in: raw, at: offset)
+    }
+
+    /// Stores a value as one sample (native byte order): integers rounded and clamped to the
+    /// type's range.
+    public func store(_ v: Double, in raw: UnsafeMutableRawBufferPointer, at offset: Int) {
+        let i = v.isNaN ? 0 : Int64(max(min(v.rounded(), 9e18), -9e18))
+        switch self {
+        case .eight: raw.storeBytes(of: UInt8(clamping: i), toByteOffset: offset, as: UInt8.self)
+        case .sixteen: raw.storeBytes(of: UInt16(clamping: i), toByteOffset: offset, as: UInt16.self)
+        case .uint32: raw.storeBytes(of: UInt32(clamping: i), toByteOffset: offset, as: UInt32.self)
+        case .int32: raw.storeBytes(of: Int32(clamping: i), toByteOffset: offset, as: Int32.self)
+        case .float32: raw.storeBytes(of: Float(v), toByteOffset: offset, as: Float.self)
+        case .float64: raw.storeBytes(of: v, toByteOffset: offset, as: Double.self)
+        }
+    }
 }
 
 /// What a decoder learns from a file's header, before any pixel is decoded.

@@ -232,6 +232,16 @@ public enum Resizer {
                 case .float32:
                     filter(raw.bindMemory(to: Float.self), outRaw.bindMemory(to: Float.self), coeffs,
                            image.width, outW, outH, ch, horizontal, tapStride) { Float($0) }
+                // As Pillow's modes I and F: double-precision sums, integers rounded and clamped.
+                case .uint32:
+                    filter(raw.bindMemory(to: UInt32.self), outRaw.bindMemory(to: UInt32.self), coeffs,
+                           image.width, outW, outH, ch, horizontal, tapStride) { UInt32(clamping: Int64($0.rounded())) }
+                case .int32:
+                    filter(raw.bindMemory(to: Int32.self), outRaw.bindMemory(to: Int32.self), coeffs,
+                           image.width, outW, outH, ch, horizontal, tapStride) { Int32(clamping: Int64($0.rounded())) }
+                case .float64:
+                    filter(raw.bindMemory(to: Double.self), outRaw.bindMemory(to: Double.self), coeffs,
+                           image.width, outW, outH, ch, horizontal, tapStride) { $0 }
                 }
             }
         }
@@ -384,3 +394,6 @@ protocol DoubleConvertible {
 }
 extension UInt16: DoubleConvertible { var doubleValue: Double { Double(self) } }
 extension Float: DoubleConvertible { var doubleValue: Double { Double(self) } }
+extension UInt32: DoubleConvertible { var doubleValue: Double { Double(self) } }
+extension Int32: DoubleConvertible { var doubleValue: Double { Double(self) } }
+extension Double: DoubleConvertible { var doubleValue: Double { self } }

@@ -246,6 +246,7 @@ enum HDF5Types {
         switch dtype {
         case .uint8: return imc_h5t_std_u8le()
         case .uint16: return imc_h5t_std_u16le()
+        case .uint32: return imc_h5t_std_u32le()
         case .int8: return imc_h5t_std_i8le()
         case .int16: return imc_h5t_std_i16le()
         case .int32: return imc_h5t_std_i32le()
@@ -275,6 +276,7 @@ enum HDF5Types {
             switch (size, signed) {
             case (1, false): return .uint8
             case (2, false): return .uint16
+            case (4, false): return .uint32
             case (1, true): return .int8
             case (2, true): return .int16
             case (4, true): return .int32

@@ -63,6 +63,9 @@ public final class IDXWriter: DatasetWriter {
             }
             return IDXHeader.ElementType(dtype: target)!
         }
+        if dtype == .uint32 {
+            throw ImgConvError(.unsupported, "IDX has no uint32 type: pass --dtype float64 (holds every uint32 value exactly)")
+        }
         guard let type = IDXHeader.ElementType(dtype: dtype) else {
             throw ImgConvError(.unsupported, "IDX cannot hold \(dtype.rawValue) (its types are uint8, int8, int16, int32, float32, float64)")
         }

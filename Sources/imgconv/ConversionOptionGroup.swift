@@ -109,7 +109,7 @@ struct ConversionSettingsGroup: ParsableArguments {
     @Option(help: "Seed for --shuffle (default 0). The same seed gives the same order on every machine.")
     var seed: UInt64 = 0
 
-    @Option(help: "Image dtype: auto (narrowest of uint8, uint16, float32 holding every input exactly), uint8 (16-bit inputs scaled down), uint16, float32.")
+    @Option(help: "Image dtype: auto (narrowest of uint8, uint16, float32 holding every input exactly; uint32, int32 or float64 for 32-bit integer and 64-bit float TIFFs), uint8 (16-bit inputs scaled down), uint16, float16, float32 (32-bit integers and float64 rounded), uint32, int32, float64.")
     var dtype: DTypeChoice = .auto
 
     @Flag(inversion: .prefixedNo, help: "Turn images upright from their EXIF (JPEG, PNG, WebP; WebP XMP too) or TIFF orientation, as Pillow's ImageOps.exif_transpose.")

@@ -7,7 +7,7 @@ struct Export: ParsableCommand {
         abstract: "Write a dataset's images back to class folders: OUTDIR/<class>/<index>.png (.tiff for floats); several splits go to OUTDIR/<split>/<class>/.",
         discussion: """
             uint8 images become 8-bit PNGs, uint16 16-bit; float32 and float16 images become 32-bit \
-            floating-point TIFFs (float16 widened exactly). <index> is the image's position in the tensor, \
+            floating-point TIFFs (float16 widened exactly), float64, int32 and uint32 images TIFFs of their type. <index> is the image's position in the tensor, \
             zero-padded, and OUTDIR/classes.txt lists the class folders in label order, so \
             `imgconv to-npz OUTDIR x.npz --classes-file OUTDIR/classes.txt` (with --color keep for 2 or 4 \
             channels) gives back the images and labels in class order, bit for bit. Class names become single \
@@ -33,7 +33,7 @@ struct Export: ParsableCommand {
         try IMGConvCommand.run {
             let s = try Exporter(read: read.options(prefix: prefix)).export(input: input, to: output)
             if !quiet {
-                let files = s.fileFormat == "tiff" ? "32-bit float TIFFs" : "\(s.bitDepth)-bit PNGs"
+                let files = s.fileFormat == "tiff" ? "\(s.bitDepth)-bit \(s.sampleKind) TIFFs" : "\(s.bitDepth)-bit PNGs"
                 let splits = s.splits.count > 1 ? " in \(s.splits.count) split folders (\(s.splits.joined(separator: ", ")))," : ""
                 Console.out("imgconv: wrote '\(output)': \(s.images) \(files)\(splits) in \(s.classes) class folders")
             }

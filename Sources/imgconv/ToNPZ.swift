@@ -56,7 +56,7 @@ func convert(_ common: ConversionOptionGroup, format: ContainerFormat, settings:
         let shape = s.shape.map(String.init).joined(separator: "x")
         let rate = s.seconds > 0 ? Double(s.images) / s.seconds : 0
         let size = Double(diskSize(output)) / 1e6
-        Console.out("imgconv: wrote '\(output)' (\(String(format: "%.1f", size)) MB): \(s.images) images, \(s.classes) classes, trainXs \(shape) \(s.dtype.rawValue), \(s.skipped) skipped, \(String(format: "%.2f", s.seconds)) s, \(String(format: "%.0f", rate)) images/s")
+        Console.out("imgconv: wrote '\(output)' (\(String(format: "%.1f", size)) MB): \(s.images) images (\(s.formatsText)), \(s.classes) classes, trainXs \(shape) \(s.dtype.rawValue), \(s.skipped) skipped, \(String(format: "%.2f", s.seconds)) s, \(String(format: "%.0f", rate)) images/s")
     }
 }
 

@@ -169,7 +169,8 @@ def test_bmp_beside_pngs_is_converted(run, make_dataset, fixture_file, tmp_path)
     ds = _good_dataset(make_dataset)
     ds.add("good/image.bmp", fixture_file("bad/image.bmp"))
     out = tmp_path / "o.npz"
-    run(["to-npz", ds.root, out])
+    res = run(["to-npz", ds.root, out])
+    assert "3 images (2 png, 1 bmp), " in res.stdout, res.stdout   # the summary line counts formats
     manifest = H.load_json(H.npz_manifest_path(out))
     arrays = H.load_npz(out)
     H.check_manifest(manifest, arrays, ds.root)

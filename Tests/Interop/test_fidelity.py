@@ -262,7 +262,13 @@ def _policy_dtype(bits: int, fmt: int) -> np.dtype:
         return np.dtype(np.uint8)
     if fmt == 1 and bits <= 16:
         return np.dtype(np.uint16)
-    return np.dtype(np.float32)  # signed, >16-bit unsigned, float16/32/64
+    if fmt == 1 and 24 < bits <= 32:
+        return np.dtype(np.uint32)
+    if fmt == 2 and bits == 32:
+        return np.dtype(np.int32)
+    if bits == 64:
+        return np.dtype(np.float64)  # float64, and 64-bit integers (values up to 2**53)
+    return np.dtype(np.float32)  # 8/16-bit signed, 17-24-bit unsigned, float16/32: values exact in float32
 
 
 def _tiff_facts(path: Path) -> dict | None:
@@ -290,7 +296,8 @@ def _tiff_policy(raw: np.ndarray, f: dict) -> np.ndarray:
     - extra samples: the first one is kept when it is alpha (associated 1 or unassociated 2);
       8-bit associated alpha is divided back as Pillow's RGBa to RGBA (`H.unpremultiplied`),
       deeper samples stay as stored; any other extra sample is dropped;
-    - signed integers, unsigned > 16 bits, float16/64: converted to float32 (values kept);
+    - 8/16-bit signed integers, 17-24-bit unsigned, float16: converted to float32 (values kept);
+      25-32-bit unsigned, 32-bit signed and float64 samples keep their type (uint32, int32, float64);
     - Orientation tag: applied as exif_transpose."""
     bits, fmt, phot, spp = f["bits"], f["fmt"], f["phot"], f["spp"]
     a = raw
@@ -339,7 +346,8 @@ def tiff_reference(path: Path) -> Ref:
         tf_err = "cannot parse the first IFD"
     pil_arr, pil_err, mode = _pillow(path, _tiff_target)
     if pil_arr is not None and pil_arr.dtype == np.int32:
-        pil_arr = pil_arr.astype(np.float32)  # mode I (int16/int32 samples): values kept in float32
+        # mode I (int16/int32 samples): values kept, as float32 or (32-bit) int32
+        pil_arr = pil_arr.astype(_policy_dtype(facts["bits"], facts["fmt"]) if facts is not None else np.float32)
     # Pillow is the reference when its mode carries the stored sample type; otherwise (it narrows
     # 16-bit RGB/RGBA/CMYK to 8 bits, reads int8 as L, cannot open the file) tifffile is.
     pil_faithful = pil_arr is not None and (

@@ -85,14 +85,14 @@ int imc_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height, int c
                    int level, uint8_t **out, size_t *out_len, char *err, size_t errlen);
 void imc_png_free(uint8_t *buffer);
 
-// Float TIFF encoding (libtiff's client I/O into memory, with per-file error handlers: libtiff
-// prints nothing). `pixels` holds `height` rows of `width` pixels of `channels` interleaved host
-// float32 samples (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; alpha unassociated), no padding. Written
-// as SampleFormat IEEEFP, 32 bits, contiguous, uncompressed, top-left, no time or software tags,
-// so the same pixels give the same bytes. On success *out (free with imc_tiff_free) holds
-// *out_len bytes.
-int imc_tiff_encode_float(const float *pixels, uint32_t width, uint32_t height, int channels,
-                          uint8_t **out, size_t *out_len, char *err, size_t errlen);
+// TIFF encoding of 32 or 64-bit samples (libtiff's client I/O into memory, with per-file error
+// handlers: libtiff prints nothing). `pixels` holds `height` rows of `width` pixels of `channels`
+// interleaved host-order samples of `bits` bits (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; alpha
+// unassociated), no padding, of TIFF SampleFormat `sample_format` (1 unsigned, 2 signed, 3 IEEE
+// float). Written contiguous, uncompressed, top-left, no time or software tags, so the same pixels
+// give the same bytes. On success *out (free with imc_tiff_free) holds *out_len bytes.
+int imc_tiff_encode(const void *pixels, uint32_t width, uint32_t height, int channels, int bits, int sample_format,
+                    uint8_t **out, size_t *out_len, char *err, size_t errlen);
 void imc_tiff_free(uint8_t *buffer);
 
 // AVIF (libavif) and HEIF/HEIC (libheif), the primary image or first frame only.
