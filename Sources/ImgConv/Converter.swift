@@ -15,6 +15,15 @@ public struct ConversionSummary: Sendable {
     public var manifestPath: String
     /// Images converted from each file format (`png`, `webp`...; a TIFF page or a frame is one).
     public var formats: [String: Int] = [:]
+    /// The files left out, with why (as the manifest lists them).
+    public var skippedFiles: [SkippedFile] = []
+
+    /// The files left out grouped by reason (`reasonKey`), the largest group first.
+    public var skippedByReason: [(reason: String, paths: [String])] {
+        Dictionary(grouping: skippedFiles, by: { reasonKey($0.reason) })
+            .map { (reason: $0.key, paths: $0.value.map(\.path)) }
+            .sorted { ($1.paths.count, $0.reason) < ($0.paths.count, $1.reason) }
+    }
 
     /// "97 webp, 1 gif, 1 bmp": the formats by count, then name.
     public var formatsText: String {
@@ -67,7 +76,9 @@ public struct Converter {
     /// Called with each warning (empty classes, skipped files) as it happens.
     public var warn: (String) -> Void = { _ in }
     /// Called after each image is written: (images done, images planned, image bytes written).
-    public var progress: (Int, Int, Int) -> Void = { _, _, _ in }
+    /// Told after each file of the decode pass: files done, files planned, tensor bytes written,
+    /// files left out so far (scan, header and decode).
+    public var progress: (Int, Int, Int, Int) -> Void = { _, _, _, _ in }
 
     public init(options: ConversionOptions) { self.options = options }
 
@@ -142,6 +153,14 @@ public struct Converter {
                 run.headerSkipped.append(SkippedFile(path: scan.files.relativePath(at: i), reason: e.message))
             }
         })
+        if candidates.count == 0 {
+            // Name the root and why each file was left out, not only that nothing was found.
+            let left = scan.skipped + run.headerSkipped
+            let reasons = Dictionary(grouping: left, by: { reasonKey($0.reason) })
+                .sorted { ($1.value.count, $0.key) < ($0.value.count, $1.key) }.map { "\($0.value.count) \($0.key)" }
+            throw ImgConvError(.notFound, path: root,
+                               "no decodable images found" + (reasons.isEmpty ? " (no files)" : " (\(reasons.joined(separator: ", ")))"))
+        }
         let plan = try makePlan(candidates)   // every header known: the plan of the whole tensor
         run.warnIgnored(warnOnce)
         // 2. Decode, conform and write, split by split, in dataset order within each.
@@ -161,7 +180,7 @@ public struct Converter {
     /// What `check` finds in `source` with these options, as the manifest's `check` member.
     func checkFindings(_ source: DatasetSource) throws -> JSONValue {
         var checker = Checker(options: options)
-        checker.progress = { done, total in progress(done, total, 0) }
+        checker.progress = { done, total in progress(done, total, 0, 0) }
         let report = try checker.check(source: source)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -318,7 +337,6 @@ public struct Converter {
                         case .image(let d, let c, let ignored):
                             try writer.append(image: d.pixels)
                             written += d.pixels.count
-                            progress(done, planned, written)
                             labels.append(Int32(file.label))
                             counts[file.label] += 1
                             formatCounts[c.format.rawValue, default: 0] += 1
@@ -352,6 +370,7 @@ public struct Converter {
                         case .replan:
                             throw Replan()
                         }
+                        progress(done, planned, written, run.scan.skipped.count + run.headerSkipped.count + run.decodeSkipped.count)
                     })
                 tensors += try writer.endPart(labels: LabelColumn(labels))
                 splitSizes[part.name] = labels.count
@@ -395,7 +414,7 @@ public struct Converter {
             return ConversionSummary(images: images, classes: scan.classes.count, skipped: skipped.count,
                                      shape: tensors[0].shape, dtype: plan.dtype,
                                      seconds: Date().timeIntervalSince(run.start), outputBytes: 0,
-                                     manifestPath: writer.manifestPath, formats: formatCounts)
+                                     manifestPath: writer.manifestPath, formats: formatCounts, skippedFiles: skipped)
         } catch {
             writer.abort()
             throw error

@@ -374,6 +374,24 @@ public func checkOutputFolderTarget(_ target: String) throws {
     }
 }
 
+/// Creates a folder and the missing folders above it (as `mkdir -p`), for the folder outputs
+/// (`to-npy`, `to-idx`, `export`), as torchvision's `MNIST/raw` layout needs.
+/// - Throws: `.io` naming the first folder that cannot be made, or the path that is in the way.
+public func createFolders(_ path: String) throws {
+    var st = stat()
+    if stat(path, &st) == 0 {
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw ImgConvError(.io, path: path, "is \(fileKindName(st.st_mode)), not a folder")
+        }
+        return
+    }
+    let parent = parentFolder(path)
+    if parent != path && !parent.isEmpty { try createFolders(parent) }
+    if mkdir(path, 0o755) != 0 && errno != EEXIST {
+        throw ImgConvError(systemErrorCode(errno), path: path, "cannot create the output folder: \(errnoText(errno))")
+    }
+}
+
 /// Creates an empty file `.<name>.imgconv-<pid>-<n>.tmp` beside `target` and registers it with
 /// `TemporaryFiles`; returns its open descriptor and path.
 /// - Throws: `ImgConvError` `.io` when the target is not a file that may be replaced
@@ -385,7 +403,7 @@ private func createTemporaryFile(for target: String) throws -> (Int32, String) {
     let base = slash.map { String(target[target.index(after: $0)...]) } ?? target
     var st = stat()
     if stat(dir.isEmpty ? "/" : dir, &st) != 0 {
-        throw ImgConvError(.io, path: target, "output folder does not exist (\(errnoText(errno)))")
+        throw ImgConvError(.io, path: target, "output folder does not exist (\(errnoText(errno))): create it first (mkdir -p '\(dir)')")
     }
     guard (st.st_mode & S_IFMT) == S_IFDIR else {
         throw ImgConvError(.io, path: target, "'\(dir)' is not a folder")
@@ -632,6 +650,7 @@ public final class AtomicOutputFolder {
             replacesContent = false
         }
         let dir = parentFolder(target), base = lastPathComponent(target)
+        try createFolders(dir)
         removeStaleTemporaries(dir: dir, base: base)
         var name = ""
         var made = false

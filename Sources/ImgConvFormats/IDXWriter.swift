@@ -90,9 +90,7 @@ public final class IDXWriter: DatasetWriter {
         if dims.count > 3 {
             warn("IDX images of \(dims.count) dimensions (N, H, W, C): torchvision's MNIST reader takes at most 3; use --color gray for (N, H, W)")
         }
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
-            throw ImgConvError(.io, path: directory, "cannot create the output folder: \(errnoText(errno))")
-        }
+        try createFolders(directory)
         // Early, before any work: a pair no part of this run can have written (commit checks exactly).
         if outputs.isEmpty { try refuseOtherPairs(writing: [prefix, "val", "t10k"]) }
         let header = IDXHeader(type: storedType, dims: dims)

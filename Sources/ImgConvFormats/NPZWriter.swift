@@ -131,9 +131,7 @@ public final class NPYDirectoryWriter: DatasetWriter {
     }
 
     public func begin(images layout: TensorLayout, count: Int) throws {
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
-            throw ImgConvError(.io, path: directory, "cannot create the output folder: \(errnoText(errno))")
-        }
+        try createFolders(directory)
         precondition(imagesFile == nil, "begin before endPart")
         self.layout = layout
         hash = BackgroundDigest()

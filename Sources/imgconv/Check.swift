@@ -41,8 +41,8 @@ struct Check: ParsableCommand {
             var checker = Checker(options: try settings.options(compress: false))
             checker.threshold = nearThreshold
             checker.warn = { Console.warning($0) }
-            ProgressBar.shared.begin(enabled: !settings.quiet)
-            checker.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: 0) }
+            ProgressBar.shared.begin(mode: settings.progressMode)
+            checker.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: 0, skipped: 0) }
             let report: CheckReport
             if let root, Self.isContainer(root) {
                 report = try checker.check(container: root)

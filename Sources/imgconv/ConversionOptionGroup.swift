@@ -15,6 +15,7 @@ enum LabelDType: String, ExpressibleByArgument, CaseIterable { case uint8, int32
 extension DTypeChoice: ExpressibleByArgument {}
 extension TIFFPages: ExpressibleByArgument {}
 extension AnimationFrames: ExpressibleByArgument {}
+extension ProgressMode: ExpressibleByArgument {}
 
 /// The paths of every `to-*` command (ROOT OUT, or OUT with --list) and its options.
 struct ConversionOptionGroup: ParsableArguments {
@@ -33,6 +34,7 @@ struct ConversionOptionGroup: ParsableArguments {
     var jobs: Int { settings.jobs }
     var quiet: Bool { settings.quiet }
     var labels: LabelStyle { settings.labels }
+    var progressMode: ProgressMode { settings.progressMode }
 
     func options(compress: Bool) throws -> ConversionOptions {
         var o = try settings.options(compress: compress)
@@ -106,8 +108,8 @@ struct ConversionSettingsGroup: ParsableArguments {
     @Flag(help: "Shuffle the images (deterministically, with --seed).")
     var shuffle = false
 
-    @Option(help: "Seed for --shuffle (default 0). The same seed gives the same order on every machine.")
-    var seed: UInt64 = 0
+    @Option(help: "Seed for --shuffle and --split (default 0). The same seed gives the same order on every machine.")
+    var seed: UInt64?
 
     @Option(help: "Image dtype: auto (narrowest of uint8, uint16, float32 holding every input exactly; uint32, int32 or float64 for 32-bit integer and 64-bit float TIFFs), uint8 (16-bit inputs scaled down), uint16, float16, float32 (32-bit integers and float64 rounded), uint32, int32, float64.")
     var dtype: DTypeChoice = .auto
@@ -130,14 +132,23 @@ struct ConversionSettingsGroup: ParsableArguments {
     @Flag(help: "Leave out images that cannot be decoded (listed on stderr and in the manifest).")
     var skipBad = false
 
-    @Option(help: "Decoding threads (default: all cores). Outputs do not depend on it.")
-    var jobs: Int = ConversionOptions.defaultJobs
+    @Option(name: .customLong("jobs"), help: ArgumentHelp("Decoding threads (default: all cores). Outputs do not depend on it.", valueName: "jobs"))
+    var jobsOption: Int?
+
+    /// Decoding threads: --jobs, else every core.
+    var jobs: Int { jobsOption ?? ConversionOptions.defaultJobs }
 
     @Option(help: "Refuse images with more pixels than this, before decoding them.")
     var maxPixels: Int = DecodeLimits.defaultMaxPixels
 
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
+
+    @Option(help: "Progress on stderr: auto (a bar on a terminal; none with --quiet), json (a JSON line a second, for scripts and notebooks) or none.")
+    var progress: ProgressMode = .auto
+
+    /// --progress, with `auto` meaning none under --quiet.
+    var progressMode: ProgressMode { quiet && progress == .auto ? .none : progress }
 
     /// Parses a colour: R,G,B[,A] (0-255), #rrggbb[aa], black, white.
     /// The class names of `--classes-file`: one a line, trimmed, blank lines ignored; read in
@@ -200,8 +211,9 @@ struct ConversionSettingsGroup: ParsableArguments {
         if classes != nil && classesFile != nil { throw ValidationError("give --classes or --classes-file, not both") }
         if labelDtype == .float32 && labels != .onehot { throw ValidationError("--label-dtype float32 applies to one-hot rows (--labels onehot)") }
         if stratify && split == nil { throw ValidationError("--stratify goes with --split") }
+        if seed != nil && !shuffle && split == nil { throw ValidationError("--seed goes with --shuffle or --split") }
         if let split {
-            do { _ = try SplitPlan.parse(split, stratify: stratify, seed: seed) } catch let e as ImgConvError { throw ValidationError(e.message) }
+            do { _ = try SplitPlan.parse(split, stratify: stratify, seed: seed ?? 0) } catch let e as ImgConvError { throw ValidationError(e.message) }
         }
         if let size, parseSize(size) == nil {
             throw ValidationError("--size must be HxW with positive integers, e.g. 224x224 (got '\(size)')")
@@ -227,8 +239,8 @@ struct ConversionSettingsGroup: ParsableArguments {
                                         std: std.flatMap(Self.parseFloats))
         o.shaping.layout = layout
         o.classSort = sort
-        o.shuffleSeed = shuffle ? seed : nil
-        o.split = try split.map { try SplitPlan.parse($0, stratify: stratify, seed: seed) }
+        o.shuffleSeed = shuffle ? seed ?? 0 : nil
+        o.split = try split.map { try SplitPlan.parse($0, stratify: stratify, seed: seed ?? 0) }
         o.onehot = labels == .onehot
         o.labelDType = labelDtype.flatMap { DType(rawValue: $0.rawValue) }
         if let classes {

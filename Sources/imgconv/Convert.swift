@@ -82,7 +82,7 @@ struct Convert: ParsableCommand {
             if !quiet {
                 let shape = s.shape.map(String.init).joined(separator: "x")
                 let splits = s.splits.map { "\($0.name) \($0.count)" }.joined(separator: ", ")
-                Console.out("imgconv: wrote '\(output)' (\(s.format.rawValue)) from \(s.sourceFormat) '\(input)': \(s.images) images (\(splits)), \(s.classes) classes, images \(shape) \(s.dtype), manifest \(s.carriedManifest ? "carried over" : "new")")
+                Console.out("imgconv: wrote '\(output)' (\(s.format.rawValue)) from \(s.sourceFormat) '\(input)': \(counted(s.images, "image")) (\(splits)), \(counted(s.classes, "class", "classes")), images \(shape) \(s.dtype), manifest \(s.carriedManifest ? "carried over" : "new")")
             }
         }
     }

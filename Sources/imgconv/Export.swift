@@ -35,7 +35,7 @@ struct Export: ParsableCommand {
             if !quiet {
                 let files = s.fileFormat == "tiff" ? "\(s.bitDepth)-bit \(s.sampleKind) TIFFs" : "\(s.bitDepth)-bit PNGs"
                 let splits = s.splits.count > 1 ? " in \(s.splits.count) split folders (\(s.splits.joined(separator: ", ")))," : ""
-                Console.out("imgconv: wrote '\(output)': \(s.images) \(files)\(splits) in \(s.classes) class folders")
+                Console.out("imgconv: wrote '\(output)': \(s.images) \(files)\(splits) in \(counted(s.classes, "class folder"))")
             }
         }
     }

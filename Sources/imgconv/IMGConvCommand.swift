@@ -20,6 +20,10 @@ struct IMGConvCommand: ParsableCommand {
     static func main() {
         Console.occupyClosedStandardDescriptors()
         MemoryCeiling.prepare()
+        if let unknown = UnknownOptions.check(Array(CommandLine.arguments.dropFirst())) {
+            Console.error("usage: \(unknown)")
+            Foundation.exit(Console.exitCode(64))
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -29,7 +29,7 @@ struct Inspect: ParsableCommand {
                 return
             }
             let splitList = report.splits.map { "\($0.name) \($0.count)" }.joined(separator: ", ")
-            Console.out("\(report.path): \(report.format), \(report.images) images\(splitList.isEmpty ? "" : " (\(splitList))"), \(report.classes.count) classes, \(report.labelForm) labels")
+            Console.out("\(report.path): \(report.format), \(counted(report.images, "image"))\(splitList.isEmpty ? "" : " (\(splitList))"), \(counted(report.classes.count, "class", "classes")), \(report.labelForm) labels")
             Console.out("tensors:")
             for t in report.tensors {
                 let shape = t.shape.isEmpty ? "scalar" : t.shape.map(String.init).joined(separator: "x")

@@ -56,7 +56,7 @@ struct Preview: ParsableCommand {
                 let parts = document.sections.map { sheet in
                     let l = sheet.layout
                     let shown = sheet.imageIndices.reduce(0) { $0 + $1.count }
-                    return "\(sheet.split): \(l.rows) classes, \(shown) images (\(sheet.imageHeight)x\(sheet.imageWidth)x\(sheet.channels) "
+                    return "\(sheet.split): \(counted(l.rows, "class", "classes")), \(counted(shown, "image")) (\(sheet.imageHeight)x\(sheet.imageWidth)x\(sheet.channels) "
                         + "\(sheet.dtype.rawValue), cells \(l.cellHeight)x\(l.cellWidth), values \(sheet.displayMapping))"
                 }
                 Console.out("imgconv: wrote '\(output)': \(document.width)x\(document.height) pixels; " + parts.joined(separator: "; "))

@@ -47,8 +47,8 @@ func convert(_ common: ConversionOptionGroup, format: ContainerFormat, settings:
     try writer.checkTargets()
     var converter = Converter(options: try common.options(compress: settings.compress || settings.gzip))
     converter.warn = { Console.warning($0) }
-    ProgressBar.shared.begin(enabled: !common.quiet)
-    converter.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: $2) }
+    ProgressBar.shared.begin(mode: common.progressMode)
+    converter.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: $2, skipped: $3) }
     let name = output.split(separator: "/").last.map(String.init) ?? output
     let s = try converter.convert(source: common.source, writer: writer, outputName: name, formatName: format.name)
     ProgressBar.shared.clear()
@@ -56,7 +56,13 @@ func convert(_ common: ConversionOptionGroup, format: ContainerFormat, settings:
         let shape = s.shape.map(String.init).joined(separator: "x")
         let rate = s.seconds > 0 ? Double(s.images) / s.seconds : 0
         let size = Double(diskSize(output)) / 1e6
-        Console.out("imgconv: wrote '\(output)' (\(String(format: "%.1f", size)) MB): \(s.images) images (\(s.formatsText)), \(s.classes) classes, trainXs \(shape) \(s.dtype.rawValue), \(s.skipped) skipped, \(String(format: "%.2f", s.seconds)) s, \(String(format: "%.0f", rate)) images/s")
+        Console.out("imgconv: wrote '\(output)' (\(String(format: "%.1f", size)) MB): \(counted(s.images, "image")) (\(s.formatsText)), \(counted(s.classes, "class", "classes")), trainXs \(shape) \(s.dtype.rawValue), \(s.skipped) skipped, \(String(format: "%.2f", s.seconds)) s, \(String(format: "%.0f", rate)) images/s")
+        // The files left out, by reason: the first ten of each (the manifest lists them all).
+        for group in s.skippedByReason {
+            let shown = group.paths.prefix(10).map { "'\($0)'" }.joined(separator: ", ")
+            let more = group.paths.count > 10 ? ", and \(group.paths.count - 10) more (all in the manifest)" : ""
+            Console.warning("left out \(group.paths.count) \(group.paths.count == 1 ? "file" : "files") (\(group.reason)): \(shown)\(more)")
+        }
     }
 }
 

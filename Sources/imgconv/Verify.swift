@@ -17,14 +17,14 @@ struct Verify: ParsableCommand {
     @Option(help: "In a folder of several IDX pairs, the one whose files start with this prefix.")
     var prefix: String?
 
-    @Option(help: "Decoding threads for --against.")
-    var jobs: Int = ConversionOptions.defaultJobs
+    @Option(help: "Decoding threads for --against (default: all cores).")
+    var jobs: Int?
 
     func run() throws {
         try IMGConvCommand.run {
-            let report = try Verifier(jobs: jobs).verify(path: path, against: against, read: read.options(prefix: prefix))
+            let report = try Verifier(jobs: jobs ?? ConversionOptions.defaultJobs).verify(path: path, against: against, read: read.options(prefix: prefix))
             for line in report.checks { Console.out("ok: " + line) }
-            Console.out("imgconv: verified '\(path)': \(report.checks.count) checks passed")
+            Console.out("imgconv: verified '\(path)': \(counted(report.checks.count, "check")) passed")
         }
     }
 }
