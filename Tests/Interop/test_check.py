@@ -368,3 +368,21 @@ def test_check_memory_stays_bounded_by_the_images_in_flight(tmp_path):
     assert json.loads(res.stdout)["images"] == 10
     if rss is not None:
         assert rss < MAX_RSS_KIB, f"peak RSS {rss} KiB"
+
+
+def test_check_pages_and_frames_the_options_refuse_or_count(tmp_path):
+    """--tiff-pages error / --frames error: such files are refused; with all, each page or frame is
+    an image of the histograms and balance (hashed by its first)."""
+    (tmp_path / "a").mkdir()
+    shutil.copy(FIXTURES / "tiff" / "image-tiff" / "seq" / "seq-1c-8b-multipage-adeefdcc.tiff", tmp_path / "a" / "pages.tiff")
+    shutil.copy(FIXTURES / "gif" / "image-rs" / "anim" / "any-disposal.gif", tmp_path / "a" / "anim.gif")
+    smooth_image(np.random.default_rng(9)).save(tmp_path / "a" / "still.png")
+    r = check_json([tmp_path, "--tiff-pages", "error", "--frames", "error", "--size", "16x16"])
+    refused = {f["path"]: f["reason"] for f in r["problems"]["refused"]}
+    assert sorted(refused) == ["a/anim.gif", "a/pages.tiff"]
+    assert "3 pages" in refused["a/pages.tiff"] and "5 frames" in refused["a/anim.gif"]
+    assert r["images"] == 1 and r["counts"]["refused"] == 2
+    r = check_json([tmp_path, "--tiff-pages", "all", "--frames", "all", "--size", "16x16"])
+    assert r["problems"]["refused"] == [] and r["images"] == 3 + 5 + 1
+    assert r["balance"]["classes"] == [{"index": 0, "name": "a", "count": 9}]
+    assert sum(r["channels"]["histogram"].values()) == 9
