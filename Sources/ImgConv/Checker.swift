@@ -151,8 +151,8 @@ public struct Checker {
     /// duplicates (README, "check": measured on resized and re-compressed copies).
     public var threshold = PerceptualHash.defaultThreshold
     public var warn: (String) -> Void = { _ in }
-    /// (files done, files in all).
-    public var progress: (Int, Int) -> Void = { _, _ in }
+    /// (files done, files in all, files left out so far: not decoded, unsupported, no image, refused).
+    public var progress: (Int, Int, Int) -> Void = { _, _, _ in }
     /// The first files a list of examples names.
     public static let examples = 10
 
@@ -200,7 +200,10 @@ public struct Checker {
                                work: { examine(scan.files[$0], headers: headers) },
                                consume: { i, r in
             done += 1
-            progress(done, scan.files.count)
+            defer {
+                let p = report.problems
+                progress(done, scan.files.count, p.decodeFailures.count + p.unsupported.count + p.notImages.count + p.refused.count)
+            }
             let path = scan.files.relativePath(at: i)
             switch try r.get() {
             case .skip(let reason):
@@ -767,7 +770,7 @@ extension Checker {
                     ?? Digest(unique: image)
                 kept.append(Kept(file: Int32(image), bytes: source, pixels: hashes.pixels, perceptual: hashes.perceptual))
                 image += 1
-                progress(image, dataset.imageCount)
+                progress(image, dataset.imageCount, 0)
             }
         }
         for g in geometries where g.count > 0 {

@@ -180,7 +180,7 @@ public struct Converter {
     /// What `check` finds in `source` with these options, as the manifest's `check` member.
     func checkFindings(_ source: DatasetSource) throws -> JSONValue {
         var checker = Checker(options: options)
-        checker.progress = { done, total in progress(done, total, 0, 0) }
+        checker.progress = { done, total, left in progress(done, total, 0, left) }
         let report = try checker.check(source: source)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

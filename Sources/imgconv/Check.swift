@@ -42,7 +42,7 @@ struct Check: ParsableCommand {
             checker.threshold = nearThreshold
             checker.warn = { Console.warning($0) }
             ProgressBar.shared.begin(mode: settings.progressMode)
-            checker.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: 0, skipped: 0) }
+            checker.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: 0, skipped: $2) }
             let report: CheckReport
             if let root, Self.isContainer(root) {
                 report = try checker.check(container: root)

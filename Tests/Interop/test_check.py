@@ -386,3 +386,11 @@ def test_check_pages_and_frames_the_options_refuse_or_count(tmp_path):
     assert r["problems"]["refused"] == [] and r["images"] == 3 + 5 + 1
     assert r["balance"]["classes"] == [{"index": 0, "name": "a", "count": 9}]
     assert sum(r["channels"]["histogram"].values()) == 9
+
+
+def test_check_progress_as_json_lines(planted):
+    root, _ = planted
+    res = run_imgconv(["check", root, "--size", "64x64", "--progress", "json"])
+    last = json.loads(res.stderr.strip().splitlines()[-1])
+    files = sum(1 for p in root.rglob("*") if p.is_file())
+    assert (last["done"], last["total"], last["skipped"]) == (files, files, 1)   # the truncated JPEG
