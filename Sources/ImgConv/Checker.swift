@@ -180,12 +180,12 @@ public struct Checker {
     }
 
     public func check(source: DatasetSource) throws -> CheckReport {
-        let scan = try options.scan(source)
+        let (scan, root) = try Converter(options: options).scan(source)
         scan.warnings.forEach(warn)
         let headers = HeaderPass(decoders: Decoders(options: options.decode), tiffPages: options.tiffPages, frames: options.frames)
         var report = CheckReport(
             tool: .init(name: ToolInfo.name, version: ToolInfo.version),
-            source: .init(root: source.path, kind: source.kind), options: options.manifestOptions(),
+            source: .init(root: root, kind: source.kind), options: options.manifestOptions(),
             files: scan.files.count, images: 0,
             channels: .init(option: options.shaping.color.rawValue, decision: ""),
             depths: .init(option: options.shaping.dtype.rawValue, decision: ""),

@@ -1,6 +1,7 @@
 import Foundation
 import ImgConvCodecs
 import ImgConvCore
+import ImgConvFormats
 
 /// How class folders are ordered (and so numbered) when not listed explicitly.
 public enum ClassSort: String, Sendable, CaseIterable {
@@ -43,6 +44,12 @@ public struct ConversionOptions: Sendable {
     public var otherInputs: [(path: String, role: String)] = []
 
     public init() {}
+
+    /// How the labels are stored. One-hot rows default to float32 (what Keras's categorical
+    /// labels and PyTorch's class probabilities are).
+    public func labelEncoding(classCount: Int) -> LabelEncoding {
+        LabelEncoding(dtype: labelDType ?? (onehot ? .float32 : nil), onehot: onehot, classCount: classCount)
+    }
 
     public static var defaultJobs: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 }

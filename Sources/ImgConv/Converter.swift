@@ -44,26 +44,6 @@ public enum DatasetSource: Sendable {
         case .list: return "list"
         }
     }
-
-    /// ROOT or the CSV.
-    var path: String {
-        switch self {
-        case .folders(let root): return root
-        case .list(let csv): return csv
-        }
-    }
-}
-
-extension ConversionOptions {
-    /// The files and classes of `source` as these options select and order them.
-    func scan(_ source: DatasetSource) throws -> ScanResult {
-        switch source {
-        case .folders(let root):
-            return try DatasetScanner(classes: classes, naturalOrder: classSort == .natural, skipBadNames: skipBad).scan(root: root)
-        case .list(let csv):
-            return try ListScanner(classes: classes, naturalOrder: classSort == .natural).scan(list: csv)
-        }
-    }
 }
 
 /// Converts a folder of class subfolders into tensors, in stages that live beside their data:
@@ -104,19 +84,16 @@ public struct Converter {
         // A device, FIFO, socket or folder where an output goes is refused before any work.
         try writer.checkTargets()
         try checkMemoryForSize()
-        let scan = try options.scan(source)
-        let root = source.path
+        let (scan, root) = try self.scan(source)
         // No output may replace an input: an image, the CSV, the classes file.
         let listInput: [(path: String, role: String)] = if case .list(let csv) = source { [(csv, "the --list CSV")] } else { [] }
         try refuseOutputsAmongInputs(writer.outputFiles, inputs: listInput + options.otherInputs)
         // One file at a time (a path string each, gone at once): memory stays flat in the file count.
         try refuseOutputsAmongInputs(writer.outputFiles, inputs: scan.files.lazy.map { (path: $0.path, role: "an image") })
         scan.warnings.forEach(warn)
+        try checkLabelCapacity(scan)
         // --check: every source read once more first, its findings kept for the manifest.
         let findings = options.check ? try checkFindings(source) : nil
-        if options.labelDType == .uint8 && scan.classes.count > 256 {
-            throw ImgConvError(.invalidArgument, "uint8 labels hold at most 256 classes; this dataset has \(scan.classes.count) (use --label-dtype int32)")
-        }
         let headers = HeaderPass(decoders: Decoders(options: options.decode), tiffPages: options.tiffPages, frames: options.frames)
         var run = Run(scan: scan, root: root, source: source, writer: writer, outputName: outputName,
                       formatName: formatName, headers: headers, start: start)
@@ -135,6 +112,58 @@ public struct Converter {
             }
         }
 
+        let planned = try planAll(scan: scan, headers: headers, findings: &run.findings, warn: warnOnce)
+        let candidates = planned.candidates
+        // 2. Decode, conform and write, split by split, in dataset order within each.
+        let parts = planned.parts.map { part in
+            WorkPart(name: part.name, count: part.items.count, item: { i in
+                let c = candidates[Int(part.items[i])]
+                return Item(file: c.file, probed: c)
+            })
+        }
+        return try write(&run, parts: parts, plan: planned.plan, planned: candidates.count, onePass: false, warn: warnOnce)
+    }
+
+    /// Refuses a label dtype that cannot hold the class count.
+    func checkLabelCapacity(_ scan: ScanResult) throws {
+        if options.labelDType == .uint8 && scan.classes.count > 256 {
+            throw ImgConvError(.invalidArgument, "uint8 labels hold at most 256 classes; this dataset has \(scan.classes.count) (use --label-dtype int32)")
+        }
+    }
+
+    /// What `check` finds in `source` with these options, as the manifest's `check` member.
+    func checkFindings(_ source: DatasetSource) throws -> JSONValue {
+        var checker = Checker(options: options)
+        checker.progress = { done, total, left in progress(done, total, 0, left) }
+        let report = try checker.check(source: source)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return try JSONDecoder().decode(JSONValue.self, from: encoder.encode(report))
+    }
+
+    /// Scans the dataset's folders or list. - Returns: the scan and the root the manifest names.
+    func scan(_ source: DatasetSource) throws -> (ScanResult, String) {
+        switch source {
+        case .folders(let r):
+            return (try DatasetScanner(classes: options.classes, naturalOrder: options.classSort == .natural,
+                                       skipBadNames: options.skipBad).scan(root: r), r)
+        case .list(let csv):
+            return (try ListScanner(classes: options.classes, naturalOrder: options.classSort == .natural).scan(list: csv), csv)
+        }
+    }
+
+    /// Every image of a dataset, the plan of its tensor and each split's order: what the two-pass
+    /// conversion and `imgconv plan` work from.
+    struct Planned {
+        var candidates: CandidateList
+        var plan: ImagePlan
+        var parts: [SplitPart]
+    }
+
+    /// Reads every header (in parallel, 24 bytes kept an image), plans the tensor, divides and
+    /// orders the splits; header-time skips and ignored pages go into `run`.
+    func planAll(scan: ScanResult, headers: HeaderPass, findings run: inout HeaderFindings,
+                 warn warnOnce: @escaping (String) -> Void) throws -> Planned {
         // 1. Headers, in parallel, to plan the tensor before any pixel is decoded. What is kept of
         // each image is 24 bytes (CandidateList), so this pass too is flat in the number of files.
         var candidates = CandidateList(files: scan.files)
@@ -158,33 +187,17 @@ public struct Converter {
             let left = scan.skipped + run.headerSkipped
             let reasons = Dictionary(grouping: left, by: { reasonKey($0.reason) })
                 .sorted { ($1.value.count, $0.key) < ($0.value.count, $1.key) }.map { "\($0.value.count) \($0.key)" }
-            throw ImgConvError(.notFound, path: root,
+            throw ImgConvError(.notFound, path: scan.root,
                                "no decodable images found" + (reasons.isEmpty ? " (no files)" : " (\(reasons.joined(separator: ", ")))"))
         }
         let plan = try makePlan(candidates)   // every header known: the plan of the whole tensor
         run.warnIgnored(warnOnce)
-        // 2. Decode, conform and write, split by split, in dataset order within each.
         let parts = try SplitPlan.parts(count: candidates.count, label: { candidates.label(at: $0) },
                                         file: { candidates.fileIndex(at: $0) },
                                         split: { candidates[$0].file.split }, onDisk: candidates.files.hasSplits,
                                         plan: options.split, shuffleSeed: options.shuffleSeed,
-                                        name: { candidates[$0].file.relativePath }).map { part in
-            WorkPart(name: part.name, count: part.items.count, item: { i in
-                let c = candidates[Int(part.items[i])]
-                return Item(file: c.file, probed: c)
-            })
-        }
-        return try write(&run, parts: parts, plan: plan, planned: candidates.count, onePass: false, warn: warnOnce)
-    }
-
-    /// What `check` finds in `source` with these options, as the manifest's `check` member.
-    func checkFindings(_ source: DatasetSource) throws -> JSONValue {
-        var checker = Checker(options: options)
-        checker.progress = { done, total, left in progress(done, total, 0, left) }
-        let report = try checker.check(source: source)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return try JSONDecoder().decode(JSONValue.self, from: encoder.encode(report))
+                                        name: { candidates[$0].file.relativePath })
+        return Planned(candidates: candidates, plan: plan, parts: parts)
     }
 
     /// Thrown to abandon a single pass (see `convert`).
@@ -213,20 +226,23 @@ public struct Converter {
         let formatName: String
         let headers: HeaderPass
         let start: Date
-        var headerSkipped: [SkippedFile] = []
+        var findings = HeaderFindings()
         var decodeSkipped: [SkippedFile] = []
-        var ignoredPages = 0
-        var ignoredFrames = 0
         /// `check`'s findings (`--check`).
         var check: JSONValue?
 
         /// Forgets an abandoned pass (its output is already removed).
         mutating func reset() {
-            headerSkipped = []
+            findings = HeaderFindings()
             decodeSkipped = []
-            ignoredPages = 0
-            ignoredFrames = 0
         }
+    }
+
+    /// What reading the headers finds besides images: files left out, pages and frames ignored.
+    struct HeaderFindings {
+        var headerSkipped: [SkippedFile] = []
+        var ignoredPages = 0
+        var ignoredFrames = 0
 
         /// Counts the pages of a TIFF, or the frames of an animation, left out.
         mutating func countIgnored(_ count: Int, of format: ImageFormat?) {
@@ -290,22 +306,14 @@ public struct Converter {
     }
 
     /// Decodes, conforms and writes the parts in order, then the manifest; commits.
-    private func write(_ run: inout Run, parts: [WorkPart], plan: ImagePlan, planned: Int, onePass: Bool,
-                       warn: @escaping (String) -> Void) throws -> ConversionSummary {
+    func write(_ run: inout Run, parts: [WorkPart], plan: ImagePlan, planned: Int, onePass: Bool,
+               warn: @escaping (String) -> Void, shard: ShardRun? = nil) throws -> ConversionSummary {
         let scan = run.scan, writer = run.writer, headers = run.headers
-        // One-hot rows default to float32 (what Keras's categorical labels and PyTorch's class probabilities are).
-        writer.labelEncoding = LabelEncoding(dtype: options.labelDType ?? (options.onehot ? .float32 : nil), onehot: options.onehot,
-                                             classCount: scan.classes.count)
-        // The manifest's entry of each image, kept on disk past 256 KiB (flat memory).
-        let entries = SpillBuffer(directory: parentFolder(writer.manifestPath))
-        var images = 0
-        var counts = [Int](repeating: 0, count: scan.classes.count)
-        var rotated = 0
-        var formatCounts: [String: Int] = [:]
+        writer.labelEncoding = options.labelEncoding(classCount: scan.classes.count)
+        var out = OutputManifest(writer: writer, classCount: scan.classes.count)
         var written = 0
         var done = 0
-        var tensors: [Manifest.TensorRecord] = []
-        var splitSizes: [String: Int] = [:]
+        var skippedBySplit: [String: Int] = [:]
         let named = parts.count > 1 || parts.first?.name != "train"
         do {
             for part in parts {
@@ -338,10 +346,7 @@ public struct Converter {
                             try writer.append(image: d.pixels)
                             written += d.pixels.count
                             labels.append(Int32(file.label))
-                            counts[file.label] += 1
-                            formatCounts[c.format.rawValue, default: 0] += 1
-                            run.countIgnored(ignored, of: c.format)
-                            if c.header.orientation > 1 { rotated += 1 }
+                            run.findings.countIgnored(ignored, of: c.format)
                             if let w = d.warning { warn("'\(file.relativePath)': accepted with a warning: \(w)") }
                             let record = Manifest.FileRecord(path: file.relativePath, label: file.label,
                                                              format: c.format.rawValue, sha256: d.sha256,
@@ -349,17 +354,16 @@ public struct Converter {
                                                              orientation: c.header.orientation > 1 ? c.header.orientation : nil,
                                                              warning: d.warning,
                                                              split: named ? part.name : nil)
-                            try entries.append(Manifest.fileEntry(record, first: images == 0))
-                            images += 1
+                            try out.add(record)
                         case .skip(let reason):
-                            run.headerSkipped.append(SkippedFile(path: file.relativePath, reason: reason))
+                            run.findings.headerSkipped.append(SkippedFile(path: file.relativePath, reason: reason))
                         case .bad(let e, header: true):
                             guard options.skipBad, !e.isHostFault else {
                                 if onePass { throw Replan() }
                                 throw e
                             }
                             warn("skipping \(e)")
-                            run.headerSkipped.append(SkippedFile(path: file.relativePath, reason: e.message))
+                            run.findings.headerSkipped.append(SkippedFile(path: file.relativePath, reason: e.message))
                         case .bad(let e, header: false):
                             guard options.skipBad, !e.isHostFault else {
                                 if onePass { throw Replan() }
@@ -367,54 +371,32 @@ public struct Converter {
                             }
                             warn("skipping \(e)")
                             run.decodeSkipped.append(SkippedFile(path: file.relativePath, reason: e.message))
+                            skippedBySplit[part.name, default: 0] += 1
                         case .replan:
                             throw Replan()
                         }
-                        progress(done, planned, written, run.scan.skipped.count + run.headerSkipped.count + run.decodeSkipped.count)
+                        progress(done, planned, written, run.scan.skipped.count + run.findings.headerSkipped.count + run.decodeSkipped.count)
                     })
-                tensors += try writer.endPart(labels: LabelColumn(labels))
-                splitSizes[part.name] = labels.count
+                out.tensors += try writer.endPart(labels: LabelColumn(labels))
+                out.splitSizes[part.name] = labels.count
             }
-            if onePass { run.warnIgnored(warn) }
-            let skipped = scan.skipped + run.headerSkipped + run.decodeSkipped
-            tensors += try writer.finish(classNames: scan.classes.map(\.name))
-            var manifest = Manifest(
-                tool: .init(name: ToolInfo.name, version: ToolInfo.version),
-                source: .init(root: run.root, kind: run.source.kind),
-                output: .init(format: run.formatName, name: run.outputName),
-                options: options.manifestOptions(),
-                classes: scan.classes.map { .init(index: $0.index, name: $0.name, count: counts[$0.index]) },
-                tensors: tensors, files: [], skipped: skipped, warnings: scan.warnings,
-                summary: .init(images: images, skipped: skipped.count, skippedByReason: [:],
-                               rotated: rotated, ignoredTiffPages: run.ignoredPages))
-            if named { manifest.summary.splits = splitSizes }
-            manifest.summary.ignoredFrames = run.ignoredFrames
-            manifest.summary.formats = formatCounts
-            manifest.check = run.check
-            manifest.summary.skippedByReason = Dictionary(grouping: skipped, by: { reasonKey($0.reason) }).mapValues(\.count)
-            // [issue 4, HDF5] the manifest also goes inside the output (HDF5 attribute), so commit after it.
-            // The manifest is written in full before the data replaces anything, so a failure
-            // (a full disk) leaves the earlier output and its manifest together.
-            let manifestFile = try AtomicOutputFile(target: writer.manifestPath)
-            do {
-                if writer.embedsManifest {
-                    var json: [UInt8] = []
-                    json.reserveCapacity(entries.byteCount + (64 << 10))
-                    try manifest.write(fileEntries: entries) { json += $0 }
-                    try writer.embedManifest(&json)
-                    try manifestFile.write(json)
-                } else {
-                    try manifest.write(fileEntries: entries) { try manifestFile.write($0) }
-                }
-                try commitWithManifest(writer, manifestFile)
-            } catch {
-                manifestFile.abort()
-                throw error
+            if onePass { run.findings.warnIgnored(warn) }
+            let skipped = scan.skipped + run.findings.headerSkipped + run.decodeSkipped
+            out.tensors += try writer.finish(classNames: scan.classes.map(\.name))
+            var shardRecord: Manifest.Shard?
+            if let shard {
+                shardRecord = Manifest.Shard(index: shard.index, count: shard.count, planHash: shard.planHash,
+                                             ranges: shard.ranges, skippedBySplit: skippedBySplit)
             }
-            return ConversionSummary(images: images, classes: scan.classes.count, skipped: skipped.count,
-                                     shape: tensors[0].shape, dtype: plan.dtype,
+            try out.commit(writer, .init(root: run.root, kind: run.source.kind, outputName: run.outputName, formatName: run.formatName,
+                                         options: options.manifestOptions(), classNames: scan.classes.map(\.name),
+                                         skipped: skipped, warnings: scan.warnings, ignoredPages: run.findings.ignoredPages,
+                                         ignoredFrames: run.findings.ignoredFrames, named: named, shard: shardRecord,
+                                         check: run.check))
+            return ConversionSummary(images: out.images, classes: scan.classes.count, skipped: skipped.count,
+                                     shape: out.tensors[0].shape, dtype: plan.dtype,
                                      seconds: Date().timeIntervalSince(run.start), outputBytes: 0,
-                                     manifestPath: writer.manifestPath, formats: formatCounts, skippedFiles: skipped)
+                                     manifestPath: writer.manifestPath, formats: out.formats, skippedFiles: skipped)
         } catch {
             writer.abort()
             throw error

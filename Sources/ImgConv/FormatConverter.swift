@@ -116,7 +116,7 @@ public struct FormatConverter {
                 let labels = try dataset.labels(split)
                 writer.names = split.outputNames
                 try writer.begin(images: layout, count: split.count)
-                try copyImages(of: split, in: dataset, layout: layout, to: writer)
+                try Self.copyImages(of: split, in: dataset, layout: layout, to: writer)
                 tensors += try writer.endPart(labels: labels)
                 sizes.append((split.name, split.count))
             }
@@ -170,7 +170,7 @@ public struct FormatConverter {
 
     /// Streams a split's image bytes to the writer, image by image; a stored source is handed over
     /// where it lies (memory-mapped).
-    private func copyImages(of split: LabeledSplit, in dataset: LabeledDataset, layout: TensorLayout, to writer: DatasetWriter) throws {
+    static func copyImages(of split: LabeledSplit, in dataset: LabeledDataset, layout: TensorLayout, to writer: DatasetWriter) throws {
         let (_, images) = try dataset.openImages(split)
         let label = dataset.storageName(split.imagesName)
         var scratch: [UInt8] = []

@@ -30,6 +30,40 @@ extension ConversionOptions {
     }
 }
 
+extension ConversionOptions {
+    /// The options a manifest (or a plan) records, back: what a shard converts with. `jobs` is
+    /// the machine's; the split seed is not needed (a plan holds each split's order).
+    /// - Throws: `.invalidArgument` for a value this version does not know.
+    public init(manifest o: Manifest.Options) throws {
+        self.init()
+        func value<T: RawRepresentable>(_ raw: String?, _ name: String) throws -> T? where T.RawValue == String {
+            guard let raw else { return nil }
+            guard let v = T(rawValue: raw) else { throw ImgConvError(.invalidArgument, "\(name) '\(raw)' is not known to this imgconv") }
+            return v
+        }
+        shaping.size = o.size.flatMap { $0.count == 2 ? (height: $0[0], width: $0[1]) : nil }
+        shaping.color = try value(o.color, "color") ?? .auto
+        shaping.dtype = try value(o.dtype, "dtype") ?? .auto
+        shaping.filter = try value(o.resizeFilter, "resizeFilter") ?? .bilinear
+        shaping.fit = try value(o.fit, "fit") ?? .stretch
+        if let pad = o.padColor { shaping.padColor = pad.map(Double.init) + (pad.count == 3 ? [255] : []) }
+        shaping.background = o.background.map { $0.map(Double.init) + [255] }
+        shaping.normalization = Normalization(unitScale: o.scale == "unit", mean: o.mean, std: o.std)
+        shaping.layout = try value(o.layout, "layout") ?? .nhwc
+        compress = o.compress
+        skipBad = o.skipBad
+        classes = o.classes
+        classSort = try value(o.sort, "sort") ?? .codepoint
+        shuffleSeed = o.shuffleSeed
+        onehot = o.labels == "onehot"
+        labelDType = try value(o.labelDtype, "labelDtype")
+        if let text = o.split { split = try SplitPlan.parse(text, stratify: o.stratify ?? false, seed: 0) }
+        tiffPages = try value(o.tiffPages, "tiffPages") ?? .first
+        frames = try value(o.frames, "frames") ?? .first
+        decode = o.decodeOptions
+    }
+}
+
 extension Manifest.Options {
     /// The decoder settings the conversion used.
     public var decodeOptions: DecodeOptions {

@@ -106,6 +106,7 @@ public struct Verifier {
             report.checks.append("\(prefix)Xs and \(prefix)Ys agree on N = \(x?.first ?? 0)")
         }
         try checkLeaks(manifest, path: path, report: &report)
+        if let shard = manifest.shard { try checkAgainstPlan(manifest, shard, path: path, report: &report) }
         if let names = try container.classNames() {
             guard names == manifest.classes.map(\.name) else {
                 throw fail("classNames", "holds \(names.count) class names \(names.prefix(5)), the manifest lists \(classCount) classes \(manifest.classes.prefix(5).map(\.name))")

@@ -341,7 +341,8 @@ struct GIFImage {
         if mode == .rgb { out.bytes.withUnsafeMutableBufferPointer { b in for i in stride(from: 3, to: b.count, by: 4) { b[i] = 0 } } }
         out.palette = palette
         let ps = pixelSize
-        for y in max(0, box.y0)..<min(height, box.y1) where box.x0 < width && box.x1 > 0 {
+        // A box partly or wholly outside the image (a frame past the canvas) keeps zeros there.
+        for y in clipped(box.y0, box.y1, to: height) where box.x0 < width && box.x1 > 0 {
             let x0 = max(0, box.x0), x1 = min(width, box.x1)
             guard x1 > x0 else { continue }
             let src = (y * width + x0) * ps, dst = ((y - box.y0) * out.width + (x0 - box.x0)) * ps
@@ -361,8 +362,8 @@ struct GIFImage {
         let sw = source.width
         bytes.withUnsafeMutableBufferPointer { out in
             source.bytes.withUnsafeBufferPointer { src in
-                for y in max(0, box.y0)..<min(height, box.y1) {
-                    for x in max(0, box.x0)..<min(width, box.x1) {
+                for y in clipped(box.y0, box.y1, to: height) {
+                    for x in clipped(box.x0, box.x1, to: width) {
                         let s = ((y - box.y0) * sw + (x - box.x0)) * ps, d = (y * width + x) * ps
                         if masked {
                             let a = UInt32(src[s + 3])
@@ -467,6 +468,12 @@ struct GIFImage {
             return PixelBuffer(width: width, height: height, channels: 4, depth: .eight, bytes: bytes)
         }
     }
+}
+
+/// The part of lo..<hi within 0..<limit (empty when they do not meet).
+private func clipped(_ lo: Int, _ hi: Int, to limit: Int) -> Range<Int> {
+    let a = max(0, lo), b = min(limit, hi)
+    return a..<max(a, b)
 }
 
 /// Bytes pinned in memory as a `ByteSource`.

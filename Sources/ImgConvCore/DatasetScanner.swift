@@ -24,6 +24,11 @@ public struct SourceFile: Sendable, Equatable {
 public struct ClassEntry: Sendable, Equatable {
     public var index: Int
     public var name: String
+
+    public init(index: Int, name: String) {
+        self.index = index
+        self.name = name
+    }
 }
 
 /// A file that will not become part of the tensor, and why.
@@ -47,6 +52,14 @@ public struct ScanResult: Sendable {
     /// Entries passed over by the scan itself (symlink loops, unreadable folders).
     public var skipped: [SkippedFile]
     public var warnings: [String]
+
+    public init(root: String, classes: [ClassEntry], files: FileList, skipped: [SkippedFile], warnings: [String]) {
+        self.root = root
+        self.classes = classes
+        self.files = files
+        self.skipped = skipped
+        self.warnings = warnings
+    }
 }
 
 /// Compares strings by their Unicode code points, the documented order of classes and files

@@ -447,22 +447,30 @@ private func moveIntoPlace(_ temporaryPath: String, _ targetPath: String) throws
 /// Removes `.<base>.imgconv-<pid>-<n>.tmp` files in `dir` left by processes that no longer run
 /// (a SIGKILL leaves its temporary behind); those of live processes, and every other file, stay.
 func removeStaleTemporaries(dir: String, base: String) {
-    let prefix = ".\(base).imgconv-"
-    guard let names = try? listAllEntries(dir) else { return }
+    for name in staleTemporaries(dir: dir, prefix: ".\(base).imgconv-") {
+        let path = (dir.hasSuffix("/") ? dir : dir + "/") + name
+        var st = stat()
+        // Only regular files and folders (a folder output's): never follow or remove a link
+        // planted under such a name.
+        guard lstat(path, &st) == 0 else { continue }
+        if (st.st_mode & S_IFMT) == S_IFREG { unlink(path) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { _ = imc_remove_tree(path) }
+    }
+}
+
+/// The names of the `.<name>.imgconv-<pid>-<n>.tmp` entries in `dir` (those starting with
+/// `prefix`) whose process no longer runs, sorted.
+public func staleTemporaries(dir: String, prefix: String = ".") -> [String] {
+    guard let names = try? listAllEntries(dir) else { return [] }
+    var stale: [String] = []
     for name in names where name.hasPrefix(prefix) && name.hasSuffix(".tmp") {
-        let middle = name.dropFirst(prefix.count).dropLast(4)   // "<pid>-<n>"
+        guard let marker = name.range(of: ".imgconv-", options: .backwards) else { continue }
+        let middle = name[marker.upperBound...].dropLast(4)   // "<pid>-<n>"
         let parts = middle.split(separator: "-")
         guard parts.count == 2, let pid = Int32(parts[0]), pid > 0, Int(parts[1]) != nil, pid != getpid() else { continue }
-        if kill(pid, 0) != 0 && errno == ESRCH {
-            let path = (dir.hasSuffix("/") ? dir : dir + "/") + name
-            var st = stat()
-            // Only regular files and folders (a folder output's): never follow or remove a link
-            // planted under such a name.
-            guard lstat(path, &st) == 0 else { continue }
-            if (st.st_mode & S_IFMT) == S_IFREG { unlink(path) }
-            if (st.st_mode & S_IFMT) == S_IFDIR { _ = imc_remove_tree(path) }
-        }
+        if kill(pid, 0) != 0 && errno == ESRCH { stale.append(name) }
     }
+    return stale.sorted()
 }
 
 /// Every entry of a folder, hidden ones included.

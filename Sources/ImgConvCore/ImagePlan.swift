@@ -1,7 +1,7 @@
 import Foundation
 
 /// How an image is brought to the target size.
-public enum ResizeFit: String, Sendable, CaseIterable {
+public enum ResizeFit: String, Sendable, CaseIterable, Codable {
     /// Scale both axes to the target (aspect ratio not kept), as `Image.resize`.
     case stretch
     /// Scale to cover the target, then cut the centre, as Pillow's `ImageOps.fit`.
@@ -11,12 +11,12 @@ public enum ResizeFit: String, Sendable, CaseIterable {
 }
 
 /// Memory order of each image in the tensor.
-public enum ImageLayout: String, Sendable, CaseIterable {
+public enum ImageLayout: String, Sendable, CaseIterable, Codable {
     case nhwc, nchw
 }
 
 /// Float output normalisation: `(value / scale - mean) / std` per channel.
-public struct Normalization: Sendable, Equatable {
+public struct Normalization: Sendable, Equatable, Codable {
     /// Divide by the input's maximum (255 or 65535) first.
     public var unitScale: Bool
     public var mean: [Float]?
@@ -30,7 +30,7 @@ public struct Normalization: Sendable, Equatable {
 }
 
 /// The one shape and element type every image of a tensor is brought to, and how.
-public struct ImagePlan: Sendable, Equatable {
+public struct ImagePlan: Sendable, Equatable, Codable {
     public var width: Int
     public var height: Int
     public var channels: Int

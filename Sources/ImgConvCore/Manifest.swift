@@ -155,8 +155,32 @@ public struct Manifest: Codable, Sendable, Equatable {
         }
     }
 
+    /// Which shard of a plan a part holds (`imgconv plan`, `to-* --plan --shard K/N`); absent
+    /// in every other output.
+    public struct Shard: Codable, Sendable, Equatable {
+        /// K of `--shard K/N` (0 to N-1).
+        public var index: Int
+        /// N of `--shard K/N`.
+        public var count: Int
+        /// The plan's `hash`.
+        public var planHash: String
+        /// For each split of the plan, the range `[start, end)` of its global positions this part holds.
+        public var ranges: [String: [Int]]
+        /// How many of `skipped` (this part's own, decode-time skips, split by split) are in each split.
+        public var skippedBySplit: [String: Int]
+
+        public init(index: Int, count: Int, planHash: String, ranges: [String: [Int]], skippedBySplit: [String: Int]) {
+            self.index = index
+            self.count = count
+            self.planHash = planHash
+            self.ranges = ranges
+            self.skippedBySplit = skippedBySplit
+        }
+    }
+
     public var format: String = Manifest.formatName
     public var version: Int = Manifest.currentVersion
+    public var shard: Shard?
     public var tool: Tool
     public var source: Source
     public var output: Output
@@ -267,6 +291,17 @@ public struct Manifest: Codable, Sendable, Equatable {
         j.member("tiffPages", o.tiffPages)
         j.endObject()
         j.key("output"); j.beginObject(); j.member("format", output.format); j.member("name", output.name); j.endObject()
+        if let shard {
+            j.key("shard"); j.beginObject()
+            j.member("count", shard.count)
+            j.member("index", shard.index)
+            j.member("planHash", shard.planHash)
+            j.key("ranges"); j.beginObject()
+            for name in shard.ranges.keys.sorted() { j.member(name, ints: shard.ranges[name]!) }
+            j.endObject()
+            j.member("skippedBySplit", counts: shard.skippedBySplit)
+            j.endObject()
+        }
         j.key("skipped"); j.beginArray()
         for s in skipped { j.item(); j.beginObject(); j.member("path", s.path); j.member("reason", s.reason); j.endObject() }
         j.endArray()

@@ -2,7 +2,7 @@
 /// uint8 < uint16 < float32 < float64 (uint8 widens to uint16 times 257; integers keep their
 /// value in the others), uint16 < int32, uint16 < uint32, and every 32-bit integer is exact in
 /// float64. `joined` gives the narrowest type that holds two others.
-public enum SampleDepth: String, Sendable, CaseIterable {
+public enum SampleDepth: String, Sendable, CaseIterable, Codable {
     case eight, sixteen, float32
     /// 32-bit integer samples (TIFF), which float32 cannot hold beyond 2^24, and float64 ones.
     case uint32, int32, float64

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Resampling filters, as Pillow names and defines them.
-public enum ResizeFilter: String, Sendable, CaseIterable {
+public enum ResizeFilter: String, Sendable, CaseIterable, Codable {
     case nearest, bilinear, bicubic, lanczos
     /// Pillow's BOX: the mean of the covered input pixels.
     case area

@@ -176,10 +176,18 @@ public final class HDF5Reader: TensorContainer {
                 var buffer = [CChar](repeating: 0, count: Int(length) + 1)
                 _ = try ctx.check(H5Pget_virtual_filename(dcpl, k, &buffer, buffer.count), "read source \(k) of '/\(name)'")
                 let source = String(cString: buffer)
-                guard source == "." || isInsideFolder(source, of: path) else {
+                if source == "." { continue }
+                // A missing source would read as fill values, and HDF5 would look for it in the
+                // working folder next: it must be where the file says, beside or below it.
+                let full = parentFolder(path) + "/" + source
+                guard source.hasPrefix("/") || access(full, F_OK) == 0 else {
+                    throw ImgConvError(.notFound, path: path, "HDF5: virtual dataset '/\(name)' reads from '\(source)', which is missing")
+                }
+                guard isInsideFolder(source, of: path) else {
                     throw ImgConvError(.unsupported, path: path,
                                        "HDF5: virtual dataset '/\(name)' reads from '\(source)', outside this file's folder (refused)")
                 }
+                try checkVirtualSource(dataset, dcpl: dcpl, index: k, file: full, source: source, name: name)
             }
         case H5D_CHUNKED:
             let rank = shape.count
@@ -207,6 +215,39 @@ public final class HDF5Reader: TensorContainer {
             }
         default:
             return   // compact: the data is in the object header itself
+        }
+    }
+
+    /// Source `index` of the virtual dataset `name` holds a dataset of the mapping's extent and of
+    /// the virtual dataset's type (HDF5 would convert another type silently).
+    private func checkVirtualSource(_ dataset: hid_t, dcpl: hid_t, index: Int, file: String, source: String, name: String) throws {
+        let ctx = self.ctx
+        let scope = HDF5Handles()
+        defer { scope.closeAll() }
+        let length = try ctx.check(H5Pget_virtual_dsetname(dcpl, index, nil, 0), "read source \(index) of '/\(name)'")
+        var buffer = [CChar](repeating: 0, count: Int(length) + 1)
+        _ = try ctx.check(H5Pget_virtual_dsetname(dcpl, index, &buffer, buffer.count), "read source \(index) of '/\(name)'")
+        let sourceName = String(cString: buffer)
+        // The block of the virtual dataset the source fills (the source's own space is stored as
+        // "all of it", without an extent to compare).
+        let mapped = scope.own(try ctx.check(H5Pget_virtual_vspace(dcpl, index), "read source \(index) of '/\(name)'"), .dataspace)
+        let rank = Int(try ctx.check(H5Sget_simple_extent_ndims(mapped), "read source \(index) of '/\(name)'"))
+        var first = [hsize_t](repeating: 0, count: rank), last = [hsize_t](repeating: 0, count: rank)
+        try ctx.check(H5Sget_select_bounds(mapped, &first, &last), "read the rows of source \(index) of '/\(name)'")
+        let want = zip(first, last).map { $1 - $0 + 1 }
+        let sourceFile = scope.own(try ctx.check(H5Fopen(file, imc_h5f_acc_rdonly(), imc_h5p_default()),
+                                                 "open '\(source)', a source of '/\(name)'"), .file)
+        let data = scope.own(try ctx.check(H5Dopen2(sourceFile, sourceName, imc_h5p_default()),
+                                           "open '/\(sourceName)' in '\(source)', a source of '/\(name)'"), .dataset)
+        let space = scope.own(try ctx.check(H5Dget_space(data), "read the shape of '\(source)'"), .dataspace)
+        var dims = [hsize_t](repeating: 0, count: rank)
+        let found = try ctx.check(H5Sget_simple_extent_ndims(space), "read the shape of '\(source)'")
+        if Int(found) == rank { try ctx.check(H5Sget_simple_extent_dims(space, &dims, nil), "read the shape of '\(source)'") }
+        let type = scope.own(try ctx.check(H5Dget_type(data), "read the type of '\(source)'"), .datatype)
+        let own = scope.own(try ctx.check(H5Dget_type(dataset), "read the type of '/\(name)'"), .datatype)
+        guard Int(found) == rank, dims == want, try ctx.check(H5Tequal(type, own), "compare the types of '\(source)'") > 0 else {
+            throw ImgConvError(.corruptInput, path: path,
+                               "HDF5: virtual dataset '/\(name)' maps \(want.map { Int($0) }) from '\(source)', which holds another shape or type")
         }
     }
 

@@ -40,6 +40,25 @@ public final class HDF5Writer: DatasetWriter {
     private var compressor: OrderedWork<(index: Int, count: Int, bytes: [UInt8])>?
     private var chunksSubmitted = 0
 
+    /// A source of a virtual images dataset: `rows` images of dataset `dataset` in `file` (a
+    /// path relative to this file's folder).
+    public struct VirtualSource: Sendable, Equatable {
+        public var file: String
+        public var dataset: String
+        public var rows: Int
+
+        public init(file: String, dataset: String, rows: Int) {
+            self.file = file
+            self.dataset = dataset
+            self.rows = rows
+        }
+    }
+
+    /// Set before `begin` (`merge --virtual`): the split's images are not stored but mapped, in
+    /// order, onto these sources (a virtual dataset); the images appended are only hashed, for
+    /// the manifest, and must be the sources' images. nil: images are stored.
+    public var virtualSources: [VirtualSource]?
+
     public static let manifestAttribute = "imgconv_manifest"
     public static let classNamesAttribute = "classNames"
 
@@ -79,6 +98,7 @@ public final class HDF5Writer: DatasetWriter {
         hash = BackgroundDigest()
         do {
             if handles == nil { try openFile() }
+            if virtualSources != nil { return }
             try HDF5.run {
                 images = try createDataset(names.images, dtype: layout.dtype, itemShape: layout.itemShape,
                                            chunkItems: imagesPerChunk, handles: handles!)
@@ -153,6 +173,10 @@ public final class HDF5Writer: DatasetWriter {
     public func append(image: UnsafeRawBufferPointer) throws {
         precondition(image.count == layout.bytesPerItem, "image size")
         hash.update(image)
+        if virtualSources != nil {
+            written += 1
+            return
+        }
         if compress {
             pending.append(contentsOf: image)
             pendingCount += 1
@@ -232,7 +256,11 @@ public final class HDF5Writer: DatasetWriter {
     }
 
     public func endPart(labels: LabelColumn) throws -> [Manifest.TensorRecord] {
-        try flushPending()
+        if let sources = virtualSources {
+            try HDF5.run { try createVirtualImages(sources) }
+        } else {
+            try flushPending()
+        }
         precondition(labels.count == written, "one label per image")
         let dtype = labelEncoding.dtype ?? .int64
         let (itemShape, data) = try labelEncoding.encode(labels, dtype: dtype)
@@ -251,6 +279,36 @@ public final class HDF5Writer: DatasetWriter {
                                   sha256: hash.finish().sha256),
             Manifest.TensorRecord(name: names.labels, shape: [labels.count] + itemShape, dtype: dtype.rawValue, sha256: sha256Hex(data)),
         ]
+    }
+
+    /// The images dataset as a virtual dataset over `sources`, one after another along N (SCALE
+    /// facts: a hyperslab of the virtual space per source, each source's whole dataset).
+    private func createVirtualImages(_ sources: [VirtualSource]) throws {
+        let ctx = self.ctx, name = names.images
+        guard sources.reduce(0, { $0 + $1.rows }) == written else {
+            throw ctx.fail("virtual dataset '/\(name)': the sources hold \(sources.reduce(0) { $0 + $1.rows }) images, \(written) were given")
+        }
+        let scope = HDF5Handles()
+        defer { scope.closeAll() }
+        let itemShape = layout.itemShape.map { hsize_t($0) }
+        let rank = Int32(1 + itemShape.count)
+        var dims = [hsize_t(written)] + itemShape
+        let space = scope.own(try ctx.check(H5Screate_simple(rank, &dims, nil), "create the dataspace of '/\(name)'"), .dataspace)
+        let dcpl = scope.own(try ctx.check(H5Pcreate(imc_h5p_dataset_create()), "create a dataset-creation property list"), .propertyList)
+        try ctx.check(H5Pset_obj_track_times(dcpl, false), "turn off modification times")
+        var at = 0
+        for source in sources where source.rows > 0 {
+            var start = [hsize_t(at)] + itemShape.map { _ in hsize_t(0) }
+            var count = [hsize_t](repeating: 1, count: Int(rank))
+            var block = [hsize_t(source.rows)] + itemShape
+            try ctx.check(H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nil, &count, &block), "select the rows of '\(source.file)'")
+            let sourceSpace = scope.own(try ctx.check(H5Screate_simple(rank, &block, nil), "create the dataspace of '\(source.file)'"), .dataspace)
+            try ctx.check(H5Pset_virtual(dcpl, space, source.file, source.dataset, sourceSpace), "map '\(source.file)' into '/\(name)'")
+            at += source.rows
+        }
+        try ctx.check(H5Sselect_all(space), "select all of '/\(name)'")
+        _ = handles!.own(try ctx.check(H5Dcreate2(file, name, HDF5Types.type(for: layout.dtype), space, imc_h5p_default(), dcpl,
+                                                  imc_h5p_default()), "create the virtual dataset '/\(name)'"), .dataset)
     }
 
     public func finish(classNames: [String]) throws -> [Manifest.TensorRecord] {

@@ -6,17 +6,19 @@ import ImgConvCore
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read every image of a dataset once, as a conversion with these options would, and report what would fail or mislead (no tensor is written).",
+        usage: "imgconv check ROOT|FILE [<options>]\n  imgconv check --list CSV [<options>]",
         discussion: """
             Reports undecodable files, extensions that name another format, unsupported and refused files, \
             EXIF/TIFF orientation, histograms of channels, sample types and sizes with what --color, --dtype and \
             the size check decide, class-name pitfalls, class and split balance, and byte, pixel and near \
-            duplicates (a leak when a group spans splits).
+            duplicates (a leak when a group spans splits). ROOT is read with the conversion options below; \
+            FILE, an existing output (.npz, .npy folder, .h5, IDX), is checked from its manifest and stored \
+            tensors. The positional argument is ROOT or FILE only (no OUT).
             """)
 
-    @Argument(help: ArgumentHelp("The dataset root (one subfolder per class; omit with --list), or an existing output (.npz, .npy folder, .h5, IDX) to check from its manifest and stored tensors.", valueName: "root-or-file"))
-    var root: String?
-
-    @OptionGroup var settings: ConversionSettingsGroup
+    /// ROOT (or, with --list, nothing) or FILE, and the conversion options: ROOT is read as a
+    /// conversion with them would read it.
+    @OptionGroup var common: ConversionOptionGroup
 
     @Option(help: "Perceptual hashes at most this many bits apart (of 63) are near duplicates.")
     var nearThreshold: Int = PerceptualHash.defaultThreshold
@@ -28,8 +30,8 @@ struct Check: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if settings.list == nil && root == nil { throw ValidationError("expected ROOT (or --list CSV)") }
-        if settings.list != nil && root != nil { throw ValidationError("with --list, give no ROOT") }
+        try common.validatePaths(outputs: 0)
+        if common.plan != nil || common.check { throw ValidationError("--plan and --check go with the to-* commands") }
         if !(0...63).contains(nearThreshold) { throw ValidationError("--near-threshold must be 0-63") }
         if let failOn {
             do { _ = try FailOn.parse(failOn) } catch let e as ImgConvError { throw ValidationError(e.message) }
@@ -38,16 +40,16 @@ struct Check: ParsableCommand {
 
     func run() throws {
         try IMGConvCommand.run {
-            var checker = Checker(options: try settings.options(compress: false))
+            var checker = Checker(options: try common.options(compress: false))
             checker.threshold = nearThreshold
             checker.warn = { Console.warning($0) }
-            ProgressBar.shared.begin(mode: settings.progressMode)
+            ProgressBar.shared.begin(mode: common.progressMode)
             checker.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: 0, skipped: $2) }
             let report: CheckReport
-            if let root, Self.isContainer(root) {
-                report = try checker.check(container: root)
+            if common.list == nil, Self.isContainer(common.paths[0]) {
+                report = try checker.check(container: common.paths[0])
             } else {
-                report = try checker.check(source: settings.list.map { .list($0) } ?? .folders(root ?? "."))
+                report = try checker.check(source: common.source)
             }
             ProgressBar.shared.clear()
             if json {

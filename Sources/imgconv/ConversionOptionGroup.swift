@@ -17,42 +17,18 @@ extension TIFFPages: ExpressibleByArgument {}
 extension AnimationFrames: ExpressibleByArgument {}
 extension ProgressMode: ExpressibleByArgument {}
 
-/// The paths of every `to-*` command (ROOT OUT, or OUT with --list) and its options.
+/// Options shared by every `to-*` command.
 struct ConversionOptionGroup: ParsableArguments {
     @Argument(help: ArgumentHelp("ROOT OUT: the dataset root (one subfolder per class, images anywhere below it) and the output; with --list, only OUT.", valueName: "root-and-output"))
     var paths: [String] = []
 
-    @OptionGroup var settings: ConversionSettingsGroup
-
-    @Flag(help: "Run 'imgconv check' on the sources first (one more read of every image) and put its findings in the manifest ('check').")
-    var check = false
+    @Option(help: ArgumentHelp("A CSV of path,label[,split] rows to convert instead of ROOT (relative paths resolve against the CSV's folder).", valueName: "csv"))
+    var list: String?
 
     /// The dataset to read.
-    var source: DatasetSource { settings.list.map { .list($0) } ?? .folders(paths[0]) }
+    var source: DatasetSource { list.map { .list($0) } ?? .folders(paths[0]) }
     /// The output path.
     var output: String { paths[paths.count - 1] }
-    var jobs: Int { settings.jobs }
-    var quiet: Bool { settings.quiet }
-    var labels: LabelStyle { settings.labels }
-    var progressMode: ProgressMode { settings.progressMode }
-
-    func options(compress: Bool) throws -> ConversionOptions {
-        var o = try settings.options(compress: compress)
-        o.check = check
-        return o
-    }
-
-    func validate() throws {
-        if settings.list == nil && paths.count != 2 { throw ValidationError("expected ROOT and OUT (or --list CSV and OUT)") }
-        if settings.list != nil && paths.count != 1 { throw ValidationError("with --list, give only OUT") }
-    }
-}
-
-/// The options that decide what a conversion reads and makes, shared by the `to-*` commands and
-/// `check` (which reads as a conversion with them would).
-struct ConversionSettingsGroup: ParsableArguments {
-    @Option(help: ArgumentHelp("A CSV of path,label[,split] rows to read instead of ROOT (relative paths resolve against the CSV's folder).", valueName: "csv"))
-    var list: String?
 
     @Option(help: ArgumentHelp("Resize every image to HxW (bilinear, antialiased as Pillow).", valueName: "HxW"))
     var size: String?
@@ -150,6 +126,40 @@ struct ConversionSettingsGroup: ParsableArguments {
     /// --progress, with `auto` meaning none under --quiet.
     var progressMode: ProgressMode { quiet && progress == .auto ? .none : progress }
 
+    @Flag(help: "Run 'imgconv check' on the sources first (one more read of every image) and put its findings in the manifest ('check').")
+    var check = false
+
+    @Option(help: ArgumentHelp("Convert one shard of this plan (written by 'imgconv plan') into OUTDIR; the conversion options are the plan's.", valueName: "plan.json"))
+    var plan: String?
+
+    @Option(help: ArgumentHelp("With --plan: the shard to convert, K/N (K from 0 to N-1; N as in the plan).", valueName: "K/N"))
+    var shard: String?
+
+    @Flag(help: "With --plan: convert the shard even when its part is already there and verifies.")
+    var force = false
+
+    /// K and N of `--shard K/N`.
+    var shardNumbers: (k: Int, n: Int)? {
+        guard let shard else { return nil }
+        let f = shard.split(separator: "/", omittingEmptySubsequences: false)
+        guard f.count == 2, let k = Int(f[0]), let n = Int(f[1]), n >= 1, k >= 0, k < n else { return nil }
+        return (k, n)
+    }
+
+    /// The positional paths: ROOT (unless --list) and `outputs` more (`to-*`: OUT or, with
+    /// --plan, OUTDIR alone; `plan`: none, it takes -o).
+    func validatePaths(outputs: Int) throws {
+        if plan != nil {
+            if paths.count != 1 || list != nil { throw ValidationError("with --plan, give only OUTDIR (the plan names the dataset)") }
+            return
+        }
+        let expected = (list == nil ? 1 : 0) + outputs
+        if paths.count != expected {
+            throw ValidationError(list == nil ? (outputs == 0 ? "expected ROOT (or --list CSV)" : "expected ROOT and OUT (or --list CSV and OUT)")
+                                              : (outputs == 0 ? "with --list, give no ROOT" : "with --list, give only OUT"))
+        }
+    }
+
     /// Parses a colour: R,G,B[,A] (0-255), #rrggbb[aa], black, white.
     /// The class names of `--classes-file`: one a line, trimmed, blank lines ignored; read in
     /// pieces, with as many names as integer labels can have.
@@ -198,6 +208,9 @@ struct ConversionSettingsGroup: ParsableArguments {
     }
 
     func validate() throws {
+        if plan != nil && shardNumbers == nil { throw ValidationError("--plan needs --shard K/N (K from 0 to N-1)") }
+        if plan == nil && (shard != nil || force) { throw ValidationError("--shard and --force go with --plan") }
+        if plan != nil && check { throw ValidationError("--check does not go with --plan (run 'imgconv check' on the dataset)") }
         if Self.parseColor(padColor) == nil { throw ValidationError("--pad-color: cannot read '\(padColor)' (R,G,B[,A] 0-255, #rrggbb, black, white)") }
         if let background, Self.parseColor(background) == nil { throw ValidationError("--background: cannot read '\(background)'") }
         if let scale, scale != "unit" { throw ValidationError("--scale takes 'unit'") }
@@ -262,6 +275,7 @@ struct ConversionSettingsGroup: ParsableArguments {
         o.decode.jpegDraft = jpegDraft
         o.decode.narrowHighDepth = dtype == .uint8
         o.frames = frames
+        o.check = check
         return o
     }
 }

@@ -16,7 +16,6 @@ struct ToHDF5: ParsableCommand {
 
     @OptionGroup var common: ConversionOptionGroup
 
-
     @Flag(help: "Compress the datasets: shuffle + gzip (as h5py's compression='gzip', shuffle=True).")
     var compress = false
 
@@ -24,6 +23,7 @@ struct ToHDF5: ParsableCommand {
     var level = 4
 
     func validate() throws {
+        try common.validatePaths(outputs: 1)
         guard (0...9).contains(level) else { throw ValidationError("--level must be 0-9 (got \(level))") }
     }
 

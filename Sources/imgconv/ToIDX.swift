@@ -16,7 +16,6 @@ struct ToIDX: ParsableCommand {
 
     @OptionGroup var common: ConversionOptionGroup
 
-
     @Option(help: "File name prefix: <prefix>-images-idx3-ubyte, <prefix>-labels-idx1-ubyte.")
     var prefix = "train"
 
@@ -24,6 +23,7 @@ struct ToIDX: ParsableCommand {
     var gzip = false
 
     func validate() throws {
+        try common.validatePaths(outputs: 1)
         guard !prefix.isEmpty, !prefix.contains("/"), !prefix.contains("\0") else {
             throw ValidationError("--prefix must be a non-empty file name part without '/' (got '\(prefix)')")
         }

@@ -11,6 +11,8 @@ struct ToNPZ: ParsableCommand {
 
     @OptionGroup var common: ConversionOptionGroup
 
+    func validate() throws { try common.validatePaths(outputs: 1) }
+
     @Flag(help: "Deflate the members (as numpy.savez_compressed).")
     var compress = false
 
@@ -30,6 +32,8 @@ struct ToNPY: ParsableCommand {
 
     @OptionGroup var common: ConversionOptionGroup
 
+    func validate() throws { try common.validatePaths(outputs: 1) }
+
     func run() throws {
         try IMGConvCommand.run {
             try convert(common, format: .npy, settings: WriterSettings())
@@ -39,20 +43,31 @@ struct ToNPY: ParsableCommand {
 
 /// Converts the dataset the common options name into `format`, set up by `settings` (threads: --jobs).
 func convert(_ common: ConversionOptionGroup, format: ContainerFormat, settings: WriterSettings) throws {
-    let output = common.output
     var settings = settings
     settings.threads = common.jobs
+    if let planPath = common.plan { return try convertShard(common, plan: planPath, format: format, settings: settings) }
+    let output = common.output
     let writer = format.makeWriter(path: output, settings: settings)
     // A device, FIFO, socket or folder where an output goes is refused before any work.
     try writer.checkTargets()
     var converter = Converter(options: try common.options(compress: settings.compress || settings.gzip))
-    converter.warn = { Console.warning($0) }
-    ProgressBar.shared.begin(mode: common.progressMode)
-    converter.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: $2, skipped: $3) }
+    report(&converter, common)
     let name = output.split(separator: "/").last.map(String.init) ?? output
     let s = try converter.convert(source: common.source, writer: writer, outputName: name, formatName: format.name)
     ProgressBar.shared.clear()
-    if !common.quiet {
+    if !common.quiet { reportConversion(s, output: output) }
+}
+
+/// Warnings and progress of a conversion on stderr, as --quiet and --progress ask.
+func report(_ converter: inout Converter, _ common: ConversionOptionGroup) {
+    converter.warn = { Console.warning($0) }
+    ProgressBar.shared.begin(mode: common.progressMode)
+    converter.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: $2, skipped: $3) }
+}
+
+/// The summary line of a conversion (or a shard, or a merge).
+func reportConversion(_ s: ConversionSummary, output: String) {
+    do {
         let shape = s.shape.map(String.init).joined(separator: "x")
         let rate = s.seconds > 0 ? Double(s.images) / s.seconds : 0
         let size = Double(diskSize(output)) / 1e6
@@ -64,6 +79,48 @@ func convert(_ common: ConversionOptionGroup, format: ContainerFormat, settings:
             Console.warning("left out \(group.paths.count) \(group.paths.count == 1 ? "file" : "files") (\(group.reason)): \(shown)\(more)")
         }
     }
+}
+
+/// `to-* --plan P --shard K/N OUTDIR`: converts shard K's range of every split into
+/// `OUTDIR/part-0000K-of-0000N.<format>` and its manifest (the done marker), and leaves a copy of
+/// the plan in OUTDIR for `merge`. A part that is already there, of this plan, and verifies is
+/// kept (exit 0) unless --force.
+func convertShard(_ common: ConversionOptionGroup, plan planPath: String, format: ContainerFormat, settings: WriterSettings) throws {
+    // The plan fixes every conversion option: one given here too would be ignored, so it is refused.
+    guard try common.options(compress: false).manifestOptions() == ConversionOptions().manifestOptions() else {
+        throw ImgConvError(.invalidArgument, "with --plan, the conversion options are the plan's: give only --shard, --force, --jobs, -q and the format's own options")
+    }
+    let plan = try ShardPlan.load(planPath)
+    let (k, n) = common.shardNumbers!
+    guard n == plan.shards else {
+        throw ImgConvError(.invalidArgument, path: planPath, "is a plan of \(plan.shards) shards, not \(n) (--shard \(k)/\(n))")
+    }
+    let folder = common.output
+    try createFolders(folder)
+    // The plan beside the parts, for merge: this plan's, or the run refuses to mix plans.
+    let copy = ShardMerger.planPath(folder)
+    if access(copy, F_OK) != 0 || common.force || (try? ShardPlan.load(copy).hash) != plan.hash {
+        if access(copy, F_OK) == 0 && !common.force {
+            throw ImgConvError(.corruptInput, path: folder, "holds the parts of another plan (plan.json); use another folder, or --force to start this plan there")
+        }
+        try writeFileAtomically(copy, try plan.encoded())
+    }
+    let output = folder + "/" + ShardPlan.partName(k, of: n, format: format.name)
+    if !common.force && access(format.manifestPath(output), F_OK) == 0,
+       (try? ShardMerger.partIsDone(output, shard: k, of: plan, jobs: common.jobs)) == true {
+        if !common.quiet { Console.out("imgconv: '\(output)' is done already (plan \(plan.hash.prefix(12))); --force converts it again") }
+        return
+    }
+    var options = try ConversionOptions(manifest: plan.options)
+    options.jobs = common.jobs
+    options.compress = settings.compress || settings.gzip
+    let writer = format.makeWriter(path: output, settings: settings)
+    var converter = Converter(options: options)
+    report(&converter, common)
+    let s = try converter.convertShard(plan: plan, index: k, writer: writer, outputName: ShardPlan.partName(k, of: n, format: format.name),
+                                       formatName: format.name)
+    ProgressBar.shared.clear()
+    if !common.quiet { reportConversion(s, output: output) }
 }
 
 /// Bytes of a file, or of the files directly in a folder.

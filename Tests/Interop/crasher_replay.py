@@ -22,8 +22,8 @@ CRASHERS = FIXTURES / "crashers"
 ANCHOR = FIXTURES / "pngsuite" / "basn0g08.png"  # 32x32 gray: keeps a run from having nothing to convert
 
 # The fuzz targets (Fuzz/Package.swift), each a folder of Tests/Fixtures/crashers/.
-TARGETS = ("npy", "zip", "idx", "exif", "manifest", "csv", "png", "jpeg", "tiff", "gif", "webp", "h5")
-IMAGE_TARGETS = ("png", "jpeg", "tiff", "gif", "webp", "exif")
+TARGETS = ("npy", "zip", "idx", "exif", "manifest", "csv", "png", "jpeg", "tiff", "bmp", "gif", "webp", "h5")
+IMAGE_TARGETS = ("png", "jpeg", "tiff", "bmp", "gif", "webp", "exif")
 SURVIVED = (0, 64, 65, 66, 74)
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "UndefinedBehaviorSanitizer", "WARNING: AddressSanitizer")

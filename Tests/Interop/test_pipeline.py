@@ -166,7 +166,8 @@ def test_single_pass_starts_over_when_a_later_image_changes_the_plan(run, make_d
         np.testing.assert_array_equal(x[i], np.repeat(g[..., None].astype(np.uint16) * 257, 3, axis=2))
     np.testing.assert_array_equal(x[5], color.astype(np.uint16) * 257)
     np.testing.assert_array_equal(x[6], np.repeat(deep[..., None], 3, axis=2))
-    assert res.stderr.count("5-bad.png") == 1, res.stderr
+    assert res.stderr.count("skipping corrupt input: 'a/5-bad.png'") == 1, res.stderr   # said once
+    assert res.stderr.count("5-bad.png") == 2, res.stderr   # and in the list of files left out
     m = json.loads((tmp_path / "o.npz.manifest.json").read_text())
     assert [s["path"] for s in m["skipped"]] == ["a/5-bad.png"]
     assert [f["path"] for f in m["files"]] == [f"a/{i}.png" for i in range(5)] + ["b/c.png", "b/d.png"]
@@ -175,5 +176,6 @@ def test_single_pass_starts_over_when_a_later_image_changes_the_plan(run, make_d
     (ds.root / "b" / "d.png").unlink()
     one = tmp_path / "one.npz"
     res = run(["to-npz", ds.root, one, "--skip-bad"])
-    assert res.stderr.count("5-bad.png") == 1, res.stderr
+    assert res.stderr.count("skipping corrupt input: 'a/5-bad.png'") == 1, res.stderr   # said once
+    assert res.stderr.count("5-bad.png") == 2, res.stderr   # and in the list of files left out
     np.testing.assert_array_equal(np.load(one)["trainXs"], np.stack(gray)[..., None])

@@ -1,0 +1,247 @@
+import Foundation
+import ImgConvCodecs
+import ImgConvCore
+import ImgConvFormats
+
+/// How `imgconv plan` divides each split among the shards.
+public enum ShardBalance: String, Sendable, CaseIterable, Codable {
+    /// Each shard gets (nearly) the same number of images of every split.
+    case images
+    /// Each shard gets (nearly) the same number of source pixels (from the headers) of every split.
+    case pixels
+}
+
+/// What `imgconv plan` writes (`Schemas/plan.schema.json`): everything a shard cannot work out
+/// from its own files. The class map, the tensor's plan (shape, dtype, shaping), every image in
+/// each split's final order with its header, the files left out while reading headers, and each
+/// shard's contiguous range of every split. `hash` is the SHA-256 of the plan's JSON with `hash`
+/// empty: parts record it, and `merge` joins only parts of one plan.
+public struct ShardPlan: Codable, Sendable, Equatable {
+    public static let formatName = "imgconv-plan"
+    public static let currentVersion = 1
+
+    /// A source file that holds at least one planned image.
+    public struct File: Codable, Sendable, Equatable {
+        public var path: String
+        public var label: Int
+    }
+
+    /// One image: its file (an index into `files`), page or frame, format and header.
+    public struct Item: Codable, Sendable, Equatable {
+        public var file: Int
+        public var page: Int
+        public var format: String
+        public var width: Int
+        public var height: Int
+        public var channels: Int
+        public var depth: String
+        public var orientation: Int
+        public var pages: Int
+    }
+
+    /// A split in output order, and shard k's range `ranges[k]` = `[start, end)` of it.
+    public struct Split: Codable, Sendable, Equatable {
+        public var name: String
+        public var items: [Item]
+        public var ranges: [[Int]]
+    }
+
+    public var format = ShardPlan.formatName
+    public var version = ShardPlan.currentVersion
+    public var hash = ""
+    public var tool: Manifest.Tool
+    public var source: Manifest.Source
+    /// What relative file paths are joined to (the root, or the CSV's folder).
+    public var base: String
+    /// The conversion options (as the manifest records them).
+    public var options: Manifest.Options
+    public var shards: Int
+    public var balance: ShardBalance
+    public var classes: [String]
+    /// The tensor every image is brought to.
+    public var image: ImagePlan
+    public var files: [File]
+    public var splits: [Split]
+    /// Files left out by the scan and the header pass, in the order a one-machine run lists them.
+    public var skipped: [SkippedFile]
+    public var warnings: [String]
+    public var ignoredTiffPages: Int
+    public var ignoredFrames: Int
+    /// The image count a one-machine run announces to its writer when it converts in one pass
+    /// (no shuffle, no splits, every image fitting the first one's plan): every scanned file.
+    /// HDF5 sizes its chunks from it, so the merge announces the same. Absent: each split's count.
+    public var announcedCount: Int?
+
+    /// The plan's JSON: keys sorted, no spaces, a trailing newline.
+    public func encoded() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(self)) + [0x0A]
+    }
+
+    /// The SHA-256 of the plan's JSON with `hash` empty.
+    public func computedHash() throws -> String {
+        var copy = self
+        copy.hash = ""
+        return sha256Hex(try copy.encoded())
+    }
+
+    /// Reads a plan and checks its hash.
+    /// - Throws: `.notFound` for a missing file, `.corruptInput` for one that is not an intact plan.
+    public static func load(_ path: String) throws -> ShardPlan {
+        let bytes = try readFile(path, maxBytes: 1 << 34)
+        let plan: ShardPlan
+        do {
+            plan = try JSONDecoder().decode(ShardPlan.self, from: Data(bytes))
+        } catch {
+            throw ImgConvError(.corruptInput, path: path, "not an imgconv plan: \(error)")
+        }
+        guard plan.format == formatName, plan.version == currentVersion else {
+            throw ImgConvError(.corruptInput, path: path, "not an imgconv plan of version \(currentVersion) (format '\(plan.format)', version \(plan.version))")
+        }
+        guard try plan.computedHash() == plan.hash else {
+            throw ImgConvError(.corruptInput, path: path, "the plan's content does not match its hash (changed after it was written)")
+        }
+        guard plan.shards >= 1, plan.splits.allSatisfy({ $0.ranges.count == plan.shards }) else {
+            throw ImgConvError(.corruptInput, path: path, "the plan's ranges do not match its \(plan.shards) shards")
+        }
+        return plan
+    }
+
+    /// The name of shard `k` of `n`'s output in its folder: `part-0000k-of-0000n.<format>`.
+    public static func partName(_ k: Int, of n: Int, format: String) -> String {
+        String(format: "part-%05d-of-%05d.", k, n) + format
+    }
+
+    /// Divides `weights` (in order) into `n` contiguous ranges of nearly equal total weight.
+    static func ranges(_ weights: [Int], shards n: Int) -> [[Int]] {
+        let total = weights.reduce(0, +)
+        var bounds = [0]
+        var sum = 0, at = 0
+        for k in 1..<max(1, n) {
+            // The first position whose prefix sum reaches k/n of the total.
+            let goal = (total * k + n - 1) / n
+            while at < weights.count && sum < goal {
+                sum += weights[at]
+                at += 1
+            }
+            bounds.append(at)
+        }
+        bounds.append(weights.count)
+        return (0..<n).map { [bounds[$0], bounds[$0 + 1]] }
+    }
+}
+
+/// Which shard of which plan a conversion writes.
+public struct ShardRun: Sendable {
+    public var index: Int
+    public var count: Int
+    public var planHash: String
+    public var ranges: [String: [Int]]
+}
+
+extension Converter {
+    /// `imgconv plan`: scans the dataset, reads every header, plans the tensor and each split's
+    /// order exactly as a one-machine conversion does (`planAll`), and divides every split among
+    /// `shards` shards.
+    /// - Throws: what a conversion would throw before decoding a pixel.
+    public func makeShardPlan(source: DatasetSource, shards: Int, balance: ShardBalance) throws -> ShardPlan {
+        let (scan, root) = try self.scan(source)
+        scan.warnings.forEach(warn)
+        try checkLabelCapacity(scan)
+        let headers = HeaderPass(decoders: Decoders(options: options.decode), tiffPages: options.tiffPages, frames: options.frames)
+        var findings = HeaderFindings()
+        var said = Set<String>()
+        let planned = try planAll(scan: scan, headers: headers, findings: &findings,
+                                  warn: { [warn] text in if said.insert(text).inserted { warn(text) } })
+        var recorded = options.manifestOptions()
+        recorded.compress = false
+        // The options must come back from the plan as they are: a shard converts with them.
+        guard try ConversionOptions(manifest: recorded).manifestOptions() == recorded else {
+            throw ImgConvError(.internal, "the conversion options do not survive the plan")
+        }
+        // The files that hold images, in scan order (candidates come in file order).
+        var files: [ShardPlan.File] = []
+        var planFile = [Int: Int]()
+        let candidates = planned.candidates
+        for i in candidates.indices {
+            let f = candidates.fileIndex(at: i)
+            if planFile[f] == nil {
+                planFile[f] = files.count
+                files.append(.init(path: scan.files.relativePath(at: f), label: scan.files.label(at: f)))
+            }
+        }
+        let splits = planned.parts.map { part -> ShardPlan.Split in
+            let items = part.items.map { index -> ShardPlan.Item in
+                let c = candidates[Int(index)]
+                let h = c.header
+                return .init(file: planFile[candidates.fileIndex(at: Int(index))]!, page: c.page, format: c.format.rawValue,
+                             width: h.width, height: h.height, channels: h.channels, depth: h.depth.rawValue,
+                             orientation: h.orientation, pages: h.pages)
+            }
+            let weights = items.map { balance == .pixels ? max(1, $0.width * $0.height) : 1 }
+            return .init(name: part.name, items: items, ranges: ShardPlan.ranges(weights, shards: shards))
+        }
+        let base = scan.files.base
+        // The single pass a one-machine run takes when it can (see `Converter.convert`): planned
+        // from the first image, holding when every file is one image that plan admits.
+        var image = planned.plan
+        var announced: Int?
+        if options.shuffleSeed == nil && options.split == nil && !scan.files.hasSplits,
+           let first = try onePassPlan(scan.files, headers: headers),
+           candidates.indices.dropFirst().allSatisfy({ candidates.fileIndex(at: $0) != candidates.fileIndex(at: $0 - 1) }),
+           candidates.allSatisfy({ first.admits($0.header, request: options.shaping) }) {
+            image = first
+            announced = scan.files.count
+        }
+        var plan = ShardPlan(tool: .init(name: ToolInfo.name, version: ToolInfo.version),
+                             source: .init(root: root, kind: source.kind), base: base, options: recorded,
+                             shards: shards, balance: balance, classes: scan.classes.map(\.name), image: image,
+                             files: files, splits: splits, skipped: scan.skipped + findings.headerSkipped,
+                             warnings: scan.warnings, ignoredTiffPages: findings.ignoredPages,
+                             ignoredFrames: findings.ignoredFrames, announcedCount: announced)
+        plan.hash = try plan.computedHash()
+        return plan
+    }
+
+    /// `to-* --plan P --shard K/N`: converts exactly shard `index`'s range of every split of
+    /// `plan` with `writer`; its manifest records the shard (`Manifest.Shard`) and only the files
+    /// it left out itself (the plan's skips are the merge's).
+    public func convertShard(plan: ShardPlan, index: Int, writer: DatasetWriter, outputName: String,
+                             formatName: String) throws -> ConversionSummary {
+        let start = Date()
+        try writer.checkTargets()
+        var list = FileList(base: plan.base)
+        for f in plan.files { list.append(relativePath: f.path, label: f.label) }
+        let scan = ScanResult(root: plan.source.root, classes: plan.classes.enumerated().map { ClassEntry(index: $0.offset, name: $0.element) },
+                              files: list, skipped: [], warnings: [])
+        let files = scan.files
+        try refuseOutputsAmongInputs(writer.outputFiles, inputs: files.lazy.map { (path: $0.path, role: "an image") })
+        try checkLabelCapacity(scan)
+        let formats = Dictionary(uniqueKeysWithValues: ImageFormat.allCases.map { ($0.rawValue, $0) })
+        let parts = try plan.splits.map { split -> WorkPart in
+            let range = split.ranges[index]
+            for item in split.items[range[0]..<range[1]] {
+                guard item.file >= 0 && item.file < files.count, formats[item.format] != nil,
+                      SampleDepth(rawValue: item.depth) != nil else {
+                    throw ImgConvError(.corruptInput, "plan: an image of split '\(split.name)' is not a valid entry")
+                }
+            }
+            return WorkPart(name: split.name, count: range[1] - range[0], item: { i in
+                let it = split.items[range[0] + i]
+                let header = ImageHeader(width: it.width, height: it.height, channels: it.channels,
+                                         depth: SampleDepth(rawValue: it.depth)!, orientation: it.orientation, pages: it.pages)
+                let c = Candidate(file: files[it.file], header: header, format: formats[it.format]!, page: it.page)
+                return Item(file: c.file, probed: c)
+            })
+        }
+        let source: DatasetSource = plan.source.kind == "list" ? .list(plan.source.root) : .folders(plan.source.root)
+        let headers = HeaderPass(decoders: Decoders(options: options.decode), tiffPages: options.tiffPages, frames: options.frames)
+        var run = Run(scan: scan, root: plan.source.root, source: source, writer: writer, outputName: outputName,
+                      formatName: formatName, headers: headers, start: start)
+        let shard = ShardRun(index: index, count: plan.shards, planHash: plan.hash,
+                             ranges: Dictionary(uniqueKeysWithValues: plan.splits.map { ($0.name, $0.ranges[index]) }))
+        return try write(&run, parts: parts, plan: plan.image, planned: parts.reduce(0) { $0 + $1.count }, onePass: false,
+                         warn: warn, shard: shard)
+    }
+}
