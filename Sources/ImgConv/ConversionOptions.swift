@@ -35,6 +35,8 @@ public struct ConversionOptions: Sendable {
     /// Undecodable images are left out (and listed) instead of failing the run.
     public var skipBad = false
     public var compress = false
+    /// Run `check` on the sources first and put its findings in the manifest (`check`).
+    public var check = false
     /// Decoding threads; outputs do not depend on it.
     public var jobs: Int = ConversionOptions.defaultJobs
     public var decode = DecodeOptions()

@@ -92,9 +92,12 @@ public struct Converter {
         try refuseOutputsAmongInputs(writer.outputFiles, inputs: scan.files.lazy.map { (path: $0.path, role: "an image") })
         scan.warnings.forEach(warn)
         try checkLabelCapacity(scan)
+        // --check: every source read once more first, its findings kept for the manifest.
+        let findings = options.check ? try checkFindings(source) : nil
         let headers = HeaderPass(decoders: Decoders(options: options.decode), tiffPages: options.tiffPages, frames: options.frames)
         var run = Run(scan: scan, root: root, source: source, writer: writer, outputName: outputName,
                       formatName: formatName, headers: headers, start: start)
+        run.check = findings
         // Warnings are said once, even when a single pass is abandoned and the work starts over.
         var said = Set<String>()
         let warnOnce: (String) -> Void = { [warn] text in if said.insert(text).inserted { warn(text) } }
@@ -126,6 +129,16 @@ public struct Converter {
         if options.labelDType == .uint8 && scan.classes.count > 256 {
             throw ImgConvError(.invalidArgument, "uint8 labels hold at most 256 classes; this dataset has \(scan.classes.count) (use --label-dtype int32)")
         }
+    }
+
+    /// What `check` finds in `source` with these options, as the manifest's `check` member.
+    func checkFindings(_ source: DatasetSource) throws -> JSONValue {
+        var checker = Checker(options: options)
+        checker.progress = { done, total, left in progress(done, total, 0, left) }
+        let report = try checker.check(source: source)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return try JSONDecoder().decode(JSONValue.self, from: encoder.encode(report))
     }
 
     /// Scans the dataset's folders or list. - Returns: the scan and the root the manifest names.
@@ -215,6 +228,8 @@ public struct Converter {
         let start: Date
         var findings = HeaderFindings()
         var decodeSkipped: [SkippedFile] = []
+        /// `check`'s findings (`--check`).
+        var check: JSONValue?
 
         /// Forgets an abandoned pass (its output is already removed).
         mutating func reset() {
@@ -376,7 +391,8 @@ public struct Converter {
             try out.commit(writer, .init(root: run.root, kind: run.source.kind, outputName: run.outputName, formatName: run.formatName,
                                          options: options.manifestOptions(), classNames: scan.classes.map(\.name),
                                          skipped: skipped, warnings: scan.warnings, ignoredPages: run.findings.ignoredPages,
-                                         ignoredFrames: run.findings.ignoredFrames, named: named, shard: shardRecord))
+                                         ignoredFrames: run.findings.ignoredFrames, named: named, shard: shardRecord,
+                                         check: run.check))
             return ConversionSummary(images: out.images, classes: scan.classes.count, skipped: skipped.count,
                                      shape: out.tensors[0].shape, dtype: plan.dtype,
                                      seconds: Date().timeIntervalSince(run.start), outputBytes: 0,

@@ -41,6 +41,8 @@ struct OutputManifest {
         var ignoredFrames: Int
         var named: Bool
         var shard: Manifest.Shard?
+        /// `check`'s report of the sources (`to-* --check`).
+        var check: JSONValue? = nil
     }
 
     /// Writes the manifest in full (embedded too when the format holds it), then renames the
@@ -60,6 +62,7 @@ struct OutputManifest {
         manifest.summary.formats = formats
         manifest.summary.skippedByReason = Dictionary(grouping: f.skipped, by: { reasonKey($0.reason) }).mapValues(\.count)
         manifest.shard = f.shard
+        manifest.check = f.check
         // [issue 4, HDF5] the manifest also goes inside the output (HDF5 attribute), so commit after it.
         // The manifest is written in full before the data replaces anything, so a failure
         // (a full disk) leaves the earlier output and its manifest together.

@@ -8,7 +8,13 @@ public enum ExifOrientation {
     /// `Exif\0\0` segment, else (when it holds no Orientation tag) XMP's `tiff:Orientation` in
     /// the last APP1 XMP segment; segments before the first scan.
     public static func fromJPEG(_ d: [UInt8]) -> Int {
-        guard d.count >= 4, d[0] == 0xFF, d[1] == 0xD8 else { return 1 }
+        jpegTag(d).map { (1...8).contains($0) ? $0 : 1 } ?? 1
+    }
+
+    /// The Orientation value a JPEG states (EXIF, else XMP), as stored: nil when it states none.
+    /// A value outside 1...8 is malformed (`fromJPEG` reads it as 1; `check` reports it).
+    public static func jpegTag(_ d: [UInt8]) -> Int? {
+        guard d.count >= 4, d[0] == 0xFF, d[1] == 0xD8 else { return nil }
         let xmpHeader = Array("http://ns.adobe.com/xap/1.0/".utf8) + [0]
         var exif: ArraySlice<UInt8>?, xmp: ArraySlice<UInt8>?
         var i = 2
@@ -33,7 +39,7 @@ public enum ExifOrientation {
         }
         var tag = exif.flatMap { orientationTag($0) }
         if tag == nil, let xmp { tag = xmpOrientation(Array(xmp)) }
-        return tag.map { (1...8).contains($0) ? $0 : 1 } ?? 1
+        return tag
     }
 
     /// Orientation from a PNG held in memory (see `fromPNG(read:)`).

@@ -7,6 +7,13 @@ public struct SHA256Stream {
     public mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) } }
     public func finish() -> String { hex(hasher.finalize()) }
+    /// The 32 bytes of the digest.
+    public func finishBytes() -> [UInt8] { Array(hasher.finalize()) }
+}
+
+/// SHA-256 of a byte array, its 32 bytes.
+public func sha256Bytes(_ bytes: [UInt8]) -> [UInt8] {
+    bytes.withUnsafeBytes { Array(SHA256.hash(data: $0)) }
 }
 
 /// SHA-256 of a byte array, as lowercase hex.

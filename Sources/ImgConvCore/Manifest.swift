@@ -191,6 +191,9 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var skipped: [SkippedFile]
     public var warnings: [String]
     public var summary: Summary
+    /// What `check` found in the sources, when the conversion was given `--check`
+    /// (`Schemas/check.schema.json`).
+    public var check: JSONValue?
 
     public init(tool: Tool, source: Source, output: Output, options: Options, classes: [ClassRecord],
                 tensors: [TensorRecord], files: [FileRecord], skipped: [SkippedFile], warnings: [String],
@@ -242,6 +245,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     public func write(fileEntries: SpillBuffer?, to sink: ([UInt8]) throws -> Void) throws {
         var j = JSONText(capacity: 4096 + (fileEntries == nil ? files.count * 200 : 0))
         j.beginObject()
+        if let check { j.key("check"); j.value(check) }
         j.key("classes"); j.beginArray()
         for c in classes { j.item(); j.beginObject(); j.member("count", c.count); j.member("index", c.index); j.member("name", c.name); j.endObject() }
         j.endArray()

@@ -123,6 +123,12 @@ struct ConversionOptionGroup: ParsableArguments {
     @Option(help: "Progress on stderr: auto (a bar on a terminal; none with --quiet), json (a JSON line a second, for scripts and notebooks) or none.")
     var progress: ProgressMode = .auto
 
+    /// --progress, with `auto` meaning none under --quiet.
+    var progressMode: ProgressMode { quiet && progress == .auto ? .none : progress }
+
+    @Flag(help: "Run 'imgconv check' on the sources first (one more read of every image) and put its findings in the manifest ('check').")
+    var check = false
+
     @Option(help: ArgumentHelp("Convert one shard of this plan (written by 'imgconv plan') into OUTDIR; the conversion options are the plan's.", valueName: "plan.json"))
     var plan: String?
 
@@ -204,6 +210,7 @@ struct ConversionOptionGroup: ParsableArguments {
     func validate() throws {
         if plan != nil && shardNumbers == nil { throw ValidationError("--plan needs --shard K/N (K from 0 to N-1)") }
         if plan == nil && (shard != nil || force) { throw ValidationError("--shard and --force go with --plan") }
+        if plan != nil && check { throw ValidationError("--check does not go with --plan (run 'imgconv check' on the dataset)") }
         if Self.parseColor(padColor) == nil { throw ValidationError("--pad-color: cannot read '\(padColor)' (R,G,B[,A] 0-255, #rrggbb, black, white)") }
         if let background, Self.parseColor(background) == nil { throw ValidationError("--background: cannot read '\(background)'") }
         if let scale, scale != "unit" { throw ValidationError("--scale takes 'unit'") }
@@ -268,6 +275,7 @@ struct ConversionOptionGroup: ParsableArguments {
         o.decode.jpegDraft = jpegDraft
         o.decode.narrowHighDepth = dtype == .uint8
         o.frames = frames
+        o.check = check
         return o
     }
 }

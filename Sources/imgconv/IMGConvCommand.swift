@@ -12,7 +12,7 @@ struct IMGConvCommand: ParsableCommand {
         commandName: "imgconv",
         abstract: "Convert labeled image folders (ROOT/<class>/<images>) into training tensors.",
         version: ToolInfo.version,
-        subcommands: [ToNPZ.self, ToNPY.self, ToHDF5.self, ToIDX.self, Plan.self, Merge.self, Convert.self, Inspect.self, Export.self, Preview.self, Verify.self])
+        subcommands: [ToNPZ.self, ToNPY.self, ToHDF5.self, ToIDX.self, Plan.self, Merge.self, Convert.self, Inspect.self, Export.self, Preview.self, Verify.self, Check.self])
 
     /// Like ArgumentParser's `main()`, but a usage error is one line (`imgconv: usage: ...`) on
     /// stderr with exit 64, as every other error is one line; help and version print as usual
@@ -124,6 +124,13 @@ enum Console {
     /// and DEL and C1 are escaped the JSON way by `escapingControlCharacters`).
     static func outDocument(_ document: String) {
         emit(1, escapingControlCharacters(document, keepingNewlines: true) + "\n")
+    }
+
+    /// A report as JSON on stdout (`--json`): sorted keys, indented, slashes unescaped.
+    static func outJSON<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        outDocument(String(decoding: try encoder.encode(value), as: UTF8.self))
     }
 
     /// Writes `text` to stdout (1) or stderr (2) unless a write there failed before; a failure

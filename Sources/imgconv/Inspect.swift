@@ -25,9 +25,7 @@ struct Inspect: ParsableCommand {
         try IMGConvCommand.run {
             let report = try Inspector(stats: !noStats).inspect(path: path, read: read.options(prefix: prefix))
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                Console.outDocument(String(decoding: try encoder.encode(report), as: UTF8.self))
+                try Console.outJSON(report)
                 return
             }
             let splitList = report.splits.map { "\($0.name) \($0.count)" }.joined(separator: ", ")

@@ -23,6 +23,7 @@ struct Plan: ParsableCommand {
     func validate() throws {
         try common.validatePaths(outputs: 0)
         if common.plan != nil { throw ValidationError("plan takes ROOT or --list, not --plan") }
+        if common.check { throw ValidationError("--check goes with the to-* commands (run 'imgconv check' on the dataset)") }
         if shards < 1 || shards > 99_999 { throw ValidationError("--shards must be from 1 to 99999") }
     }
 

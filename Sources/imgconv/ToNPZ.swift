@@ -61,7 +61,7 @@ func convert(_ common: ConversionOptionGroup, format: ContainerFormat, settings:
 /// Warnings and progress of a conversion on stderr, as --quiet and --progress ask.
 func report(_ converter: inout Converter, _ common: ConversionOptionGroup) {
     converter.warn = { Console.warning($0) }
-    ProgressBar.shared.begin(mode: common.quiet && common.progress == .auto ? .none : common.progress)
+    ProgressBar.shared.begin(mode: common.progressMode)
     converter.progress = { ProgressBar.shared.update(done: $0, total: $1, bytes: $2, skipped: $3) }
 }
 

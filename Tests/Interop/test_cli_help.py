@@ -17,7 +17,8 @@ import pytest
 import interop_helpers as H
 
 HELP_DIR = Path(__file__).resolve().parent / "help"
-COMMANDS = ["to-npz", "to-npy", "to-hdf5", "to-idx", "convert", "inspect", "export", "preview", "verify", "plan", "merge"]
+COMMANDS = ["to-npz", "to-npy", "to-hdf5", "to-idx", "convert", "inspect", "export", "preview", "verify", "plan", "merge",
+            "check"]
 
 
 @pytest.mark.parametrize("typed,suggested", [
