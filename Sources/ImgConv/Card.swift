@@ -107,17 +107,10 @@ public struct CardBuilder {
                     }
                 }
                 let png = try rgb.withUnsafeBytes { try PNGEncoder.encode($0, width: cw, height: ch, channels: 3, bitDepth: 8) }
-                var values: [JSONValue] = []
-                values.reserveCapacity(cw * ch * g.channels)
-                pick.pixels.withUnsafeBytes { raw in
-                    for k in 0..<(cw * ch * g.channels) {
-                        values.append(JSONValue.num(g.dtype.value(in: raw, at: k * g.dtype.byteSize)))
-                    }
-                }
                 var fields: [(String, JSONValue)] = [
                     ("row", JSONValue.int(pick.index)), ("label", JSONValue.int(c)),
                     ("png", .string("data:image/png;base64," + Base64.encode(png))),
-                    ("values", .array(values)),
+                    ("raw", .string(Base64.encode(pick.pixels))),
                 ]
                 if let records {
                     let r = records[offset + pick.index]

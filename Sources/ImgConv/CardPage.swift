@@ -118,8 +118,28 @@ enum CardPage {
           const {s, t, scale} = current, x = Math.floor(e.offsetX / scale), y = Math.floor(e.offsetY / scale);
           if (x < 0 || y < 0 || x >= s.thumbWidth || y >= s.thumbHeight) return;
           const base = (y * s.thumbWidth + x) * s.channels;
-          hover.textContent = "sample (" + x + ", " + y + "): " + t.values.slice(base, base + s.channels).map(fmt).join(", ");
+          const bytes = Uint8Array.from(atob(t.raw), ch => ch.charCodeAt(0)), view = new DataView(bytes.buffer), vals = [];
+          for (let c = 0; c < s.channels; c++) vals.push(sampleValue(view, (base + c) * SIZE[s.dtype], s.dtype));
+          hover.textContent = "sample (" + x + ", " + y + "): " + vals.map(fmt).join(", ");
         });
+        // The thumbnail's stored samples: little-endian values of the tensor's dtype.
+        const SIZE = {uint8: 1, int8: 1, uint16: 2, int16: 2, float16: 2, int32: 4, uint32: 4, float32: 4, int64: 8, float64: 8};
+        function sampleValue(v, o, dtype) {
+          switch (dtype) {
+            case "uint8": return v.getUint8(o);
+            case "int8": return v.getInt8(o);
+            case "uint16": return v.getUint16(o, true);
+            case "int16": return v.getInt16(o, true);
+            case "int32": return v.getInt32(o, true);
+            case "uint32": return v.getUint32(o, true);
+            case "int64": return Number(v.getBigInt64(o, true));
+            case "float32": return v.getFloat32(o, true);
+            case "float64": return v.getFloat64(o, true);
+            case "float16": { const h = v.getUint16(o, true), e = (h >> 10) & 31, m = h & 1023, sg = h >> 15 ? -1 : 1;
+              return e === 0 ? sg * m * 2 ** -24 : e === 31 ? (m ? NaN : sg * Infinity) : sg * (1 + m / 1024) * 2 ** (e - 15); }
+          }
+          return NaN;
+        }
         const balance = document.getElementById("balance");
         D.splits.forEach(s => {
           const most = Math.max(1, ...s.counts);
