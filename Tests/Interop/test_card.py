@@ -120,7 +120,12 @@ def check_against_npz(npz: Path, facts, clicks, samples: int):
             assert click["onehot"] == "[" + ", ".join(str(int(v)) for v in ys[row]) + "]"
         # The stored values of the top-left pixel, on hover.
         first = arrays[xs_name][row][0, 0].reshape(-1)
-        assert click["hover"] == "sample (0, 0): " + ", ".join(str(int(v)) for v in first)
+        prefix, shown = click["hover"].split(": ")
+        assert prefix == "sample (0, 0)"
+        if first.dtype.kind in "ui":
+            assert shown == ", ".join(str(int(v)) for v in first)
+        else:   # shown with 6 significant digits
+            assert np.allclose([float(v) for v in shown.split(", ")], first.astype(np.float64), rtol=1e-5, atol=1e-7)
     return manifest
 
 
@@ -168,3 +173,24 @@ def test_card_bad_invocations(tmp_path):
     assert not (tmp_path / "c.html").exists()
     res = run_imgconv(["card", tmp_path, "--samples", "0", "-o", tmp_path / "c.html"], expect_rc=64)
     assert "--samples" in res.stderr
+
+
+def test_card_of_a_folder_as_float32(samples_root, tmp_path):
+    """A float32 dry run: the card's shapes, dtypes, means and hovered values equal a real conversion's."""
+    opts = ["--size", "24x24", "--dtype", "float32", "--scale", "unit", "--labels", "onehot", "-q"]
+    card = tmp_path / "card.html"
+    run_imgconv(["card", samples_root, "-o", card, "--samples", "2", "--no-check", *opts])
+    out = tmp_path / "out.npz"
+    run_imgconv(["to-npz", samples_root, out, *opts])
+    facts, clicks, errors, foreign, loaded = open_card(card)
+    assert errors == [] and foreign == []
+    assert [t["dtype"] for t in facts["tensors"]] == ["float32"]
+    check_against_npz(out, facts, clicks, samples=2)
+    assert "not run" in open_card_text(card)
+
+
+def open_card_text(card: Path) -> str:
+    """The check section's text as written (the page fills it from the embedded data)."""
+    html = card.read_text()
+    data = json.loads(html.split('id="card-data">', 1)[1].split("</script>", 1)[0])
+    return "not run" if "check" not in data else "ran"
