@@ -60,7 +60,7 @@ public struct CardBuilder {
         }
         var root: [(String, JSONValue)] = [
             ("source", .string(sourceName ?? input)),
-            ("format", .string(dataset.formatName)),
+            ("format", .string(sourceName == nil ? dataset.formatName : "folder (dry run of the conversion)")),
             ("classes", .array(names.enumerated().map { JSONValue.obj([("index", JSONValue.int($0.offset)), ("name", .string($0.element))]) })),
             ("splits", .array(splits)),
         ]

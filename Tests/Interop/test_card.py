@@ -66,6 +66,7 @@ def open_card(card: Path, shot: Path | None = None):
                 dups: [...document.querySelectorAll('#check .dup')].map(d => ({leak: d.classList.contains('leak'),
                     files: [...d.querySelectorAll('.dup-file')].map(f => f.textContent.trim())})),
                 skipped: [...document.querySelectorAll('#skipped li')].map(li => li.textContent),
+                summary: document.getElementById('summary').textContent,
             })""")
             clicks = []
             for split in sorted({t["split"] for c in facts["classes"] for t in c["thumbs"]}):
@@ -146,6 +147,7 @@ def test_card_of_samples_output(samples_root, tmp_path):
     for click in clicks:
         assert click["sha"] == by_path[click["path"]]["sha256"]
     assert facts["dups"] == []
+    assert facts["summary"].startswith("npz, 4 classes")
 
 
 def test_card_of_a_folder_dry_run_shows_duplicates_and_leaks(tmp_path):
@@ -166,6 +168,7 @@ def test_card_of_a_folder_dry_run_shows_duplicates_and_leaks(tmp_path):
     assert any("train/1/cat.jpg" in f for d in leaks for f in d["files"])
     assert any("test/1/cat_copy.jpg" in f for d in leaks for f in d["files"])
     assert any(s.startswith("train/1/truncated.jpg") for s in facts["skipped"])
+    assert facts["summary"].startswith("folder (dry run of the conversion), 3 classes")
 
 
 def test_card_bad_invocations(tmp_path):
