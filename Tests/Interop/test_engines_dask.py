@@ -14,7 +14,6 @@ the same tensors and manifest, and verify fails once a part is moved away.
 from __future__ import annotations
 
 import filecmp
-import io
 import os
 import shutil
 import subprocess
@@ -33,47 +32,6 @@ OPTIONS = ["--skip-bad", "--split", "train=0.8,val=0.1,test=0.1", "--stratify", 
            "--size", "16x16", "--jobs", "2"]
 SINGLE_NAMES = {"npz": "out.npz", "npy": "out", "hdf5": "out.h5", "idx": "out"}
 COMMANDS = {"npz": "to-npz", "npy": "to-npy", "hdf5": "to-hdf5", "idx": "to-idx"}
-
-
-def build_dataset(root: Path, n_regular: int = 1980) -> int:
-    """Writes the mixed dataset; returns the number of files that should convert."""
-    from PIL import Image
-    rng = np.random.default_rng(2026)
-    classes = ["cat", "dog", "fox"]
-
-    def save(rel: str, img, **kw):
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        img.save(p, **kw)
-
-    for i in range(n_regular):
-        arr = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-        save(f"{classes[i % 3]}/{i:04d}.{'png' if i % 2 else 'jpg'}", Image.fromarray(arr))
-    for i in range(10):   # gray images among colour ones: replicated to 3 channels
-        save(f"{classes[i % 3]}/gray{i}.png", Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)))
-    for i, orientation in enumerate((6, 8, 3, 6, 8)):   # stored 20x16, upright 16x20 for 6 and 8
-        exif = Image.Exif()
-        exif[0x0112] = orientation
-        save(f"{classes[i % 3]}/rotated{i}.jpg",
-             Image.fromarray(rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)), exif=exif)
-    for i in range(3):   # headers read, data cut: skipped by the shard that decodes them
-        buf = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(buf, format="PNG")
-        (root / classes[i] / f"corrupt{i}.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) * 2 // 3])
-    (root / "dog" / "badheader.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    (root / "fox" / "notes.txt").write_bytes(b"not an image\n")
-    return n_regular + 10 + 5
-
-
-def cmp_output(a: Path, b: Path) -> None:
-    """a equals b byte for byte: a file and its manifest, or every file of a folder."""
-    if a.is_dir():
-        assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
-        for p in a.iterdir():
-            assert filecmp.cmp(p, b / p.name, shallow=False), f"{p.name} differs"
-    else:
-        assert filecmp.cmp(a, b, shallow=False), f"{a.name} differs"
-        assert filecmp.cmp(f"{a}.manifest.json", f"{b}.manifest.json", shallow=False)
 
 
 def part_name(fmt: str, k: int) -> str:
@@ -98,7 +56,7 @@ def test_dask_local_cluster_kill_rerun_merge(run, imgconv_bin, dask_shards, tmp_
         pytest.skip("strace is not installed (scripts/setup.sh --test installs it): it kills the shard")
     monkeypatch.setenv("IMGCONV", str(imgconv_bin))
     root = tmp_path / "root"
-    converted = build_dataset(root)
+    converted = H.build_engine_dataset(root)
 
     single = tmp_path / "single"
     for fmt, name in SINGLE_NAMES.items():
@@ -144,16 +102,16 @@ def test_dask_local_cluster_kill_rerun_merge(run, imgconv_bin, dask_shards, tmp_
     assert "merged and verified" in res.stdout
     for k, t in kept.items():
         assert os.stat(parts / part_name("npz", k)).st_mtime_ns == t
-    cmp_output(works["npz"] / "out.npz", single / "npz" / "out.npz")
+    H.cmp_output(works["npz"] / "out.npz", single / "npz" / "out.npz")
 
     # The other formats: merged (the script's merge and verify), equal to one-machine runs.
     for fmt in ("npy", "idx"):
         out = D.merge_and_verify(works[fmt], fmt)
-        cmp_output(out, single / fmt / SINGLE_NAMES[fmt])
+        H.cmp_output(out, single / fmt / SINGLE_NAMES[fmt])
     virtual = D.merge_and_verify(works["hdf5"], "hdf5")
     (works["hdf5"] / "full").mkdir()
     run(["merge", works["hdf5"] / "parts", works["hdf5"] / "full" / "out.h5", "--materialize", "-q"])
-    cmp_output(works["hdf5"] / "full" / "out.h5", single / "hdf5" / "out.h5")
+    H.cmp_output(works["hdf5"] / "full" / "out.h5", single / "hdf5" / "out.h5")
 
     # The virtual .h5: the one-machine manifest (tensor hashes included) and the same tensors.
     assert filecmp.cmp(f"{virtual}.manifest.json", single / "hdf5" / "out.h5.manifest.json", shallow=False)
