@@ -16,7 +16,7 @@
 # after it. Running a task twice is harmless: a shard whose part is committed is "done already".
 set -euo pipefail
 
-usage() { sed -n '4,5p' "$0" | sed 's/^# *//' >&2; exit 64; }
+usage() { sed -n '5,6p' "$0" | sed 's/^# *//' >&2; exit 64; }
 [ $# -ge 1 ] || usage
 mode=$1; shift
 case $mode in

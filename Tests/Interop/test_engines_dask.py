@@ -7,8 +7,9 @@ with retries), in all four formats. Shard 3 of the .npz run is killed for real o
 its imgconv process gets SIGKILL (strace's fault injection) when it renames its finished part
 into place, so it dies mid-shard leaving only temporary files. `merge --check` names it (66),
 the example script's --rerun-missing runs that shard alone (the others' parts untouched), and the
-merged outputs of all four formats equal one-machine runs byte for byte. The virtual .h5 reads
-the same tensors and manifest, and verify fails once a part is moved away.
+merged outputs of all four formats (IDX by the script from the start) equal one-machine runs
+byte for byte. The virtual .h5 reads the same tensors and manifest, and verify fails once a part
+is moved away.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def test_dask_local_cluster_kill_rerun_merge(run, imgconv_bin, dask_shards, tmp_
                               retries=1, prefixes={KILLED: killer})
         assert list(failed) == [KILLED]
         assert f"shard {KILLED}/{SHARDS} exited -9" in str(failed[KILLED])   # SIGKILL, after its retry
-        for fmt in ("npy", "hdf5", "idx"):
+        for fmt in ("npy", "hdf5"):
             assert D.run_shards(client, list(range(SHARDS)), SHARDS, fmt, plan, works[fmt] / "parts") == {}
 
     parts = works["npz"] / "parts"
@@ -104,10 +105,17 @@ def test_dask_local_cluster_kill_rerun_merge(run, imgconv_bin, dask_shards, tmp_
         assert os.stat(parts / part_name("npz", k)).st_mtime_ns == t
     H.cmp_output(works["npz"] / "out.npz", single / "npz" / "out.npz")
 
-    # The other formats: merged (the script's merge and verify), equal to one-machine runs.
-    for fmt in ("npy", "idx"):
-        out = D.merge_and_verify(works[fmt], fmt)
-        H.cmp_output(out, single / fmt / SINGLE_NAMES[fmt])
+    # IDX: the example script from the start (plan, shards, merge, verify) on its own LocalCluster.
+    res = subprocess.run([sys.executable, EXAMPLES / "dask_shards.py", root, works["idx"], "--shards", str(SHARDS),
+                          "--format", "idx", "--", *OPTIONS], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "running shards: 0,1,2,3,4" in res.stdout.splitlines() and "rerunning" not in res.stdout
+    assert H.load_json(works["idx"] / "plan.json")["hash"] == doc["hash"]
+    H.cmp_output(works["idx"] / "out", single / "idx" / "out")
+
+    # npy and HDF5: merged with the script's merge and verify, equal to one-machine runs.
+    out = D.merge_and_verify(works["npy"], "npy")
+    H.cmp_output(out, single / "npy" / "out")
     virtual = D.merge_and_verify(works["hdf5"], "hdf5")
     (works["hdf5"] / "full").mkdir()
     run(["merge", works["hdf5"] / "parts", works["hdf5"] / "full" / "out.h5", "--materialize", "-q"])
