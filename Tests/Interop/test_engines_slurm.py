@@ -75,7 +75,7 @@ class Slurm:
         (d / "spool").mkdir()
         (d / "slurm.conf").write_text("\n".join([
             "ClusterName=imgconvtest",
-            f"SlurmctldHost={host}",
+            f"SlurmctldHost={host}(127.0.0.1)",   # no name lookup needed
             "SlurmUser=root",
             f"SlurmctldPort={ctld_port}",
             f"SlurmdPort={d_port}",
@@ -96,7 +96,7 @@ class Slurm:
             "MpiDefault=none",
             # Array tasks start within a second instead of in waves 3 s apart.
             "SchedulerParameters=bf_interval=1,batch_sched_delay=0",
-            f"NodeName={host} CPUs=2 RealMemory=500 State=UNKNOWN",
+            f"NodeName={host} NodeAddr=127.0.0.1 CPUs=2 RealMemory=500 State=UNKNOWN",
             f"PartitionName=p Nodes={host} Default=YES MaxTime=INFINITE State=UP",
         ]) + "\n")
         # slurmd reads cgroup.conf beside slurm.conf; no job is put in a cgroup here
