@@ -8,8 +8,9 @@ its imgconv process gets SIGKILL (strace's fault injection) when it renames its 
 into place, so it dies mid-shard leaving only temporary files. `merge --check` names it (66),
 the example script's --rerun-missing runs that shard alone (the others' parts untouched), and the
 merged outputs of all four formats (IDX by the script from the start) equal one-machine runs
-byte for byte. The virtual .h5 reads the same tensors and manifest, and verify fails once a part
-is moved away.
+byte for byte, also for the .npy run, whose worker running shard 1 is SIGKILLed mid-shard (Dask
+restarts it and runs the shard again). The virtual .h5 reads the same tensors and manifest, and
+verify fails once a part is moved away.
 """
 
 from __future__ import annotations
@@ -83,8 +84,16 @@ def test_dask_local_cluster_kill_rerun_merge(run, imgconv_bin, dask_shards, tmp_
                               retries=1, prefixes={KILLED: killer})
         assert list(failed) == [KILLED]
         assert f"shard {KILLED}/{SHARDS} exited -9" in str(failed[KILLED])   # SIGKILL, after its retry
-        for fmt in ("npy", "hdf5"):
-            assert D.run_shards(client, list(range(SHARDS)), SHARDS, fmt, plan, works[fmt] / "parts") == {}
+        # The .npy run: the worker running shard 1 is SIGKILLed while its imgconv runs (first
+        # attempt only). The nanny starts a new worker, Dask runs the shard again (and any
+        # finished shard whose result lived on the dead worker): all succeed, the parts agree.
+        marker = tmp_path / "worker-killed"
+        worker_killer = ("sh", "-c", '[ -e "$0" ] && exec "$@"; : > "$0"; "$@" & kill -KILL $PPID; wait $!', marker)
+        before = set(client.scheduler_info()["workers"])
+        assert D.run_shards(client, list(range(SHARDS)), SHARDS, "npy", plan, works["npy"] / "parts",
+                            prefixes={1: worker_killer}) == {}
+        assert marker.exists() and set(client.scheduler_info()["workers"]) != before
+        assert D.run_shards(client, list(range(SHARDS)), SHARDS, "hdf5", plan, works["hdf5"] / "parts") == {}
 
     parts = works["npz"] / "parts"
     assert not (parts / part_name("npz", KILLED)).exists()
