@@ -9,7 +9,8 @@ want_tests=0
 [ "${1:-}" = "--test" ] && want_tests=1
 
 packages=(pkg-config libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libtiff-dev libwebp-dev libgif-dev libhdf5-dev zlib1g-dev libdeflate-dev libavif-dev libheif-dev)
-[ $want_tests = 1 ] && packages+=(unzip hdf5-tools time strace)
+# dpkg-dev and lintian: scripts/package-deb.sh and its test (Tests/Interop/test_deb.py).
+[ $want_tests = 1 ] && packages+=(unzip hdf5-tools time strace dpkg-dev lintian)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
