@@ -24,8 +24,8 @@ mkdir -p "$out_dir" || fail "cannot create the output folder '$out_dir'"
 out_dir=$(cd "$out_dir" && pwd)
 scratch=.build-deb
 work=$scratch/deb
-for tool in dpkg-deb dpkg-shlibdeps dpkg-architecture strip gzip; do
-  command -v "$tool" >/dev/null || fail "'$tool' is missing (apt-get install dpkg-dev binutils)"
+for tool in swift dpkg dpkg-deb dpkg-shlibdeps strip gzip; do
+  command -v "$tool" >/dev/null || fail "'$tool' is missing (the Swift toolchain, dpkg-dev and binutils are needed)"
 done
 
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
@@ -43,7 +43,8 @@ fi
 # 1. The binary, with the Swift standard library and Foundation linked in.
 echo "package-deb: swift build -c release --static-swift-stdlib" >&2
 swift build -c release --product imgconv --static-swift-stdlib --scratch-path "$scratch" \
-    2>&1 | { grep -Ev '^\[[0-9]+/[0-9]+\]' || true; } >&2
+    2>&1 | { grep -Ev '^\[[0-9]+/[0-9]+\]' || true; } >&2 \
+  || fail "swift build -c release --static-swift-stdlib failed (its messages are above)"
 bin=$scratch/release/imgconv
 [ -x "$bin" ] || fail "the build left no $bin"
 toolchain_libs=$(ldd "$bin" | grep -E 'libswift|libFoundation|lib_Foundation|libdispatch|libBlocksRuntime' || true)
@@ -57,7 +58,8 @@ toolchain_libs=$(ldd "$bin" | grep -E 'libswift|libFoundation|lib_Foundation|lib
 # whole package twice; the tool itself builds in about 20 seconds, once.
 echo "package-deb: man page (generate-manual)" >&2
 swift build --product generate-manual --scratch-path "$scratch" \
-    2>&1 | { grep -Ev '^\[[0-9]+/[0-9]+\]' || true; } >&2
+    2>&1 | { grep -Ev '^\[[0-9]+/[0-9]+\]' || true; } >&2 \
+  || fail "swift build --product generate-manual failed (its messages are above)"
 generate_manual=$(swift build --product generate-manual --scratch-path "$scratch" --show-bin-path)/generate-manual
 [ -x "$generate_manual" ] || fail "the build left no $generate_manual"
 manual_dir=$work-manual
