@@ -752,3 +752,8 @@ public func withFolderLock<T>(_ folder: String, shared: Bool = false, _ body: ()
     while flock(fd, shared ? LOCK_SH : LOCK_EX) != 0 && errno == EINTR {}
     return try body()
 }
+
+/// The text of a NUL-terminated C buffer (up to its first NUL, or all of it), as UTF-8.
+public func stringFromCBuffer(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -45,7 +45,7 @@ enum HDF5 {
             if text.isEmpty {
                 var buffer = [CChar](repeating: 0, count: 256)
                 if H5Eget_msg(entry.pointee.min_num, nil, &buffer, buffer.count) > 0 {
-                    text = String(cString: buffer)
+                    text = stringFromCBuffer(buffer)
                 }
             }
             collector.entries.append((function, text))

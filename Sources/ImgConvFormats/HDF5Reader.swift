@@ -37,7 +37,7 @@ public final class HDF5Reader: TensorContainer {
                 var buffer = [CChar](repeating: 0, count: Int(length) + 1)
                 try ctx.check(H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buffer, buffer.count, imc_h5p_default()),
                               "read the name of link \(i)")
-                let name = String(cString: buffer)
+                let name = stringFromCBuffer(buffer)
                 // An external link would open another file: it is listed, and refused when opened.
                 var link = H5L_info_t()
                 try ctx.check(H5Lget_info_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, &link, imc_h5p_default()),
@@ -175,7 +175,7 @@ public final class HDF5Reader: TensorContainer {
                 let length = try ctx.check(H5Pget_virtual_filename(dcpl, k, nil, 0), "read source \(k) of '/\(name)'")
                 var buffer = [CChar](repeating: 0, count: Int(length) + 1)
                 _ = try ctx.check(H5Pget_virtual_filename(dcpl, k, &buffer, buffer.count), "read source \(k) of '/\(name)'")
-                let source = String(cString: buffer)
+                let source = stringFromCBuffer(buffer)
                 if source == "." { continue }
                 // A missing source would read as fill values, and HDF5 would look for it in the
                 // working folder next: it must be where the file says, beside or below it.
@@ -227,7 +227,7 @@ public final class HDF5Reader: TensorContainer {
         let length = try ctx.check(H5Pget_virtual_dsetname(dcpl, index, nil, 0), "read source \(index) of '/\(name)'")
         var buffer = [CChar](repeating: 0, count: Int(length) + 1)
         _ = try ctx.check(H5Pget_virtual_dsetname(dcpl, index, &buffer, buffer.count), "read source \(index) of '/\(name)'")
-        let sourceName = String(cString: buffer)
+        let sourceName = stringFromCBuffer(buffer)
         // The block of the virtual dataset the source fills (the source's own space is stored as
         // "all of it", without an extent to compare).
         let mapped = scope.own(try ctx.check(H5Pget_virtual_vspace(dcpl, index), "read source \(index) of '/\(name)'"), .dataspace)
@@ -293,7 +293,7 @@ public final class HDF5Reader: TensorContainer {
                 case H5Z_FILTER_DEFLATE: filters.append("gzip(\(valueCount > 0 ? values[0] : 0))")
                 case H5Z_FILTER_SHUFFLE: filters.append("shuffle")
                 case H5Z_FILTER_FLETCHER32: filters.append("fletcher32")
-                default: filters.append(String(cString: filterName).isEmpty ? "filter \(id)" : String(cString: filterName))
+                default: filters.append(stringFromCBuffer(filterName).isEmpty ? "filter \(id)" : stringFromCBuffer(filterName))
                 }
             }
             let rank = Int(H5Pget_chunk(dcpl, 0, nil))

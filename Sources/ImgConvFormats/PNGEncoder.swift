@@ -25,7 +25,7 @@ public enum PNGEncoder {
         let rc = imc_png_encode(pixels.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(width), UInt32(height),
                                 Int32(channels), Int32(bitDepth), Int32(level), &out, &length, &message, message.count)
         guard rc == 0, let out else {
-            throw ImgConvError(.internal, "libpng: \(String(cString: message))")
+            throw ImgConvError(.internal, "libpng: \(stringFromCBuffer(message))")
         }
         defer { imc_png_free(out) }
         return Array(UnsafeBufferPointer(start: out, count: length))

@@ -35,7 +35,7 @@ public enum TIFFEncoder {
         let rc = imc_tiff_encode(pixels.baseAddress!, UInt32(width), UInt32(height), Int32(channels),
                                  Int32(dtype.byteSize * 8), format, &out, &length, &message, message.count)
         guard rc == 0, let out else {
-            throw ImgConvError(.internal, "libtiff: \(String(cString: message))")
+            throw ImgConvError(.internal, "libtiff: \(stringFromCBuffer(message))")
         }
         defer { imc_tiff_free(out) }
         return Array(UnsafeBufferPointer(start: out, count: length))

@@ -53,8 +53,9 @@ final class AnimationTests: XCTestCase {
             let pool = try XCTUnwrap(pooled.animations)
             let order = SeededShuffle(seed: 3).shuffled(Array(0..<header.pages))
             let lock = NSLock()
-            var got = [[UInt8]?](repeating: nil, count: header.pages)
-            var failure: Error?
+            // Written by the concurrent iterations under `lock` only.
+            nonisolated(unsafe) var got = [[UInt8]?](repeating: nil, count: header.pages)
+            nonisolated(unsafe) var failure: Error?
             DispatchQueue.concurrentPerform(iterations: order.count) { i in
                 let k = order[i]
                 do {

@@ -8,7 +8,9 @@ file's location, never from the machine the tests happen to run on.
 from __future__ import annotations
 
 import csv
+import filecmp
 import hashlib
+import io
 import json
 import os
 import re
@@ -644,3 +646,50 @@ def check_fidelity_table(table, known_gaps: dict, tsv: Path) -> None:
             problems.append(f"table differs from {tsv.name}: {f}: expected {expected.get(f)!r}, "
                             f"got {actual.get(f)!r}")
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sharded conversion on engines (Dask, Slurm, Spark)
+# --------------------------------------------------------------------------------------------------
+
+def build_engine_dataset(root: Path, n_regular: int = 1980) -> int:
+    """The mixed dataset of the engine tests (test_engines_*.py): n_regular 16x16 PNGs and
+    JPEGs in three classes, 10 gray images, 5 EXIF-rotated JPEGs, 3 PNGs whose data is cut, a PNG
+    with a bad header and a non-image. Returns the number of files that convert (--skip-bad)."""
+    from PIL import Image
+    rng = np.random.default_rng(2026)
+    classes = ["cat", "dog", "fox"]
+
+    def save(rel: str, img, **kw):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        img.save(p, **kw)
+
+    for i in range(n_regular):
+        arr = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        save(f"{classes[i % 3]}/{i:04d}.{'png' if i % 2 else 'jpg'}", Image.fromarray(arr))
+    for i in range(10):   # gray images among colour ones: replicated to 3 channels
+        save(f"{classes[i % 3]}/gray{i}.png", Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)))
+    for i, orientation in enumerate((6, 8, 3, 6, 8)):   # stored 20x16, upright 16x20 for 6 and 8
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        save(f"{classes[i % 3]}/rotated{i}.jpg",
+             Image.fromarray(rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)), exif=exif)
+    for i in range(3):   # headers read, data cut: skipped by the shard that decodes them
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(buf, format="PNG")
+        (root / classes[i] / f"corrupt{i}.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) * 2 // 3])
+    (root / "dog" / "badheader.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    (root / "fox" / "notes.txt").write_bytes(b"not an image\n")
+    return n_regular + 10 + 5
+
+
+def cmp_output(a: Path, b: Path) -> None:
+    """a equals b byte for byte: a file and its manifest, or every file of a folder."""
+    if a.is_dir():
+        assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+        for p in a.iterdir():
+            assert filecmp.cmp(p, b / p.name, shallow=False), f"{p.name} differs"
+    else:
+        assert filecmp.cmp(a, b, shallow=False), f"{a.name} differs"
+        assert filecmp.cmp(f"{a}.manifest.json", f"{b}.manifest.json", shallow=False)
