@@ -11,8 +11,9 @@ want_tests=0
 packages=(pkg-config libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libtiff-dev libwebp-dev libgif-dev libhdf5-dev zlib1g-dev libdeflate-dev libavif-dev libheif-dev)
 # The test packages: strace also kills a shard in the Dask test; Slurm and munge run the Slurm
 # test's own one-node cluster (Tests/Interop/test_engines_slurm.py starts and stops it); dpkg-dev
-# and lintian: scripts/package-deb.sh and its test (Tests/Interop/test_deb.py).
-[ $want_tests = 1 ] && packages+=(unzip hdf5-tools time strace slurmctld slurmd slurm-client munge dpkg-dev lintian)
+# and lintian: scripts/package-deb.sh and its test (Tests/Interop/test_deb.py); chromium: the
+# card's browser test (Tests/Interop/test_card.py).
+[ $want_tests = 1 ] && packages+=(unzip hdf5-tools time strace slurmctld slurmd slurm-client munge dpkg-dev lintian chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,7 +12,7 @@ struct IMGConvCommand: ParsableCommand {
         commandName: "imgconv",
         abstract: "Convert labeled image folders (ROOT/<class>/<images>) into training tensors.",
         version: ToolInfo.version,
-        subcommands: [ToNPZ.self, ToNPY.self, ToHDF5.self, ToIDX.self, Plan.self, Merge.self, Convert.self, Inspect.self, Export.self, Preview.self, Verify.self, Check.self])
+        subcommands: [ToNPZ.self, ToNPY.self, ToHDF5.self, ToIDX.self, Plan.self, Merge.self, Convert.self, Inspect.self, Export.self, Preview.self, Verify.self, Check.self, Card.self])
 
     /// Like ArgumentParser's `main()`, but a usage error is one line (`imgconv: usage: ...`) on
     /// stderr with exit 64, as every other error is one line; help and version print as usual

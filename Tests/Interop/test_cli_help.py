@@ -18,7 +18,7 @@ import interop_helpers as H
 
 HELP_DIR = Path(__file__).resolve().parent / "help"
 COMMANDS = ["to-npz", "to-npy", "to-hdf5", "to-idx", "convert", "inspect", "export", "preview", "verify", "plan", "merge",
-            "check"]
+            "check", "card"]
 
 
 @pytest.mark.parametrize("typed,suggested", [
