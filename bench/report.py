@@ -296,6 +296,139 @@ if m1 and m10:
     P(f"Peak RSS at 10x is **{100 * (grow - 1):+.1f}%** against 1x.")
     P("")
 
+# ------------------------------------------------------------------ shards (issue 15)
+shinfo = plain("shards.tsv")
+NSH = int(next((r[2] for r in shinfo if r[:2] == ["shards", "shards"]), 0))
+one2, one1, plan_r = Runs("shards", "one_j2"), Runs("shards", "one_j1"), Runs("shards", "plan")
+shard_targets = []
+if one2 and plan_r and NSH:
+    counts = {int(r[2]): int(r[3]) for r in shinfo if r[:2] == ["shards", "count"]}
+    sizes = {r[2]: int(r[3]) for r in shinfo if r[:2] == ["shards", "size"]}
+    ident = {}
+    for r in shinfo:
+        if r[:2] == ["shards", "identical"] and r[2] != "0":
+            ident.setdefault(r[3], []).append(r[4])
+    n_all = sum(counts.values())
+
+    def shard_runs(kind):
+        return [Runs("shards", f"{kind}_{k}") for k in range(NSH)]
+
+    def per_round_sum(runs, field):
+        rounds = sorted(set.intersection(*(set(r.by_round) for r in runs)))
+        return {rd: sum(float(r.by_round[rd][f]) for r in runs for f in field) for rd in rounds}
+
+    def cpu(run, rd):
+        return float(run.by_round[rd]["user_s"]) + float(run.by_round[rd]["sys_s"])
+
+    j1, j2, h5 = shard_runs("shard_j1"), shard_runs("shard_j2"), shard_runs("shard_h5")
+    m_npz, m_virt, m_mat, dd, one_h5 = (Runs("shards", t) for t in ["merge_npz", "merge_h5_virtual", "merge_h5_materialize", "disk_write", "one_h5"])
+    P(f"## Sharded conversion (issue 15): plan, {NSH} shards, merge (jpeg256)")
+    P("")
+    P(f"The jpeg256 set ({n_all:,} images) converted on one machine (`to-npz`, `--jobs` 2 and 1) and as `plan --shards {NSH}`, "
+      f"then each shard `to-npz --plan --shard K/{NSH}` run one after another (once at `--jobs 1`, once at the default "
+      "2 threads), then `merge`; the same for HDF5 (`to-hdf5`, shards, `merge` with virtual datasets and with "
+      "`--materialize`). `dd` writes and syncs as many bytes as the merged `.npz` (the disk's sequential write). "
+      f"Warm page cache; every figure is a whole process, median over {RUNS} rounds of the whole flow.")
+    P("")
+    P("| step | wall s, median [min-max] | images/s | peak RSS MiB | CPU s (sys) | other load |")
+    P("|---|---|---|---|---|---|")
+    rowsdef = [("one machine `to-npz` (2 threads)", one2, n_all), ("one machine `to-npz --jobs 1`", one1, n_all),
+               (f"`plan --shards {NSH}`", plan_r, n_all)]
+    rowsdef += [(f"shard {k}/{NSH} `--jobs 1`", j1[k], counts.get(k, 0)) for k in range(NSH)]
+    rowsdef += [(f"shard {k}/{NSH} (2 threads)", j2[k], counts.get(k, 0)) for k in range(NSH)]
+    rowsdef += [("`merge` npz (stored)", m_npz, n_all), ("one machine `to-hdf5` (2 threads)", one_h5, n_all)]
+    rowsdef += [(f"shard {k}/{NSH} `to-hdf5`", h5[k], counts.get(k, 0)) for k in range(NSH)]
+    rowsdef += [("`merge` h5, virtual (default)", m_virt, n_all), ("`merge --materialize` h5", m_mat, n_all),
+                ("`dd bs=1M conv=fdatasync`, merged npz's size", dd, 0)]
+    for label, r, n in rowsdef:
+        if r:
+            P(f"| {label} | {r.wall_cell()} | {f'{n / r.med:,.0f}' if n else ''} | {max(r.rss):.0f} | {r.cpu_cell()} | {max(r.other):.2f} |")
+    P("")
+
+    def med(values):
+        return st.median(values) if values else float("nan")
+
+    # per-round ratios, then their median
+    cpu_one = {rd: cpu(one2, rd) for rd in one2.by_round}
+    cpu_sum_j2 = {rd: sum(cpu(r, rd) for r in j2) for rd in one2.by_round if all(rd in r.by_round for r in j2)}
+    cpu_sum_j1 = {rd: sum(cpu(r, rd) for r in j1) for rd in one1.by_round if all(rd in r.by_round for r in j1)}
+    cpu_one1 = {rd: cpu(one1, rd) for rd in one1.by_round}
+    q_cpu2 = med([cpu_sum_j2[rd] / cpu_one[rd] for rd in cpu_sum_j2 if rd in cpu_one])
+    q_cpu1 = med([cpu_sum_j1[rd] / cpu_one1[rd] for rd in cpu_sum_j1 if rd in cpu_one1])
+    wall_one = {rd: float(one2.by_round[rd]["wall_s"]) for rd in one2.by_round}
+    q_plan = med([float(plan_r.by_round[rd]["wall_s"]) / wall_one[rd] for rd in plan_r.by_round if rd in wall_one])
+    q_merge = med([float(m_npz.by_round[rd]["wall_s"]) / wall_one[rd] for rd in m_npz.by_round if rd in wall_one])
+    ips1 = [counts[k] / j1[k].med for k in range(NSH)]
+    ips2 = [counts[k] / j2[k].med for k in range(NSH)]
+    sh_walls = [r.med for r in j2]
+    slow = max(sh_walls) / st.median(sh_walls)
+    npz_mb = sizes.get("sh_merged/x.npz", 0) / 1e6
+    h5_mb = sizes.get("sh_merged/x.h5", 0) / 1e6
+    dd_mbs = npz_mb / dd.med if dd else float("nan")
+    mat_mbs = h5_mb / m_mat.med if m_mat else float("nan")
+    npz_mbs = npz_mb / m_npz.med if m_npz else float("nan")
+    P(f"- Per-shard images/s: {', '.join(f'{x:,.0f}' for x in ips1)} at `--jobs 1`; "
+      f"{', '.join(f'{x:,.0f}' for x in ips2)} at 2 threads (one machine: {n_all / one1.med:,.0f} and {n_all / one2.med:,.0f}).")
+    P(f"- Sum of the shards' CPU time over the one-machine run's: **{q_cpu2:.3f}** at 2 threads, {q_cpu1:.3f} at `--jobs 1` "
+      "(paired by round, median).")
+    P(f"- Plan time over the one-machine run's wall time: **{100 * q_plan:.1f}%**; npz merge: {100 * q_merge:.1f}% "
+      f"({npz_mbs:,.0f} MB/s for {npz_mb:,.0f} MB).")
+    P(f"- HDF5 merge: virtual {m_virt.med:.3f} s; materializing {m_mat.med:.2f} s = {mat_mbs:,.0f} MB/s "
+      f"against `dd`'s {dd_mbs:,.0f} MB/s (**{100 * mat_mbs / dd_mbs:.0f}%**); npz merge {100 * npz_mbs / dd_mbs:.0f}% of `dd`.")
+    P(f"- Slowest shard over the median shard (2 threads): {slow:.3f}.")
+    idl = "; ".join(f"{k.replace('_', ' ')}: {'all rounds' if all(v == 'yes' for v in vs) else ', '.join(vs)}" for k, vs in ident.items())
+    P(f"- Byte identity of the merged outputs with the one-machine outputs, every round: {idl}.")
+    P("")
+    # projection: W machines like this one, W shards; the plan and the merge run on one machine and
+    # scale with the dataset like the one-machine run does, so their fractions of it stay.
+    frac_sh = q_cpu2 * slow  # the shard phase over one machine's wall, before dividing by W
+    frac_virt = (m_virt.med / one2.med) if m_virt else 0
+    P("Projected speed-up on W machines like this one (W shards, one per machine; the plan and the merge run "
+      "on one machine, their share of the one-machine time measured above and assumed to stay as the dataset "
+      "grows; the shard phase takes (one-machine time) x (shard CPU sum ratio) x (slowest/median) / W; reading "
+      "the inputs from shared storage is not modelled):")
+    P("")
+    P("| W | with the npz merge | with the virtual HDF5 merge |")
+    P("|---|---|---|")
+    for w in (8, 64, 512):
+        a = 1 / (q_plan + frac_sh / w + q_merge)
+        b = 1 / (q_plan + frac_sh / w + frac_virt)
+        P(f"| {w} | {a:.1f}x | {b:.1f}x |")
+    P("")
+    P(f"At scale the plan ({100 * q_plan:.1f}%) and a materializing merge ({100 * q_merge:.1f}%) bound the speed-up "
+      f"(at most {1 / (q_plan + q_merge):.0f}x with the npz merge, {1 / (q_plan + frac_virt):.0f}x with the virtual one); the plan reads only headers.")
+    P("")
+    shard_targets += [
+        ("shards: CPU sum within 5% of the one-machine run", f"{q_cpu2:.3f}x", abs(q_cpu2 - 1) <= 0.05),
+        ("shards: plan under 10% of the one-machine run", f"{100 * q_plan:.1f}%", q_plan < 0.10),
+        ("shards: virtual HDF5 merge under 1 s", f"{m_virt.med:.3f} s", m_virt.med < 1),
+        ("shards: materializing merge >= 80% of the disk's sequential write", f"{100 * mat_mbs / dd_mbs:.0f}%", mat_mbs >= 0.8 * dd_mbs),
+    ]
+
+# ------------------------------------------------------------------ loops (issue 17)
+LOOPS = [("resize_rgb", "jpegvar", "--size 224x224", 2000), ("resize_gray", "jpegvar", "--size 224x224 --color gray", 2000),
+         ("gray_from_rgb", "jpeg256", "--color gray", 4000), ("rgb_from_gray", "mnistlike", "--color rgb", 20000)]
+loop_rows = [(n, d, o, c, Runs(f"loops_{n}", "imgconv"), Runs(f"loops_{n}", "imgconv_flag")) for n, d, o, c in LOOPS]
+loop_rows = [x for x in loop_rows if x[4] and x[5]]
+if loop_rows:
+    flaginfo = next((r[2] for r in shinfo if r[:2] == ["loops", "flag_binary"]), "?")
+    same = {r[2]: r[4] for r in shinfo if r[:2] == ["loops", "identical"]}
+    P("## Resize and colour loops without the unsafe flag (issue 17)")
+    P("")
+    P("Today's build (no unsafe flags: the 8-bit resampling passes are C in `CPixels`, compiled for the baseline "
+      "and x86-64-v2 with `target_clones`) against the build that compiled the whole core with "
+      f"`-march=x86-64-v2` ({flaginfo}), alternating, {RUNS} rounds after a warm-up.")
+    P("")
+    P("| run | today: wall s [min-max] | CPU s (sys) | flag build: wall s [min-max] | CPU s (sys) | flag build wall ÷ today's (paired) | user CPU, today ÷ flag build | outputs |")
+    P("|---|---|---|---|---|---|---|---|")
+    for n, d, o, c, new, old in loop_rows:
+        q = paired(new, old)
+        ucpu = st.median(float(r["user_s"]) for r in new.by_round.values()) / st.median(float(r["user_s"]) for r in old.by_round.values())
+        P(f"| {d} `{o}` | {new.wall_cell()} | {new.cpu_cell()} | {old.wall_cell()} | {old.cpu_cell()} | {fmt_ratio(q)} | {ucpu:.3f} | "
+          f"{'byte-identical' if same.get(n) == 'yes' else '**differ**'} |")
+        shard_targets.append((f"loops: {d} `{o}` at least as fast as the flag build (paired wall ratio >= 0.98)", f"{q[0]:.3f}x", q[0] >= 0.98))
+    P("")
+
 # ------------------------------------------------------------------ targets
 def add_ratio_target(d, peer, want, label):
     ic, r = Runs(d, "imgconv"), Runs(d, peer)
@@ -324,6 +457,7 @@ add_ratio_target("mnistlike", "opencv", 1.3, "OpenCV")
 add_ratio_target("jpegvar", "pillow", 2.5, "Pillow")
 add_ratio_target("draft112", "pillow", 5, "the Pillow script resizing to 112x112 (no draft), with `--jpeg-draft`")
 targets += compress_targets
+targets += shard_targets
 rss_rows = [(s, t, max(Runs(s, t).rss)) for s, t in nimg if (t.startswith("imgconv") or s == "mem10x") and Runs(s, t)]
 if rss_rows:
     worst = max(rss_rows, key=lambda x: x[2])
@@ -365,13 +499,13 @@ if machine.get("quiet_wait", "0") != "0":
 P("## Re-run")
 P("")
 cmd = envs + ["bash bench/run.sh"]
-if machine.get("sections", "").split() != ["jpeg256", "jpegvar", "draft112", "png64", "mnistlike", "compress", "mem10x"]:
+if machine.get("sections", "").split() != ["jpeg256", "jpegvar", "draft112", "png64", "mnistlike", "compress", "mem10x", "shards", "loops"]:
     cmd.append(machine.get("sections", ""))
 P(f"This report: `{' '.join(cmd)}`.")
 P("")
 P("```sh")
 P("bash bench/run.sh                    # everything (installs what is missing, generates bench/data)")
-P("bash bench/run.sh jpeg256 png64      # some sections: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x")
+P("bash bench/run.sh jpeg256 png64      # some sections: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops")
 P("RUNS=3 bash bench/run.sh             # fewer rounds")
 P("```")
 print("\n".join(lines))

@@ -2,7 +2,8 @@
 # imgconv benchmark: imgconv against the tools users would pick instead, as ratios in one sitting.
 #
 # usage: bash bench/run.sh [SECTION ...]
-#   SECTION: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x   (default: all of them)
+#   SECTION: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops
+#            (default: all of them)
 #   e.g.     bash bench/run.sh jpeg256 png64
 # environment:
 #   RUNS=5          timed runs per tool (after 1 warm-up run each), alternating tool by tool
@@ -18,6 +19,10 @@
 #                   keeps busy; every tool alike): the runner re-runs itself in its own session and
 #                   sets that session's autogroup nice value (see bench/README.md)
 #   PREWARM_MIB=2560  memory touched and freed just before every timed run (0: off); see bench/README.md
+#   SHARDS=4        shards of the `shards` section (plan, shards at --jobs 1 and 2, merges)
+#   IMGCONV_FLAG=path  the `loops` section's other binary: imgconv as it was with the whole core compiled
+#                   with -march=x86-64-v2 (an unsafe flag, removed for issue 17); by default it is built
+#                   from commit FLAG_COMMIT into out/flag-build (about 2 minutes, once)
 #
 # What it does: installs what is missing (apt: hyperfine, GNU time, libturbojpeg0-dev, libpng-dev,
 # libdeflate-dev, zlib1g-dev, pkg-config; pip into bench/.venv: bench/requirements.txt), builds the
@@ -50,7 +55,7 @@ fi
 # Relative paths from bench/ keep every command word free of spaces (commands are word-split).
 OUT=out
 PY=.venv/bin/python
-ALL_SECTIONS="jpeg256 jpegvar draft112 png64 mnistlike compress mem10x"
+ALL_SECTIONS="jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops"
 SECTIONS=${*:-$ALL_SECTIONS}
 for s in $SECTIONS; do
   case " $ALL_SECTIONS " in *" $s "*) ;; *) echo "run.sh: unknown section '$s' (one of: $ALL_SECTIONS)" >&2; exit 64 ;; esac
@@ -111,6 +116,8 @@ for s in $SECTIONS; do
   case $s in
     compress) need_sets+=(jpeg256) ;;
     mem10x) need_sets+=(png64) ;;
+    shards) need_sets+=(jpeg256) ;;
+    loops) need_sets+=(jpegvar jpeg256 mnistlike) ;;
     draft112) need_sets+=(jpegvar) ;;
     *) need_sets+=("$s") ;;
   esac
@@ -212,7 +219,9 @@ run_tool() {  # SECTION ROUND INDEX
 
 rounds() {
   local section=$1 n=$2 r i
-  for i in "${!T_NAME[@]}"; do printf '%s\t%s\t%s\t%s\n' "$section" "${T_NAME[$i]}" "${T_OUT[$i]}" "$n" >> "$OUT/tools.tsv"; done
+  # NO_CHECK=1: outputs that have no Pillow reference (compared with each other instead)
+  [ "${NO_CHECK:-0}" = 1 ] ||
+    for i in "${!T_NAME[@]}"; do printf '%s\t%s\t%s\t%s\n' "$section" "${T_NAME[$i]}" "${T_OUT[$i]}" "$n" >> "$OUT/tools.tsv"; done
   log "$section: load average $(cut -d' ' -f1-3 /proc/loadavg); warm-up, then $RUNS rounds of: ${T_NAME[*]}"
   printf '%s\tload_before\t%s\n' "$section" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/load.tsv"
   for r in $(seq 0 "$RUNS"); do
@@ -256,8 +265,89 @@ balloon_reporting() {  # virtio-balloon feature bit 5 = VIRTIO_BALLOON_F_REPORTI
 hot_cache() { find "$@" -type f -print0 | xargs -0 cat > /dev/null; }
 HOT=()
 
+# shards_section: issue 15's benchmark (see bench/README.md, "shards").
+SHARDS=${SHARDS:-4}
+shards_section() {
+  local d=data/jpeg256 r k plan=$OUT/sh_plan.json bytes one=$OUT/sh_one merged=$OUT/sh_merged
+  HOT=("$d")
+  log "shards: load average $(cut -d' ' -f1-3 /proc/loadavg); warm-up, then $RUNS rounds of the flow ($SHARDS shards)"
+  printf 'shards\tload_before\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/load.tsv"
+  printf 'shards\tshards\t%s\n' "$SHARDS" >> "$OUT/shards.tsv"
+  # one-machine and merged outputs carry the same names (the manifest records the output's name)
+  mkdir -p "$one" "$merged"
+  for r in $(seq 0 "$RUNS"); do
+    measure shards one_j2 "$r" "$one/x.npz" "$IMG" to-npz "$d" "$one/x.npz" -q
+    measure shards one_j1 "$r" "$one/x.npz" "$IMG" to-npz "$d" "$one/x.npz" -q --jobs 1
+    measure shards plan "$r" "$plan" "$IMG" plan "$d" --shards "$SHARDS" -o "$plan" -q
+    rm -rf "$OUT/sh_parts_j1" "$OUT/sh_parts"
+    for k in $(seq 0 $((SHARDS - 1))); do
+      measure shards "shard_j1_$k" "$r" "$OUT/sh_none" "$IMG" to-npz --plan "$plan" --shard "$k/$SHARDS" "$OUT/sh_parts_j1" -q --jobs 1
+    done
+    for k in $(seq 0 $((SHARDS - 1))); do
+      measure shards "shard_j2_$k" "$r" "$OUT/sh_none" "$IMG" to-npz --plan "$plan" --shard "$k/$SHARDS" "$OUT/sh_parts" -q
+    done
+    measure shards merge_npz "$r" "$merged/x.npz" "$IMG" merge "$OUT/sh_parts" "$merged/x.npz" -q
+    measure shards one_h5 "$r" "$one/x.h5" "$IMG" to-hdf5 "$d" "$one/x.h5" -q
+    rm -rf "$OUT/sh_h5parts"
+    for k in $(seq 0 $((SHARDS - 1))); do
+      measure shards "shard_h5_$k" "$r" "$OUT/sh_none" "$IMG" to-hdf5 --plan "$plan" --shard "$k/$SHARDS" "$OUT/sh_h5parts" -q
+    done
+    measure shards merge_h5_virtual "$r" "$OUT/x.h5" "$IMG" merge "$OUT/sh_h5parts" "$OUT/x.h5" -q
+    measure shards merge_h5_materialize "$r" "$merged/x.h5" "$IMG" merge --materialize "$OUT/sh_h5parts" "$merged/x.h5" -q
+    # the disk's sequential write speed: as many bytes as the merged .npz, written and synced by dd
+    bytes=$(stat -c %s "$merged/x.npz")
+    measure shards disk_write "$r" "$OUT/sh_dd.bin" dd if=/dev/zero of="$OUT/sh_dd.bin" bs=1M count=$(( (bytes + 1048575) / 1048576 )) conv=fdatasync status=none
+    rm -f "$OUT/sh_dd.bin"
+    for f in sh_merged/x.npz sh_merged/x.h5 x.h5; do
+      printf 'shards\tsize\t%s\t%s\n' "$f" "$(stat -c %s "$OUT/$f")" >> "$OUT/shards.tsv"
+    done
+    for f in x.npz x.npz.manifest.json x.h5; do
+      printf 'shards\tidentical\t%s\t%s\t%s\n' "$r" "$f" "$(cmp -s "$one/$f" "$merged/$f" && echo yes || echo no)" >> "$OUT/shards.tsv"
+    done
+    # the virtual .h5: its tensors' hashes as `verify` recomputes them, against the one-machine file's
+    printf 'shards\tidentical\t%s\tvirtual x.h5 verified\t%s\n' "$r" "$("$IMG" verify "$OUT/x.h5" -q > /dev/null 2>&1 && echo yes || echo no)" >> "$OUT/shards.tsv"
+    printf 'shards\tidentical\t%s\tvirtual x.h5 tensor hashes\t%s\n' "$r" "$("$PY" -c 'import json, sys
+h = [{t["name"]: t["sha256"] for t in json.load(open(p))["tensors"]} for p in sys.argv[1:]]
+print("yes" if h[0] == h[1] else "no")' "$one/x.h5.manifest.json" "$OUT/x.h5.manifest.json")" >> "$OUT/shards.tsv"
+    [ "$r" = 0 ] || log "  shards round $r: one machine $(awk -F'\t' -v r="$r" '$1 == "shards" && $2 == "one_j2" && $3 == r {print $4}' "$RAW") s"
+  done
+  for k in $(seq 0 $((SHARDS - 1))); do
+    printf 'shards\tcount\t%s\t%s\n' "$k" "$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["shard"]["ranges"]["train"][1] - json.load(open(sys.argv[1]))["shard"]["ranges"]["train"][0])' "$(printf '%s/sh_parts/part-%05d-of-%05d.npz.manifest.json' "$OUT" "$k" "$SHARDS")")" >> "$OUT/shards.tsv"
+  done
+  printf 'shards\tload_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/load.tsv"
+}
+
+# loops_section: issue 17's benchmark. Needs the old flag build (IMGCONV_FLAG or built here).
+FLAG_COMMIT=3e42688
+loops_section() {
+  local flag=${IMGCONV_FLAG:-} c d opts name
+  if [ -z "$flag" ]; then
+    flag=$OUT/flag-build/.build/release/imgconv
+    if ! [ -x "$flag" ]; then
+      log "loops: building imgconv at $FLAG_COMMIT (the whole core with -march=x86-64-v2) in $OUT/flag-build"
+      rm -rf "$OUT/flag-build"; mkdir -p "$OUT/flag-build"
+      git -C "$REPO" archive "$FLAG_COMMIT" | tar -x -C "$OUT/flag-build"
+      (cd "$OUT/flag-build" && swift build -c release --product imgconv 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true)
+    fi
+  fi
+  [ -x "$flag" ] || { echo "run.sh: no flag build at $flag" >&2; exit 1; }
+  cp "$flag" "$OUT/imgconv_flag"
+  printf 'loops\tflag_binary\t%s\n' "$("$OUT/imgconv_flag" --version), sha256 $(sha256sum "$OUT/imgconv_flag" | cut -c1-12), commit $FLAG_COMMIT" >> "$OUT/shards.tsv"
+  for c in "resize_rgb:jpegvar:--size 224x224" "resize_gray:jpegvar:--size 224x224 --color gray" \
+           "gray_from_rgb:jpeg256:--color gray" "rgb_from_gray:mnistlike:--color rgb"; do
+    IFS=: read -r name d opts <<< "$c"
+    T_NAME=(); T_OUT=(); T_CMD=()
+    HOT=("data/$d")
+    add imgconv      "$OUT/loops_new_$name.npz"  "$IMG to-npz data/$d $OUT/loops_new_$name.npz -q $opts"
+    add imgconv_flag "$OUT/loops_flag_$name.npz" "$OUT/imgconv_flag to-npz data/$d $OUT/loops_flag_$name.npz -q $opts"
+    NO_CHECK=1 rounds "loops_$name" "${NFILES[$d]}"
+    printf 'loops\tidentical\t%s\t%s\t%s\n' "$name" "$d $opts" "$(cmp -s "$OUT/loops_new_$name.npz" "$OUT/loops_flag_$name.npz" && echo yes || echo no)" >> "$OUT/shards.tsv"
+  done
+}
+
 # ---------------------------------------------------------------- 4. the runs
 : > "$OUT/load.tsv"
+: > "$OUT/shards.tsv"   # shards and loops sections: sizes, counts, byte-identity checks
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 START_TIME=$(date +%s)
 for s in $SECTIONS; do
@@ -317,6 +407,16 @@ for s in $SECTIONS; do
       add png64_x10 "$OUT/mem_x10.npz" "$IMG to-npz data/png64x10 $OUT/mem_x10.npz -q"
       rounds mem10x 10000
       RUNS=$saved_runs
+      ;;
+    shards)
+      # Issue 15: one machine against plan + SHARDS shards + merge, on jpeg256. Each round runs the
+      # whole flow in order (a shard needs the plan, a merge needs every shard); round 0 is the warm-up.
+      shards_section
+      ;;
+    loops)
+      # Issue 17: the 8-bit resize and colour loops without the unsafe -march flag (today's build:
+      # C target_clones) against the build that compiled the whole core with -march=x86-64-v2.
+      loops_section
       ;;
   esac
 done

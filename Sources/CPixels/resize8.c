@@ -25,6 +25,16 @@ typedef uint8_t v4b __attribute__((vector_size(4)));
 static inline void h8_scalar(const uint8_t *row, uint8_t *out, const int32_t *kk, const intptr_t *starts,
                              const intptr_t *counts, intptr_t taps, intptr_t out_width, intptr_t ch, int bits) {
     const int32_t half = (int32_t)1 << (bits - 1);
+    if (ch == 1) {  // gray: one sum per pixel, the channel loop gone (a tenth of a gray resize run)
+        for (intptr_t x = 0; x < out_width; x++) {
+            const int32_t *k = kk + x * taps;
+            const uint8_t *p = row + starts[x];
+            int32_t a = half;
+            for (intptr_t t = 0; t < counts[x]; t++) a = wrap_madd(a, p[t], k[t]);
+            out[x] = clip8(a, bits);
+        }
+        return;
+    }
     for (intptr_t x = 0; x < out_width; x++) {
         const int32_t *k = kk + x * taps;
         const uint8_t *p = row + starts[x] * ch;

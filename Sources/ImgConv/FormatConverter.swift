@@ -170,15 +170,22 @@ public struct FormatConverter {
 
     /// Streams a split's image bytes to the writer, image by image; a stored source is handed over
     /// where it lies (memory-mapped).
-    static func copyImages(of split: LabeledSplit, in dataset: LabeledDataset, layout: TensorLayout, to writer: DatasetWriter) throws {
+    /// - Returns: with `hashing`, the SHA-256 of the images' data as read (hex), for a caller
+    ///   that checks it.
+    @discardableResult
+    static func copyImages(of split: LabeledSplit, in dataset: LabeledDataset, layout: TensorLayout, to writer: DatasetWriter,
+                           hashing: Bool = false) throws -> String? {
         let (_, images) = try dataset.openImages(split)
         let label = dataset.storageName(split.imagesName)
         var scratch: [UInt8] = []
+        // On a thread of its own: the writer's digest of the output has another.
+        let hash = hashing ? BackgroundDigest() : nil
         for i in 0..<split.count {
             try images.next(layout.bytesPerItem, scratch: &scratch) { image in
                 guard image.count == layout.bytesPerItem else {
                     throw ImgConvError(.corruptInput, path: dataset.path, "\(label): data ends in image \(i) of \(split.count)")
                 }
+                hash?.update(image)
                 try writer.append(image: image)
             }
         }
@@ -187,6 +194,7 @@ public struct FormatConverter {
         if try probe.withUnsafeMutableBytes({ try images.read(into: $0) }) != 0 {
             throw ImgConvError(.corruptInput, path: dataset.path, "\(label): more data than its shape holds")
         }
+        return hash?.finish().sha256
     }
 
     /// A manifest for data that came without one: classes and their counts over every split, the

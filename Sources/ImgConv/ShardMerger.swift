@@ -40,7 +40,8 @@ public struct ShardMerger {
     /// Finds every shard's part, checks that it is of the folder's plan, and verifies it.
     /// - Throws: `.notFound` without a plan; `.corruptInput` for a part of another plan or
     ///   another shard count, or parts in two formats.
-    public func check(folder: String) throws -> ShardCheck {
+    /// - Parameter imageData: false leaves the parts' images data unread (see `merge`).
+    public func check(folder: String, imageData: Bool = true) throws -> ShardCheck {
         let plan = try ShardPlan.load(Self.planPath(folder))
         let entries = listFolder(folder)
         let stale = staleTemporaries(dir: folder)
@@ -72,7 +73,7 @@ public struct ShardMerger {
                 reasons.append("\(k): '\(name)' has no manifest (not committed)")
                 continue
             }
-            if let reason = try Self.partProblem(path, shard: k, of: plan, jobs: jobs) {
+            if let reason = try Self.partProblem(path, shard: k, of: plan, jobs: jobs, imageData: imageData) {
                 missing.append(k)
                 reasons.append("\(k): \(reason)")
             }
@@ -83,7 +84,7 @@ public struct ShardMerger {
     /// Why the committed part at `path` cannot stand for shard `k` of `plan` (it does not
     /// verify), or nil when it can.
     /// - Throws: `.corruptInput` when it is a part of another plan or another shard.
-    static func partProblem(_ path: String, shard k: Int, of plan: ShardPlan, jobs: Int) throws -> String? {
+    static func partProblem(_ path: String, shard k: Int, of plan: ShardPlan, jobs: Int, imageData: Bool = true) throws -> String? {
         let dataset: LabeledDataset
         do { dataset = try LabeledDataset(path: path) } catch let e as ImgConvError { return e.message }
         guard let shard = dataset.manifest?.shard else {
@@ -95,7 +96,10 @@ public struct ShardMerger {
         guard shard.index == k, shard.count == plan.shards else {
             throw ImgConvError(.corruptInput, path: path, "its manifest says shard \(shard.index) of \(shard.count), its name \(k) of \(plan.shards)")
         }
-        do { _ = try Verifier(jobs: jobs).verify(path: path) } catch let e as ImgConvError { return "does not verify: \(e.message)" }
+        var verifier = Verifier(jobs: jobs)
+        verifier.imageDataCheckedByCaller = !imageData
+        verifier.knownPlan = plan   // the plan of the part's folder, already loaded and checked
+        do { _ = try verifier.verify(path: path) } catch let e as ImgConvError { return "does not verify: \(e.message)" }
         return nil
     }
 
@@ -141,7 +145,8 @@ public struct ShardMerger {
     ///   the writer's errors; nothing is left at `output` then.
     public func merge(folder: String, output: String) throws -> ConversionSummary {
         let start = Date()
-        let found = try check(folder: folder)
+        // The parts' images are verified while they are copied below (read once, not twice).
+        let found = try check(folder: folder, imageData: false)
         guard found.missing.isEmpty else {
             throw ImgConvError(.notFound, path: folder, "missing: " + found.missing.map(String.init).joined(separator: ","))
         }
@@ -201,7 +206,15 @@ public struct ShardMerger {
                     guard fileAt[k] + piece.count <= m.files.count else {
                         throw ImgConvError(.corruptInput, path: part.path, "its manifest lists fewer files than its tensors hold")
                     }
-                    try FormatConverter.copyImages(of: piece, in: part, layout: layout, to: writer)
+                    guard let record = m.tensors.first(where: { $0.name == piece.imagesName }) else {
+                        throw ImgConvError(.corruptInput, path: part.path, "its manifest records no '\(piece.imagesName)'")
+                    }
+                    let digest = try FormatConverter.copyImages(of: piece, in: part, layout: layout, to: writer, hashing: true)
+                    // As `check` reports a part that does not verify: a shard to run again.
+                    guard digest == record.sha256 else {
+                        throw ImgConvError(.notFound, path: folder, "missing: \(k) (\(part.path.split(separator: "/").last ?? ""): "
+                                           + "does not verify: \(part.storageName(piece.imagesName)): SHA-256 of the data is \(digest ?? ""), its manifest says \(record.sha256))")
+                    }
                     for label in try part.labels(piece) { labels.append(Int32(label)) }
                     for record in m.files[fileAt[k]..<(fileAt[k] + piece.count)] { try out.add(record) }
                     fileAt[k] += piece.count

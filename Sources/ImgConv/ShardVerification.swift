@@ -10,7 +10,7 @@ extension Verifier {
         let planPath = ShardMerger.planPath(parentFolder(path))
         func fail(_ why: String) -> ImgConvError { ImgConvError(.verificationFailed, path: path, why) }
         let plan: ShardPlan
-        do { plan = try ShardPlan.load(planPath) } catch let e as ImgConvError {
+        do { plan = try knownPlan ?? ShardPlan.load(planPath) } catch let e as ImgConvError {
             throw fail("is shard \(shard.index) of \(shard.count) of a plan, and the plan beside it cannot be read: \(e.message)")
         }
         guard plan.hash == shard.planHash else {

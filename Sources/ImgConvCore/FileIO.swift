@@ -376,20 +376,34 @@ public func checkOutputFolderTarget(_ target: String) throws {
 
 /// Creates a folder and the missing folders above it (as `mkdir -p`), for the folder outputs
 /// (`to-npy`, `to-idx`, `export`), as torchvision's `MNIST/raw` layout needs.
+/// - Returns: the folders it made, outermost first (`removeEmptyFolders` takes them back when
+///   the run fails).
 /// - Throws: `.io` naming the first folder that cannot be made, or the path that is in the way.
-public func createFolders(_ path: String) throws {
+@discardableResult
+public func createFolders(_ path: String) throws -> [String] {
     var st = stat()
     if stat(path, &st) == 0 {
         guard (st.st_mode & S_IFMT) == S_IFDIR else {
             throw ImgConvError(.io, path: path, "is \(fileKindName(st.st_mode)), not a folder")
         }
-        return
+        return []
     }
     let parent = parentFolder(path)
-    if parent != path && !parent.isEmpty { try createFolders(parent) }
-    if mkdir(path, 0o755) != 0 && errno != EEXIST {
-        throw ImgConvError(systemErrorCode(errno), path: path, "cannot create the output folder: \(errnoText(errno))")
+    var made: [String] = []
+    if parent != path && !parent.isEmpty { made = try createFolders(parent) }
+    if mkdir(path, 0o755) != 0 {
+        guard errno == EEXIST else {
+            throw ImgConvError(systemErrorCode(errno), path: path, "cannot create the output folder: \(errnoText(errno))")
+        }
+        return made
     }
+    return made + [path]
+}
+
+/// Removes the folders `createFolders` made, innermost first, where they are still empty (a
+/// failed run leaves no empty output folder behind; anything put there since stays).
+public func removeEmptyFolders(_ made: [String]) {
+    for path in made.reversed() { _ = rmdir(path) }
 }
 
 /// Creates an empty file `.<name>.imgconv-<pid>-<n>.tmp` beside `target` and registers it with

@@ -7,7 +7,7 @@ import ImgConvCore
 /// (kept alive, not copied). A tensor of any size costs at most `blockCount` blocks and
 /// `arrayBytesLimit` bytes of arrays; the writer waits when the hashing thread is that far
 /// behind. The digest is that of the bytes in the order given, whatever the timing.
-final class BackgroundDigest {
+public final class BackgroundDigest {
     static let blockSize = 512 << 10
     static let blockCount = 4
     static let arrayBytesLimit = 8 << 20
@@ -17,7 +17,7 @@ final class BackgroundDigest {
     private var staging: UnsafeMutableRawBufferPointer
     private var filled = 0
 
-    init(crc: Bool = false) {
+    public init(crc: Bool = false) {
         state = DigestState(crc: crc)
         staging = state.takeFreeBlock()
         let state = self.state
@@ -30,7 +30,7 @@ final class BackgroundDigest {
         if filled >= 0 { state.close(last: staging, count: 0) }
     }
 
-    func update(_ bytes: UnsafeRawBufferPointer) {
+    public func update(_ bytes: UnsafeRawBufferPointer) {
         precondition(filled >= 0, "update after finish")
         var offset = 0
         while offset < bytes.count {
@@ -61,7 +61,7 @@ final class BackgroundDigest {
     }
 
     /// Waits for the hashing thread; the SHA-256 as hex and the CRC-32 (0 unless asked).
-    func finish() -> (sha256: String, crc: UInt32) {
+    public func finish() -> (sha256: String, crc: UInt32) {
         precondition(filled >= 0, "finish twice")
         state.close(last: staging, count: filled)
         filled = -1

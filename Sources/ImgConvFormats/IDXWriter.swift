@@ -25,6 +25,7 @@ public final class IDXWriter: DatasetWriter {
     public var names = TensorNames()
     public var labelEncoding = LabelEncoding()
     private var outputs: [IDXFileOutput] = []
+    private var madeFolders: [String] = []   // by this run, for `abort`
     public let gzip: Bool
     public let level: Int32
     /// What uint16 images become (IDX has no uint16): `.int32` or `.float32`; nil refuses them.
@@ -90,7 +91,7 @@ public final class IDXWriter: DatasetWriter {
         if dims.count > 3 {
             warn("IDX images of \(dims.count) dimensions (N, H, W, C): torchvision's MNIST reader takes at most 3; use --color gray for (N, H, W)")
         }
-        try createFolders(directory)
+        madeFolders += try createFolders(directory)
         // Early, before any work: a pair no part of this run can have written (commit checks exactly).
         if outputs.isEmpty { try refuseOtherPairs(writing: [prefix, "val", "t10k"]) }
         let header = IDXHeader(type: storedType, dims: dims)
@@ -239,6 +240,8 @@ public final class IDXWriter: DatasetWriter {
         for f in outputs { f.abort() }
         outputs = []
         images = nil
+        removeEmptyFolders(madeFolders)
+        madeFolders = []
     }
 }
 

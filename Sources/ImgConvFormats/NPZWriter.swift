@@ -104,6 +104,7 @@ public final class NPYDirectoryWriter: DatasetWriter {
     public var labelEncoding = LabelEncoding()
     private var imagesFile: AtomicOutputFile?
     private var files: [AtomicOutputFile] = []
+    private var madeFolders: [String] = []   // by this run, for `abort`
     private var layout: TensorLayout?
     private var hash = BackgroundDigest()
     private var appended = 0
@@ -131,7 +132,7 @@ public final class NPYDirectoryWriter: DatasetWriter {
     }
 
     public func begin(images layout: TensorLayout, count: Int) throws {
-        try createFolders(directory)
+        madeFolders += try createFolders(directory)
         precondition(imagesFile == nil, "begin before endPart")
         self.layout = layout
         hash = BackgroundDigest()
@@ -199,6 +200,8 @@ public final class NPYDirectoryWriter: DatasetWriter {
         for f in files { f.abort() }
         files = []
         imagesFile = nil
+        removeEmptyFolders(madeFolders)
+        madeFolders = []
     }
 }
 #if canImport(Glibc)

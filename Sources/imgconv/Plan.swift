@@ -32,8 +32,8 @@ struct Plan: ParsableCommand {
             try checkOutputFileTarget(output)
             var converter = Converter(options: try common.options(compress: false))
             converter.warn = { Console.warning($0) }
-            let plan = try converter.makeShardPlan(source: common.source, shards: shards, balance: balance)
-            try writeFileAtomically(output, try plan.encoded())
+            let (plan, bytes) = try converter.makeShardPlanFile(source: common.source, shards: shards, balance: balance)
+            try writeFileAtomically(output, bytes)
             if !common.quiet {
                 let images = plan.splits.reduce(0) { $0 + $1.items.count }
                 let splits = plan.splits.map { "\($0.name) \($0.items.count)" }.joined(separator: ", ")

@@ -90,7 +90,8 @@ func convertShard(_ common: ConversionOptionGroup, plan planPath: String, format
     guard try common.options(compress: false).manifestOptions() == ConversionOptions().manifestOptions() else {
         throw ImgConvError(.invalidArgument, "with --plan, the conversion options are the plan's: give only --shard, --force, --jobs, -q and the format's own options")
     }
-    let plan = try ShardPlan.load(planPath)
+    let planBytes = try readFile(planPath, maxBytes: 1 << 34)
+    let plan = try ShardPlan.load(planPath, bytes: planBytes)
     let (k, n) = common.shardNumbers!
     guard n == plan.shards else {
         throw ImgConvError(.invalidArgument, path: planPath, "is a plan of \(plan.shards) shards, not \(n) (--shard \(k)/\(n))")
@@ -99,11 +100,13 @@ func convertShard(_ common: ConversionOptionGroup, plan planPath: String, format
     try createFolders(folder)
     // The plan beside the parts, for merge: this plan's, or the run refuses to mix plans.
     let copy = ShardMerger.planPath(folder)
-    if access(copy, F_OK) != 0 || common.force || (try? ShardPlan.load(copy).hash) != plan.hash {
+    // The same bytes are the same plan (no need to parse it again); another form may be too.
+    if access(copy, F_OK) != 0 || common.force ||
+        ((try? readFile(copy, maxBytes: 1 << 34)) != planBytes && (try? ShardPlan.load(copy).hash) != plan.hash) {
         if access(copy, F_OK) == 0 && !common.force {
             throw ImgConvError(.corruptInput, path: folder, "holds the parts of another plan (plan.json); use another folder, or --force to start this plan there")
         }
-        try writeFileAtomically(copy, try plan.encoded())
+        try writeFileAtomically(copy, planBytes)
     }
     let output = folder + "/" + ShardPlan.partName(k, of: n, format: format.name)
     if !common.force && access(format.manifestPath(output), F_OK) == 0,

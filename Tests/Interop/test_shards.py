@@ -138,6 +138,20 @@ def test_plan_shards_merge_equal_one_machine(run, make_dataset, tmp_path):
     run(["merge", parts_npy, merged / "out", "-q"])
     run(["merge", parts_npz, merged / "out.npz", "-q"])
     cmp_tree(merged / "out", single / "out")
+
+    # A part whose images changed after it was committed (one byte): merge reads each part's images
+    # once, verifying them as it copies, and names the shard to run again; nothing is written.
+    rotten = tmp_path / "rotten"
+    shutil.copytree(parts_npy, rotten)
+    xs = rotten / f"part-00002-of-{SHARDS:05d}.npy" / "trainXs.npy"
+    data = bytearray(xs.read_bytes())
+    data[-1] ^= 1
+    xs.write_bytes(bytes(data))
+    res = run(["merge", rotten, tmp_path / "rotten-out"], expect_rc=66)
+    H.assert_one_line_error(res, "missing: 2", "does not verify", "SHA-256")
+    assert not (tmp_path / "rotten-out").exists()
+    res = run(["merge", "--check", rotten], expect_rc=66)
+    assert "missing: 2" in res.stdout.splitlines()
     assert filecmp.cmp(merged / "out.npz", single / "out.npz", shallow=False)
     assert filecmp.cmp(merged / "out.npz.manifest.json", single / "out.npz.manifest.json", shallow=False)
     run(["verify", merged / "out.npz"])
@@ -188,6 +202,16 @@ def test_force_reruns_and_other_plans_are_refused(run, make_dataset, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(doc)
     res = run(["to-npz", "--plan", bad, "--shard", "0/3", tmp_path / "x"], expect_rc=65)
+    H.assert_one_line_error(res, "hash")
+    # The same plan re-indented (another form of its JSON) is still the plan; changed, it is not.
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps(json.loads(plan_a.read_text()), indent=2))
+    res = run(["to-npz", "--plan", pretty, "--shard", "1/2", parts])
+    assert "done already" in res.stdout
+    changed = json.loads(plan_a.read_text())
+    changed["classes"][0] += "x"
+    pretty.write_text(json.dumps(changed, indent=2))
+    res = run(["to-npz", "--plan", pretty, "--shard", "1/2", tmp_path / "y"], expect_rc=65)
     H.assert_one_line_error(res, "hash")
 
 
