@@ -305,7 +305,7 @@ shards_section() {
       printf 'shards\tidentical\t%s\t%s\t%s\n' "$r" "$f" "$(cmp -s "$one/$f" "$merged/$f" && echo yes || echo no)" >> "$OUT/shards.tsv"
     done
     # the virtual .h5: its tensors' hashes as `verify` recomputes them, against the one-machine file's
-    printf 'shards\tidentical\t%s\tvirtual x.h5 verified\t%s\n' "$r" "$("$IMG" verify "$OUT/x.h5" -q > /dev/null 2>&1 && echo yes || echo no)" >> "$OUT/shards.tsv"
+    printf 'shards\tidentical\t%s\tvirtual x.h5 verified\t%s\n' "$r" "$("$IMG" verify "$OUT/x.h5" > /dev/null 2>&1 && echo yes || echo no)" >> "$OUT/shards.tsv"
     printf 'shards\tidentical\t%s\tvirtual x.h5 tensor hashes\t%s\n' "$r" "$("$PY" -c 'import json, sys
 h = [{t["name"]: t["sha256"] for t in json.load(open(p))["tensors"]} for p in sys.argv[1:]]
 print("yes" if h[0] == h[1] else "no")' "$one/x.h5.manifest.json" "$OUT/x.h5.manifest.json")" >> "$OUT/shards.tsv"

@@ -103,3 +103,12 @@ void imc_resize_v8(const uint8_t *src, uint8_t *dst, const int32_t *kk, const in
         for (intptr_t i = 0; i < row_length; i++) out[i] = clip8(acc[i], precision_bits);
     }
 }
+
+IMC_CLONES
+void imc_luma8(const uint8_t *src, uint8_t *dst, intptr_t count, intptr_t stride) {
+    // At most 255 * 65536 + 0x8000: the sums fit 32 bits.
+    for (intptr_t i = 0; i < count; i++) {
+        const uint8_t *p = src + i * stride;
+        dst[i] = (uint8_t)(((uint32_t)p[0] * 19595u + (uint32_t)p[1] * 38470u + (uint32_t)p[2] * 7471u + 0x8000u) >> 16);
+    }
+}

@@ -1,3 +1,4 @@
+import CPixels
 /// Channel conversions between gray (1), gray+alpha (2), RGB (3) and RGBA (4), as Pillow's
 /// `convert` does them: gray from RGB with the ITU-R 601-2 weights in Pillow's fixed point,
 /// alpha dropped when the target has none, gray replicated, opaque alpha added.
@@ -10,6 +11,10 @@ public enum ColorConverter {
         image.bytes.withUnsafeBytes { src in
             out.withUnsafeMutableBytes { dst in
                 switch image.depth {
+                case .eight where target == 1 && image.channels >= 3 && count > 0:
+                    // The hot one (--color gray of colour photos): C, compiled twice (see CPixels).
+                    imc_luma8(src.bindMemory(to: UInt8.self).baseAddress!, dst.bindMemory(to: UInt8.self).baseAddress!,
+                              count, image.channels)
                 case .eight:
                     run(src.bindMemory(to: UInt8.self), dst.bindMemory(to: UInt8.self), count,
                         image.channels, target, opaque: 255)

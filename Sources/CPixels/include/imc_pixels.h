@@ -22,4 +22,8 @@ void imc_resize_v8(const uint8_t *src, uint8_t *dst, const int32_t *kk, const in
                    const intptr_t *counts, intptr_t taps, intptr_t row_length, intptr_t out_height,
                    int precision_bits, int32_t *acc);
 
+// Gray from `count` RGB (stride 3) or RGBA (stride 4) 8-bit pixels, as Pillow's convert("L"):
+// (R * 19595 + G * 38470 + B * 7471 + 0x8000) >> 16.
+void imc_luma8(const uint8_t *src, uint8_t *dst, intptr_t count, intptr_t stride);
+
 #endif
