@@ -15,7 +15,7 @@ import zipfile
 
 import numpy as np
 
-REF = {"compress": "imgconv_stored", "draft112": "pillow_draft"}
+REF = {"compress": "imgconv_stored", "draft112": "pillow_draft", "cold_jpeg256": "pillow_cold", "cold_png64": "pillow_cold"}
 
 
 def shape_of(path, member="trainXs.npy"):

@@ -429,6 +429,30 @@ if loop_rows:
         shard_targets.append((f"loops: {d} `{o}` at least as fast as the flag build (paired wall ratio >= 0.98)", f"{q[0]:.3f}x", q[0] >= 0.98))
     P("")
 
+# ------------------------------------------------------------------ cold (issue 18)
+cold_rows = [(d, Runs(f"cold_{d}", "imgconv_cold"), Runs(f"cold_{d}", "imgconv"), Runs(f"cold_{d}", "pillow_cold")) for d in ("jpeg256", "png64")]
+cold_rows = [x for x in cold_rows if x[1] and x[2]]
+if cold_rows:
+    P("## Cold page cache (first runs over files on disk)")
+    P("")
+    P("Before each `*_cold` run the page cache is dropped (`echo 3 > /proc/sys/vm/drop_caches`, after `sync`): the "
+      "inputs, the binaries and Python's libraries all come from disk. imgconv's warm run (inputs re-read first, as "
+      f"everywhere else) runs in the same rounds. {RUNS} rounds after a warm-up.")
+    P("")
+    P("| dataset | run | wall s, median [min-max] | images/s | CPU s (sys) | other load |")
+    P("|---|---|---|---|---|---|")
+    for d, cold, warm, pil in cold_rows:
+        for label, r in (("imgconv, cold", cold), ("imgconv, warm", warm), ("Pillow script, cold", pil)):
+            if r:
+                P(f"| {d} | {label} | {r.wall_cell()} | {r.n / r.med:,.0f} | {r.cpu_cell()} | {max(r.other):.2f} |")
+    P("")
+    for d, cold, warm, pil in cold_rows:
+        q = paired(warm, cold)  # cold wall / warm wall
+        shard_targets.append((f"cold {d}: imgconv within 1.2x of its own warm time (paired)", f"{q[0]:.2f}x", q[0] <= 1.2))
+        if pil:
+            qp = paired(cold, pil)
+            shard_targets.append((f"cold {d}: >= 3x the Pillow script run cold (paired)", f"{qp[0]:.2f}x", qp[0] >= 3))
+
 # ------------------------------------------------------------------ targets
 def add_ratio_target(d, peer, want, label):
     ic, r = Runs(d, "imgconv"), Runs(d, peer)
@@ -499,13 +523,13 @@ if machine.get("quiet_wait", "0") != "0":
 P("## Re-run")
 P("")
 cmd = envs + ["bash bench/run.sh"]
-if machine.get("sections", "").split() != ["jpeg256", "jpegvar", "draft112", "png64", "mnistlike", "compress", "mem10x", "shards", "loops"]:
+if machine.get("sections", "").split() != ["jpeg256", "jpegvar", "draft112", "png64", "mnistlike", "compress", "mem10x", "shards", "loops", "cold"]:
     cmd.append(machine.get("sections", ""))
 P(f"This report: `{' '.join(cmd)}`.")
 P("")
 P("```sh")
 P("bash bench/run.sh                    # everything (installs what is missing, generates bench/data)")
-P("bash bench/run.sh jpeg256 png64      # some sections: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops")
+P("bash bench/run.sh jpeg256 png64      # some sections: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold")
 P("RUNS=3 bash bench/run.sh             # fewer rounds")
 P("```")
 print("\n".join(lines))

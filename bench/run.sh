@@ -2,7 +2,7 @@
 # imgconv benchmark: imgconv against the tools users would pick instead, as ratios in one sitting.
 #
 # usage: bash bench/run.sh [SECTION ...]
-#   SECTION: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops
+#   SECTION: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold
 #            (default: all of them)
 #   e.g.     bash bench/run.sh jpeg256 png64
 # environment:
@@ -55,7 +55,7 @@ fi
 # Relative paths from bench/ keep every command word free of spaces (commands are word-split).
 OUT=out
 PY=.venv/bin/python
-ALL_SECTIONS="jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops"
+ALL_SECTIONS="jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold"
 SECTIONS=${*:-$ALL_SECTIONS}
 for s in $SECTIONS; do
   case " $ALL_SECTIONS " in *" $s "*) ;; *) echo "run.sh: unknown section '$s' (one of: $ALL_SECTIONS)" >&2; exit 64 ;; esac
@@ -118,6 +118,7 @@ for s in $SECTIONS; do
     mem10x) need_sets+=(png64) ;;
     shards) need_sets+=(jpeg256) ;;
     loops) need_sets+=(jpegvar jpeg256 mnistlike) ;;
+    cold) need_sets+=(jpeg256 png64) ;;
     draft112) need_sets+=(jpegvar) ;;
     *) need_sets+=("$s") ;;
   esac
@@ -167,7 +168,12 @@ measure() {
   sync
   # This VM also runs DAMON with a `pageout` scheme: page-cache pages left unread for about a
   # minute are dropped. Re-reading the inputs (HOT) before every run keeps the page cache hot.
-  hot_cache "${HOT[@]}"
+  # A tool named *_cold runs with the page cache dropped instead (a first run over files on disk).
+  if [[ $tool == *_cold ]]; then
+    echo 3 | "${sudo_cmd[@]}" tee /proc/sys/vm/drop_caches > /dev/null
+  else
+    hot_cache "${HOT[@]}"
+  fi
   # On VMs with free-page reporting (virtio-balloon), memory freed a few seconds ago has gone back
   # to the host and costs about 2 ms/MB to touch again. Touching it here, untimed, gives every tool
   # the warm memory it would have on bare metal (this favours the peers, which touch more memory).
@@ -412,6 +418,18 @@ for s in $SECTIONS; do
       # Issue 15: one machine against plan + SHARDS shards + merge, on jpeg256. Each round runs the
       # whole flow in order (a shard needs the plan, a merge needs every shard); round 0 is the warm-up.
       shards_section
+      ;;
+    cold)
+      # Issue 18: first runs over files that are not in the page cache (dropped before each *_cold
+      # run, as root), against imgconv's own warm run in the same rounds and the Pillow script cold.
+      for d in jpeg256 png64; do
+        T_NAME=(); T_OUT=(); T_CMD=()
+        HOT=("data/$d")
+        add imgconv_cold "$OUT/cold_imgconv_$d.npz" "$IMG to-npz data/$d $OUT/cold_imgconv_$d.npz -q"
+        add imgconv      "$OUT/warm_imgconv_$d.npz" "$IMG to-npz data/$d $OUT/warm_imgconv_$d.npz -q"
+        add pillow_cold  "$OUT/cold_pillow_$d.npz"  "$PY peer_pillow.py data/$d $OUT/cold_pillow_$d.npz"
+        rounds "cold_$d" "${NFILES[$d]}"
+      done
       ;;
     loops)
       # Issue 17: the 8-bit resize and colour loops without the unsafe -march flag (today's build:

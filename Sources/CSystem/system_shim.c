@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -12,6 +13,26 @@
 
 int imc_start_writeback(int fd, int64_t offset, int64_t count) {
     return sync_file_range(fd, (off64_t)offset, (off64_t)count, SYNC_FILE_RANGE_WRITE);
+}
+
+int imc_file_cached(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char byte;
+    struct iovec v = { &byte, 1 };
+    ssize_t n = preadv2(fd, &v, 1, 0, RWF_NOWAIT);
+    int err = errno;
+    close(fd);
+    if (n >= 0) return 1;
+    return err == EAGAIN ? 0 : -1;
+}
+
+int imc_will_need(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    close(fd);
+    return rc == 0 ? 0 : -1;
 }
 
 int imc_install_signal_handler(int signo, void (*handler)(int), const int *blocked, int count) {

@@ -322,9 +322,11 @@ public struct Converter {
                 var labels = PagedArray<Int32>()   // no growth slack: one per image of any number
                 let item = part.item
                 let flow = try fitToMemory(bytesPerImage: TensorLayout(plan: plan).bytesPerItem)
+                let readAhead = ReadAhead(count: part.count) { item($0).file.path }
                 try runOrderedPipeline(
                     count: part.count, jobs: flow.jobs, window: flow.window, batch: flow.batch,
                     work: { i -> Outcome in
+                        readAhead.before(i)
                         let it = item(i)
                         guard let c = it.probed else { return decodeInOnePass(it.file, plan: plan, headers: headers) }
                         do {

@@ -3,6 +3,8 @@ import XCTest
 import Glibc
 #endif
 @testable import ImgConvCore
+import CSystem
+import Foundation
 
 final class CoreTests: XCTestCase {
     func testALibraryOutOfMemoryIsTheHostsFaultNotACorruptFile() {
@@ -18,6 +20,59 @@ final class CoreTests: XCTestCase {
         XCTAssertFalse(corrupt.isHostFault)
         XCTAssertEqual(inputErrorCode(EMFILE), .resources)
         XCTAssertEqual(inputErrorCode(ENOENT), .notFound)
+    }
+
+    func testGrayFromColourEightBitIsLumaOfEveryPixel() {
+        // The 8-bit path is C (imc_luma8); it must be the Swift formula, RGB and RGBA alike.
+        var rng = SystemRandomNumberGenerator()
+        for channels in [3, 4] {
+            let count = 1031
+            let bytes = (0..<(count * channels)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let image = PixelBuffer(width: count, height: 1, channels: channels, depth: .eight, bytes: bytes)
+            let gray = ColorConverter.convert(image, toChannels: 1)
+            XCTAssertEqual(gray.channels, 1)
+            for i in 0..<count {
+                let p = i * channels
+                XCTAssertEqual(gray.bytes[i], ColorConverter.luma(bytes[p], bytes[p + 1], bytes[p + 2]), "pixel \(i) of \(channels)")
+            }
+        }
+        let empty = PixelBuffer(width: 0, height: 0, channels: 3, depth: .eight, bytes: [])
+        XCTAssertEqual(ColorConverter.convert(empty, toChannels: 1).bytes.count, 0)
+    }
+
+    func testReadAheadStartsOnlyOnColdFiles() throws {
+        let dir = NSTemporaryDirectory() + "/imgconv-readahead-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let paths = (0..<100).map { "\(dir)/\($0).bin" }
+        for p in paths { FileManager.default.createFile(atPath: p, contents: Data(repeating: 7, count: 64 << 10)) }
+        // Warm (just written): no read-ahead.
+        let warm = ReadAhead(count: paths.count) { paths[$0] }
+        for i in 0..<paths.count { warm.before(i) }
+        XCTAssertFalse(warm.started)
+        // Cold: written back and dropped from the page cache, file by file.
+        for p in paths {
+            let fd = open(p, O_RDONLY)
+            XCTAssertGreaterThanOrEqual(fd, 0)
+            fsync(fd)
+            _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_DONTNEED))
+            close(fd)
+        }
+        guard imc_file_cached(paths[0]) == 0 else {
+            throw XCTSkip("this file system keeps files in memory (tmpfs?): no file can be made cold here")
+        }
+        let cold = ReadAhead(count: paths.count, depth: 16) { paths[$0] }
+        cold.before(0)
+        XCTAssertTrue(cold.started)
+        // The next files were asked for: they come into the page cache without anyone reading them.
+        var cached = 0
+        for _ in 0..<200 {
+            cached = (1..<16).filter { imc_file_cached(paths[$0]) == 1 }.count
+            if cached == 15 { break }
+            usleep(10_000)
+        }
+        XCTAssertEqual(cached, 15)
+        XCTAssertEqual(imc_file_cached(paths[40]), 0, "only `depth` files ahead are asked for")
     }
 
     func testCodePointOrder() {

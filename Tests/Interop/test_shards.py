@@ -371,3 +371,17 @@ def test_unsplit_one_pass_runs_merge_equal(run, make_dataset, tmp_path, late_col
     run(["merge", parts, merged / "out.h5", "--materialize", "-q"])
     assert filecmp.cmp(merged / "out.h5", single / "out.h5", shallow=False)
     assert filecmp.cmp(merged / "out.h5.manifest.json", single / "out.h5.manifest.json", shallow=False)
+
+
+def test_shard_run_elsewhere_names_the_plans_folder(run, samples_root, tmp_path):
+    # A plan of a relative ROOT keeps it relative: a shard run from another folder is told so at
+    # once, naming the folder, instead of failing on the first image.
+    shutil.copytree(samples_root, tmp_path / "data", ignore=shutil.ignore_patterns("*.py", "*.md"))
+    run(["plan", "data", "--shards", 2, "-o", "plan.json", "-q"], cwd=tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    res = run(["to-npz", "--plan", tmp_path / "plan.json", "--shard", "0/2", tmp_path / "parts"], cwd=elsewhere, expect_rc=66)
+    H.assert_one_line_error(res, "'data'", "not there from the current folder", "absolute ROOT")
+    assert not (tmp_path / "parts" / "part-00000-of-00002.npz").exists()
+    run(["to-npz", "--plan", "plan.json", "--shard", "0/2", "parts", "-q"], cwd=tmp_path)
+    assert (tmp_path / "parts" / "part-00000-of-00002.npz").exists()
