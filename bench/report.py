@@ -169,7 +169,7 @@ rows = [
     ("OS", machine.get("os", "?")),
     ("imgconv", f"{machine.get('imgconv', '?')}, built with {machine.get('swift', '?')}"),
     ("system libjpeg-turbo (imgconv, limit probe)", f"Debian libturbojpeg0 {machine.get('deb_libturbojpeg0', '?')}"),
-    ("system libpng / libdeflate / zlib", f"{machine.get('deb_libpng16-16', '?')} / {machine.get('deb_libdeflate0', '?')} / {machine.get('deb_zlib1g', '?')}"),
+    ("system libpng / libspng / libdeflate / zlib", f"{machine.get('deb_libpng16-16', '?')} / {machine.get('deb_libspng0', '?')} / {machine.get('deb_libdeflate0', '?')} / {machine.get('deb_zlib1g', '?')}"),
     ("Python / numpy", f"{machine.get('python', '?')} / {machine.get('numpy', '?')}"),
     ("Pillow", machine.get("pillow", "?")),
     ("OpenCV (opencv-python-headless)", machine.get("opencv", "?")),
@@ -212,6 +212,8 @@ for d in done:
                            ("scaled224", "TurboJPEG DCT-scaled decode (smallest M/8 >= 224)"),
                            ("scaled112", "TurboJPEG DCT-scaled decode (smallest M/8 >= 112)"),
                            ("draftscale112", "TurboJPEG DCT-scaled decode as `--jpeg-draft` (1/2, 1/4 or 1/8, >= 112)"),
+                           ("libpng-low", "libpng low-level API"),
+                           ("libspng", "libspng"),
                            ("libdeflate-mini", "minimal PNG reader + libdeflate")]:
         for th in (1, 2):
             lim = limit(d, variant, th)

@@ -25,7 +25,7 @@
 #                   from commit FLAG_COMMIT into out/flag-build (about 2 minutes, once)
 #
 # What it does: installs what is missing (apt: hyperfine, GNU time, libturbojpeg0-dev, libpng-dev,
-# libdeflate-dev, zlib1g-dev, pkg-config; pip into bench/.venv: bench/requirements.txt), builds the
+# libspng-dev, libdeflate-dev, zlib1g-dev, pkg-config; pip into bench/.venv: bench/requirements.txt), builds the
 # decode-only limit probe (bench/limit) and, only if missing, the release binary; generates the seeded
 # datasets under bench/data (or reuses them); then per dataset runs imgconv and the peer scripts in
 # rounds (A B C D, A B C D, ...) on a hot page cache, measuring each whole process with a wall clock
@@ -64,7 +64,7 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---------------------------------------------------------------- 1. set-up
 sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
-apt_pkgs=(hyperfine time libturbojpeg0-dev libpng-dev libdeflate-dev zlib1g-dev pkg-config python3-venv)
+apt_pkgs=(hyperfine time libturbojpeg0-dev libpng-dev libspng-dev libdeflate-dev zlib1g-dev pkg-config python3-venv)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -241,9 +241,11 @@ limit_probe() {  # SECTION: decode-only limit (files preloaded in RAM), 1 and 2 
   [ "$s" = draft112 ] && d=jpegvar
   [ "$d" = mnistlike ] && g="-g"
   for t in 1 2; do
-    for v in turbojpeg/libpng libdeflate-mini scaled224 scaled112 draftscale112; do
+    for v in turbojpeg/libpng libpng-low libspng libdeflate-mini scaled224 scaled112 draftscale112; do
       case $v in
         turbojpeg/libpng) [ "$s" != draft112 ] || continue; args="" ;;
+        libpng-low) case $d in png64|mnistlike) args="-p low" ;; *) continue ;; esac ;;
+        libspng) case $d in png64|mnistlike) args="-p spng" ;; *) continue ;; esac ;;
         libdeflate-mini) case $d in png64|mnistlike) args="-p deflate" ;; *) continue ;; esac ;;
         scaled224) [ "$s" = jpegvar ] || continue; args="-S 224" ;;
         # -S: smallest of all M/8 scales (mostly 3/8 here); -D: the scale --jpeg-draft takes (1/2, 1/4, 1/8)
@@ -453,7 +455,7 @@ log "checking outputs against Pillow's"
   printf 'os\t%s, kernel %s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")" "$(uname -r)"
   printf 'imgconv\t%s\n' "$IMG_INFO"
   printf 'swift\t%s\n' "$(swift --version 2>/dev/null | head -n 1 || echo '?')"
-  for p in libturbojpeg0 libpng16-16 libdeflate0 zlib1g; do
+  for p in libturbojpeg0 libpng16-16 libspng0 libdeflate0 zlib1g; do
     printf 'deb_%s\t%s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo '?')"
   done
   "$PY" - <<'EOF'
