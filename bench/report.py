@@ -455,6 +455,40 @@ if cold_rows:
             qp = paired(cold, pil)
             shard_targets.append((f"cold {d}: >= 3x the Pillow script run cold (paired)", f"{qp[0]:.2f}x", qp[0] >= 3))
 
+# ------------------------------------------------------------------ past memory (issue 18)
+pm1, pmb = Runs("pastmem", "imgconv_1x"), Runs("pastmem", "imgconv_big")
+pminfo = {r[1]: r[2] for r in shinfo if r and r[0] == "pastmem"}
+if "skipped" in pminfo:
+    P("## Past the page cache")
+    P("")
+    P(f"Not run: {pminfo['skipped']} under `bench/out`.")
+    P("")
+elif pm1 and pmb:
+    copies = int(pminfo.get("copies", 0))
+    nbig = copies * 4000
+    gb = int(pminfo.get("bytes", 0)) / 1e9
+    ram = int(pminfo.get("ram_kib", 0)) / 1048576
+    P("## Past the page cache")
+    P("")
+    P(f"`data/jpeg256x{copies}` links the jpeg256 set {copies} times ({nbig:,} images; hard links, so the inputs take 82 MB "
+      f"of page cache) and `to-npy` writes a {gb:.1f} GB `.npy` folder on a machine with {ram:.1f} GiB of RAM, against "
+      f"`to-npy` of jpeg256 alone, alternating, {len(pmb.wall)} rounds after a warm-up.")
+    P("")
+    P("| run | images | wall s, median [min-max] | images/s | peak RSS MiB | CPU s (sys) | other load |")
+    P("|---|---|---|---|---|---|---|")
+    for label, r, n in (("jpeg256 `to-npy`", pm1, 4000), (f"jpeg256 x{copies} `to-npy`", pmb, nbig)):
+        P(f"| {label} | {n:,} | {r.wall_cell()} | {n / r.med:,.0f} | {max(r.rss):.0f} | {r.cpu_cell()} | {max(r.other):.2f} |")
+    P("")
+    rate = (nbig / pmb.med) / (4000 / pm1.med)
+    P(f"The big run's images/s over the small one's: **{rate:.3f}**; its last image read back with "
+      f"`np.load(..., mmap_mode='r')` against Pillow's decode of the file its manifest lists last: {pminfo.get('last_image', '?')}.")
+    P("")
+    shard_targets += [
+        (f"past memory: {gb:.0f} GB output at the jpeg256 rate within 10%", f"{rate:.3f}x", rate >= 0.9),
+        ("past memory: peak RSS under 150 MiB", f"{max(pmb.rss):.0f} MiB", max(pmb.rss) < 150),
+        ("past memory: the last image exact through mmap", pminfo.get("last_image", "?"), pminfo.get("last_image") == "equal"),
+    ]
+
 # ------------------------------------------------------------------ targets
 def add_ratio_target(d, peer, want, label):
     ic, r = Runs(d, "imgconv"), Runs(d, peer)
@@ -525,13 +559,13 @@ if machine.get("quiet_wait", "0") != "0":
 P("## Re-run")
 P("")
 cmd = envs + ["bash bench/run.sh"]
-if machine.get("sections", "").split() != ["jpeg256", "jpegvar", "draft112", "png64", "mnistlike", "compress", "mem10x", "shards", "loops", "cold"]:
+if machine.get("sections", "").split() != ["jpeg256", "jpegvar", "draft112", "png64", "mnistlike", "compress", "mem10x", "shards", "loops", "cold", "pastmem"]:
     cmd.append(machine.get("sections", ""))
 P(f"This report: `{' '.join(cmd)}`.")
 P("")
 P("```sh")
 P("bash bench/run.sh                    # everything (installs what is missing, generates bench/data)")
-P("bash bench/run.sh jpeg256 png64      # some sections: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold")
+P("bash bench/run.sh jpeg256 png64      # some sections: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold pastmem")
 P("RUNS=3 bash bench/run.sh             # fewer rounds")
 P("```")
 print("\n".join(lines))

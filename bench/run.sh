@@ -2,7 +2,7 @@
 # imgconv benchmark: imgconv against the tools users would pick instead, as ratios in one sitting.
 #
 # usage: bash bench/run.sh [SECTION ...]
-#   SECTION: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold
+#   SECTION: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold pastmem
 #            (default: all of them)
 #   e.g.     bash bench/run.sh jpeg256 png64
 # environment:
@@ -20,6 +20,8 @@
 #                   sets that session's autogroup nice value (see bench/README.md)
 #   PREWARM_MIB=2560  memory touched and freed just before every timed run (0: off); see bench/README.md
 #   SHARDS=4        shards of the `shards` section (plan, shards at --jobs 1 and 2, merges)
+#   PASTMEM_COPIES=38  the `pastmem` section links jpeg256 this many times (38: 152,000 images, a 30 GB
+#                   .npy folder, more than this machine's page cache holds); PASTMEM_RUNS=2 timed runs
 #   IMGCONV_FLAG=path  the `loops` section's other binary: imgconv as it was with the whole core compiled
 #                   with -march=x86-64-v2 (an unsafe flag, removed for issue 17); by default it is built
 #                   from commit FLAG_COMMIT into out/flag-build (about 2 minutes, once)
@@ -55,7 +57,7 @@ fi
 # Relative paths from bench/ keep every command word free of spaces (commands are word-split).
 OUT=out
 PY=.venv/bin/python
-ALL_SECTIONS="jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold"
+ALL_SECTIONS="jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold pastmem"
 SECTIONS=${*:-$ALL_SECTIONS}
 for s in $SECTIONS; do
   case " $ALL_SECTIONS " in *" $s "*) ;; *) echo "run.sh: unknown section '$s' (one of: $ALL_SECTIONS)" >&2; exit 64 ;; esac
@@ -119,6 +121,7 @@ for s in $SECTIONS; do
     shards) need_sets+=(jpeg256) ;;
     loops) need_sets+=(jpegvar jpeg256 mnistlike) ;;
     cold) need_sets+=(jpeg256 png64) ;;
+    pastmem) need_sets+=(jpeg256) ;;
     draft112) need_sets+=(jpegvar) ;;
     *) need_sets+=("$s") ;;
   esac
@@ -164,7 +167,7 @@ wait_quiet() {
 measure() {
   local section=$1 tool=$2 round=$3 outfile=$4; shift 4
   local logf=$OUT/log/${section}_${tool}_${round}.txt tf=$OUT/log/time.txt
-  rm -f "$outfile" "$outfile.manifest.json"
+  rm -rf "$outfile" "$outfile.manifest.json"   # folder outputs (to-npy) too; always under out/
   sync
   # This VM also runs DAMON with a `pageout` scheme: page-cache pages left unread for about a
   # minute are dropped. Re-reading the inputs (HOT) before every run keeps the page cache hot.
@@ -432,6 +435,57 @@ for s in $SECTIONS; do
         add pillow_cold  "$OUT/cold_pillow_$d.npz"  "$PY peer_pillow.py data/$d $OUT/cold_pillow_$d.npz"
         rounds "cold_$d" "${NFILES[$d]}"
       done
+      ;;
+    pastmem)
+      # Issue 18: an output larger than the page cache can hold: jpeg256 linked PASTMEM_COPIES times
+      # (hard links: the inputs stay 82 MB in the page cache) into one .npy folder, against the
+      # jpeg256 set alone, alternating; then the big output's last image read back with mmap.
+      copies=${PASTMEM_COPIES:-38}
+      big=data/jpeg256x$copies
+      if [ "$(count_files "$big")" != $((copies * 4000)) ]; then
+        log "pastmem: linking data/jpeg256 $copies times into $big (hard links)"
+        rm -rf "$big"
+        for c in data/jpeg256/*/; do
+          c=$(basename "$c")
+          for k in $(seq 1 "$copies"); do mkdir -p "$big/$c"; cp -al "data/jpeg256/$c" "$big/$c/r$(printf '%02d' "$k")"; done
+        done
+      fi
+      need_kib=$(( copies * 4000 * 196608 / 1024 * 11 / 10 ))
+      free_kib=$(df -Pk "$OUT" | awk 'NR == 2 {print $4}')
+      if [ "$free_kib" -lt "$need_kib" ]; then
+        log "pastmem: skipped: $((free_kib / 1048576)) GiB free under bench/out, $((need_kib / 1048576)) GiB needed"
+        printf 'pastmem	skipped	%s GiB free, %s GiB needed
+' "$((free_kib / 1048576))" "$((need_kib / 1048576))" >> "$OUT/shards.tsv"
+      else
+        T_NAME=(); T_OUT=(); T_CMD=()
+        HOT=(data/jpeg256)
+        add imgconv_1x  "$OUT/pastmem_1x"  "$IMG to-npy data/jpeg256 $OUT/pastmem_1x -q"
+        add imgconv_big "$OUT/pastmem_big" "$IMG to-npy $big $OUT/pastmem_big -q"
+        saved_runs=$RUNS; RUNS=${PASTMEM_RUNS:-2}
+        NO_CHECK=1 rounds pastmem 4000
+        RUNS=$saved_runs
+        printf 'pastmem	copies	%s
+' "$copies" >> "$OUT/shards.tsv"
+        printf 'pastmem	bytes	%s
+' "$(du -sb "$OUT/pastmem_big" | cut -f1)" >> "$OUT/shards.tsv"
+        printf 'pastmem	ram_kib	%s
+' "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" >> "$OUT/shards.tsv"
+        # The last image, through numpy's memory map, against Pillow's decode of the file the
+        # manifest lists last.
+        printf 'pastmem	last_image	%s
+' "$("$PY" - "$OUT/pastmem_big" "$big" <<'PYEOF'
+import json, sys
+import numpy as np
+from PIL import Image
+out, root = sys.argv[1], sys.argv[2]
+xs = np.load(out + "/trainXs.npy", mmap_mode="r")
+last = json.load(open(out + "/manifest.json"))["files"][-1]["path"]
+ref = np.asarray(Image.open(root + "/" + last).convert("RGB"))
+print("equal" if xs.shape[0] == int(sys.argv[2].rsplit("x", 1)[1]) * 4000 and np.array_equal(xs[-1], ref) else f"differs ({last}, shape {xs.shape})")
+PYEOF
+)" >> "$OUT/shards.tsv"
+        rm -rf "$OUT/pastmem_big" "$OUT/pastmem_1x"
+      fi
       ;;
     loops)
       # Issue 17: the 8-bit resize and colour loops without the unsafe -march flag (today's build:
