@@ -418,7 +418,7 @@ if loop_rows:
     P("## Resize and colour loops without the unsafe flag (issue 17)")
     P("")
     P("Today's build (no unsafe flags: the 8-bit resampling passes are C in `CPixels`, compiled for the baseline "
-      "and x86-64-v2 with `target_clones`) against the build that compiled the whole core with "
+      "x86-64-v2 and x86-64-v3 with `target_clones`; the gray conversion too) against the build that compiled the whole core with "
       f"`-march=x86-64-v2` ({flaginfo}), alternating, {RUNS} rounds after a warm-up.")
     P("")
     P("| run | today: wall s [min-max] | CPU s (sys) | flag build: wall s [min-max] | CPU s (sys) | flag build wall ÷ today's (paired) | user CPU, today ÷ flag build | outputs |")

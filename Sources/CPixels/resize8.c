@@ -1,7 +1,7 @@
 #include "imc_pixels.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#define IMC_CLONES __attribute__((target_clones("arch=x86-64-v2", "default")))
+#define IMC_CLONES __attribute__((target_clones("arch=x86-64-v3", "arch=x86-64-v2", "default")))
 #else
 #define IMC_CLONES
 #endif
