@@ -7,7 +7,9 @@ For every section the reference is Pillow's output (`pillow`); in the `compress`
 imgconv's stored output (`imgconv_stored`), and in `draft112` Pillow's output with `Image.draft`
 (`pillow_draft`, which `--jpeg-draft` is meant to equal; the Pillow script without draft then
 differs). Each output is checked for N, trainYs equal to the reference's, and trainXs byte-equal to
-the reference's (else mean and max absolute difference).
+the reference's (else mean and max absolute difference). The job-floor probe's output (`floor`, a
+.npy of the pixels alone) is checked against imgconv's trainXs in the same section: the same shape
+and the same bytes.
 Prints TSV: section, tool, shape, dtype, verdict, detail.
 """
 import sys
@@ -36,6 +38,26 @@ def compare(x, y):
     return total / n, mx
 
 
+def check_floor(sec, out, n, imgconv_out):
+    """the job floor's .npy against imgconv's trainXs: shape, dtype and bytes (in chunks)."""
+    x = np.load(out, mmap_mode="r")
+    head = f"{sec}\tfloor\t{x.shape}\t{x.dtype}\t"
+    if x.shape[0] != n:
+        return head + f"WRONG N\tN={x.shape[0]}"
+    if not imgconv_out:
+        return head + "unchecked\tno imgconv output in this section"
+    with np.load(imgconv_out) as z:
+        ref = z["trainXs"]
+    if x.shape != ref.shape or x.dtype != ref.dtype:
+        return head + f"SHAPE DIFFERS\timgconv's {ref.shape} {ref.dtype}"
+    step = max(1, (64 << 20) // max(1, ref[0].nbytes))
+    for i in range(0, len(ref), step):
+        if np.asarray(x[i:i + step]).tobytes() != ref[i:i + step].tobytes():
+            mean, mx = compare(np.asarray(x), ref)
+            return head + f"DIFFERS from imgconv's\tmean abs diff {mean:.3f}, max {mx}"
+    return head + "identical to imgconv's\t"
+
+
 def main():
     rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
     sections = {}
@@ -57,6 +79,9 @@ def main():
             with np.load(ref) as z:
                 rx, ry = z["trainXs"], z["trainYs"]
         for tool, out, n in tools:
+            if tool == "floor":
+                print(check_floor(sec, out, n, dict((t, o) for t, o, _ in tools).get("imgconv")), flush=True)
+                continue
             with np.load(out) as z:
                 x, y = z["trainXs"], z["trainYs"]
             detail = []

@@ -28,12 +28,14 @@
 #
 # What it does: installs what is missing (apt: hyperfine, GNU time, libturbojpeg0-dev, libpng-dev,
 # libspng-dev, libdeflate-dev, zlib1g-dev, pkg-config; pip into bench/.venv: bench/requirements.txt), builds the
-# decode-only limit probe (bench/limit) and, only if missing, the release binary; generates the seeded
+# limit probes (bench/limit) and, only if missing, the release binary; generates the seeded
 # datasets under bench/data (or reuses them); then per dataset runs imgconv and the peer scripts in
 # rounds (A B C D, A B C D, ...) on a hot page cache, measuring each whole process with a wall clock
-# and GNU time (peak RSS, CPU); runs the decode-only limit probe at 1 and 2 threads; compares
-# `--compress` with numpy.savez_compressed; checks peak RSS on a folder holding png64 ten times;
-# checks every output against Pillow's; and prints a Markdown report (bench/report.py).
+# and GNU time (peak RSS, CPU); in the jpeg256, png64 and mnistlike rounds also the job-floor probe
+# (limit/job_floor: list, read, decode, write in order + sync, nothing else); runs the decode-only
+# limit probe at 1 and 2 threads; compares `--compress` with numpy.savez_compressed; checks peak RSS
+# on a folder holding png64 ten times; checks every output against Pillow's (the job floor's against
+# imgconv's); and prints a Markdown report (bench/report.py).
 set -euo pipefail
 SELF=$(readlink -f "$0")
 cd "$(dirname "$0")"
@@ -371,11 +373,17 @@ for s in $SECTIONS; do
       [ "$d" = mnistlike ] && popt="--gray"
       HOT=("data/$d")
       add imgconv          "$OUT/imgconv_$d.npz"   "$IMG to-npz data/$d $OUT/imgconv_$d.npz -q $iopt"
+      # the job floor (issue 18): list, read, decode on the default threads, write in order + sync
+      case $d in jpeg256|png64|mnistlike) add floor "$OUT/floor_$d.npy" "limit/job_floor data/$d $OUT/floor_$d.npy" ;; esac
       add pillow           "$OUT/pillow_$d.npz"    "$PY peer_pillow.py data/$d $OUT/pillow_$d.npz $popt"
       add pillow_mp        "$OUT/pillow_mp_$d.npz" "$PY peer_pillow_mp.py data/$d $OUT/pillow_mp_$d.npz $popt"
       add opencv           "$OUT/opencv_$d.npz"    "$PY peer_cv2.py data/$d $OUT/opencv_$d.npz $popt"
       case $d in jpeg*) add simplejpeg "$OUT/simplejpeg_$d.npz" "$PY peer_simplejpeg.py data/$d $OUT/simplejpeg_$d.npz $popt" ;; esac
       rounds "$d" "${NFILES[$d]}"
+      # the job floor's thread count, from its summary line ("...; 2 threads, ...")
+      if [ -f "$OUT/log/${d}_floor_1.txt" ]; then
+        printf '%s\tfloor\t1\tthreads\t%s\n' "$d" "$(grep -o '[0-9]* threads' "$OUT/log/${d}_floor_1.txt" | cut -d' ' -f1)" >> "$EXTRA"
+      fi
       log "$d: decode-only limit probe"
       limit_probe "$d"
       ;;
