@@ -43,6 +43,9 @@ let package = Package(
         // Deflate for --compress .npz members: faster than zlib at a smaller size.
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate",
                        providers: [.apt(["libdeflate-dev"])]),
+        // XXH3-128 for the manifest's tensor checksums (version 2): Debian 12 has xxHash 0.8.1.
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash",
+                       providers: [.apt(["libxxhash-dev"])]),
         // The C code of the project, besides CSystem below: libpng's and libjpeg's setjmp/longjmp error handling and libtiff's
         // variadic tag access, which Swift cannot call directly.
         .target(name: "CShims", dependencies: ["CPNG", "CTIFF", "CAvif", "CHeif"],
@@ -57,6 +60,7 @@ let package = Package(
         .target(name: "ImgConvCore", dependencies: [
             "CSystem",
             "CPixels",
+            "CXXHash",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF", "CZlib", "CWebP", "CGIF"]),

@@ -157,7 +157,7 @@ P(f"Written by `bench/run.sh` on {machine.get('date', '?')} ({int(machine.get('e
   "imgconv is measured against the tools users would pick instead, **in the same sitting**: for each dataset "
   f"every tool runs once as a warm-up, then {RUNS} rounds run every tool once in turn (A B C D, A B C D, ...). "
   "Every figure is a **whole process** (interpreter start-up, imports, listing, decoding, stacking, writing the "
-  "`.npz`; for imgconv also its manifest with SHA-256s), the input files are in the page cache (read before "
+  "`.npz`; for imgconv also its manifest with the tensors' checksums and the sources' SHA-256s), the input files are in the page cache (read before "
   "timing), the previous output is deleted and `sync`ed before each run, and the outputs are stored (not "
   "compressed) `.npz` files unless stated. Wall time is the median of the rounds with [min-max]; images/s = "
   "N / median wall; peak RSS is GNU time's `%M` (largest single process, so for `Pool(2)` the parent), the "

@@ -320,7 +320,7 @@ shards_section() {
     # the virtual .h5: its tensors' hashes as `verify` recomputes them, against the one-machine file's
     printf 'shards\tidentical\t%s\tvirtual x.h5 verified\t%s\n' "$r" "$("$IMG" verify "$OUT/x.h5" > /dev/null 2>&1 && echo yes || echo no)" >> "$OUT/shards.tsv"
     printf 'shards\tidentical\t%s\tvirtual x.h5 tensor hashes\t%s\n' "$r" "$("$PY" -c 'import json, sys
-h = [{t["name"]: t["sha256"] for t in json.load(open(p))["tensors"]} for p in sys.argv[1:]]
+h = [{t["name"]: t.get("xxh3", t.get("sha256")) for t in json.load(open(p))["tensors"]} for p in sys.argv[1:]]
 print("yes" if h[0] == h[1] else "no")' "$one/x.h5.manifest.json" "$OUT/x.h5.manifest.json")" >> "$OUT/shards.tsv"
     [ "$r" = 0 ] || log "  shards round $r: one machine $(awk -F'\t' -v r="$r" '$1 == "shards" && $2 == "one_j2" && $3 == r {print $4}' "$RAW") s"
   done

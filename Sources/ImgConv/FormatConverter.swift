@@ -129,6 +129,8 @@ public struct FormatConverter {
             manifest.options.labels = onehot ? "onehot" : "index"
             manifest.options.labelDtype = tensors.first { $0.name == dataset.splits[0].outputNames.labels }?.dtype
             manifest.tensors = tensors
+            // A carried manifest of an earlier version: its tensors now have this version's checksums.
+            manifest.version = Manifest.currentVersion
             let named = sizes.count > 1 || sizes.first?.name != "train"
             manifest.summary.splits = named ? Dictionary(uniqueKeysWithValues: sizes.map { ($0.name, $0.count) }) : nil
             var json = try manifest.encoded()
@@ -170,16 +172,16 @@ public struct FormatConverter {
 
     /// Streams a split's image bytes to the writer, image by image; a stored source is handed over
     /// where it lies (memory-mapped).
-    /// - Returns: with `hashing`, the SHA-256 of the images' data as read (hex), for a caller
+    /// - Returns: with `hashing`, that checksum of the images' data as read (hex), for a caller
     ///   that checks it.
     @discardableResult
     static func copyImages(of split: LabeledSplit, in dataset: LabeledDataset, layout: TensorLayout, to writer: DatasetWriter,
-                           hashing: Bool = false) throws -> String? {
+                           hashing: TensorHashAlgorithm? = nil) throws -> String? {
         let (_, images) = try dataset.openImages(split)
         let label = dataset.storageName(split.imagesName)
         var scratch: [UInt8] = []
         // On a thread of its own: the writer's digest of the output has another.
-        let hash = hashing ? BackgroundDigest() : nil
+        let hash = hashing.map { BackgroundDigest(algorithm: $0) }
         for i in 0..<split.count {
             try images.next(layout.bytesPerItem, scratch: &scratch) { image in
                 guard image.count == layout.bytesPerItem else {
@@ -194,7 +196,7 @@ public struct FormatConverter {
         if try probe.withUnsafeMutableBytes({ try images.read(into: $0) }) != 0 {
             throw ImgConvError(.corruptInput, path: dataset.path, "\(label): more data than its shape holds")
         }
-        return hash?.finish().sha256
+        return hash?.finish().digest
     }
 
     /// A manifest for data that came without one: classes and their counts over every split, the

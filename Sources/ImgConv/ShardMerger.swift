@@ -209,11 +209,15 @@ public struct ShardMerger {
                     guard let record = m.tensors.first(where: { $0.name == piece.imagesName }) else {
                         throw ImgConvError(.corruptInput, path: part.path, "its manifest records no '\(piece.imagesName)'")
                     }
-                    let digest = try FormatConverter.copyImages(of: piece, in: part, layout: layout, to: writer, hashing: true)
+                    // The part's checksum is of its own manifest's version (Manifest.decode checked
+                    // that the record has it).
+                    let algorithm = m.tensorHash ?? .current
+                    let expected = record.digest(algorithm) ?? ""
+                    let digest = try FormatConverter.copyImages(of: piece, in: part, layout: layout, to: writer, hashing: algorithm)
                     // As `check` reports a part that does not verify: a shard to run again.
-                    guard digest == record.sha256 else {
+                    guard digest == expected else {
                         throw ImgConvError(.notFound, path: folder, "missing: \(k) (\(part.path.split(separator: "/").last ?? ""): "
-                                           + "does not verify: \(part.storageName(piece.imagesName)): SHA-256 of the data is \(digest ?? ""), its manifest says \(record.sha256))")
+                                           + "does not verify: \(part.storageName(piece.imagesName)): \(algorithm.displayName) of the data is \(digest ?? ""), its manifest says \(expected))")
                     }
                     for label in try part.labels(piece) { labels.append(Int32(label)) }
                     for record in m.files[fileAt[k]..<(fileAt[k] + piece.count)] { try out.add(record) }

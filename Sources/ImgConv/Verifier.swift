@@ -14,7 +14,7 @@ public struct VerificationReport: Sendable {
 public struct Verifier {
     public var jobs: Int
     /// Leaves the images tensors' data (`*Xs`) unread: their headers, dtypes and shapes are still
-    /// checked, their SHA-256 is left to the caller, which reads the data anyway (`merge`
+    /// checked, their checksum is left to the caller, which reads the data anyway (`merge`
     /// verifies each part's images while copying them, so that they are read once).
     var imageDataCheckedByCaller = false
     /// The plan beside the part being verified, when the caller has it already (`merge`).
@@ -66,6 +66,9 @@ public struct Verifier {
         }
         if read.xs == nil { try checkCompleteness(dataset, manifest: manifest, pairs: pairs, path: path, report: &report) }
         let onehot = manifest.options.labels == "onehot"
+        // Version 1 manifests record SHA-256s, version 2 the chunked XXH3-128 (Manifest.decode
+        // refused any other version, and a record without its version's checksum).
+        let algorithm = manifest.tensorHash ?? .current
         var shapes: [String: [Int]] = [:]
         for record in records {
             let (header, stream) = try container.open(record.name)
@@ -73,7 +76,7 @@ public struct Verifier {
             guard dtype == record.dtype else { throw fail(record.name, "dtype is \(dtype), manifest says \(record.dtype)") }
             guard header.shape == record.shape else { throw fail(record.name, "shape is \(header.shape), manifest says \(record.shape)") }
             shapes[record.name] = header.shape
-            var hash = SHA256Stream()
+            var hash = TensorHasher(algorithm)
             var scratch: [UInt8] = []
             var labelCheck = record.name.hasSuffix("Ys")
                 ? LabelRangeCheck(dtype: DType(npyDescr: header.descr), classCount: classCount, onehot: onehot) : nil
@@ -96,8 +99,9 @@ public struct Verifier {
             }
             if let labelError = labelCheck?.error { throw fail(record.name, labelError) }
             let digest = hash.finish()
-            guard digest == record.sha256 else {
-                throw fail(record.name, "SHA-256 of the data is \(digest), manifest says \(record.sha256)")
+            let expected = record.digest(algorithm) ?? ""
+            guard digest == expected else {
+                throw fail(record.name, "\(algorithm.displayName) of the data is \(digest), manifest says \(expected)")
             }
             if isClassNames {
                 let names = decodeUnicodeArray(classNameBytes, descr: header.descr, count: header.shape.first ?? 0)
@@ -105,7 +109,7 @@ public struct Verifier {
                     throw fail(record.name, "class names \(names) differ from the manifest's")
                 }
             }
-            report.checks.append("\(container.storageName(record.name)): header, \(dtype) \(header.shape), data and SHA-256 match")
+            report.checks.append("\(container.storageName(record.name)): header, \(dtype) \(header.shape), data and \(algorithm.displayName) match")
         }
         for prefix in pairs {
             let x = shapes[prefix + "Xs"], y = shapes[prefix + "Ys"]

@@ -1,3 +1,4 @@
+import CXXHash
 import Crypto
 
 /// Incremental SHA-256, hex-encoded on `finish()`.
@@ -19,6 +20,170 @@ public func sha256Bytes(_ bytes: [UInt8]) -> [UInt8] {
 /// SHA-256 of a byte array, as lowercase hex.
 public func sha256Hex(_ bytes: [UInt8]) -> String {
     bytes.withUnsafeBytes { hex(SHA256.hash(data: $0)) }
+}
+
+/// The tensor checksum of manifest version 2 (`tensors[].xxh3` in `Schemas/manifest.schema.json`):
+/// the data bytes are cut into chunks of `chunkSize` bytes (the last one shorter; no bytes, no
+/// chunks); each chunk's XXH3-128 (seed 0) in its 16-byte canonical (big-endian) form; the value
+/// is the XXH3-128 (seed 0) of those digests concatenated in chunk order, as 32 hex digits.
+/// Chunks can be hashed apart (`chunkDigest`) and their digests added in order (`add(chunkDigest:)`).
+public final class ChunkedXXH3 {
+    public static let chunkSize = 4 << 20
+
+    private let chunkState: OpaquePointer
+    private let listState: OpaquePointer
+    /// Bytes of the current chunk hashed so far (0 to chunkSize - 1 between calls).
+    private var inChunk = 0
+    private var finished = false
+
+    public init() {
+        // The only failure is malloc's, for two small states: as any other allocation's, fatal.
+        guard let a = XXH3_createState(), let b = XXH3_createState() else { fatalError("out of memory") }
+        chunkState = a
+        listState = b
+        XXH3_128bits_reset(chunkState)
+        XXH3_128bits_reset(listState)
+    }
+
+    deinit {
+        XXH3_freeState(chunkState)
+        XXH3_freeState(listState)
+    }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        precondition(!finished, "update after finish")
+        guard var p = bytes.baseAddress else { return }
+        var left = bytes.count
+        while left > 0 {
+            let n = min(left, Self.chunkSize - inChunk)
+            if inChunk == 0 && n == Self.chunkSize {
+                add(XXH3_128bits(p, n))   // a whole chunk in one piece: hashed in one call
+            } else {
+                XXH3_128bits_update(chunkState, p, n)
+                inChunk += n
+                if inChunk == Self.chunkSize {
+                    add(XXH3_128bits_digest(chunkState))
+                    XXH3_128bits_reset(chunkState)
+                    inChunk = 0
+                }
+            }
+            p += n
+            left -= n
+        }
+    }
+
+    public func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
+
+    /// Adds the digest of a whole chunk hashed elsewhere (`chunkDigest`), in chunk order. Only
+    /// between whole chunks: not after `update` left a partial one.
+    public func add(chunkDigest digest: [UInt8]) {
+        precondition(!finished && inChunk == 0 && digest.count == 16, "a chunk digest between whole chunks")
+        digest.withUnsafeBytes { _ = XXH3_128bits_update(listState, $0.baseAddress, 16) }
+    }
+
+    /// The 16-byte canonical digest of one chunk (at most `chunkSize` bytes).
+    public static func chunkDigest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        precondition(bytes.count <= chunkSize, "one chunk")
+        return canonical(XXH3_128bits(bytes.baseAddress, bytes.count))
+    }
+
+    /// The checksum, 32 lowercase hex digits.
+    public func finish() -> String {
+        precondition(!finished, "finish twice")
+        if inChunk > 0 {
+            add(XXH3_128bits_digest(chunkState))
+            inChunk = 0
+        }
+        finished = true
+        return hex(Self.canonical(XXH3_128bits_digest(listState)))
+    }
+
+    private func add(_ h: XXH128_hash_t) {
+        Self.canonical(h).withUnsafeBytes { _ = XXH3_128bits_update(listState, $0.baseAddress, 16) }
+    }
+
+    /// XXH128's canonical form: the high 64 bits then the low 64 bits, each big-endian.
+    private static func canonical(_ h: XXH128_hash_t) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 {
+            out[i] = UInt8(truncatingIfNeeded: h.high64 >> (56 - 8 * UInt64(i)))
+            out[8 + i] = UInt8(truncatingIfNeeded: h.low64 >> (56 - 8 * UInt64(i)))
+        }
+        return out
+    }
+}
+
+/// The checksum of a tensor's data bytes a manifest records: SHA-256 in version 1, the chunked
+/// XXH3-128 (`ChunkedXXH3`) from version 2 on.
+public enum TensorHashAlgorithm: Sendable, Equatable {
+    case sha256
+    case xxh3
+
+    /// The algorithm of the manifests this imgconv writes.
+    public static let current = TensorHashAlgorithm.xxh3
+
+    /// The algorithm of a manifest version (nil: a version imgconv does not know).
+    public init?(manifestVersion: Int) {
+        switch manifestVersion {
+        case 1: self = .sha256
+        case 2: self = .xxh3
+        default: return nil
+        }
+    }
+
+    /// The member of a tensor record that holds it.
+    public var key: String {
+        switch self {
+        case .sha256: "sha256"
+        case .xxh3: "xxh3"
+        }
+    }
+
+    /// Its name in messages.
+    public var displayName: String {
+        switch self {
+        case .sha256: "SHA-256"
+        case .xxh3: "XXH3-128 (of 4 MiB chunks)"
+        }
+    }
+
+    /// How many hex digits a value has.
+    public var hexDigits: Int {
+        switch self {
+        case .sha256: 64
+        case .xxh3: 32
+        }
+    }
+}
+
+/// A tensor checksum of either algorithm, computed as the bytes pass.
+public struct TensorHasher {
+    public let algorithm: TensorHashAlgorithm
+    private var sha: SHA256Stream?
+    private let xxh: ChunkedXXH3?
+
+    public init(_ algorithm: TensorHashAlgorithm = .current) {
+        self.algorithm = algorithm
+        sha = algorithm == .sha256 ? SHA256Stream() : nil
+        xxh = algorithm == .xxh3 ? ChunkedXXH3() : nil
+    }
+
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        sha?.update(bytes)
+        xxh?.update(bytes)
+    }
+
+    public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
+
+    /// The value as hex (the hasher is not to be used again).
+    public func finish() -> String { sha?.finish() ?? xxh!.finish() }
+}
+
+/// A tensor checksum of the current algorithm, of a byte array.
+public func tensorDigest(_ bytes: [UInt8]) -> String {
+    var h = TensorHasher()
+    h.update(bytes)
+    return h.finish()
 }
 
 private func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {

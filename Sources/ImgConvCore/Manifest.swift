@@ -4,7 +4,8 @@ import Foundation
 /// timestamps, so the same inputs and options give the same bytes.
 public struct Manifest: Codable, Sendable, Equatable {
     public static let formatName = "imgconv-manifest"
-    public static let currentVersion = 1
+    /// 1: tensors carry `sha256`; 2: tensors carry `xxh3` (`TensorHashAlgorithm`). Both are read.
+    public static let currentVersion = 2
 
     public struct Tool: Codable, Sendable, Equatable {
         public var name: String
@@ -46,13 +47,29 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var name: String
         public var shape: [Int]
         public var dtype: String
-        /// SHA-256 of the tensor's data bytes (C order, little-endian), without the NPY header.
-        public var sha256: String
-        public init(name: String, shape: [Int], dtype: String, sha256: String) {
+        /// Version 1: SHA-256 of the tensor's data bytes (C order, little-endian), without the NPY header.
+        public var sha256: String?
+        /// Version 2: the chunked XXH3-128 of the same bytes (`ChunkedXXH3`).
+        public var xxh3: String?
+        /// A record of the current version: `digest` is of `TensorHashAlgorithm.current`.
+        public init(name: String, shape: [Int], dtype: String, digest: String) {
+            self.init(name: name, shape: shape, dtype: dtype, digest: digest, algorithm: .current)
+        }
+        public init(name: String, shape: [Int], dtype: String, digest: String, algorithm: TensorHashAlgorithm) {
             self.name = name
             self.shape = shape
             self.dtype = dtype
-            self.sha256 = sha256
+            switch algorithm {
+            case .sha256: sha256 = digest
+            case .xxh3: xxh3 = digest
+            }
+        }
+        /// The checksum of that algorithm, when the record has it.
+        public func digest(_ algorithm: TensorHashAlgorithm) -> String? {
+            switch algorithm {
+            case .sha256: sha256
+            case .xxh3: xxh3
+            }
         }
     }
     public struct FileRecord: Codable, Sendable, Equatable {
@@ -210,6 +227,9 @@ public struct Manifest: Codable, Sendable, Equatable {
         self.summary = summary
     }
 
+    /// The checksum of the tensor records (nil: an unknown version).
+    public var tensorHash: TensorHashAlgorithm? { TensorHashAlgorithm(manifestVersion: version) }
+
     /// Deterministic JSON: keys sorted, two-space indentation, trailing newline. Written directly
     /// (not through JSONEncoder, whose intermediate tree costs about a kilobyte a file).
     public func encoded() throws -> [UInt8] {
@@ -319,7 +339,10 @@ public struct Manifest: Codable, Sendable, Equatable {
         j.key("tensors"); j.beginArray()
         for t in tensors {
             j.item(); j.beginObject()
-            j.member("dtype", t.dtype); j.member("name", t.name); j.member("sha256", t.sha256); j.member("shape", ints: t.shape)
+            j.member("dtype", t.dtype); j.member("name", t.name)
+            if let v = t.sha256 { j.member("sha256", v) }
+            j.member("shape", ints: t.shape)
+            if let v = t.xxh3 { j.member("xxh3", v) }
             j.endObject()
         }
         j.endArray()
@@ -338,6 +361,21 @@ public struct Manifest: Codable, Sendable, Equatable {
             let m = try JSONDecoder().decode(Manifest.self, from: Data(bytes))
             guard m.format == formatName else {
                 throw ImgConvError(.corruptInput, path: path, "not an imgconv manifest (format '\(m.format)')")
+            }
+            guard let algorithm = m.tensorHash else {
+                throw ImgConvError(.corruptInput, path: path, "manifest version \(m.version) is not one this imgconv reads (1 to \(currentVersion))")
+            }
+            let other: TensorHashAlgorithm = algorithm == .sha256 ? .xxh3 : .sha256
+            for t in m.tensors {
+                guard t.digest(other) == nil else {
+                    throw ImgConvError(.corruptInput, path: path,
+                                       "manifest is not valid: tensor '\(t.name)' has a '\(other.key)', which manifest version \(m.version) does not record")
+                }
+                guard let digest = t.digest(algorithm), digest.utf8.count == algorithm.hexDigits,
+                      digest.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+                    throw ImgConvError(.corruptInput, path: path,
+                                       "manifest is not valid: tensor '\(t.name)' has no '\(algorithm.key)' of \(algorithm.hexDigits) lowercase hex digits (manifest version \(m.version))")
+                }
             }
             return m
         } catch let e as ImgConvError {

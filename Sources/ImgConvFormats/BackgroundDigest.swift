@@ -1,7 +1,8 @@
 import Foundation
 import ImgConvCore
 
-/// SHA-256 (and, when asked, zlib's CRC-32) of a byte stream, computed on a thread of its own so
+/// The tensor checksum (`TensorHasher`: the chunked XXH3-128 of manifest version 2 unless asked
+/// for another) and, when asked, zlib's CRC-32 of a byte stream, computed on a thread of its own so
 /// that the writer thread does not: small pieces are staged into a few reused 512 KiB blocks and a
 /// full block goes to the hashing thread; arrays of 64 KiB or more are handed over as they are
 /// (kept alive, not copied). A tensor of any size costs at most `blockCount` blocks and
@@ -17,8 +18,8 @@ public final class BackgroundDigest {
     private var staging: UnsafeMutableRawBufferPointer
     private var filled = 0
 
-    public init(crc: Bool = false) {
-        state = DigestState(crc: crc)
+    public init(crc: Bool = false, algorithm: TensorHashAlgorithm = .current) {
+        state = DigestState(crc: crc, algorithm: algorithm)
         staging = state.takeFreeBlock()
         let state = self.state
         // Without a thread of its own (none can be started), the writer hashes as it goes.
@@ -60,8 +61,8 @@ public final class BackgroundDigest {
         state.submit(bytes)
     }
 
-    /// Waits for the hashing thread; the SHA-256 as hex and the CRC-32 (0 unless asked).
-    public func finish() -> (sha256: String, crc: UInt32) {
+    /// Waits for the hashing thread; the checksum as hex and the CRC-32 (0 unless asked).
+    public func finish() -> (digest: String, crc: UInt32) {
         precondition(filled >= 0, "finish twice")
         state.close(last: staging, count: filled)
         filled = -1
@@ -83,12 +84,15 @@ private final class DigestState: @unchecked Sendable {
     private var allocated = 0
     private var closed = false
     private var finished = false
-    private var sha = SHA256Stream()
+    private var hasher: TensorHasher
     private var crc = CRC32()
     private let withCRC: Bool
     private var inline = false
 
-    init(crc: Bool) { withCRC = crc }
+    init(crc: Bool, algorithm: TensorHashAlgorithm) {
+        withCRC = crc
+        hasher = TensorHasher(algorithm)
+    }
 
     /// No hashing thread: every piece is hashed when it is handed over, on the writer's thread.
     func hashesInline() { inline = true }
@@ -135,11 +139,11 @@ private final class DigestState: @unchecked Sendable {
         if inline { run() }
     }
 
-    func result() -> (sha256: String, crc: UInt32) {
+    func result() -> (digest: String, crc: UInt32) {
         cond.lock()
         defer { cond.unlock() }
         while !finished { cond.wait() }
-        return (sha.finish(), withCRC ? crc.value : 0)
+        return (hasher.finish(), withCRC ? crc.value : 0)
     }
 
     /// The hashing thread's loop (inline: hashes what is queued and returns).
@@ -162,13 +166,13 @@ private final class DigestState: @unchecked Sendable {
             switch piece {
             case .block(let block, let count):
                 let bytes = UnsafeRawBufferPointer(rebasing: block[0..<count])
-                sha.update(bytes)
+                hasher.update(bytes)
                 if withCRC { crc.update(bytes) }
                 cond.lock()
                 free.append(block)
             case .array(let array):
                 array.withUnsafeBytes { bytes in
-                    sha.update(bytes)
+                    hasher.update(bytes)
                     if withCRC { crc.update(bytes) }
                 }
                 cond.lock()

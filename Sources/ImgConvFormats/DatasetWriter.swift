@@ -230,7 +230,7 @@ enum SmallArrays {
     }
 
     static func record(_ name: String, _ header: NPYHeader, _ data: [UInt8]) -> Manifest.TensorRecord {
-        Manifest.TensorRecord(name: name, shape: header.shape, dtype: dtypeName(header.descr), sha256: sha256Hex(data))
+        Manifest.TensorRecord(name: name, shape: header.shape, dtype: dtypeName(header.descr), digest: tensorDigest(data))
     }
 }
 

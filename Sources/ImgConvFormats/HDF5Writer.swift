@@ -276,8 +276,8 @@ public final class HDF5Writer: DatasetWriter {
         }
         return [
             Manifest.TensorRecord(name: names.images, shape: layout.shape(count: written), dtype: layout.dtype.rawValue,
-                                  sha256: hash.finish().sha256),
-            Manifest.TensorRecord(name: names.labels, shape: [labels.count] + itemShape, dtype: dtype.rawValue, sha256: sha256Hex(data)),
+                                  digest: hash.finish().digest),
+            Manifest.TensorRecord(name: names.labels, shape: [labels.count] + itemShape, dtype: dtype.rawValue, digest: tensorDigest(data)),
         ]
     }
 

@@ -159,7 +159,7 @@ public final class IDXWriter: DatasetWriter {
         try images.finish(count: appended)
         self.images = nil
         var records = [Manifest.TensorRecord(name: names.images, shape: [appended] + itemDims,
-                                             dtype: storedType.dtype.rawValue, sha256: hash.finish().sha256)]
+                                             dtype: storedType.dtype.rawValue, digest: hash.finish().digest)]
         let type: IDXHeader.ElementType
         if let dtype = labelEncoding.dtype {
             guard let t = IDXHeader.ElementType(dtype: dtype) else {
@@ -172,7 +172,7 @@ public final class IDXWriter: DatasetWriter {
         let (item, encoded) = try labelEncoding.encode(values, dtype: type.dtype)
         var data = encoded
         records.append(Manifest.TensorRecord(name: names.labels, shape: [values.count] + item, dtype: type.dtype.rawValue,
-                                             sha256: sha256Hex(data)))
+                                             digest: tensorDigest(data)))
         let header = IDXHeader(type: type, dims: [values.count] + item)
         let file = try IDXFileOutput(path: directory + "/" + Self.fileName(prefix: partPrefix, role: "labels", header: header, gzip: gzip),
                                      header: header, gzip: gzip, level: level)

@@ -69,8 +69,8 @@ public final class NPZWriter: DatasetWriter {
         try labelEncoding.encode(labels, dtype: dtype) { try member.write($0) }
         try member.finish(header: header.encoded())
         return [Manifest.TensorRecord(name: names.images, shape: imagesHeader.shape, dtype: layout.dtype.rawValue,
-                                      sha256: images.dataSHA256),
-                Manifest.TensorRecord(name: names.labels, shape: header.shape, dtype: dtypeName(header.descr), sha256: member.dataSHA256)]
+                                      digest: images.dataDigest),
+                Manifest.TensorRecord(name: names.labels, shape: header.shape, dtype: dtypeName(header.descr), digest: member.dataDigest)]
     }
 
     public func finish(classNames: [String]) throws -> [Manifest.TensorRecord] {
@@ -167,13 +167,13 @@ public final class NPYDirectoryWriter: DatasetWriter {
         let f = try AtomicOutputFile(target: directory + "/" + names.labels + ".npy")
         files.append(f)
         try f.write(h.encoded())
-        var sha = SHA256Stream()
+        var digest = TensorHasher()
         try labelEncoding.encode(labels, dtype: dtype) { piece in
-            sha.update(piece)
+            digest.update(piece)
             try f.write(piece)
         }
-        return [Manifest.TensorRecord(name: names.images, shape: header.shape, dtype: layout.dtype.rawValue, sha256: hash.finish().sha256),
-                Manifest.TensorRecord(name: names.labels, shape: h.shape, dtype: dtypeName(h.descr), sha256: sha.finish())]
+        return [Manifest.TensorRecord(name: names.images, shape: header.shape, dtype: layout.dtype.rawValue, digest: hash.finish().digest),
+                Manifest.TensorRecord(name: names.labels, shape: h.shape, dtype: dtypeName(h.descr), digest: digest.finish())]
     }
 
     public func finish(classNames: [String]) throws -> [Manifest.TensorRecord] {

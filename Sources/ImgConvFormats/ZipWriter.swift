@@ -137,8 +137,8 @@ final class NPYMemberWriter {
     private var compressedBytes = 0
     private var deflater: ParallelDeflater?
     private let digest = BackgroundDigest(crc: true)
-    /// SHA-256 of the data (after the header), known once `finish` has run.
-    private(set) var dataSHA256 = ""
+    /// The tensor checksum of the data (after the header), known once `finish` has run.
+    private(set) var dataDigest = ""
     private(set) var dataLength = 0
 
     init(zip: ZipWriter, name: String, header: [UInt8], compressed: Bool, level: Int32, threads: Int = 1) throws {
@@ -200,8 +200,8 @@ final class NPYMemberWriter {
         try zip.file.patch(header, at: headerOffset)
         var headerCRC = CRC32()
         headerCRC.update(header)
-        let (sha, dataCRC) = digest.finish()
-        dataSHA256 = sha
+        let (dataDigest, dataCRC) = digest.finish()
+        self.dataDigest = dataDigest
         let crc = CRC32.combine(headerCRC.value, dataCRC, lengthOfB: dataLength)
         try zip.endMember(crc: crc, compressedSize: compressedBytes, size: headerLength + dataLength)
     }

@@ -143,6 +143,58 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+XXH3_CHUNK = 4 * 1024 * 1024
+
+
+def tensor_xxh3(data) -> str:
+    """Manifest version 2's tensor checksum, from its definition in Schemas/manifest.schema.json:
+    the bytes in chunks of 4 MiB (the last one shorter, none for no bytes), each chunk's XXH3-128
+    (seed 0) in canonical big-endian form, and the XXH3-128 of those digests concatenated."""
+    import xxhash
+    view = memoryview(data).cast("B")
+    digests = b"".join(xxhash.xxh3_128(view[i:i + XXH3_CHUNK], seed=0).digest()
+                       for i in range(0, len(view), XXH3_CHUNK))
+    return xxhash.xxh3_128(digests, seed=0).hexdigest()
+
+
+class TensorXXH3:
+    """The same checksum fed piece by piece (for data too large to hold)."""
+
+    def __init__(self):
+        import xxhash
+        self._xxhash = xxhash
+        self._digests = []
+        self._chunk = xxhash.xxh3_128(seed=0)
+        self._filled = 0
+
+    def update(self, data) -> None:
+        view = memoryview(data).cast("B")
+        while len(view):
+            n = min(len(view), XXH3_CHUNK - self._filled)
+            self._chunk.update(view[:n])
+            self._filled += n
+            view = view[n:]
+            if self._filled == XXH3_CHUNK:
+                self._digests.append(self._chunk.digest())
+                self._chunk, self._filled = self._xxhash.xxh3_128(seed=0), 0
+
+    def hexdigest(self) -> str:
+        tail = [self._chunk.digest()] if self._filled else []
+        return self._xxhash.xxh3_128(b"".join(self._digests + tail), seed=0).hexdigest()
+
+
+def tensor_digest(manifest: dict, record: dict, data) -> tuple[str, str]:
+    """(recorded, computed) checksum of a tensor record, by the manifest's version: SHA-256 in
+    version 1, the chunked XXH3-128 in version 2."""
+    version = manifest["version"]
+    if version == 1:
+        assert "xxh3" not in record, f"version 1 record with xxh3: {record}"
+        return record["sha256"], hashlib.sha256(data).hexdigest()
+    assert version == 2, f"unknown manifest version {version}"
+    assert "sha256" not in record, f"version 2 record with sha256: {record}"
+    return record["xxh3"], tensor_xxh3(data)
+
+
 def tensor_name(entry_name: str) -> str:
     """The contract does not say whether a tensor is called 'trainXs' or 'trainXs.npy'; accept both."""
     return entry_name[:-4] if entry_name.endswith(".npy") else entry_name
@@ -168,7 +220,9 @@ def check_manifest(manifest: dict, arrays: dict[str, np.ndarray], root: Path | N
 
     xs, ys, names = arrays["trainXs"], arrays["trainYs"], arrays["classNames"]
 
-    # tensors: name, shape, dtype, sha256 of the raw C-order little-endian data bytes
+    # tensors: name, shape, dtype, checksum of the raw C-order little-endian data bytes (version 2:
+    # the chunked XXH3-128; version 1: SHA-256)
+    assert manifest["version"] == 2, f"imgconv writes manifest version 2, not {manifest['version']}"
     tensors = {tensor_name(t["name"]): t for t in manifest["tensors"]}
     assert set(tensors) == set(TENSOR_NAMES), f"manifest tensors: {sorted(tensors)}"
     for name, arr in arrays.items():
@@ -177,7 +231,8 @@ def check_manifest(manifest: dict, arrays: dict[str, np.ndarray], root: Path | N
         assert np.dtype(t["dtype"]) == arr.dtype, f"{name}: manifest dtype {t['dtype']} vs {arr.dtype}"
         data = np.ascontiguousarray(arr)
         assert data.dtype.byteorder in ("<", "|", "="), f"{name} is not little-endian: {data.dtype}"
-        assert t["sha256"].lower() == hashlib.sha256(data.tobytes()).hexdigest(), f"{name}: sha256 mismatch"
+        recorded, computed = tensor_digest(manifest, t, data.tobytes())
+        assert recorded == computed, f"{name}: checksum mismatch"
 
     # classes: index, name, count
     classes = manifest["classes"]

@@ -395,4 +395,4 @@ def test_verify_detects_a_flipped_pixel_in_hdf5(run, make_dataset, tmp_path):
     with h5py.File(h5, "r+") as f:
         f["trainXs"][1, 2, 3, 0] = f["trainXs"][1, 2, 3, 0] ^ 0xFF
     res = run(["verify", h5], expect_rc=H.EX_DATAERR)
-    H.assert_one_line_error(res, "trainXs", "SHA-256")
+    H.assert_one_line_error(res, "trainXs", "XXH3-128")

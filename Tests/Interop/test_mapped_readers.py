@@ -9,7 +9,6 @@ read()/pread() stay far below the tensor's size, and the file is mapped read-onl
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -104,7 +103,7 @@ def test_stored_npz_and_npy_folder_read_exactly(run, tmp_path):
     # verify and inspect each, against numpy's view of the data
     manifest = H.load_json(H.npz_manifest_path(npz))
     xs = next(t for t in manifest["tensors"] if t["name"] == "trainXs")
-    assert xs["sha256"] == hashlib.sha256(X.tobytes()).hexdigest()
+    assert xs["xxh3"] == H.tensor_xxh3(X.tobytes())
     expected_stats = _stats(X)
     for path in (npz, npydir, again):
         run(["verify", path])
@@ -183,9 +182,9 @@ def test_stored_data_is_mapped_not_read(run, tmp_path):
 def _write_big_npz(path: Path, n: int, h: int, w: int, c: int, seed: int) -> str:
     """A stored .npz of `n` images written one image at a time (this process stays small: a
     child forked from a big pytest process would inherit its peak RSS, which other tests measure
-    through RUSAGE_CHILDREN); returns the SHA-256 of trainXs's data."""
+    through RUSAGE_CHILDREN); returns the manifest checksum (chunked XXH3-128) of trainXs's data."""
     block = np.random.default_rng(seed).integers(0, 256, (h, w, c), dtype=np.uint8)
-    digest = hashlib.sha256()
+    digest = H.TensorXXH3()
     names = io.BytesIO()
     np.save(names, np.array([str(k) for k in range(10)]))
     labels = io.BytesIO()
@@ -247,6 +246,6 @@ def test_big_stored_file_streams_with_flat_memory(big_stored):
             assert rss < BIG_MAX_RSS_KIB, f"{what}: peak RSS {rss} KiB >= {BIG_MAX_RSS_KIB} KiB on a 640 MiB tensor"
     for manifest in (H.npz_manifest_path(npz), npydir / "manifest.json"):
         xs = next(t for t in H.load_json(manifest)["tensors"] if t["name"] == "trainXs")
-        assert xs["sha256"] == digest, "the data went through unchanged"
+        assert xs["xxh3"] == digest, "the data went through unchanged"
     if not TIME_BIN.is_file():
         pytest.skip("/usr/bin/time is not installed: peak RSS not measured (the runs themselves passed)")

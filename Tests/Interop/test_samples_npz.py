@@ -75,8 +75,8 @@ def test_samples_to_npy_matches_npz(run, samples_root, tmp_path):
     _check_dataset({k: np.asarray(v) for k, v in mm.items()}, manifest, samples_root)
     # same data, same tensor hashes in both manifests
     npz_manifest = H.load_json(H.npz_manifest_path(npz))
-    assert ({H.tensor_name(t["name"]): t["sha256"] for t in manifest["tensors"]}
-            == {H.tensor_name(t["name"]): t["sha256"] for t in npz_manifest["tensors"]})
+    assert ({H.tensor_name(t["name"]): t["xxh3"] for t in manifest["tensors"]}
+            == {H.tensor_name(t["name"]): t["xxh3"] for t in npz_manifest["tensors"]})
 
 
 def test_manifest_validates_against_schema(run, samples_root, outdir):

@@ -148,7 +148,7 @@ def test_plan_shards_merge_equal_one_machine(run, make_dataset, tmp_path):
     data[-1] ^= 1
     xs.write_bytes(bytes(data))
     res = run(["merge", rotten, tmp_path / "rotten-out"], expect_rc=66)
-    H.assert_one_line_error(res, "missing: 2", "does not verify", "SHA-256")
+    H.assert_one_line_error(res, "missing: 2", "does not verify", "XXH3-128")
     assert not (tmp_path / "rotten-out").exists()
     res = run(["merge", "--check", rotten], expect_rc=66)
     assert "missing: 2" in res.stdout.splitlines()
@@ -308,7 +308,7 @@ def test_hdf5_virtual_merge(run, make_dataset, tmp_path):
     # Another part of the same shape: its data is not the manifest's.
     shutil.copyfile(moved / "parts" / "part-00000-of-00003.h5", moved / "parts" / "part-00001-of-00003.h5")
     res = run(["verify", moved / "out.h5"], expect_rc=65)
-    H.assert_one_line_error(res, "SHA-256")
+    H.assert_one_line_error(res, "XXH3-128")
 
 
 def test_list_source_and_pixel_balance(run, make_dataset, tmp_path):
