@@ -112,3 +112,12 @@ void imc_luma8(const uint8_t *src, uint8_t *dst, intptr_t count, intptr_t stride
         dst[i] = (uint8_t)(((uint32_t)p[0] * 19595u + (uint32_t)p[1] * 38470u + (uint32_t)p[2] * 7471u + 0x8000u) >> 16);
     }
 }
+
+IMC_CLONES
+void imc_gray_expand8(const uint8_t *src, uint8_t *dst, intptr_t count, intptr_t out_channels) {
+    if (out_channels == 3) {
+        for (intptr_t i = 0; i < count; i++) { uint8_t v = src[i]; dst[3 * i] = v; dst[3 * i + 1] = v; dst[3 * i + 2] = v; }
+    } else {
+        for (intptr_t i = 0; i < count; i++) { uint8_t v = src[i]; dst[4 * i] = v; dst[4 * i + 1] = v; dst[4 * i + 2] = v; dst[4 * i + 3] = 255; }
+    }
+}

@@ -15,6 +15,9 @@ public enum ColorConverter {
                     // The hot one (--color gray of colour photos): C, compiled twice (see CPixels).
                     imc_luma8(src.bindMemory(to: UInt8.self).baseAddress!, dst.bindMemory(to: UInt8.self).baseAddress!,
                               count, image.channels)
+                case .eight where image.channels == 1 && count > 0:
+                    imc_gray_expand8(src.bindMemory(to: UInt8.self).baseAddress!, dst.bindMemory(to: UInt8.self).baseAddress!,
+                                     count, target)
                 case .eight:
                     run(src.bindMemory(to: UInt8.self), dst.bindMemory(to: UInt8.self), count,
                         image.channels, target, opaque: 255)

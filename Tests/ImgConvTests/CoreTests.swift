@@ -36,6 +36,16 @@ final class CoreTests: XCTestCase {
                 XCTAssertEqual(gray.bytes[i], ColorConverter.luma(bytes[p], bytes[p + 1], bytes[p + 2]), "pixel \(i) of \(channels)")
             }
         }
+        // And back: gray to RGB and RGBA (C too), every sample the gray one, alpha opaque.
+        let grayBytes = (0..<997).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let grayImage = PixelBuffer(width: 997, height: 1, channels: 1, depth: .eight, bytes: grayBytes)
+        for target in [3, 4] {
+            let out = ColorConverter.convert(grayImage, toChannels: target)
+            for i in 0..<997 {
+                XCTAssertEqual(Array(out.bytes[(i * target)..<(i * target + 3)]), [grayBytes[i], grayBytes[i], grayBytes[i]])
+                if target == 4 { XCTAssertEqual(out.bytes[i * 4 + 3], 255) }
+            }
+        }
         let empty = PixelBuffer(width: 0, height: 0, channels: 3, depth: .eight, bytes: [])
         XCTAssertEqual(ColorConverter.convert(empty, toChannels: 1).bytes.count, 0)
     }

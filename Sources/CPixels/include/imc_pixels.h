@@ -27,4 +27,7 @@ void imc_resize_v8(const uint8_t *src, uint8_t *dst, const int32_t *kk, const in
 // (R * 19595 + G * 38470 + B * 7471 + 0x8000) >> 16.
 void imc_luma8(const uint8_t *src, uint8_t *dst, intptr_t count, intptr_t stride);
 
+// RGB (out_channels 3) or RGBA with opaque alpha (4) from `count` gray 8-bit pixels.
+void imc_gray_expand8(const uint8_t *src, uint8_t *dst, intptr_t count, intptr_t out_channels);
+
 #endif
