@@ -2,9 +2,10 @@ import Foundation
 import ImgConvCore
 
 /// The tensor checksum (`TensorHasher`: the chunked XXH3-128 of manifest version 2 unless asked
-/// for another) and, when asked, zlib's CRC-32 of a byte stream, computed on a thread of its own so
-/// that the writer thread does not: small pieces are staged into a few reused 512 KiB blocks and a
-/// full block goes to the hashing thread; arrays of 64 KiB or more are handed over as they are
+/// for another) and, when asked, zlib's CRC-32 of a byte stream. XXH3 is computed on the caller's
+/// thread as the bytes arrive (it is cheaper than handing them over). SHA-256 (version 1) is
+/// computed on a thread of its own so that the writer thread does not: small pieces are staged
+/// into a few reused 512 KiB blocks and a full block goes to the hashing thread; arrays of 64 KiB or more are handed over as they are
 /// (kept alive, not copied). A tensor of any size costs at most `blockCount` blocks and
 /// `arrayBytesLimit` bytes of arrays; the writer waits when the hashing thread is that far
 /// behind. The digest is that of the bytes in the order given, whatever the timing.
@@ -18,8 +19,21 @@ public final class BackgroundDigest {
     private var staging: UnsafeMutableRawBufferPointer
     private var filled = 0
 
+    /// Hashed on the caller's thread as the bytes arrive (no staging copy, no thread).
+    private var direct: TensorHasher?
+    private var directCRC: CRC32?
+
     public init(crc: Bool = false, algorithm: TensorHashAlgorithm = .current) {
         state = DigestState(crc: crc, algorithm: algorithm)
+        // XXH3 (with or without the CRC-32) runs at several GB/s: on the caller's thread it costs
+        // about what the staging copy and the thread's wake-ups cost, so it runs there. SHA-256
+        // (manifest version 1) is slow enough to keep its own thread.
+        if algorithm == .xxh3 {
+            direct = TensorHasher(algorithm)
+            directCRC = crc ? CRC32() : nil
+            staging = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+            return
+        }
         staging = state.takeFreeBlock()
         let state = self.state
         // Without a thread of its own (none can be started), the writer hashes as it goes.
@@ -28,11 +42,16 @@ public final class BackgroundDigest {
 
     deinit {
         // An abandoned stream (a failed conversion): the thread ends on its own and frees the blocks.
-        if filled >= 0 { state.close(last: staging, count: 0) }
+        if filled >= 0 && direct == nil { state.close(last: staging, count: 0) }
     }
 
     public func update(_ bytes: UnsafeRawBufferPointer) {
         precondition(filled >= 0, "update after finish")
+        if direct != nil {
+            direct!.update(bytes)
+            directCRC?.update(bytes)
+            return
+        }
         var offset = 0
         while offset < bytes.count {
             let n = min(Self.blockSize - filled, bytes.count - offset)
@@ -51,7 +70,7 @@ public final class BackgroundDigest {
 
     /// Hashes `bytes` without copying them when they are large (the array is kept until hashed).
     func update(owned bytes: [UInt8]) {
-        guard bytes.count >= Self.ownedMinimum else { return update(bytes) }
+        guard bytes.count >= Self.ownedMinimum && direct == nil else { return update(bytes) }
         precondition(filled >= 0, "update after finish")
         if filled > 0 {
             state.submit(staging, count: filled)
@@ -64,6 +83,10 @@ public final class BackgroundDigest {
     /// Waits for the hashing thread; the checksum as hex and the CRC-32 (0 unless asked).
     public func finish() -> (digest: String, crc: UInt32) {
         precondition(filled >= 0, "finish twice")
+        if let direct {
+            filled = -1
+            return (direct.finish(), directCRC?.value ?? 0)
+        }
         state.close(last: staging, count: filled)
         filled = -1
         return state.result()

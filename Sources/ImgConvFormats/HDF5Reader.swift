@@ -380,7 +380,7 @@ public final class HDF5Reader: TensorContainer {
 
 /// A dataset's data, read along its first axis a few chunks at a time. A row (one item along the
 /// first axis) larger than a read is read in slabs along the next axes, so no buffer is larger
-/// than about 1 MiB whatever the shape says.
+/// than about 4 MiB whatever the shape says.
 final class HDF5DatasetStream: ByteStream {
     private let handles: HDF5Handles
     private let dataset: hid_t
@@ -396,11 +396,13 @@ final class HDF5DatasetStream: ByteStream {
     /// The next unit: its index along `axis` and the indices of the axes before it.
     private var position: [Int]
     private var done = false
-    private var staging: [UInt8] = []
+    /// The slab read last (`stagingCount` bytes of it hold data) and the next byte to hand out.
+    private var staging = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    private var stagingCount = 0
     private var start = 0
 
     /// Bytes per read (about; at least one element).
-    static let readBytes = 1 << 20
+    static let readBytes = 4 << 20
 
     init(handles: HDF5Handles, dataset: hid_t, name: String, dtype: DType, shape: [Int], chunkRows: Int, ctx: HDF5Context) {
         self.handles = handles
@@ -424,17 +426,28 @@ final class HDF5DatasetStream: ByteStream {
     deinit {
         let handles = self.handles
         _ = try? HDF5.run { handles.closeAll() }
+        staging.deallocate()
+    }
+
+    /// Lends the next `count` bytes from the slab read last when it holds them all (a stored
+    /// image, as the slabs hold whole images along the first axis).
+    func borrow(_ count: Int) throws -> UnsafeRawBufferPointer? {
+        if start >= stagingCount {
+            guard !done else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+            try fill()
+        }
+        guard stagingCount - start >= count else { return nil }
+        defer { start += count }
+        return UnsafeRawBufferPointer(rebasing: staging[start..<(start + count)])
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        if start >= staging.count {
+        if start >= stagingCount {
             guard !done else { return 0 }
             try fill()
         }
-        let take = min(buffer.count, staging.count - start)
-        staging.withUnsafeBytes { src in
-            buffer.baseAddress!.copyMemory(from: src.baseAddress! + start, byteCount: take)
-        }
+        let take = min(buffer.count, stagingCount - start)
+        buffer.baseAddress!.copyMemory(from: staging.baseAddress! + start, byteCount: take)
         start += take
         return take
     }
@@ -443,28 +456,33 @@ final class HDF5DatasetStream: ByteStream {
     private func fill() throws {
         let (ctx, dataset, shape, name, dtype, axis) = (self.ctx, self.dataset, self.shape, self.name, self.dtype, self.axis)
         let count = shape.isEmpty ? 1 : min(unitsPerRead, shape[axis] - position[axis])
-        staging = [UInt8](repeating: 0, count: count * unitBytes)
+        // One buffer for every slab (the first slab is the largest).
+        if staging.count < count * unitBytes {
+            staging.deallocate()
+            staging = UnsafeMutableRawBufferPointer.allocate(byteCount: count * unitBytes, alignment: 64)
+        }
+        stagingCount = 0
         start = 0
         let at = position
-        try staging.withUnsafeMutableBytes { buf in
-            try HDF5.run(reading: ctx.path) {
-                let memType = HDF5Types.type(for: dtype)
-                if shape.isEmpty {
-                    try ctx.check(H5Dread(dataset, memType, imc_h5s_all(), imc_h5s_all(), imc_h5p_default(), buf.baseAddress!),
-                                  "read '/\(name)'")
-                    return
-                }
-                let scope = HDF5Handles()
-                defer { scope.closeAll() }
-                let fileSpace = scope.own(try ctx.check(H5Dget_space(dataset), "get the dataspace of '/\(name)'"), .dataspace)
-                var offset = at.map { hsize_t($0) } + shape[(axis + 1)...].map { _ in hsize_t(0) }
-                var block = at.dropLast().map { _ in hsize_t(1) } + [hsize_t(count)] + shape[(axis + 1)...].map { hsize_t($0) }
-                try ctx.check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &offset, nil, &block, nil), "select data of '/\(name)'")
-                let memSpace = scope.own(try ctx.check(H5Screate_simple(Int32(block.count), &block, nil), "create a memory dataspace"), .dataspace)
-                try ctx.check(H5Dread(dataset, memType, memSpace, fileSpace, imc_h5p_default(), buf.baseAddress!),
-                              "read \(at) + \(count) of '/\(name)'")
+        let buf = UnsafeMutableRawBufferPointer(rebasing: staging[0..<(count * unitBytes)])
+        try HDF5.run(reading: ctx.path) {
+            let memType = HDF5Types.type(for: dtype)
+            if shape.isEmpty {
+                try ctx.check(H5Dread(dataset, memType, imc_h5s_all(), imc_h5s_all(), imc_h5p_default(), buf.baseAddress!),
+                              "read '/\(name)'")
+                return
             }
+            let scope = HDF5Handles()
+            defer { scope.closeAll() }
+            let fileSpace = scope.own(try ctx.check(H5Dget_space(dataset), "get the dataspace of '/\(name)'"), .dataspace)
+            var offset = at.map { hsize_t($0) } + shape[(axis + 1)...].map { _ in hsize_t(0) }
+            var block = at.dropLast().map { _ in hsize_t(1) } + [hsize_t(count)] + shape[(axis + 1)...].map { hsize_t($0) }
+            try ctx.check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &offset, nil, &block, nil), "select data of '/\(name)'")
+            let memSpace = scope.own(try ctx.check(H5Screate_simple(Int32(block.count), &block, nil), "create a memory dataspace"), .dataspace)
+            try ctx.check(H5Dread(dataset, memType, memSpace, fileSpace, imc_h5p_default(), buf.baseAddress!),
+                          "read \(at) + \(count) of '/\(name)'")
         }
+        stagingCount = buf.count
         guard !shape.isEmpty else {
             done = true
             return

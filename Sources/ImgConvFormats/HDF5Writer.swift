@@ -183,16 +183,17 @@ public final class HDF5Writer: DatasetWriter {
             if pendingCount == imagesPerChunk { try submitChunk() }
             return
         }
-        if imagesPerChunk == 1 {
-            try appendItems(images, name: names.images, at: written, count: 1, itemShape: layout.itemShape,
-                            dtype: layout.dtype, bytes: image.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)
-            written += 1
-            return
-        }
         pending.append(contentsOf: image)
         pendingCount += 1
-        if pendingCount == imagesPerChunk { try flushPending() }
+        if pendingCount == imagesPerChunk * Self.chunksPerBatch(chunkBytes: imagesPerChunk * layout.bytesPerItem) {
+            try flushPending()
+        }
     }
+
+    /// Whole chunks written by one call to the HDF5 thread (about 4 MiB): a call per image was
+    /// a thread round trip and a hyperslab write each. The batches depend only on the image
+    /// count, so every run that appends the same images writes the same file.
+    static func chunksPerBatch(chunkBytes: Int) -> Int { max(1, (4 << 20) / max(1, chunkBytes)) }
 
     /// Shuffles and deflates the pending images as one chunk on another thread (edge chunks are
     /// padded to the full chunk size, as HDF5 requires), writing finished chunks in order.
@@ -246,13 +247,35 @@ public final class HDF5Writer: DatasetWriter {
             return
         }
         guard pendingCount > 0 else { return }
-        try pending.withUnsafeBytes { buf in
-            try appendItems(images, name: names.images, at: written, count: pendingCount, itemShape: layout.itemShape,
-                            dtype: layout.dtype, bytes: buf.baseAddress!)
-        }
+        try writeStoredChunks()
         written += pendingCount
         pendingCount = 0
         pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes the pending images as whole chunks (H5Dwrite_chunk, no filters: the chunk's bytes
+    /// are the images' bytes, a last partial chunk padded with zeros as HDF5 stores it), growing
+    /// the dataset once for all of them.
+    private func writeStoredChunks() throws {
+        let chunkBytes = imagesPerChunk * layout.bytesPerItem
+        let padding = (imagesPerChunk - pendingCount % imagesPerChunk) % imagesPerChunk * layout.bytesPerItem
+        if padding > 0 { pending.append(contentsOf: repeatElement(0, count: padding)) }
+        let ctx = self.ctx, images = self.images, name = names.images, start = written, count = pendingCount
+        let rank = 1 + layout.itemShape.count
+        var size = [hsize_t(start + count)] + layout.itemShape.map { hsize_t($0) }
+        try pending.withUnsafeBytes { buf in
+            try HDF5.run {
+                try ctx.check(H5Dset_extent(images, &size), "extend '/\(name)' to \(start + count) items")
+                var at = 0
+                while at < buf.count {
+                    let item = start + at / layout.bytesPerItem
+                    var offset = [hsize_t(item)] + [hsize_t](repeating: 0, count: rank - 1)
+                    try ctx.check(H5Dwrite_chunk(images, imc_h5p_default(), 0, &offset, chunkBytes, buf.baseAddress! + at),
+                                  "write the chunk at item \(item) of '/\(name)'")
+                    at += chunkBytes
+                }
+            }
+        }
     }
 
     public func endPart(labels: LabelColumn) throws -> [Manifest.TensorRecord] {
