@@ -72,11 +72,71 @@ public struct ShardPlan: Codable, Sendable, Equatable {
     /// HDF5 sizes its chunks from it, so the merge announces the same. Absent: each split's count.
     public var announcedCount: Int?
 
-    /// The plan's JSON: keys sorted, no spaces, a trailing newline.
-    public func encoded() throws -> [UInt8] {
+    static func jsonEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(self)) + [0x0A]
+        return encoder
+    }
+
+    /// The plan's JSON: keys sorted, no spaces, a trailing newline; the bytes `JSONEncoder`
+    /// writes with `.sortedKeys` and `.withoutEscapingSlashes`. Its small members are encoded by
+    /// `JSONEncoder`; the files and the images (all but a few hundred bytes of the text) are
+    /// written directly into that text, as `JSONEncoder` would write them (it took most of the
+    /// plan command's time).
+    public func encoded() throws -> [UInt8] {
+        var shell = self
+        shell.files = []
+        shell.splits = []
+        var bytes = Array(try Self.jsonEncoder().encode(shell))
+        // Sorted keys: "files" comes before "splits"; fill the later one first so the earlier
+        // one's offset stays put. A string value cannot hold an unescaped quote, so the first
+        // match is the key.
+        var out = PlanJSON(encoder: Self.jsonEncoder())
+        for (k, split) in splits.enumerated() {
+            if k > 0 { out.bytes.append(0x2C) }
+            try out.split(split)
+        }
+        try Self.fill(&bytes, key: "splits", with: out.take())
+        for (k, file) in files.enumerated() {
+            if k > 0 { out.bytes.append(0x2C) }
+            try out.file(file)
+        }
+        try Self.fill(&bytes, key: "files", with: out.take())
+        bytes.append(0x0A)
+        return bytes
+    }
+
+    /// Puts `elements` into the empty array of the top-level `key` in `bytes`.
+    private static func fill(_ bytes: inout [UInt8], key: String, with elements: [UInt8]) throws {
+        guard let at = firstIndex(of: Array("\"\(key)\":[]".utf8), in: bytes) else {
+            throw ImgConvError(.io, path: "", "plan: the encoder wrote no empty '\(key)' array")
+        }
+        bytes.insert(contentsOf: elements, at: at + key.utf8.count + 4)
+    }
+
+    /// The offset of the first `needle` (not empty) in `haystack` (memchr for its first byte,
+    /// then memcmp).
+    static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard let first = needle.first, haystack.count >= needle.count else { return nil }
+        return haystack.withUnsafeBytes { h in
+            needle.withUnsafeBytes { n in
+                let base = h.baseAddress!, last = h.count - n.count
+                var at = 0
+                while at <= last {
+                    guard let hit = memchr(base + at, Int32(first), last - at + 1) else { return nil }
+                    at = base.distance(to: UnsafeRawPointer(hit))
+                    if memcmp(base + at, n.baseAddress!, n.count) == 0 { return at }
+                    at += 1
+                }
+                return nil
+            }
+        }
+    }
+
+    /// Where the value of the top-level `"hash"` starts in a plan's canonical JSON (just after
+    /// its opening quote), if the text has that key in the canonical form.
+    static func hashValueOffset(in bytes: [UInt8]) -> Int? {
+        firstIndex(of: Array("\"hash\":\"".utf8), in: bytes).map { $0 + 8 }
     }
 
     /// Sets `hash` and returns the plan's file bytes (the same as `encoded()`), encoding the plan
@@ -85,13 +145,9 @@ public struct ShardPlan: Codable, Sendable, Equatable {
         hash = ""
         var bytes = try encoded()
         let digest = sha256Hex(bytes)
-        // Sorted keys: "hash" is a top-level key, and no string value holds an unescaped quote.
-        guard let at = bytes.firstRange(of: Array("\"hash\":\"\"".utf8)) else {
-            hash = digest
-            return try encoded()
-        }
         hash = digest
-        bytes.insert(contentsOf: Array(digest.utf8), at: at.upperBound - 1)
+        guard let at = Self.hashValueOffset(in: bytes) else { return try encoded() }
+        bytes.insert(contentsOf: Array(digest.utf8), at: at)
         return bytes
     }
 
@@ -107,11 +163,11 @@ public struct ShardPlan: Codable, Sendable, Equatable {
     /// the plan need not be encoded again (a third of a shard's CPU time on 4,000 images); any
     /// other form of the same JSON (re-indented, keys reordered) is encoded again to check it.
     func hashMatches(_ bytes: [UInt8]) throws -> Bool {
-        let needle = Array("\"hash\":\"\(hash)\"".utf8)
-        if let at = bytes.firstRange(of: needle), !hash.isEmpty {
-            let offset = at.upperBound - 1 - hash.utf8.count
+        let value = Array(hash.utf8)
+        if !value.isEmpty, let offset = Self.hashValueOffset(in: bytes), offset + value.count < bytes.count,
+           Array(bytes[offset..<(offset + value.count + 1)]) == value + [0x22] {
             var blanked = bytes
-            blanked.removeSubrange(offset..<(offset + hash.utf8.count))
+            blanked.removeSubrange(offset..<(offset + value.count))
             if sha256Hex(blanked) == hash { return true }
         }
         return try computedHash() == hash
@@ -289,5 +345,103 @@ extension Converter {
                              ranges: Dictionary(uniqueKeysWithValues: plan.splits.map { ($0.name, $0.ranges[index]) }))
         return try write(&run, parts: parts, plan: plan.image, planned: parts.reduce(0) { $0 + $1.count }, onePass: false,
                          warn: warn, shard: shard)
+    }
+}
+
+/// The plan's files and images as `JSONEncoder` writes them (sorted keys, no spaces, slashes
+/// not escaped). A string with a quote, a backslash, a control character or a non-ASCII byte
+/// is handed to `JSONEncoder` itself, so its escaping is the encoder's to the byte.
+private struct PlanJSON {
+    var bytes: [UInt8] = []
+    let encoder: JSONEncoder
+
+    init(encoder: JSONEncoder) {
+        self.encoder = encoder
+        bytes.reserveCapacity(1 << 20)
+    }
+
+    mutating func take() -> [UInt8] {
+        defer { bytes = [] }
+        return bytes
+    }
+
+    mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func int(_ v: Int) {
+        if v >= 0 && v < 10 {
+            bytes.append(0x30 + UInt8(v))
+            return
+        }
+        bytes.append(contentsOf: String(v).utf8)
+    }
+
+    mutating func string(_ s: String) throws {
+        var plain = true
+        for u in s.utf8 where u < 0x20 || u >= 0x80 || u == 0x22 || u == 0x5C {
+            plain = false
+            break
+        }
+        guard plain else {
+            // `["…"]`: the encoded string between the brackets.
+            let wrapped = Array(try encoder.encode([s]))
+            bytes.append(contentsOf: wrapped[1..<(wrapped.count - 1)])
+            return
+        }
+        bytes.append(0x22)
+        bytes.append(contentsOf: s.utf8)
+        bytes.append(0x22)
+    }
+
+    mutating func file(_ f: ShardPlan.File) throws {
+        raw("{\"label\":")
+        int(f.label)
+        raw(",\"path\":")
+        try string(f.path)
+        bytes.append(0x7D)
+    }
+
+    mutating func item(_ i: ShardPlan.Item) throws {
+        raw("{\"channels\":")
+        int(i.channels)
+        raw(",\"depth\":")
+        try string(i.depth)
+        raw(",\"file\":")
+        int(i.file)
+        raw(",\"format\":")
+        try string(i.format)
+        raw(",\"height\":")
+        int(i.height)
+        raw(",\"orientation\":")
+        int(i.orientation)
+        raw(",\"page\":")
+        int(i.page)
+        raw(",\"pages\":")
+        int(i.pages)
+        raw(",\"width\":")
+        int(i.width)
+        bytes.append(0x7D)
+    }
+
+    mutating func split(_ split: ShardPlan.Split) throws {
+        raw("{\"items\":[")
+        for (k, item) in split.items.enumerated() {
+            if k > 0 { bytes.append(0x2C) }
+            try self.item(item)
+        }
+        raw("],\"name\":")
+        try string(split.name)
+        raw(",\"ranges\":[")
+        for (k, range) in split.ranges.enumerated() {
+            if k > 0 { bytes.append(0x2C) }
+            bytes.append(0x5B)
+            for (j, v) in range.enumerated() {
+                if j > 0 { bytes.append(0x2C) }
+                int(v)
+            }
+            bytes.append(0x5D)
+        }
+        raw("]}")
     }
 }
