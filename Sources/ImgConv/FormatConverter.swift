@@ -180,9 +180,23 @@ public struct FormatConverter {
         let (_, images) = try dataset.openImages(split)
         let label = dataset.storageName(split.imagesName)
         var scratch: [UInt8] = []
-        // On a thread of its own: the writer's digest of the output has another.
         let hash = hashing.map { BackgroundDigest(algorithm: $0) }
-        for i in 0..<split.count {
+        // Where the stream lends its bytes (memory-mapped), about 8 MiB of images at a time:
+        // the writer hashes a block on a side thread while it writes it.
+        let perBlock = max(1, (8 << 20) / max(1, layout.bytesPerItem))
+        var i = 0
+        while i < split.count {
+            let n = min(perBlock, split.count - i)
+            if n > 1, let block = try images.borrow(n * layout.bytesPerItem) {
+                guard block.count == n * layout.bytesPerItem else {
+                    throw ImgConvError(.corruptInput, path: dataset.path,
+                                       "\(label): data ends in image \(i + block.count / max(1, layout.bytesPerItem)) of \(split.count)")
+                }
+                try writer.append(images: block, count: n)
+                hash?.update(block)
+                i += n
+                continue
+            }
             try images.next(layout.bytesPerItem, scratch: &scratch) { image in
                 guard image.count == layout.bytesPerItem else {
                     throw ImgConvError(.corruptInput, path: dataset.path, "\(label): data ends in image \(i) of \(split.count)")
@@ -190,6 +204,7 @@ public struct FormatConverter {
                 hash?.update(image)
                 try writer.append(image: image)
             }
+            i += 1
         }
         // Reading to the end runs the stream's own checks (CRC-32, exact length).
         var probe = [UInt8](repeating: 0, count: 1)

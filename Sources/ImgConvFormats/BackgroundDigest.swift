@@ -68,6 +68,26 @@ public final class BackgroundDigest {
 
     func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
 
+    /// Hashes `bytes` while `body` runs (typically the write of those same bytes): a large block
+    /// hashed on the caller's thread is hashed on a side thread instead, at the same time as
+    /// `body`, without copying it. The digest is the same as `update(bytes)` then `body()`.
+    public func update(_ bytes: UnsafeRawBufferPointer, alongside body: () throws -> Void) rethrows {
+        guard direct != nil, bytes.count >= Self.sideMinimum else {
+            update(bytes)
+            return try body()
+        }
+        if side == nil { side = SideThread() }
+        try side!.run({
+            direct!.update(bytes)
+            directCRC?.update(bytes)
+        }, alongside: body)
+    }
+
+    /// Blocks at least this large are hashed beside their write (a smaller one costs less than
+    /// the hand-over).
+    static let sideMinimum = 1 << 20
+    private var side: SideThread?
+
     /// Hashes `bytes` without copying them when they are large (the array is kept until hashed).
     func update(owned bytes: [UInt8]) {
         guard bytes.count >= Self.ownedMinimum && direct == nil else { return update(bytes) }

@@ -18,6 +18,9 @@ public protocol DatasetWriter: AnyObject {
     func append(image: UnsafeRawBufferPointer) throws
     /// The same, for an image the writer may keep until it is written and hashed (no copy).
     func append(image: [UInt8]) throws
+    /// Appends `count` images lying one after another in `images` (a merge's block of a part);
+    /// the default appends them one by one.
+    func append(images: UnsafeRawBufferPointer, count: Int) throws
     /// Ends the current part: its images tensor, then its labels (one per appended image).
     func endPart(labels: LabelColumn) throws -> [Manifest.TensorRecord]
     /// Writes the class names after the last part; returns what was written.
@@ -48,6 +51,15 @@ public protocol DatasetWriter: AnyObject {
 }
 
 extension DatasetWriter {
+    public func append(images: UnsafeRawBufferPointer, count: Int) throws {
+        guard count > 0 else { return }
+        let size = images.count / count
+        precondition(size * count == images.count, "a block of whole images")
+        for k in 0..<count {
+            try append(image: UnsafeRawBufferPointer(rebasing: images[(k * size)..<((k + 1) * size)]))
+        }
+    }
+
     public func begin(plan: ImagePlan, count: Int) throws {
         try begin(images: TensorLayout(plan: plan), count: count)
     }

@@ -52,6 +52,11 @@ public final class NPZWriter: DatasetWriter {
         appended += 1
     }
 
+    public func append(images block: UnsafeRawBufferPointer, count: Int) throws {
+        try images!.write(block)
+        appended += count
+    }
+
     public func append(image: [UInt8]) throws {
         try images!.write(owned: image)
         appended += 1
@@ -146,9 +151,12 @@ public final class NPYDirectoryWriter: DatasetWriter {
     }
 
     public func append(image: UnsafeRawBufferPointer) throws {
-        hash.update(image)
-        try imagesFile!.write(image)
-        appended += 1
+        try append(images: image, count: 1)
+    }
+
+    public func append(images block: UnsafeRawBufferPointer, count: Int) throws {
+        try hash.update(block, alongside: { try imagesFile!.write(block) })
+        appended += count
     }
 
     public func append(image: [UInt8]) throws {

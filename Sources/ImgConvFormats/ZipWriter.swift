@@ -164,16 +164,16 @@ final class NPYMemberWriter {
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
-        digest.update(bytes)
         dataLength += bytes.count
         if let deflater {
+            digest.update(bytes)
             try deflater.feed(bytes) { piece in
                 compressedBytes += piece.count
                 try zip.file.write(piece)
             }
         } else {
             compressedBytes += bytes.count
-            try zip.file.write(bytes)
+            try digest.update(bytes, alongside: { try zip.file.write(bytes) })
         }
     }
 
