@@ -4,7 +4,7 @@ the /trainXs that imgconv's materializing merge writes.
 The probe is built here from bench/limit/h5_copy_floor.c (the Makefile's command, with the C
 compiler at hand) and run on HDF5 parts made by `imgconv to-hdf5 --plan ... --shard K/N`: the same
 images, shape, chunks and maxshape as `imgconv merge --materialize` of those parts, with chunks read
-by H5Dread_chunk or by pread (-p), the dataset grown in batches that cross the parts' boundaries;
+by H5Dread_chunk or by pread (-p), with early writeback or not (-w), the dataset grown in batches that cross the parts' boundaries;
 -r reads and writes nothing; a part it cannot copy chunk by chunk (filters, another item shape,
 chunks that are not whole items, a part other than the last ending in a partial chunk, a chunk
 never written, not HDF5 or cut short) fails with one line naming the part and leaves no file behind.
@@ -87,19 +87,20 @@ def test_copy_equals_imgconv_materialized_merge(floor_bin, parts, outdir):
     with h5py.File(files[0], "r") as f0, h5py.File(files[1], "r") as f1:
         n0, n1 = f0["trainXs"].shape[0], f1["trainXs"].shape[0]
     assert n0 + n1 == N and n0 % BATCH != 0   # a batch crosses into the second part
-    for opts in [(), ("-p",)]:
+    for opts in [(), ("-p",), ("-w",)]:
         out = outdir / f"floor{''.join(opts)}.h5"
         res = run_floor(floor_bin, *opts, out, *files)
         assert f"copied {N} chunks (1, {H5}, {H5}, 3)" in res.stdout, res.stdout
         assert f"{N} items, {N * H5 * H5 * 3} bytes" in res.stdout
-        assert f"3 extends of {BATCH} chunks" in res.stdout, res.stdout   # 85 + 85 + 30 items
+        # 85 + 85 + 30 items; -w: one writeback request (the file passes 8 MiB once)
+        assert f"3 extends of {BATCH} chunks, {1 if '-w' in opts else 0} writeback requests" in res.stdout, res.stdout
         got, chunks, maxshape, compression = xs(out)
         assert got.dtype == np.uint8 and got.shape == ref.shape
         assert chunks == ref_chunks and maxshape == ref_max == (None, H5, H5, 3) and compression is None
         assert np.array_equal(got, ref), f"h5_copy_floor {' '.join(opts)}: /trainXs differs from merge --materialize's"
         with h5py.File(out, "r") as f:
             assert list(f.keys()) == ["trainXs"]   # no labels, no manifest: the copy alone
-    assert sorted(p.name for p in outdir.iterdir()) == ["floor-p.h5", "floor.h5"]   # no temporary file left
+    assert sorted(p.name for p in outdir.iterdir()) == ["floor-p.h5", "floor-w.h5", "floor.h5"]   # no temporary file left
 
 
 def test_parts_in_another_order_differ(floor_bin, parts, outdir):
@@ -169,4 +170,5 @@ def test_parts_it_cannot_copy_fail_with_one_line(floor_bin, parts, tmp_path, out
     expect_error(floor_bin, outdir, [out, notes], notes, "cannot open it as an HDF5 file")
     expect_error(floor_bin, outdir, [out, work / "plan.json", files[0]], "plan.json", "cannot open it as an HDF5 file")
     expect_error(floor_bin, outdir, [out], "usage")
+    expect_error(floor_bin, outdir, ["-r", "-w", files[0]], "-w", "no output with -r")
     expect_error(floor_bin, outdir, [outdir / "missing" / "x.h5", files[0]], "cannot create the output")
