@@ -191,6 +191,7 @@ rows = [
     ("imgconv", f"{machine.get('imgconv', '?')}, built with {machine.get('swift', '?')}"),
     ("system libjpeg-turbo (imgconv, limit probe)", f"Debian libturbojpeg0 {machine.get('deb_libturbojpeg0', '?')}"),
     ("system libpng / libspng / libdeflate / zlib", f"{machine.get('deb_libpng16-16', '?')} / {machine.get('deb_libspng0', '?')} / {machine.get('deb_libdeflate0', '?')} / {machine.get('deb_zlib1g', '?')}"),
+    ("system libhdf5 (imgconv, `h5_copy_floor`)", f"Debian libhdf5-103-1 {machine.get('deb_libhdf5-103-1', '?')}"),
     ("Python / numpy", f"{machine.get('python', '?')} / {machine.get('numpy', '?')}"),
     ("Pillow", machine.get("pillow", "?")),
     ("OpenCV (opencv-python-headless)", machine.get("opencv", "?")),
@@ -356,13 +357,16 @@ if one2 and plan_r and NSH:
         return float(run.by_round[rd]["user_s"]) + float(run.by_round[rd]["sys_s"])
 
     j1, j2, h5 = shard_runs("shard_j1"), shard_runs("shard_j2"), shard_runs("shard_h5")
-    m_npz, m_virt, m_mat, dd, one_h5 = (Runs("shards", t) for t in ["merge_npz", "merge_h5_virtual", "merge_h5_materialize", "disk_write", "one_h5"])
+    m_npz, m_virt, m_mat, dd, one_h5, h5fl = (Runs("shards", t) for t in ["merge_npz", "merge_h5_virtual", "merge_h5_materialize", "disk_write", "one_h5", "h5_copy_floor"])
     P(f"## Sharded conversion (issue 15): plan, {NSH} shards, merge (jpeg256)")
     P("")
     P(f"The jpeg256 set ({n_all:,} images) converted on one machine (`to-npz`, `--jobs` 2 and 1) and as `plan --shards {NSH}`, "
       f"then each shard `to-npz --plan --shard K/{NSH}` run one after another (once at `--jobs 1`, once at the default "
       "2 threads), then `merge`; the same for HDF5 (`to-hdf5`, shards, `merge` with virtual datasets and with "
-      "`--materialize`). `dd` writes and syncs as many bytes as the merged `.npz` (the disk's sequential write). "
+      "`--materialize`), and `limit/h5_copy_floor`, libhdf5's floor for that materializing copy (the same parts' "
+      "raw chunks read with `H5Dread_chunk` and written whole with `H5Dwrite_chunk` into a file created as imgconv's "
+      "writer creates it, fsynced; no hashing, labels or manifest). `dd` writes and syncs as many bytes as the merged "
+      "`.npz` (the disk's sequential write). "
       f"Warm page cache; every figure is a whole process, median over {RUNS} rounds of the whole flow.")
     P("")
     P("| step | wall s, median [min-max] | images/s | peak RSS MiB | CPU s (sys) | other load |")
@@ -374,6 +378,7 @@ if one2 and plan_r and NSH:
     rowsdef += [("`merge` npz (stored)", m_npz, n_all), ("one machine `to-hdf5` (2 threads)", one_h5, n_all)]
     rowsdef += [(f"shard {k}/{NSH} `to-hdf5`", h5[k], counts.get(k, 0)) for k in range(NSH)]
     rowsdef += [("`merge` h5, virtual (default)", m_virt, n_all), ("`merge --materialize` h5", m_mat, n_all),
+                ("*libhdf5 chunk-copy floor* (`limit/h5_copy_floor`, no hashing)", h5fl, n_all),
                 ("`dd bs=1M conv=fdatasync`, merged npz's size", dd, 0)]
     for label, r, n in rowsdef:
         if r:
@@ -410,6 +415,13 @@ if one2 and plan_r and NSH:
       f"({npz_mbs:,.0f} MB/s for {npz_mb:,.0f} MB).")
     P(f"- HDF5 merge: virtual {m_virt.med:.3f} s; materializing {m_mat.med:.2f} s = {mat_mbs:,.0f} MB/s "
       f"against `dd`'s {dd_mbs:,.0f} MB/s (**{100 * mat_mbs / dd_mbs:.0f}%**); npz merge {100 * npz_mbs / dd_mbs:.0f}% of `dd`.")
+    if h5fl:
+        # the floor's MB/s from its own file's size; imgconv's share of it paired by round (floor wall / merge wall)
+        fl_mbs = sizes.get("sh_floor.h5", 0) / 1e6 / h5fl.med
+        share = paired(m_mat, h5fl) if m_mat else (float("nan"),) * 3
+        P(f"  - libhdf5 chunk-copy floor (no hashing): {h5fl.med:.2f} s = {fl_mbs:,.0f} MB/s = {100 * fl_mbs / dd_mbs:.0f}% of dd; "
+          f"imgconv's materializing merge is **{100 * share[0]:.0f}%** of that floor (the floor's wall over the merge's, paired by "
+          f"round, median [{100 * share[1]:.0f}-{100 * share[2]:.0f}%]).")
     P(f"- Slowest shard over the median shard (2 threads): {slow:.3f}.")
     idl = "; ".join(f"{k.replace('_', ' ')}: {'all rounds' if all(v == 'yes' for v in vs) else ', '.join(vs)}" for k, vs in ident.items())
     P(f"- Byte identity of the merged outputs with the one-machine outputs, every round: {idl}.")

@@ -27,12 +27,13 @@
 #                   from commit FLAG_COMMIT into out/flag-build (about 2 minutes, once)
 #
 # What it does: installs what is missing (apt: hyperfine, GNU time, libturbojpeg0-dev, libpng-dev,
-# libspng-dev, libdeflate-dev, zlib1g-dev, pkg-config; pip into bench/.venv: bench/requirements.txt), builds the
+# libspng-dev, libdeflate-dev, zlib1g-dev, libhdf5-dev, pkg-config; pip into bench/.venv: bench/requirements.txt), builds the
 # limit probes (bench/limit) and, only if missing, the release binary; generates the seeded
 # datasets under bench/data (or reuses them); then per dataset runs imgconv and the peer scripts in
 # rounds (A B C D, A B C D, ...) on a hot page cache, measuring each whole process with a wall clock
 # and GNU time (peak RSS, CPU); in the jpeg256, png64 and mnistlike rounds also the job-floor probe
-# (limit/job_floor: list, read, decode, write in order + sync, nothing else); runs the decode-only
+# (limit/job_floor: list, read, decode, write in order + sync, nothing else), in the shards rounds the
+# HDF5 chunk-copy floor (limit/h5_copy_floor: the parts' raw chunks into one file + fsync); runs the decode-only
 # limit probe at 1 and 2 threads; compares `--compress` with numpy.savez_compressed; checks peak RSS
 # on a folder holding png64 ten times; checks every output against Pillow's (the job floor's against
 # imgconv's); and prints a Markdown report (bench/report.py).
@@ -68,7 +69,7 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---------------------------------------------------------------- 1. set-up
 sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
-apt_pkgs=(hyperfine time libturbojpeg0-dev libpng-dev libspng-dev libdeflate-dev zlib1g-dev pkg-config python3-venv)
+apt_pkgs=(hyperfine time libturbojpeg0-dev libpng-dev libspng-dev libdeflate-dev zlib1g-dev libhdf5-dev pkg-config python3-venv)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -307,11 +308,13 @@ shards_section() {
     done
     measure shards merge_h5_virtual "$r" "$OUT/x.h5" "$IMG" merge "$OUT/sh_h5parts" "$OUT/x.h5" -q
     measure shards merge_h5_materialize "$r" "$merged/x.h5" "$IMG" merge --materialize "$OUT/sh_h5parts" "$merged/x.h5" -q
+    # libhdf5's floor for that copy: the same parts' raw chunks into a new file, no hashing or labels
+    measure shards h5_copy_floor "$r" "$OUT/sh_floor.h5" limit/h5_copy_floor "$OUT/sh_floor.h5" "$OUT"/sh_h5parts/part-*.h5
     # the disk's sequential write speed: as many bytes as the merged .npz, written and synced by dd
     bytes=$(stat -c %s "$merged/x.npz")
     measure shards disk_write "$r" "$OUT/sh_dd.bin" dd if=/dev/zero of="$OUT/sh_dd.bin" bs=1M count=$(( (bytes + 1048575) / 1048576 )) conv=fdatasync status=none
     rm -f "$OUT/sh_dd.bin"
-    for f in sh_merged/x.npz sh_merged/x.h5 x.h5; do
+    for f in sh_merged/x.npz sh_merged/x.h5 x.h5 sh_floor.h5; do
       printf 'shards\tsize\t%s\t%s\n' "$f" "$(stat -c %s "$OUT/$f")" >> "$OUT/shards.tsv"
     done
     for f in x.npz x.npz.manifest.json x.h5; do
@@ -517,7 +520,7 @@ log "checking outputs against Pillow's"
   printf 'os\t%s, kernel %s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")" "$(uname -r)"
   printf 'imgconv\t%s\n' "$IMG_INFO"
   printf 'swift\t%s\n' "$(swift --version 2>/dev/null | head -n 1 || echo '?')"
-  for p in libturbojpeg0 libpng16-16 libspng0 libdeflate0 zlib1g; do
+  for p in libturbojpeg0 libpng16-16 libspng0 libdeflate0 zlib1g libhdf5-103-1; do
     printf 'deb_%s\t%s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo '?')"
   done
   "$PY" - <<'EOF'
