@@ -365,7 +365,8 @@ if one2 and plan_r and NSH:
       "2 threads), then `merge`; the same for HDF5 (`to-hdf5`, shards, `merge` with virtual datasets and with "
       "`--materialize`), and `limit/h5_copy_floor`, libhdf5's floor for that materializing copy (the same parts' "
       "raw chunks read with `H5Dread_chunk` and written whole with `H5Dwrite_chunk` into a file created as imgconv's "
-      "writer creates it, fsynced; no hashing, labels or manifest). `dd` writes and syncs as many bytes as the merged "
+      "writer creates it, its disk write started every 8 MiB as imgconv's writers do (`-w`), fsynced; no hashing, "
+      "labels or manifest). `dd` writes and syncs as many bytes as the merged "
       "`.npz` (the disk's sequential write). "
       f"Warm page cache; every figure is a whole process, median over {RUNS} rounds of the whole flow.")
     P("")
@@ -378,7 +379,7 @@ if one2 and plan_r and NSH:
     rowsdef += [("`merge` npz (stored)", m_npz, n_all), ("one machine `to-hdf5` (2 threads)", one_h5, n_all)]
     rowsdef += [(f"shard {k}/{NSH} `to-hdf5`", h5[k], counts.get(k, 0)) for k in range(NSH)]
     rowsdef += [("`merge` h5, virtual (default)", m_virt, n_all), ("`merge --materialize` h5", m_mat, n_all),
-                ("*libhdf5 chunk-copy floor* (`limit/h5_copy_floor`, no hashing)", h5fl, n_all),
+                ("*libhdf5 chunk-copy floor* (`limit/h5_copy_floor -w`, no hashing)", h5fl, n_all),
                 ("`dd bs=1M conv=fdatasync`, merged npz's size", dd, 0)]
     for label, r, n in rowsdef:
         if r:

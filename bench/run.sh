@@ -33,7 +33,7 @@
 # rounds (A B C D, A B C D, ...) on a hot page cache, measuring each whole process with a wall clock
 # and GNU time (peak RSS, CPU); in the jpeg256, png64 and mnistlike rounds also the job-floor probe
 # (limit/job_floor: list, read, decode, write in order + sync, nothing else), in the shards rounds the
-# HDF5 chunk-copy floor (limit/h5_copy_floor: the parts' raw chunks into one file + fsync); runs the decode-only
+# HDF5 chunk-copy floor (limit/h5_copy_floor -w: the parts' raw chunks into one file, early writeback, fsync); runs the decode-only
 # limit probe at 1 and 2 threads; compares `--compress` with numpy.savez_compressed; checks peak RSS
 # on a folder holding png64 ten times; checks every output against Pillow's (the job floor's against
 # imgconv's); and prints a Markdown report (bench/report.py).
@@ -309,7 +309,7 @@ shards_section() {
     measure shards merge_h5_virtual "$r" "$OUT/x.h5" "$IMG" merge "$OUT/sh_h5parts" "$OUT/x.h5" -q
     measure shards merge_h5_materialize "$r" "$merged/x.h5" "$IMG" merge --materialize "$OUT/sh_h5parts" "$merged/x.h5" -q
     # libhdf5's floor for that copy: the same parts' raw chunks into a new file, no hashing or labels
-    measure shards h5_copy_floor "$r" "$OUT/sh_floor.h5" limit/h5_copy_floor "$OUT/sh_floor.h5" "$OUT"/sh_h5parts/part-*.h5
+    measure shards h5_copy_floor "$r" "$OUT/sh_floor.h5" limit/h5_copy_floor -w "$OUT/sh_floor.h5" "$OUT"/sh_h5parts/part-*.h5
     # the disk's sequential write speed: as many bytes as the merged .npz, written and synced by dd
     bytes=$(stat -c %s "$merged/x.npz")
     measure shards disk_write "$r" "$OUT/sh_dd.bin" dd if=/dev/zero of="$OUT/sh_dd.bin" bs=1M count=$(( (bytes + 1048575) / 1048576 )) conv=fdatasync status=none

@@ -181,8 +181,9 @@ public struct FormatConverter {
         let label = dataset.storageName(split.imagesName)
         var scratch: [UInt8] = []
         let hash = hashing.map { BackgroundDigest(algorithm: $0) }
-        // Where the stream lends its bytes (memory-mapped), about 8 MiB of images at a time:
-        // the writer hashes a block on a side thread while it writes it.
+        // Where the stream lends its bytes (memory-mapped, or a slab read by libhdf5), about 8 MiB
+        // of images at a time: the block is checked on a side thread while the writer writes it
+        // (and hashes it on a side thread of its own).
         let perBlock = max(1, (8 << 20) / max(1, layout.bytesPerItem))
         var i = 0
         while i < split.count {
@@ -192,8 +193,11 @@ public struct FormatConverter {
                     throw ImgConvError(.corruptInput, path: dataset.path,
                                        "\(label): data ends in image \(i + block.count / max(1, layout.bytesPerItem)) of \(split.count)")
                 }
-                try writer.append(images: block, count: n)
-                hash?.update(block)
+                if let hash {
+                    try hash.update(block, alongside: { try writer.append(images: block, count: n) })
+                } else {
+                    try writer.append(images: block, count: n)
+                }
                 i += n
                 continue
             }

@@ -266,10 +266,15 @@ public final class AtomicOutputFile {
     }
 
     private var written = 0
+    /// Bytes per `pwrite` at most. One call of several MiB from memory-mapped pages (a merge's
+    /// block of a part) cost the kernel several times what the same bytes cost in calls of 1-2
+    /// MiB (Linux 6.18, ext4: merging four 196 MB parts in 8 MiB calls took 1.3-1.6 s of system
+    /// time, in 1 MiB calls 0.25 s).
+    static let pieceLimit = 1 << 20
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
         var done = 0
         while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(written))
+            let n = pwrite(fd, bytes.baseAddress! + done, min(bytes.count - done, Self.pieceLimit), off_t(written))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw ioError(errno)
@@ -539,12 +544,45 @@ public final class TemporaryOutputPath {
         temporaryPath = name
     }
 
-    deinit { abort() }
+    deinit {
+        abort()
+        closeWriteback()
+    }
+
+    /// A descriptor of the temporary file of our own (the library writes through its own), for
+    /// `startWriteback`; -1 until then, or when it could not be opened.
+    private var writebackFD: Int32 = -1
+    private var writebackTried = false
+    private var writebackStart = 0
+    private let writebackStep = 8 << 20
+
+    /// Starts (without waiting for) the disk write of each full 8 MiB the library has written so
+    /// far, as `AtomicOutputFile` does for its own writes: the final sync then waits only for the
+    /// last few MiB. A hint: nothing happens when the file cannot be opened for it.
+    public func startWriteback() {
+        if !writebackTried {
+            writebackTried = true
+            writebackFD = open(temporaryPath, O_RDONLY | O_CLOEXEC)
+        }
+        guard writebackFD >= 0 else { return }
+        var st = stat()
+        guard fstat(writebackFD, &st) == 0 else { return }
+        let end = Int(st.st_size) - Int(st.st_size) % writebackStep
+        guard end > writebackStart else { return }
+        _ = imc_start_writeback(writebackFD, Int64(writebackStart), Int64(end - writebackStart))
+        writebackStart = end
+    }
+
+    private func closeWriteback() {
+        if writebackFD >= 0 { close(writebackFD) }
+        writebackFD = -1
+    }
 
     /// Syncs the finished file (closed by its writer) and renames it over the target.
     /// - Throws: `.io` naming the target; the temporary file is then removed.
     public func commit() throws {
         precondition(!done, "commit after commit or abort")
+        closeWriteback()
         let fd = open(temporaryPath, O_RDONLY | O_CLOEXEC)
         if fd < 0 || fsync(fd) != 0 {
             let e = errno
@@ -561,6 +599,7 @@ public final class TemporaryOutputPath {
     public func abort() {
         guard !done else { return }
         done = true
+        closeWriteback()
         unlink(temporaryPath)
         TemporaryFiles.unregister(temporaryPath)
     }

@@ -18,7 +18,7 @@ enum HDF5 {
     /// Runs `body` on the HDF5 thread and waits for it (directly when already there). A call
     /// `reading` a file is given `readDeadline`: libhdf5 loops without end on some damaged
     /// metadata (a global heap collection whose object sizes are wrong spins in its cache), and
-    /// no call of the reader (metadata, or a slab of about 4 MiB) takes that long on a sound
+    /// no call of the reader (metadata, or a slab of about 8 MiB) takes that long on a sound
     /// file; then the run ends as a damaged file would, its temporary outputs removed.
     static func run<T>(reading path: String? = nil, _ body: () throws -> T) throws -> T {
         try thread.sync(body, deadline: path.map { path in

@@ -380,7 +380,7 @@ public final class HDF5Reader: TensorContainer {
 
 /// A dataset's data, read along its first axis a few chunks at a time. A row (one item along the
 /// first axis) larger than a read is read in slabs along the next axes, so no buffer is larger
-/// than about 4 MiB whatever the shape says.
+/// than about 8 MiB whatever the shape says (a merge copies 8 MiB blocks of images).
 final class HDF5DatasetStream: ByteStream {
     private let handles: HDF5Handles
     private let dataset: hid_t
@@ -402,7 +402,7 @@ final class HDF5DatasetStream: ByteStream {
     private var start = 0
 
     /// Bytes per read (about; at least one element).
-    static let readBytes = 4 << 20
+    static let readBytes = 8 << 20
 
     init(handles: HDF5Handles, dataset: hid_t, name: String, dtype: DType, shape: [Int], chunkRows: Int, ctx: HDF5Context) {
         self.handles = handles

@@ -172,17 +172,19 @@ public final class HDF5Writer: DatasetWriter {
 
     public func append(image: UnsafeRawBufferPointer) throws {
         precondition(image.count == layout.bytesPerItem, "image size")
-        hash.update(image)
         if virtualSources != nil {
+            hash.update(image)
             written += 1
             return
         }
         if compress {
+            hash.update(image)
             pending.append(contentsOf: image)
             pendingCount += 1
             if pendingCount == imagesPerChunk { try submitChunk() }
             return
         }
+        // Hashed with its batch, while the batch is written (`flushPending`).
         pending.append(contentsOf: image)
         pendingCount += 1
         if pendingCount == imagesPerChunk * Self.chunksPerBatch(chunkBytes: imagesPerChunk * layout.bytesPerItem) {
@@ -236,6 +238,7 @@ public final class HDF5Writer: DatasetWriter {
             }
         }
         written = start + chunk.count
+        output?.startWriteback()
     }
 
     private func flushPending() throws {
@@ -247,33 +250,35 @@ public final class HDF5Writer: DatasetWriter {
             return
         }
         guard pendingCount > 0 else { return }
-        try writeStoredChunks()
+        let imageBytes = pendingCount * layout.bytesPerItem
+        // A last partial chunk is padded with zeros, as HDF5 stores it (not hashed: not data).
+        let padding = (imagesPerChunk - pendingCount % imagesPerChunk) % imagesPerChunk * layout.bytesPerItem
+        if padding > 0 { pending.append(contentsOf: repeatElement(0, count: padding)) }
+        try pending.withUnsafeBytes { buf in
+            try hash.update(UnsafeRawBufferPointer(rebasing: buf[0..<imageBytes]), alongside: { try writeStoredChunks(buf) })
+        }
+        output?.startWriteback()
         written += pendingCount
         pendingCount = 0
         pending.removeAll(keepingCapacity: true)
     }
 
-    /// Writes the pending images as whole chunks (H5Dwrite_chunk, no filters: the chunk's bytes
-    /// are the images' bytes, a last partial chunk padded with zeros as HDF5 stores it), growing
-    /// the dataset once for all of them.
-    private func writeStoredChunks() throws {
+    /// Writes the pending images, `buf` (whole chunks), as chunks (H5Dwrite_chunk, no filters:
+    /// the chunk's bytes are the images' bytes), growing the dataset once for all of them.
+    private func writeStoredChunks(_ buf: UnsafeRawBufferPointer) throws {
         let chunkBytes = imagesPerChunk * layout.bytesPerItem
-        let padding = (imagesPerChunk - pendingCount % imagesPerChunk) % imagesPerChunk * layout.bytesPerItem
-        if padding > 0 { pending.append(contentsOf: repeatElement(0, count: padding)) }
         let ctx = self.ctx, images = self.images, name = names.images, start = written, count = pendingCount
         let rank = 1 + layout.itemShape.count
         var size = [hsize_t(start + count)] + layout.itemShape.map { hsize_t($0) }
-        try pending.withUnsafeBytes { buf in
-            try HDF5.run {
-                try ctx.check(H5Dset_extent(images, &size), "extend '/\(name)' to \(start + count) items")
-                var at = 0
-                while at < buf.count {
-                    let item = start + at / layout.bytesPerItem
-                    var offset = [hsize_t(item)] + [hsize_t](repeating: 0, count: rank - 1)
-                    try ctx.check(H5Dwrite_chunk(images, imc_h5p_default(), 0, &offset, chunkBytes, buf.baseAddress! + at),
-                                  "write the chunk at item \(item) of '/\(name)'")
-                    at += chunkBytes
-                }
+        try HDF5.run {
+            try ctx.check(H5Dset_extent(images, &size), "extend '/\(name)' to \(start + count) items")
+            var at = 0
+            while at < buf.count {
+                let item = start + at / layout.bytesPerItem
+                var offset = [hsize_t(item)] + [hsize_t](repeating: 0, count: rank - 1)
+                try ctx.check(H5Dwrite_chunk(images, imc_h5p_default(), 0, &offset, chunkBytes, buf.baseAddress! + at),
+                              "write the chunk at item \(item) of '/\(name)'")
+                at += chunkBytes
             }
         }
     }
