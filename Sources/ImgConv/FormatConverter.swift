@@ -161,9 +161,7 @@ public struct FormatConverter {
     /// The files a conversion reads: the container (or every file of its folder), its manifest,
     /// an IDX labels file named apart.
     static func inputFiles(of dataset: LabeledDataset, labelsFile: String?) -> [(path: String, role: String)] {
-        var st = stat()
-        let isFolder = stat(dataset.path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
-        var files = isFolder ? listFolder(dataset.path).map { (path: dataset.path + "/" + $0, role: "the input") }
+        var files = isFolder(dataset.path) ? listFolder(dataset.path).map { (path: dataset.path + "/" + $0, role: "the input") }
                              : [(path: dataset.path, role: "the input")]
         files.append((dataset.container.manifestPath, "the input's manifest"))
         if let labelsFile { files.append((labelsFile, "the input's labels file")) }

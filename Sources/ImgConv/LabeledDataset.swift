@@ -232,8 +232,7 @@ public final class LabeledDataset {
     /// The folder a run commits a container of `path` into (and locks while it does): the
     /// container's own folder for a folder of tensors, else the folder holding the file.
     static func commitFolder(_ path: String) -> String {
-        var st = stat()
-        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR ? path : parentFolder(path)
+        isFolder(path) ? path : parentFolder(path)
     }
 
     /// The bytes of a container's manifest file, read only when plausible: it begins as a JSON

@@ -308,8 +308,7 @@ extension Converter {
         let start = Date()
         try writer.checkTargets()
         // The plan's paths join its base as `plan` saw it: relative to the folder plan ran in.
-        var st = stat()
-        guard plan.base.isEmpty || (stat(plan.base, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR) else {
+        guard plan.base.isEmpty || isFolder(plan.base) else {
             let from = plan.base.hasPrefix("/") ? "" : " from the current folder"
             throw ImgConvError(.notFound, path: plan.base, "the plan's images are under this folder, which is not there\(from): run the shards where it is, or plan with an absolute ROOT")
         }

@@ -144,10 +144,7 @@ public struct DatasetScanner: Sendable {
             throw ImgConvError(.notFound, path: root, "dataset root is not a folder")
         }
         var result = ScanResult(root: root, classes: [], files: FileList(base: root), skipped: [], warnings: [])
-        let folders = try listDirectory(root).filter { name in
-            var cst = stat()
-            return stat(join(root, name), &cst) == 0 && (cst.st_mode & S_IFMT) == S_IFDIR
-        }
+        let folders = try listDirectory(root).filter { isFolder(join(root, $0)) }
         // ROOT/train/<class>, ROOT/val/<class>, ROOT/test/<class>: a dataset already split.
         let splitFolders = folders.filter { Self.splitNames[$0] != nil }
         if !folders.isEmpty && splitFolders.count == folders.count && folders.contains(where: { $0 == "train" || $0 == "test" }) {
@@ -189,10 +186,7 @@ public struct DatasetScanner: Sendable {
         var classFolders: [String: [String]] = [:]   // split folder -> its class folders
         for folder in splitFolders {
             let dir = join(root, folder)
-            classFolders[folder] = try listDirectory(dir).filter { name in
-                var cst = stat()
-                return stat(join(dir, name), &cst) == 0 && (cst.st_mode & S_IFMT) == S_IFDIR
-            }
+            classFolders[folder] = try listDirectory(dir).filter { isFolder(join(dir, $0)) }
         }
         let present = Set(classFolders.values.flatMap { $0 })
         let names: [String]

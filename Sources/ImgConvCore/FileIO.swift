@@ -617,6 +617,12 @@ public func writeFileAtomically(_ path: String, _ bytes: [UInt8], sync: Bool = t
     }
 }
 
+/// Whether `path` is a folder (or a symbolic link to one).
+public func isFolder(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+}
+
 /// The folder a path is in (`.` for a bare name, `/` for a name at the root).
 public func parentFolder(_ path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }
