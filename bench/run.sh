@@ -233,7 +233,10 @@ rounds() {
   local section=$1 n=$2 r i
   # NO_CHECK=1: outputs that have no Pillow reference (compared with each other instead)
   [ "${NO_CHECK:-0}" = 1 ] ||
-    for i in "${!T_NAME[@]}"; do printf '%s\t%s\t%s\t%s\n' "$section" "${T_NAME[$i]}" "${T_OUT[$i]}" "$n" >> "$OUT/tools.tsv"; done
+    for i in "${!T_NAME[@]}"; do
+      # start_*: a process start only (`--version`), no output to check
+      [[ ${T_NAME[$i]} == start_* ]] || printf '%s\t%s\t%s\t%s\n' "$section" "${T_NAME[$i]}" "${T_OUT[$i]}" "$n" >> "$OUT/tools.tsv"
+    done
   log "$section: load average $(cut -d' ' -f1-3 /proc/loadavg); warm-up, then $RUNS rounds of: ${T_NAME[*]}"
   printf '%s\tload_before\t%s\n' "$section" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/load.tsv"
   for r in $(seq 0 "$RUNS"); do
@@ -444,6 +447,8 @@ for s in $SECTIONS; do
         add imgconv_cold "$OUT/cold_imgconv_$d.npz" "$IMG to-npz data/$d $OUT/cold_imgconv_$d.npz -q"
         add imgconv      "$OUT/warm_imgconv_$d.npz" "$IMG to-npz data/$d $OUT/warm_imgconv_$d.npz -q"
         add pillow_cold  "$OUT/cold_pillow_$d.npz"  "$PY peer_pillow.py data/$d $OUT/cold_pillow_$d.npz"
+        # The process start alone, cold: the binary and its shared libraries read from disk.
+        add start_cold   "$OUT/cold_start_$d.txt"   "$IMG --version"
         rounds "cold_$d" "${NFILES[$d]}"
       done
       ;;
