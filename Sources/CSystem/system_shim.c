@@ -126,3 +126,9 @@ int imc_exchange(const char *a, const char *b) {
 int imc_limit_malloc_arenas(int count) {
     return mallopt(M_ARENA_MAX, count);
 }
+
+int imc_keep_freed_memory(int bytes) {
+    int a = mallopt(M_MMAP_THRESHOLD, bytes);
+    int b = mallopt(M_TRIM_THRESHOLD, bytes);
+    return a && b;
+}

@@ -123,14 +123,19 @@ public struct JPEGDecoder: ImageDecoder {
         let decodedChannels = cs == TJCS_GRAY.rawValue ? 1 : cmyk ? 4 : 3
         let scaled = atLeast.flatMap { Self.draftScale(width: w, height: ht, minimum: $0) }
         let (ow, oh) = scaled ?? (w, ht)
-        var pixels = [UInt8](repeating: 0, count: ow * oh * decodedChannels)
-        let rc = data.withUnsafeBufferPointer { src in
-            pixels.withUnsafeMutableBufferPointer { dst in
-                // TurboJPEG picks the largest scaling factor whose output fits width x height.
-                tjDecompress2(h.raw, src.baseAddress, UInt(src.count), dst.baseAddress,
-                              Int32(ow), 0, Int32(oh), format.rawValue, Self.flags)
+        func decompress(into pixels: inout [UInt8]) -> Int32 {
+            data.withUnsafeBufferPointer { src in
+                pixels.withUnsafeMutableBufferPointer { dst in
+                    // TurboJPEG picks the largest scaling factor whose output fits width x height.
+                    tjDecompress2(h.raw, src.baseAddress, UInt(src.count), dst.baseAddress,
+                                  Int32(ow), 0, Int32(oh), format.rawValue, Self.flags)
+                }
             }
         }
+        // Not zeroed first: a decode that succeeds writes every pixel.
+        let count = ow * oh * decodedChannels
+        var pixels = [UInt8](unsafeUninitializedCapacity: count) { _, n in n = count }
+        let rc = decompress(into: &pixels)
         var warning: String?
         if rc != 0 {
             let reason = h.message()
@@ -139,6 +144,10 @@ public struct JPEGDecoder: ImageDecoder {
                 if h.isWarning() { return try decodeWithLibjpeg(data, header: expected) }
                 throw ImgConvError.library("TurboJPEG", reason)
             }
+            // A decode that stopped early may not have written every pixel: again into zeros,
+            // so that what it left is zeros, every time.
+            pixels = [UInt8](repeating: 0, count: count)
+            _ = decompress(into: &pixels)
             warning = "TurboJPEG: \(reason)"
         }
         if cmyk {

@@ -45,4 +45,9 @@ int imc_exchange(const char *a, const char *b);
 // 64 MiB of address space, which counts against RLIMIT_AS whether it is used or not.
 int imc_limit_malloc_arenas(int count);
 
+// Sets glibc malloc's mmap and trim thresholds (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) to `bytes`:
+// blocks below it come from the heap and freed memory up to it stays there, instead of each
+// image-sized block being mapped, zeroed by the kernel and unmapped again. Returns 1 on success.
+int imc_keep_freed_memory(int bytes);
+
 #endif
