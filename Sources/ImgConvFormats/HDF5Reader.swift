@@ -145,14 +145,21 @@ public final class HDF5Reader: TensorContainer {
                 throw ImgConvError(.corruptInput, path: path, "HDF5: dataset '/\(name)': shape \(shape) overflows")
             }
             var chunkRows = 1
+            var rawChunks = false
             let dcpl = scope.own(try ctx.check(H5Dget_create_plist(dataset), "read the layout of '/\(name)'"), .propertyList)
             try checkStorage(dataset, dcpl: dcpl, name: name, shape: shape, elementSize: dtype.byteSize)
             if H5Pget_layout(dcpl) == H5D_CHUNKED && rank > 0 {
                 var chunk = [hsize_t](repeating: 0, count: rank)
-                if H5Pget_chunk(dcpl, Int32(rank), &chunk) == Int32(rank) { chunkRows = max(1, Int(chunk[0])) }
+                if H5Pget_chunk(dcpl, Int32(rank), &chunk) == Int32(rank) {
+                    chunkRows = max(1, Int(chunk[0]))
+                    // Chunks of whole items, stored as they are, in the type imgconv reads them
+                    // as: their bytes are the data's (what imgconv's writer makes).
+                    rawChunks = chunk.dropFirst().map { Int($0) } == Array(shape.dropFirst()) && H5Pget_nfilters(dcpl) == 0
+                        && H5Tequal(type, HDF5Types.type(for: dtype)) > 0
+                }
             }
             let stream = HDF5DatasetStream(handles: handles, dataset: dataset, name: name, dtype: dtype, shape: shape,
-                                           chunkRows: chunkRows, ctx: ctx)
+                                           chunkRows: chunkRows, rawChunks: rawChunks, ctx: ctx)
             return (NPYHeader(descr: dtype.npyDescr, shape: shape), stream)
         }
     }
@@ -404,7 +411,12 @@ final class HDF5DatasetStream: ByteStream {
     /// Bytes per read (about; at least one element).
     static let readBytes = 8 << 20
 
-    init(handles: HDF5Handles, dataset: hid_t, name: String, dtype: DType, shape: [Int], chunkRows: Int, ctx: HDF5Context) {
+    /// Chunks of `chunkRows` whole items, unfiltered, in the read type: a slab is read chunk by
+    /// chunk as stored (H5Dread_chunk), without libhdf5's selection and chunk cache.
+    private let rawChunkRows: Int?
+
+    init(handles: HDF5Handles, dataset: hid_t, name: String, dtype: DType, shape: [Int], chunkRows: Int, rawChunks: Bool = false,
+         ctx: HDF5Context) {
         self.handles = handles
         self.dataset = dataset
         self.name = name
@@ -421,6 +433,7 @@ final class HDF5DatasetStream: ByteStream {
         unitsPerRead = axis == 0 && wanted >= chunkRows ? wanted / chunkRows * chunkRows : wanted
         position = [Int](repeating: 0, count: shape.isEmpty ? 0 : axis + 1)
         done = shape.contains(0)
+        rawChunkRows = rawChunks && axis == 0 && !shape.isEmpty && unitsPerRead % chunkRows == 0 ? chunkRows : nil
     }
 
     deinit {
@@ -452,20 +465,46 @@ final class HDF5DatasetStream: ByteStream {
         return take
     }
 
+    /// Reads the chunks from item `first` on into `buffer` (whole chunks) as stored, one
+    /// H5Dread_chunk each, after checking that each is allocated at the size of whole items and
+    /// stored without filters; false (and the slab is read through H5Dread) at the first chunk
+    /// that is not. On the HDF5 thread.
+    private func readRawChunks(from first: Int, rows: Int, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        let chunkBytes = rows * unitBytes
+        var offset = [hsize_t](repeating: 0, count: shape.count)
+        var at = 0
+        while at < buffer.count {
+            offset[0] = hsize_t(first + at / unitBytes)
+            var stored: hsize_t = 0
+            var filters: UInt32 = 0
+            guard H5Dget_chunk_storage_size(dataset, &offset, &stored) >= 0, stored == hsize_t(chunkBytes),
+                  H5Dread_chunk(dataset, imc_h5p_default(), &offset, &filters, buffer.baseAddress! + at) >= 0, filters == 0 else {
+                _ = HDF5.takeErrorStack()
+                return false
+            }
+            at += chunkBytes
+        }
+        return true
+    }
+
     /// Reads the next slab into `staging` and moves `position` past it.
     private func fill() throws {
         let (ctx, dataset, shape, name, dtype, axis) = (self.ctx, self.dataset, self.shape, self.name, self.dtype, self.axis)
         let count = shape.isEmpty ? 1 : min(unitsPerRead, shape[axis] - position[axis])
-        // One buffer for every slab (the first slab is the largest).
-        if staging.count < count * unitBytes {
+        // One buffer for every slab (the first slab is the largest; whole chunks for raw reads,
+        // the last one's rows past the end included).
+        let capacity = (rawChunkRows.map { (count + $0 - 1) / $0 * $0 } ?? count) * unitBytes
+        if staging.count < capacity {
             staging.deallocate()
-            staging = UnsafeMutableRawBufferPointer.allocate(byteCount: count * unitBytes, alignment: 64)
+            staging = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)
         }
         stagingCount = 0
         start = 0
         let at = position
         let buf = UnsafeMutableRawBufferPointer(rebasing: staging[0..<(count * unitBytes)])
+        let raw = rawChunkRows.map { _ in UnsafeMutableRawBufferPointer(rebasing: staging[0..<capacity]) }
         try HDF5.run(reading: ctx.path) {
+            if let rows = rawChunkRows, let raw, readRawChunks(from: at[0], rows: rows, into: raw) { return }
             let memType = HDF5Types.type(for: dtype)
             if shape.isEmpty {
                 try ctx.check(H5Dread(dataset, memType, imc_h5s_all(), imc_h5s_all(), imc_h5p_default(), buf.baseAddress!),
