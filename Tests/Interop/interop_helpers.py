@@ -748,3 +748,26 @@ def cmp_output(a: Path, b: Path) -> None:
     else:
         assert filecmp.cmp(a, b, shallow=False), f"{a.name} differs"
         assert filecmp.cmp(f"{a}.manifest.json", f"{b}.manifest.json", shallow=False)
+
+
+def build_limit_probe(out_dir: Path, name: str, packages: Sequence[str], extra: Sequence[str] = ()) -> Path:
+    """Builds bench/limit/<name>.c into out_dir with bench/limit/Makefile's command (make itself
+    is not on every machine that runs these tests), the C compiler at hand and pkg-config's flags
+    for `packages`."""
+    cc = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    assert cc, f"no C compiler (cc, gcc or clang) on PATH to build bench/limit/{name}"
+    assert shutil.which("pkg-config"), "pkg-config is missing (scripts/setup.sh installs it)"
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", *packages], capture_output=True, text=True)
+    assert flags.returncode == 0, f"pkg-config {' '.join(packages)}: {flags.stderr}"
+    out = Path(out_dir) / name
+    cmd = [cc, "-O2", "-Wall", "-o", str(out), str(REPO_ROOT / "bench" / "limit" / f"{name}.c")] + flags.stdout.split() + list(extra)
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, f"building {name} failed: {' '.join(cmd)}\n{res.stdout}\n{res.stderr}"
+    return out
+
+
+def run_probe(probe: Path, *args, expect_rc: int = 0) -> subprocess.CompletedProcess:
+    """Runs a bench/limit probe; its exit status must be expect_rc."""
+    res = subprocess.run([str(probe)] + [str(a) for a in args], capture_output=True, text=True, timeout=120)
+    assert res.returncode == expect_rc, f"{Path(probe).name} exited {res.returncode}\n{res.stdout}\n{res.stderr}"
+    return res

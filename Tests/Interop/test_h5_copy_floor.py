@@ -13,8 +13,6 @@ never written, not HDF5 or cut short) fails with one line naming the part and le
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,6 @@ import pytest
 
 import interop_helpers as H
 
-LIMIT = H.REPO_ROOT / "bench" / "limit"
 # 128x128x3 images (48 KiB: imgconv stores images of 32 KiB or more one per chunk), so batches of
 # 85 chunks (imgconv's ~4 MiB): 200 images are 3 batches, the second crossing the parts' boundary
 H5 = 128
@@ -32,23 +29,11 @@ BATCH = 85
 
 @pytest.fixture(scope="module")
 def floor_bin(tmp_path_factory) -> Path:
-    cc = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
-    assert cc, "no C compiler (cc, gcc or clang) on PATH to build bench/limit/h5_copy_floor"
-    assert shutil.which("pkg-config"), "pkg-config is missing (scripts/setup.sh installs it)"
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "hdf5"], capture_output=True, text=True)
-    assert flags.returncode == 0, f"pkg-config hdf5 (libhdf5-dev): {flags.stderr}"
-    out = tmp_path_factory.mktemp("h5floor_build") / "h5_copy_floor"
-    # bench/limit/Makefile's command (make itself is not on every machine that runs these tests)
-    cmd = [cc, "-O2", "-Wall", "-o", str(out), str(LIMIT / "h5_copy_floor.c")] + flags.stdout.split()
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 0, f"building h5_copy_floor failed: {' '.join(cmd)}\n{res.stdout}\n{res.stderr}"
-    return out
+    return H.build_limit_probe(tmp_path_factory.mktemp("h5floor_build"), "h5_copy_floor", ["hdf5"])
 
 
 def run_floor(floor_bin, *args, expect_rc=0):
-    res = subprocess.run([str(floor_bin)] + [str(a) for a in args], capture_output=True, text=True, timeout=120)
-    assert res.returncode == expect_rc, f"h5_copy_floor exited {res.returncode}\n{res.stdout}\n{res.stderr}"
-    return res
+    return H.run_probe(floor_bin, *args, expect_rc=expect_rc)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ window and the batch; a bad set fails with one line naming the file and leaves n
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,28 +16,14 @@ import pytest
 
 import interop_helpers as H
 
-LIMIT = H.REPO_ROOT / "bench" / "limit"
-
 
 @pytest.fixture(scope="module")
 def floor_bin(tmp_path_factory) -> Path:
-    cc = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
-    assert cc, "no C compiler (cc, gcc or clang) on PATH to build bench/limit/job_floor"
-    assert shutil.which("pkg-config"), "pkg-config is missing (scripts/setup.sh installs it)"
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libturbojpeg", "libpng"], capture_output=True, text=True)
-    assert flags.returncode == 0, f"pkg-config libturbojpeg libpng: {flags.stderr}"
-    out = tmp_path_factory.mktemp("floor_build") / "job_floor"
-    # bench/limit/Makefile's command (make itself is not on every machine that runs these tests)
-    cmd = [cc, "-O2", "-Wall", "-o", str(out), str(LIMIT / "job_floor.c")] + flags.stdout.split() + ["-lpthread"]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 0, f"building job_floor failed: {' '.join(cmd)}\n{res.stdout}\n{res.stderr}"
-    return out
+    return H.build_limit_probe(tmp_path_factory.mktemp("floor_build"), "job_floor", ["libturbojpeg", "libpng"], ["-lpthread"])
 
 
 def run_floor(floor_bin, *args, expect_rc=0):
-    res = subprocess.run([str(floor_bin)] + [str(a) for a in args], capture_output=True, text=True, timeout=120)
-    assert res.returncode == expect_rc, f"job_floor exited {res.returncode}\n{res.stdout}\n{res.stderr}"
-    return res
+    return H.run_probe(floor_bin, *args, expect_rc=expect_rc)
 
 
 def imgconv_xs(run, root: Path, out: Path) -> np.ndarray:
