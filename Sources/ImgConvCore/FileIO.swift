@@ -282,22 +282,10 @@ public final class AtomicOutputFile {
             done += n
             written += n
         }
-        startWriteback()
+        writeback.advance(fd: fd, written: written)
     }
 
-    /// Where the kernel was last asked to start writing back (`sync_file_range`), and how often.
-    private var writebackStart = 0
-    private let writebackStep = 8 << 20
-
-    /// Starts (without waiting for) the disk write of each full 8 MiB written so far, so that the
-    /// `fsync` in `commit` waits only for the last few MiB instead of the whole file; on a file
-    /// of hundreds of MB that wait was a quarter of the run.
-    private func startWriteback() {
-        guard written - writebackStart >= writebackStep else { return }
-        let end = written - written % writebackStep
-        _ = imc_start_writeback(fd, Int64(writebackStart), Int64(end - writebackStart))
-        writebackStart = end
-    }
+    private var writeback = EarlyWriteback()
 
     private func ioError(_ code: Int32) -> ImgConvError {
         let what = code == ENOSPC ? "disk full" : code == EFBIG ? "file too large" : errnoText(code)
@@ -553,8 +541,7 @@ public final class TemporaryOutputPath {
     /// `startWriteback`; -1 until then, or when it could not be opened.
     private var writebackFD: Int32 = -1
     private var writebackTried = false
-    private var writebackStart = 0
-    private let writebackStep = 8 << 20
+    private var writeback = EarlyWriteback()
 
     /// Starts (without waiting for) the disk write of each full 8 MiB the library has written so
     /// far, as `AtomicOutputFile` does for its own writes: the final sync then waits only for the
@@ -567,10 +554,7 @@ public final class TemporaryOutputPath {
         guard writebackFD >= 0 else { return }
         var st = stat()
         guard fstat(writebackFD, &st) == 0 else { return }
-        let end = Int(st.st_size) - Int(st.st_size) % writebackStep
-        guard end > writebackStart else { return }
-        _ = imc_start_writeback(writebackFD, Int64(writebackStart), Int64(end - writebackStart))
-        writebackStart = end
+        writeback.advance(fd: writebackFD, written: Int(st.st_size))
     }
 
     private func closeWriteback() {
@@ -602,6 +586,23 @@ public final class TemporaryOutputPath {
         closeWriteback()
         unlink(temporaryPath)
         TemporaryFiles.unregister(temporaryPath)
+    }
+}
+
+/// Starts (without waiting for) the disk write of each full 8 MiB of a file being written
+/// (`sync_file_range`), so that the final `fsync` waits only for the last few MiB instead of the
+/// whole file; on a file of hundreds of MB that wait was a quarter of the run.
+struct EarlyWriteback {
+    static let step = 8 << 20
+    /// Where the kernel was last asked to start writing back.
+    private var start = 0
+
+    /// `written`: the file's size so far.
+    mutating func advance(fd: Int32, written: Int) {
+        let end = written - written % Self.step
+        guard end > start else { return }
+        _ = imc_start_writeback(fd, Int64(start), Int64(end - start))
+        start = end
     }
 }
 

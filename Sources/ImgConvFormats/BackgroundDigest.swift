@@ -15,7 +15,8 @@ public final class BackgroundDigest {
     static let arrayBytesLimit = 8 << 20
     static let ownedMinimum = 64 << 10
 
-    private let state: DigestState
+    /// The hashing thread's side (SHA-256 only; nil when hashing directly).
+    private let state: DigestState?
     private var staging: UnsafeMutableRawBufferPointer
     private var filled = 0
 
@@ -24,7 +25,6 @@ public final class BackgroundDigest {
     private var directCRC: CRC32?
 
     public init(crc: Bool = false, algorithm: TensorHashAlgorithm = .current) {
-        state = DigestState(crc: crc, algorithm: algorithm)
         // XXH3 (with or without the CRC-32) runs at several GB/s: on the caller's thread it costs
         // about what the staging copy and the thread's wake-ups cost, so it runs there. SHA-256
         // (manifest version 1) is slow enough to keep its own thread.
@@ -32,17 +32,19 @@ public final class BackgroundDigest {
             direct = TensorHasher(algorithm)
             directCRC = crc ? CRC32() : nil
             staging = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+            state = nil
             return
         }
+        let state = DigestState(crc: crc, algorithm: algorithm)
+        self.state = state
         staging = state.takeFreeBlock()
-        let state = self.state
         // Without a thread of its own (none can be started), the writer hashes as it goes.
         if !startThread(stackSize: 1 << 20, { state.run() }) { state.hashesInline() }
     }
 
     deinit {
         // An abandoned stream (a failed conversion): the thread ends on its own and frees the blocks.
-        if filled >= 0 && direct == nil { state.close(last: staging, count: 0) }
+        if filled >= 0, let state { state.close(last: staging, count: 0) }
     }
 
     public func update(_ bytes: UnsafeRawBufferPointer) {
@@ -59,8 +61,8 @@ public final class BackgroundDigest {
             filled += n
             offset += n
             if filled == Self.blockSize {
-                state.submit(staging, count: filled)
-                staging = state.takeFreeBlock()
+                state!.submit(staging, count: filled)
+                staging = state!.takeFreeBlock()
                 filled = 0
             }
         }
@@ -93,11 +95,11 @@ public final class BackgroundDigest {
         guard bytes.count >= Self.ownedMinimum && direct == nil else { return update(bytes) }
         precondition(filled >= 0, "update after finish")
         if filled > 0 {
-            state.submit(staging, count: filled)
-            staging = state.takeFreeBlock()
+            state!.submit(staging, count: filled)
+            staging = state!.takeFreeBlock()
             filled = 0
         }
-        state.submit(bytes)
+        state!.submit(bytes)
     }
 
     /// Waits for the hashing thread; the checksum as hex and the CRC-32 (0 unless asked).
@@ -107,9 +109,9 @@ public final class BackgroundDigest {
             filled = -1
             return (direct.finish(), directCRC?.value ?? 0)
         }
-        state.close(last: staging, count: filled)
+        state!.close(last: staging, count: filled)
         filled = -1
-        return state.result()
+        return state!.result()
     }
 }
 
