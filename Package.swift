@@ -30,13 +30,16 @@ let package = Package(
         // GIF through giflib's record-by-record reading (errors come back as codes).
         .systemLibrary(name: "CGIF", pkgConfig: "libgif",
                        providers: [.apt(["libgif-dev"])]),
-        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
+        // HDF5: headers only (Debian's serial flavour is found by the header itself); the library is
+        // opened by the HDF5 thread at first use (see Sources/CHDF5/shim.h).
+        .systemLibrary(name: "CHDF5",
                        providers: [.apt(["libhdf5-dev"])]),
-        // AVIF and HEIF/HEIC inputs (Debian 12: libavif 0.11, libheif 1.15 with libde265, dav1d, aom).
+        // AVIF and HEIF/HEIC inputs (Debian 12: libavif 0.11, libheif 1.15 with libde265, dav1d, aom);
+        // headers only, the libraries are opened at first use (see CShims).
         // (not through pkg-config: its -DAVIF_DLL, a Windows-only define, is a flag SwiftPM refuses)
         .systemLibrary(name: "CAvif",
                        providers: [.apt(["libavif-dev"])]),
-        .systemLibrary(name: "CHeif", pkgConfig: "libheif",
+        .systemLibrary(name: "CHeif",
                        providers: [.apt(["libheif-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
@@ -48,8 +51,10 @@ let package = Package(
                        providers: [.apt(["libxxhash-dev"])]),
         // The C code of the project, besides CSystem below: libpng's and libjpeg's setjmp/longjmp error handling and libtiff's
         // variadic tag access, which Swift cannot call directly.
+        // libavif and libheif are only compiled against: heif_shim.c opens them when the first AVIF
+        // or HEIF file is read (dlopen), so the process does not load their codecs at start.
         .target(name: "CShims", dependencies: ["CPNG", "CTIFF", "CAvif", "CHeif"],
-                linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("avif")]),
+                linkerSettings: [.linkedLibrary("jpeg")]),
         // Linux calls Swift's Glibc module leaves out (they need _GNU_SOURCE): sync_file_range; and
         // sigaction with a blocked set, for the clean-up on signals.
         .target(name: "CSystem"),

@@ -107,13 +107,25 @@ EOF
 gzip -9n < "$work/changelog.Debian" > "$root/usr/share/doc/imgconv/changelog.Debian.gz"
 
 # 4. Depends: what dpkg-shlibdeps finds for every library the binary links (the shlibs and
-# symbols files of Debian's runtime packages). It reads debian/control from its folder.
+# symbols files of Debian's runtime packages; it reads debian/control from its folder), and the
+# libraries it opens itself.
 mkdir -p "$work/shlibs/debian"
 printf 'Source: imgconv\n\nPackage: imgconv\nArchitecture: any\n' > "$work/shlibs/debian/control"
 depends=$(cd "$work/shlibs" && dpkg-shlibdeps -O -e "$OLDPWD/$root/usr/bin/imgconv" 2>"$OLDPWD/$work/shlibdeps.log") \
   || fail "dpkg-shlibdeps failed: $(tr '\n' ' ' < "$work/shlibdeps.log")"
 depends=${depends#shlibs:Depends=}
 [ -n "$depends" ] || fail "dpkg-shlibdeps found no dependency"
+# libavif and libheif are opened at first use (dlopen, Sources/CShims/heif_shim.c), so the binary
+# does not list them: their runtime packages are added here, at the version built against.
+for soname in libavif.so.15 libheif.so.1; do
+  path=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64|64bit/ {print $NF; exit}')
+  [ -n "$path" ] || path=$(ldconfig -p | awk -v s="$soname" '$1 == s {print $NF; exit}')
+  [ -n "$path" ] || fail "$soname is not installed (scripts/setup.sh installs it)"
+  package=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1)
+  [ -n "$package" ] || fail "no Debian package owns $path"
+  upstream=$(dpkg-query -W -f='${Version}' "$package" | sed -e 's/^[0-9]*://' -e 's/-[^-]*$//')
+  depends="$depends, $package (>= $upstream)"
+done
 
 installed_size=$(du -k -s --apparent-size --exclude=DEBIAN "$root" | cut -f1)
 cat > "$root/DEBIAN/control" <<EOF

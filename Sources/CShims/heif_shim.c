@@ -14,6 +14,115 @@ static void set_err(char *err, size_t errlen, const char *what, const char *deta
     else snprintf(err, errlen, "%s", what);
 }
 
+#include <dlfcn.h>
+#include <pthread.h>
+
+// libavif and libheif are opened (dlopen) when the first AVIF or HEIF file is read, not when
+// imgconv starts. With the codecs they bring (dav1d, aom, rav1e, SVT-AV1, libgav1, libyuv, abseil;
+// x265, libde265) they are about 20 of the binary's 90 libraries, and loading them at start cost
+// every run about 7 ms of CPU before its first image, and more from a cold disk. The library
+// found must be the ABI the headers here describe: its version is checked before use.
+#define IMC_AVIF_FUNCTIONS(X) \
+    X(avifVersion) X(avifDecoderCreate) X(avifDecoderDestroy) X(avifDecoderSetIOMemory) X(avifDecoderParse) \
+    X(avifDecoderNextImage) X(avifResultToString) X(avifRGBImageSetDefaults) X(avifRGBImageAllocatePixels) \
+    X(avifRGBImageFreePixels) X(avifImageYUVToRGB)
+#define IMC_HEIF_FUNCTIONS(X) \
+    X(heif_get_version_number_major) X(heif_get_version_number_minor) X(heif_context_alloc) \
+    X(heif_context_free) X(heif_context_get_number_of_top_level_images) \
+    X(heif_context_get_primary_image_handle) X(heif_context_read_from_memory_without_copy) \
+    X(heif_decode_image) X(heif_image_get_bits_per_pixel_range) X(heif_image_get_chroma_format) \
+    X(heif_image_get_height) X(heif_image_get_nclx_color_profile) X(heif_image_get_plane_readonly) \
+    X(heif_image_get_width) X(heif_image_handle_get_height) X(heif_image_handle_get_luma_bits_per_pixel) \
+    X(heif_image_handle_get_nclx_color_profile) X(heif_image_handle_get_width) \
+    X(heif_image_handle_has_alpha_channel) X(heif_image_handle_release) X(heif_image_has_channel) \
+    X(heif_image_release) X(heif_nclx_color_profile_free)
+#define IMC_POINTER(name) __typeof__(name) *name;
+static struct { IMC_AVIF_FUNCTIONS(IMC_POINTER) } avif;
+static struct { IMC_HEIF_FUNCTIONS(IMC_POINTER) } heif;
+
+typedef struct {
+    pthread_once_t once;
+    int ok;
+    char error[200];
+} lazy_library;
+
+static lazy_library avif_library = {PTHREAD_ONCE_INIT, 0, ""};
+static lazy_library heif_library = {PTHREAD_ONCE_INIT, 0, ""};
+
+// The first of `sonames` that opens and whose version `accept` takes; NULL with `lib->error` set.
+static void *open_library(lazy_library *lib, const char *what, const char *const *sonames, size_t count,
+                          int (*accept)(void *handle, char *found, size_t found_len)) {
+    char found[64] = "", first_error[120] = "";
+    for (size_t i = 0; i < count; i++) {
+        void *h = dlopen(sonames[i], RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            const char *e = dlerror();
+            if (i == 0 && e) snprintf(first_error, sizeof first_error, "%s", e);
+            continue;
+        }
+        if (accept(h, found, sizeof found)) return h;
+        dlclose(h);
+    }
+    if (*found) snprintf(lib->error, sizeof lib->error, "%s is version %s, not the one imgconv was built with", sonames[0], found);
+    else snprintf(lib->error, sizeof lib->error, "cannot open it (%s): %s", what, first_error);
+    return NULL;
+}
+
+#define IMC_RESOLVE(table, lib, handle, name)                                                          \
+    if (!(table.name = (__typeof__(name) *)dlsym(handle, #name))) {                                    \
+        snprintf(lib.error, sizeof lib.error, "the installed library has no %s", #name);              \
+        return;                                                                                        \
+    }
+#define IMC_RESOLVE_AVIF(name) IMC_RESOLVE(avif, avif_library, h, name)
+#define IMC_RESOLVE_HEIF(name) IMC_RESOLVE(heif, heif_library, h, name)
+
+// libavif's structures are read directly: 0.x releases change them with every minor version,
+// 1.x releases only append to them.
+static int accept_avif(void *h, char *found, size_t found_len) {
+    const char *(*version)(void) = (const char *(*)(void))dlsym(h, "avifVersion");
+    unsigned major, minor;
+    if (!version || sscanf(version(), "%u.%u", &major, &minor) != 2) return 0;
+    snprintf(found, found_len, "%s", version());
+    return major == AVIF_VERSION_MAJOR && (major == 0 ? minor == AVIF_VERSION_MINOR : minor >= AVIF_VERSION_MINOR);
+}
+
+static void load_avif(void) {
+    static const char *const sonames[] = {"libavif.so.15", "libavif.so.16", "libavif.so"};
+    void *h = open_library(&avif_library, "Debian: libavif15", sonames, sizeof sonames / sizeof *sonames, accept_avif);
+    if (!h) return;
+    IMC_AVIF_FUNCTIONS(IMC_RESOLVE_AVIF)
+    avif_library.ok = 1;
+}
+
+// libheif's C API has opaque objects and is kept compatible through 1.x.
+static int accept_heif(void *h, char *found, size_t found_len) {
+    int (*major)(void) = (int (*)(void))dlsym(h, "heif_get_version_number_major");
+    int (*minor)(void) = (int (*)(void))dlsym(h, "heif_get_version_number_minor");
+    if (!major || !minor) return 0;
+    snprintf(found, found_len, "%d.%d", major(), minor());
+    return major() == (LIBHEIF_NUMERIC_VERSION >> 24) && minor() >= ((LIBHEIF_NUMERIC_VERSION >> 16) & 0xFF);
+}
+
+static void load_heif(void) {
+    static const char *const sonames[] = {"libheif.so.1", "libheif.so"};
+    void *h = open_library(&heif_library, "Debian: libheif1", sonames, sizeof sonames / sizeof *sonames, accept_heif);
+    if (!h) return;
+    IMC_HEIF_FUNCTIONS(IMC_RESOLVE_HEIF)
+    heif_library.ok = 1;
+}
+
+void imc_heif_preload(void) {
+    pthread_once(&avif_library.once, load_avif);
+    pthread_once(&heif_library.once, load_heif);
+}
+
+// Whether the library is loaded; otherwise `err` says why not.
+static int library_ready(lazy_library *lib, void (*load)(void), const char *what, char *err, size_t errlen) {
+    pthread_once(&lib->once, load);
+    if (!lib->ok) set_err(err, errlen, what, lib->error);
+    return lib->ok;
+}
+
 // Stores a sample of `bits` significant bits in the top bits of a 16-bit sample, as pillow-heif
 // does for its I;16 images (1023 becomes 65472).
 static inline uint16_t widen(uint16_t v, int bits) { return (uint16_t)(v << (16 - bits)); }
@@ -37,19 +146,20 @@ static int avif_orientation(const avifImage *im) {
 }
 
 static avifDecoder *avif_open(const uint8_t *data, size_t len, uint32_t max_pixels, char *err, size_t errlen) {
-    avifDecoder *d = avifDecoderCreate();
+    if (!library_ready(&avif_library, load_avif, "libavif", err, errlen)) return NULL;
+    avifDecoder *d = avif.avifDecoderCreate();
     if (!d) { set_err(err, errlen, "libavif", "out of memory"); return NULL; }
     d->maxThreads = 1;
     // As Pillow: a missing pixi box or an invalid clap box is not an error (clap is not applied).
     d->strictFlags &= ~(avifStrictFlags)(AVIF_STRICT_CLAP_VALID | AVIF_STRICT_PIXI_REQUIRED);
     if (max_pixels && max_pixels < d->imageSizeLimit) d->imageSizeLimit = max_pixels;
-    avifResult r = avifDecoderSetIOMemory(d, data, len);
-    if (r == AVIF_RESULT_OK) r = avifDecoderParse(d);
+    avifResult r = avif.avifDecoderSetIOMemory(d, data, len);
+    if (r == AVIF_RESULT_OK) r = avif.avifDecoderParse(d);
     if (r != AVIF_RESULT_OK) {
         char what[96];
-        snprintf(what, sizeof what, "%s", avifResultToString(r));
+        snprintf(what, sizeof what, "%s", avif.avifResultToString(r));
         set_err(err, errlen, what, d->diag.error);
-        avifDecoderDestroy(d);
+        avif.avifDecoderDestroy(d);
         return NULL;
     }
     return d;
@@ -71,7 +181,7 @@ int imc_avif_read_info(const uint8_t *data, size_t len, uint32_t max_pixels, imc
     avifDecoder *d = avif_open(data, len, max_pixels, err, errlen);
     if (!d) return -1;
     avif_fill(d, info);
-    avifDecoderDestroy(d);
+    avif.avifDecoderDestroy(d);
     return 0;
 }
 
@@ -89,9 +199,9 @@ int imc_avif_decode(const uint8_t *data, size_t len, uint32_t max_pixels, int ou
         set_err(err, errlen, "libavif", "image changed between header and decode");
         goto done;
     }
-    avifResult r = avifDecoderNextImage(d);
+    avifResult r = avif.avifDecoderNextImage(d);
     if (r != AVIF_RESULT_OK) {
-        set_err(err, errlen, avifResultToString(r), d->diag.error);
+        set_err(err, errlen, avif.avifResultToString(r), d->diag.error);
         goto done;
     }
     const avifImage *im = d->image;
@@ -103,15 +213,15 @@ int imc_avif_decode(const uint8_t *data, size_t len, uint32_t max_pixels, int ou
     size_t sample = deep ? 2 : 1;
     size_t out_row = (size_t)info.width * (size_t)info.channels * sample;
     if (dst_len / out_row < info.height) { set_err(err, errlen, "libavif", "output buffer too small"); goto done; }
-    avifRGBImageSetDefaults(&rgb, im);
+    avif.avifRGBImageSetDefaults(&rgb, im);
     // As Pillow: 8-bit RGB or RGBA with libavif's default (automatic) chroma upsampling; deeper
     // images at their own depth when out16 (Pillow narrows those to 8 bits, as here without out16).
     rgb.depth = deep ? (uint32_t)info.bit_depth : 8;
     rgb.format = info.channels == 4 ? AVIF_RGB_FORMAT_RGBA : AVIF_RGB_FORMAT_RGB;
-    avifRGBImageAllocatePixels(&rgb);
+    avif.avifRGBImageAllocatePixels(&rgb);
     if (!rgb.pixels) { set_err(err, errlen, "libavif", "out of memory"); goto done; }
-    r = avifImageYUVToRGB(im, &rgb);
-    if (r != AVIF_RESULT_OK) { set_err(err, errlen, avifResultToString(r), NULL); goto done; }
+    r = avif.avifImageYUVToRGB(im, &rgb);
+    if (r != AVIF_RESULT_OK) { set_err(err, errlen, avif.avifResultToString(r), NULL); goto done; }
     int in_ch = info.channels == 4 ? 4 : 3;
     for (uint32_t y = 0; y < info.height; y++) {
         const uint8_t *row = rgb.pixels + (size_t)y * rgb.rowBytes;
@@ -135,8 +245,8 @@ int imc_avif_decode(const uint8_t *data, size_t len, uint32_t max_pixels, int ou
     }
     rc = 0;
 done:
-    if (rgb.pixels) avifRGBImageFreePixels(&rgb);
-    avifDecoderDestroy(d);
+    if (rgb.pixels) avif.avifRGBImageFreePixels(&rgb);
+    avif.avifDecoderDestroy(d);
     return rc;
 }
 
@@ -269,13 +379,13 @@ typedef struct { int r_cr, g_cb, g_cr, b_cb; } fixed_coeffs;
 
 static int fixed_coefficients(const struct heif_image *img, const struct heif_image_handle *h, fixed_coeffs *c) {
     struct heif_color_profile_nclx *nclx = NULL;
-    if (heif_image_get_nclx_color_profile(img, &nclx).code != heif_error_Ok) nclx = NULL;
-    if (!nclx && heif_image_handle_get_nclx_color_profile(h, &nclx).code != heif_error_Ok) nclx = NULL;
+    if (heif.heif_image_get_nclx_color_profile(img, &nclx).code != heif_error_Ok) nclx = NULL;
+    if (!nclx && heif.heif_image_handle_get_nclx_color_profile(h, &nclx).code != heif_error_Ok) nclx = NULL;
     int matrix = 2, full = 1;
     if (nclx) {
         matrix = nclx->matrix_coefficients;
         full = nclx->full_range_flag != 0;
-        heif_nclx_color_profile_free(nclx);
+        heif.heif_nclx_color_profile_free(nclx);
     }
     float kr, kb;
     switch (matrix) {
@@ -309,37 +419,37 @@ static inline int sample8(const uint8_t *p, int stride, int x, int y, int shift)
 static int heif_fixed_420(const struct heif_image_handle *h, const imc_heif_info *info, uint8_t *dst,
                           char *err, size_t errlen) {
     struct heif_image *img = NULL;
-    struct heif_error e = heif_decode_image(h, &img, heif_colorspace_YCbCr, heif_chroma_420, NULL);
+    struct heif_error e = heif.heif_decode_image(h, &img, heif_colorspace_YCbCr, heif_chroma_420, NULL);
     if (e.code != heif_error_Ok) { heif_set_err(err, errlen, e); return -1; }
     int done = 0;
     fixed_coeffs c;
-    int bits = heif_image_get_bits_per_pixel_range(img, heif_channel_Y);
+    int bits = heif.heif_image_get_bits_per_pixel_range(img, heif_channel_Y);
     int alpha = info->channels == 4;
-    if (heif_image_get_chroma_format(img) != heif_chroma_420 || bits != info->bit_depth
-        || heif_image_get_bits_per_pixel_range(img, heif_channel_Cb) != bits
-        || heif_image_get_bits_per_pixel_range(img, heif_channel_Cr) != bits
-        || (alpha && (!heif_image_has_channel(img, heif_channel_Alpha)
-                      || heif_image_get_bits_per_pixel_range(img, heif_channel_Alpha) != bits
-                      || heif_image_get_width(img, heif_channel_Alpha) != (int)info->width
-                      || heif_image_get_height(img, heif_channel_Alpha) != (int)info->height))
-        || heif_image_get_width(img, heif_channel_Y) != (int)info->width
-        || heif_image_get_height(img, heif_channel_Y) != (int)info->height
-        || heif_image_get_width(img, heif_channel_Cb) < ((int)info->width + 1) / 2
-        || heif_image_get_height(img, heif_channel_Cb) < ((int)info->height + 1) / 2
-        || heif_image_get_width(img, heif_channel_Cr) < ((int)info->width + 1) / 2
-        || heif_image_get_height(img, heif_channel_Cr) < ((int)info->height + 1) / 2
+    if (heif.heif_image_get_chroma_format(img) != heif_chroma_420 || bits != info->bit_depth
+        || heif.heif_image_get_bits_per_pixel_range(img, heif_channel_Cb) != bits
+        || heif.heif_image_get_bits_per_pixel_range(img, heif_channel_Cr) != bits
+        || (alpha && (!heif.heif_image_has_channel(img, heif_channel_Alpha)
+                      || heif.heif_image_get_bits_per_pixel_range(img, heif_channel_Alpha) != bits
+                      || heif.heif_image_get_width(img, heif_channel_Alpha) != (int)info->width
+                      || heif.heif_image_get_height(img, heif_channel_Alpha) != (int)info->height))
+        || heif.heif_image_get_width(img, heif_channel_Y) != (int)info->width
+        || heif.heif_image_get_height(img, heif_channel_Y) != (int)info->height
+        || heif.heif_image_get_width(img, heif_channel_Cb) < ((int)info->width + 1) / 2
+        || heif.heif_image_get_height(img, heif_channel_Cb) < ((int)info->height + 1) / 2
+        || heif.heif_image_get_width(img, heif_channel_Cr) < ((int)info->width + 1) / 2
+        || heif.heif_image_get_height(img, heif_channel_Cr) < ((int)info->height + 1) / 2
         || !fixed_coefficients(img, h, &c)) {
-        heif_image_release(img);
+        heif.heif_image_release(img);
         return 0;
     }
     int sy, scb, scr, sa = 0;
-    const uint8_t *py = heif_image_get_plane_readonly(img, heif_channel_Y, &sy);
-    const uint8_t *pcb = heif_image_get_plane_readonly(img, heif_channel_Cb, &scb);
-    const uint8_t *pcr = heif_image_get_plane_readonly(img, heif_channel_Cr, &scr);
-    const uint8_t *pa = alpha ? heif_image_get_plane_readonly(img, heif_channel_Alpha, &sa) : NULL;
+    const uint8_t *py = heif.heif_image_get_plane_readonly(img, heif_channel_Y, &sy);
+    const uint8_t *pcb = heif.heif_image_get_plane_readonly(img, heif_channel_Cb, &scb);
+    const uint8_t *pcr = heif.heif_image_get_plane_readonly(img, heif_channel_Cr, &scr);
+    const uint8_t *pa = alpha ? heif.heif_image_get_plane_readonly(img, heif_channel_Alpha, &sa) : NULL;
     if (!py || !pcb || !pcr || (alpha && !pa)) {
         set_err(err, errlen, "decoded image has no planes", NULL);
-        heif_image_release(img);
+        heif.heif_image_release(img);
         return -1;
     }
     int shift = bits - 8, ch = info->channels;
@@ -357,7 +467,7 @@ static int heif_fixed_420(const struct heif_image_handle *h, const imc_heif_info
         }
     }
     done = 1;
-    heif_image_release(img);
+    heif.heif_image_release(img);
     return done;
 }
 
@@ -368,21 +478,23 @@ typedef struct {
 } heif_open_file;
 
 static int heif_open(const uint8_t *data, size_t len, heif_open_file *f, imc_heif_info *info, char *err, size_t errlen) {
-    f->ctx = heif_context_alloc();
+    f->ctx = NULL;
     f->handle = NULL;
     f->fixed_420 = 0;
+    if (!library_ready(&heif_library, load_heif, "libheif", err, errlen)) return -1;
+    f->ctx = heif.heif_context_alloc();
     if (!f->ctx) { set_err(err, errlen, "out of memory", NULL); return -1; }
-    struct heif_error e = heif_context_read_from_memory_without_copy(f->ctx, data, len, NULL);
-    if (e.code == heif_error_Ok) e = heif_context_get_primary_image_handle(f->ctx, &f->handle);
+    struct heif_error e = heif.heif_context_read_from_memory_without_copy(f->ctx, data, len, NULL);
+    if (e.code == heif_error_Ok) e = heif.heif_context_get_primary_image_handle(f->ctx, &f->handle);
     if (e.code != heif_error_Ok) { heif_set_err(err, errlen, e); return -1; }
-    int w = heif_image_handle_get_width(f->handle), h = heif_image_handle_get_height(f->handle);
-    int bits = heif_image_handle_get_luma_bits_per_pixel(f->handle);
+    int w = heif.heif_image_handle_get_width(f->handle), h = heif.heif_image_handle_get_height(f->handle);
+    int bits = heif.heif_image_handle_get_luma_bits_per_pixel(f->handle);
     if (w <= 0 || h <= 0) { set_err(err, errlen, "image has no size", NULL); return -1; }
     if (bits < 1 || bits > 16) { set_err(err, errlen, "unsupported bit depth", NULL); return -1; }
     info->width = (uint32_t)w;
     info->height = (uint32_t)h;
     info->bit_depth = bits <= 8 ? 8 : bits;
-    int alpha = heif_image_handle_has_alpha_channel(f->handle);
+    int alpha = heif.heif_image_handle_has_alpha_channel(f->handle);
     // As pillow-heif: gray with alpha becomes RGBA.
     int grid = 0, chroma = heif_primary_chroma(data, len, &grid);
     info->channels = alpha ? 4 : chroma == 0 ? 1 : 3;
@@ -391,13 +503,13 @@ static int heif_open(const uint8_t *data, size_t len, heif_open_file *f, imc_hei
     // alpha go through its floating-point conversion, as libheif 1.15's does).
     f->fixed_420 = chroma == 1 ? (grid ? 1 : 2) : 0;
     info->orientation = 1;  // libheif applies irot, imir and clap itself
-    info->images = heif_context_get_number_of_top_level_images(f->ctx);
+    info->images = heif.heif_context_get_number_of_top_level_images(f->ctx);
     return 0;
 }
 
 static void heif_close(heif_open_file *f) {
-    if (f->handle) heif_image_handle_release(f->handle);
-    if (f->ctx) heif_context_free(f->ctx);
+    if (f->handle) heif.heif_image_handle_release(f->handle);
+    if (f->ctx) heif.heif_context_free(f->ctx);
 }
 
 int imc_heif_read_info(const uint8_t *data, size_t len, imc_heif_info *info, char *err, size_t errlen) {
@@ -424,7 +536,7 @@ static int heif_libheif_rgb(const struct heif_image_handle *h, const imc_heif_in
                        : (deep ? heif_chroma_interleaved_RRGGBB_LE : heif_chroma_interleaved_RGB);
         plane = heif_channel_interleaved;
     }
-    struct heif_error e = heif_decode_image(h, &img, space, chroma, NULL);
+    struct heif_error e = heif.heif_decode_image(h, &img, space, chroma, NULL);
     if (e.code != heif_error_Ok) {
         // libheif 1.15 cannot turn 4:2:0 YCbCr into monochrome: gray images so coded go through
         // RGB (all three channels equal) and keep R.
@@ -434,9 +546,9 @@ static int heif_libheif_rgb(const struct heif_image_handle *h, const imc_heif_in
         return -1;
     }
     int rc = -1, stride = 0;
-    const uint8_t *p = heif_image_get_plane_readonly(img, plane, &stride);
-    int w = heif_image_get_width(img, plane), hh = heif_image_get_height(img, plane);
-    int bits = heif_image_get_bits_per_pixel_range(img, plane);
+    const uint8_t *p = heif.heif_image_get_plane_readonly(img, plane, &stride);
+    int w = heif.heif_image_get_width(img, plane), hh = heif.heif_image_get_height(img, plane);
+    int bits = heif.heif_image_get_bits_per_pixel_range(img, plane);
     size_t sample = deep ? 2 : 1;
     size_t in_px = (gray ? 1 : alpha ? 4 : 3) * sample;
     size_t out_row = (size_t)info->width * (size_t)info->channels * sample;
@@ -466,7 +578,7 @@ static int heif_libheif_rgb(const struct heif_image_handle *h, const imc_heif_in
     }
     rc = 0;
 done:
-    heif_image_release(img);
+    heif.heif_image_release(img);
     return rc;
 }
 

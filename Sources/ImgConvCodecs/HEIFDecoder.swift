@@ -22,6 +22,12 @@ public struct HEIFDecoder: ImageDecoder {
 
     private var library: String { avif ? "libavif" : "libheif" }
 
+    /// Opens libavif and libheif now. They are otherwise opened at the first AVIF or HEIF file,
+    /// which maps their codecs' ~40 MiB of address space after `MemoryCeiling` measured it.
+    public static func preloadLibraries() {
+        imc_heif_preload()
+    }
+
     /// The container's description. libavif's own size limit is left at its default here, so that
     /// an image over --max-pixels is refused by `DecodeLimits` (as too large, not as damaged); the
     /// decode sets it to --max-pixels.

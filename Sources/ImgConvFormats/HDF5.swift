@@ -12,7 +12,7 @@ import ImgConvCore
 ///   walked with `H5Ewalk2` into the one-line message of the thrown `ImgConvError`, then cleared.
 ///   Nothing is ever printed by HDF5 itself.
 /// - Identifiers are owned by an `HDF5Handles` and closed in reverse order, on every path.
-enum HDF5 {
+public enum HDF5 {
     private static let thread = HDF5Thread()
 
     /// Runs `body` on the HDF5 thread and waits for it (directly when already there). A call
@@ -25,6 +25,13 @@ enum HDF5 {
             (readDeadline, { ImgConvError(.corruptInput, path: path,
                                           "libhdf5 did not finish reading it in \(Int(readDeadline)) s (damaged metadata it loops on)") })
         })
+    }
+
+    /// Opens libhdf5 now rather than at the first HDF5 call (which opens it again: the same
+    /// library, counted twice).
+    public static func preload() {
+        var reason = [CChar](repeating: 0, count: 256)
+        _ = imc_h5_load(&reason, reason.count)
     }
 
     /// Seconds one HDF5 call reading a file may take.
@@ -100,6 +107,13 @@ private final class HDF5Thread: @unchecked Sendable {
     private var threadID: pthread_t?
 
     init() {
+        // libhdf5 is opened here, at the first HDF5 call of the process (see CHDF5/shim.h);
+        // without it every call fails with the reason.
+        var reason = [CChar](repeating: 0, count: 256)
+        guard imc_h5_load(&reason, reason.count) == 0 else {
+            unavailable = ImgConvError(.unsupported, "HDF5 files cannot be read or written here: \(stringFromCBuffer(reason))")
+            return
+        }
         let started = DispatchSemaphore(value: 0)
         // Without a thread (none can be started, under a memory limit) every call fails with
         // `.resources`; nothing waits for a thread that does not exist.
@@ -112,6 +126,8 @@ private final class HDF5Thread: @unchecked Sendable {
     }
 
     private var running = false
+    /// Why there is no HDF5 thread, when libhdf5 could not be opened.
+    private var unavailable: ImgConvError?
 
     var isCurrent: Bool {
         guard let threadID else { return false }
@@ -119,11 +135,11 @@ private final class HDF5Thread: @unchecked Sendable {
     }
 
     private func loop() {
-        // No clean-up at process exit: it would run on the exiting thread, not this one, and
-        // after a failed write (disk full) it crashes flushing the half-written file. Files are
+        // `imc_h5_load` has called H5dont_atexit before anything started the library: no
+        // clean-up at process exit, which would run on the exiting thread, not this one, and
+        // after a failed write (disk full) crashes flushing the half-written file. Files are
         // closed (or abandoned with their temporary name) by their owners instead.
-        _ = H5dont_atexit()
-        // Load the library and stop it printing error stacks on this thread: errors are
+        // Start the library and stop it printing error stacks on this thread: errors are
         // captured by HDF5.takeErrorStack instead.
         _ = H5open()
         _ = H5Eset_auto2(imc_h5e_default(), nil, nil)
@@ -146,6 +162,7 @@ private final class HDF5Thread: @unchecked Sendable {
 
     func sync<T>(_ body: () throws -> T, deadline: (seconds: Double, error: () -> ImgConvError)? = nil) throws -> T {
         if isCurrent { return try body() }
+        if let unavailable { throw unavailable }
         guard running else { throw ImgConvError(.resources, "cannot start the HDF5 thread: \(errnoText(EAGAIN))") }
         return try withoutActuallyEscaping(body) { body in
             var result: Result<T, Error>?

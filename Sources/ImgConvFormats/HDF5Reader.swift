@@ -51,7 +51,7 @@ public final class HDF5Reader: TensorContainer {
                 let object = H5Oopen(file, name, imc_h5p_default())
                 if object < 0 { _ = HDF5.takeErrorStack(); continue }
                 if H5Iget_type(object) == H5I_DATASET { datasetNames.append(name) }
-                H5Oclose(object)
+                _ = H5Oclose(object)
             }
             hasClassNamesAttribute = try ctx.check(H5Aexists(file, HDF5Writer.classNamesAttribute), "look for the class names") > 0
         }

@@ -19,6 +19,12 @@ struct IMGConvCommand: ParsableCommand {
     /// (through `Console`: a failed write is exit 74).
     static func main() {
         Console.occupyClosedStandardDescriptors()
+        // libhdf5, libavif and libheif are opened at first use; under an address-space limit
+        // they are opened first, so that the ceiling measured counts their mappings.
+        if MemoryCeiling.addressSpaceLimit != nil {
+            HDF5.preload()
+            HEIFDecoder.preloadLibraries()
+        }
         MemoryCeiling.prepare()
         if let unknown = UnknownOptions.check(Array(CommandLine.arguments.dropFirst())) {
             Console.error("usage: \(unknown)")

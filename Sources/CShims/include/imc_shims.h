@@ -115,6 +115,8 @@ int imc_avif_read_info(const uint8_t *data, size_t len, uint32_t max_pixels, imc
 int imc_avif_decode(const uint8_t *data, size_t len, uint32_t max_pixels, int out16, uint8_t *dst, size_t dst_len,
                     const imc_heif_info *expected, char *err, size_t errlen);
 int imc_heif_read_info(const uint8_t *data, size_t len, imc_heif_info *info, char *err, size_t errlen);
+// Opens libavif and libheif now rather than at the first AVIF or HEIF file (see heif_shim.c).
+void imc_heif_preload(void);
 int imc_heif_decode(const uint8_t *data, size_t len, int out16, uint8_t *dst, size_t dst_len,
                     const imc_heif_info *expected, char *err, size_t errlen);
 
