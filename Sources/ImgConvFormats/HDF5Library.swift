@@ -80,3 +80,6 @@ let H5Tset_ebias = imc_p_H5Tset_ebias()!
 let H5Tset_fields = imc_p_H5Tset_fields()!
 let H5Tset_size = imc_p_H5Tset_size()!
 let H5open = imc_p_H5open()!
+
+/// Since libhdf5 1.10.5: without it, raw chunks are read (H5Dread_chunk) instead of mapped.
+let H5Dget_chunk_info_by_coord = imc_p_H5Dget_chunk_info_by_coord()

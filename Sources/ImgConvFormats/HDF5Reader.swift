@@ -158,8 +158,10 @@ public final class HDF5Reader: TensorContainer {
                         && H5Tequal(type, HDF5Types.type(for: dtype)) > 0
                 }
             }
+            // Raw chunks are lent from a mapping of the file where they lie one after another.
+            let mapped = rawChunks ? (try? ReadOnlyFile(path: path)).map { MappedWindow(file: $0, limit: $0.size) } : nil
             let stream = HDF5DatasetStream(handles: handles, dataset: dataset, name: name, dtype: dtype, shape: shape,
-                                           chunkRows: chunkRows, rawChunks: rawChunks, ctx: ctx)
+                                           chunkRows: chunkRows, rawChunks: rawChunks, mapped: mapped, ctx: ctx)
             return (NPYHeader(descr: dtype.npyDescr, shape: shape), stream)
         }
     }
@@ -403,10 +405,15 @@ final class HDF5DatasetStream: ByteStream {
     /// The next unit: its index along `axis` and the indices of the axes before it.
     private var position: [Int]
     private var done = false
-    /// The slab read last (`stagingCount` bytes of it hold data) and the next byte to hand out.
+    /// The buffer slabs are read into; the slab read last (`staging`, or a mapping of the file)
+    /// in `slab`, and the next byte of it to hand out.
     private var staging = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-    private var stagingCount = 0
+    private var slab = UnsafeRawBufferPointer(start: nil, count: 0)
     private var start = 0
+    /// The file mapped, for raw chunks stored one after another (lent in place, not copied),
+    /// unless the mapping could not lend a slab.
+    private let mapped: MappedWindow?
+    private var mappingRefused = false
 
     /// Bytes per read (about; at least one element).
     static let readBytes = 8 << 20
@@ -416,8 +423,9 @@ final class HDF5DatasetStream: ByteStream {
     private let rawChunkRows: Int?
 
     init(handles: HDF5Handles, dataset: hid_t, name: String, dtype: DType, shape: [Int], chunkRows: Int, rawChunks: Bool = false,
-         ctx: HDF5Context) {
+         mapped: MappedWindow? = nil, ctx: HDF5Context) {
         self.handles = handles
+        self.mapped = mapped
         self.dataset = dataset
         self.name = name
         self.dtype = dtype
@@ -445,24 +453,49 @@ final class HDF5DatasetStream: ByteStream {
     /// Lends the next `count` bytes from the slab read last when it holds them all (a stored
     /// image, as the slabs hold whole images along the first axis).
     func borrow(_ count: Int) throws -> UnsafeRawBufferPointer? {
-        if start >= stagingCount {
+        if start >= slab.count {
             guard !done else { return UnsafeRawBufferPointer(start: nil, count: 0) }
             try fill()
         }
-        guard stagingCount - start >= count else { return nil }
+        guard slab.count - start >= count else { return nil }
         defer { start += count }
-        return UnsafeRawBufferPointer(rebasing: staging[start..<(start + count)])
+        return UnsafeRawBufferPointer(rebasing: slab[start..<(start + count)])
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        if start >= stagingCount {
+        if start >= slab.count {
             guard !done else { return 0 }
             try fill()
         }
-        let take = min(buffer.count, stagingCount - start)
-        buffer.baseAddress!.copyMemory(from: staging.baseAddress! + start, byteCount: take)
+        let take = min(buffer.count, slab.count - start)
+        buffer.baseAddress!.copyMemory(from: slab.baseAddress! + start, byteCount: take)
         start += take
         return take
+    }
+
+    /// The file offset of the chunks from item `first` on covering `bytes` bytes, when each is
+    /// allocated at the size of whole items, stored without filters, right after the one before
+    /// (as imgconv's writer stores them): the slab is then that range of the file. On the HDF5
+    /// thread.
+    private func contiguousChunks(from first: Int, rows: Int, bytes: Int) -> Int? {
+        let chunkBytes = rows * unitBytes
+        var offset = [hsize_t](repeating: 0, count: shape.count)
+        var base: Int?
+        var at = 0
+        while at < bytes {
+            offset[0] = hsize_t(first + at / unitBytes)
+            var filters: UInt32 = 0
+            var address: haddr_t = 0
+            var size: hsize_t = 0
+            guard let info = H5Dget_chunk_info_by_coord, info(dataset, &offset, &filters, &address, &size) >= 0, filters == 0,
+                  size == hsize_t(chunkBytes), address < haddr_t(Int.max - chunkBytes) else {
+                _ = HDF5.takeErrorStack()
+                return nil
+            }
+            if let base { guard Int(address) == base + at else { return nil } } else { base = Int(address) }
+            at += chunkBytes
+        }
+        return base
     }
 
     /// Reads the chunks from item `first` on into `buffer` (whole chunks) as stored, one
@@ -498,12 +531,18 @@ final class HDF5DatasetStream: ByteStream {
             staging.deallocate()
             staging = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 64)
         }
-        stagingCount = 0
+        slab = UnsafeRawBufferPointer(start: nil, count: 0)
         start = 0
         let at = position
         let buf = UnsafeMutableRawBufferPointer(rebasing: staging[0..<(count * unitBytes)])
         let raw = rawChunkRows.map { _ in UnsafeMutableRawBufferPointer(rebasing: staging[0..<capacity]) }
+        var inFile: Int?
         try HDF5.run(reading: ctx.path) {
+            if let rows = rawChunkRows, mapped != nil, !mappingRefused,
+               let base = contiguousChunks(from: at[0], rows: rows, bytes: buf.count) {
+                inFile = base
+                return
+            }
             if let rows = rawChunkRows, let raw, readRawChunks(from: at[0], rows: rows, into: raw) { return }
             let memType = HDF5Types.type(for: dtype)
             if shape.isEmpty {
@@ -521,7 +560,17 @@ final class HDF5DatasetStream: ByteStream {
             try ctx.check(H5Dread(dataset, memType, memSpace, fileSpace, imc_h5p_default(), buf.baseAddress!),
                           "read \(at) + \(count) of '/\(name)'")
         }
-        stagingCount = buf.count
+        if let inFile {
+            // The mapping lends the slab in place. Where it cannot (the file shrank, or the
+            // chunks lie past its end), this slab and the rest are read through libhdf5.
+            guard let lent = mapped?.bytes(at: inFile, count: buf.count) else {
+                mappingRefused = true
+                return try fill()
+            }
+            slab = lent
+        } else {
+            slab = UnsafeRawBufferPointer(buf)
+        }
         guard !shape.isEmpty else {
             done = true
             return
