@@ -185,11 +185,12 @@ public struct FormatConverter {
         let perBlock = max(1, (8 << 20) / max(1, layout.bytesPerItem))
         var i = 0
         while i < split.count {
-            let n = min(perBlock, split.count - i)
-            if n > 1, let block = try images.borrow(n * layout.bytesPerItem) {
-                guard block.count == n * layout.bytesPerItem else {
+            let want = min(perBlock, split.count - i)
+            if want > 1, let block = try images.borrow(upTo: want * layout.bytesPerItem, unit: layout.bytesPerItem) {
+                let n = block.count / max(1, layout.bytesPerItem)
+                guard n > 0, block.count == n * layout.bytesPerItem else {
                     throw ImgConvError(.corruptInput, path: dataset.path,
-                                       "\(label): data ends in image \(i + block.count / max(1, layout.bytesPerItem)) of \(split.count)")
+                                       "\(label): data ends in image \(i + n) of \(split.count)")
                 }
                 if let hash {
                     try hash.update(block, alongside: { try writer.append(images: block, count: n) })

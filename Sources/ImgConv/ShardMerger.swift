@@ -42,6 +42,11 @@ public struct ShardMerger {
     ///   another shard count, or parts in two formats.
     /// - Parameter imageData: false leaves the parts' images data unread (see `merge`).
     public func check(folder: String, imageData: Bool = true) throws -> ShardCheck {
+        try checkParts(folder: folder, imageData: imageData).check
+    }
+
+    /// `check`, with each shard's part as it was opened to verify it (nil for a missing one).
+    func checkParts(folder: String, imageData: Bool) throws -> (check: ShardCheck, parts: [LabeledDataset?]) {
         let plan = try ShardPlan.load(Self.planPath(folder))
         let entries = listFolder(folder)
         let stale = staleTemporaries(dir: folder)
@@ -60,6 +65,7 @@ public struct ShardMerger {
             throw ImgConvError(.corruptInput, path: folder, "holds parts in several formats (\(formats.sorted().joined(separator: ", ")))")
         }
         var missing: [Int] = [], reasons: [String] = []
+        var opened = [LabeledDataset?](repeating: nil, count: plan.shards)
         for k in 0..<plan.shards {
             guard let name = byShard[k]?.first else {
                 missing.append(k)
@@ -73,20 +79,24 @@ public struct ShardMerger {
                 reasons.append("\(k): '\(name)' has no manifest (not committed)")
                 continue
             }
-            if let reason = try Self.partProblem(path, shard: k, of: plan, jobs: jobs, imageData: imageData) {
+            let (reason, dataset) = try Self.partProblem(path, shard: k, of: plan, jobs: jobs, imageData: imageData)
+            if let reason {
                 missing.append(k)
                 reasons.append("\(k): \(reason)")
             }
+            opened[k] = dataset
         }
-        return ShardCheck(plan: plan, missing: missing, reasons: reasons, stale: stale, format: formats.first)
+        return (ShardCheck(plan: plan, missing: missing, reasons: reasons, stale: stale, format: formats.first), opened)
     }
 
     /// Why the committed part at `path` cannot stand for shard `k` of `plan` (it does not
     /// verify), or nil when it can.
     /// - Throws: `.corruptInput` when it is a part of another plan or another shard.
-    static func partProblem(_ path: String, shard k: Int, of plan: ShardPlan, jobs: Int, imageData: Bool = true) throws -> String? {
+    /// The part, as opened, comes back with the answer.
+    static func partProblem(_ path: String, shard k: Int, of plan: ShardPlan, jobs: Int,
+                            imageData: Bool = true) throws -> (problem: String?, dataset: LabeledDataset?) {
         let dataset: LabeledDataset
-        do { dataset = try LabeledDataset(path: path) } catch let e as ImgConvError { return e.message }
+        do { dataset = try LabeledDataset(path: path) } catch let e as ImgConvError { return (e.message, nil) }
         guard let shard = dataset.manifest?.shard else {
             throw ImgConvError(.corruptInput, path: path, "its manifest records no shard: not a part")
         }
@@ -99,13 +109,14 @@ public struct ShardMerger {
         var verifier = Verifier(jobs: jobs)
         verifier.imageDataCheckedByCaller = !imageData
         verifier.knownPlan = plan   // the plan of the part's folder, already loaded and checked
-        do { _ = try verifier.verify(path: path) } catch let e as ImgConvError { return "does not verify: \(e.message)" }
-        return nil
+        verifier.knownDataset = dataset
+        do { _ = try verifier.verify(path: path) } catch let e as ImgConvError { return ("does not verify: \(e.message)", nil) }
+        return (nil, dataset)
     }
 
     /// Whether the committed part at `path` is shard `k` of `plan` and verifies.
     public static func partIsDone(_ path: String, shard k: Int, of plan: ShardPlan, jobs: Int) throws -> Bool {
-        try partProblem(path, shard: k, of: plan, jobs: jobs) == nil
+        try partProblem(path, shard: k, of: plan, jobs: jobs).problem == nil
     }
 
     /// The `--prefix` an IDX part was written with: the start of its train images file's name.
@@ -146,7 +157,7 @@ public struct ShardMerger {
     public func merge(folder: String, output: String) throws -> ConversionSummary {
         let start = Date()
         // The parts' images are verified while they are copied below (read once, not twice).
-        let found = try check(folder: folder, imageData: false)
+        let (found, opened) = try checkParts(folder: folder, imageData: false)
         guard found.missing.isEmpty else {
             throw ImgConvError(.notFound, path: folder, "missing: " + found.missing.map(String.init).joined(separator: ","))
         }
@@ -154,8 +165,9 @@ public struct ShardMerger {
         guard let formatName = found.format, let format = ContainerFormat.named(formatName) else {
             throw ImgConvError(.notFound, path: folder, "holds no parts")
         }
+        // As `check` opened and verified them (each manifest parsed once).
         let parts = try (0..<plan.shards).map { k in
-            try LabeledDataset(path: folder + "/" + ShardPlan.partName(k, of: plan.shards, format: format.name))
+            try opened[k] ?? LabeledDataset(path: folder + "/" + ShardPlan.partName(k, of: plan.shards, format: format.name))
         }
         let manifests = parts.map { $0.manifest! }
         var options = plan.options

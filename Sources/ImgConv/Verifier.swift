@@ -19,6 +19,8 @@ public struct Verifier {
     var imageDataCheckedByCaller = false
     /// The plan beside the part being verified, when the caller has it already (`merge`).
     var knownPlan: ShardPlan?
+    /// The part itself, opened by the caller (`merge`, which copies from it next).
+    var knownDataset: LabeledDataset?
 
     public init(jobs: Int = ConversionOptions.defaultJobs) { self.jobs = jobs }
 
@@ -39,7 +41,7 @@ public struct Verifier {
     /// The same, with the read options of every read command (`--xs`/`--ys` for foreign names).
     public func verify(path: String, against root: String? = nil, read: DatasetReadOptions) throws -> VerificationReport {
         var report = VerificationReport()
-        let dataset = try LabeledDataset(path: path, options: read)
+        let dataset = try knownDataset ?? LabeledDataset(path: path, options: read)
         let container = dataset.container
         let (manifest, manifestSource) = try Self.loadManifest(dataset)
         report.checks.append("\(container.formatName) container; manifest \(manifestSource) parsed (\(manifest.tensors.count) tensors, \(manifest.files.count) files)")

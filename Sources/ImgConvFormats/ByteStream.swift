@@ -12,10 +12,15 @@ public protocol ByteStream: AnyObject {
     /// call on the stream. Nil when the stream cannot lend them (its bytes are not memory-mapped,
     /// or mapping failed): then nothing is consumed and the caller reads into its own buffer.
     func borrow(_ count: Int) throws -> UnsafeRawBufferPointer?
+    /// Lends up to `count` bytes, a whole number of `unit`s (at least one unless the stream has
+    /// ended: then none), as many as the stream holds in place at once; nil as for `borrow`.
+    /// By default, `borrow(count)`.
+    func borrow(upTo count: Int, unit: Int) throws -> UnsafeRawBufferPointer?
 }
 
 extension ByteStream {
     public func borrow(_ count: Int) throws -> UnsafeRawBufferPointer? { nil }
+    public func borrow(upTo count: Int, unit: Int) throws -> UnsafeRawBufferPointer? { try borrow(count) }
 
     /// Hands the next `count` bytes (fewer only at the end, none there) to `body`: in place when
     /// the stream lends them (a stored `.npy` file or `.npz` member, memory-mapped), else read

@@ -462,6 +462,19 @@ final class HDF5DatasetStream: ByteStream {
         return UnsafeRawBufferPointer(rebasing: slab[start..<(start + count)])
     }
 
+    /// Lends what is left of the slab read last, up to `count` bytes of whole units: a slab
+    /// lent from the file's mapping ends where the file's chunks stop lying one after another.
+    func borrow(upTo count: Int, unit: Int) throws -> UnsafeRawBufferPointer? {
+        if start >= slab.count {
+            guard !done else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+            try fill()
+        }
+        let take = min(count, (slab.count - start) / max(1, unit) * unit)
+        guard take > 0 else { return nil }
+        defer { start += take }
+        return UnsafeRawBufferPointer(rebasing: slab[start..<(start + take)])
+    }
+
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if start >= slab.count {
             guard !done else { return 0 }
@@ -473,11 +486,12 @@ final class HDF5DatasetStream: ByteStream {
         return take
     }
 
-    /// The file offset of the chunks from item `first` on covering `bytes` bytes, when each is
-    /// allocated at the size of whole items, stored without filters, right after the one before
-    /// (as imgconv's writer stores them): the slab is then that range of the file. On the HDF5
-    /// thread.
-    private func contiguousChunks(from first: Int, rows: Int, bytes: Int) -> Int? {
+    /// The chunks from item `first` on, within `bytes` bytes, that lie one after another in the
+    /// file, each allocated at the size of whole items and stored without filters (as imgconv's
+    /// writer stores them, but for the chunk index's blocks between every few dozen): the file
+    /// offset of the first and the bytes of the run (at most `bytes`); nil when the first chunk
+    /// is not such a chunk. On the HDF5 thread.
+    private func contiguousChunks(from first: Int, rows: Int, bytes: Int) -> (offset: Int, bytes: Int)? {
         let chunkBytes = rows * unitBytes
         var offset = [hsize_t](repeating: 0, count: shape.count)
         var base: Int?
@@ -490,12 +504,12 @@ final class HDF5DatasetStream: ByteStream {
             guard let info = H5Dget_chunk_info_by_coord, info(dataset, &offset, &filters, &address, &size) >= 0, filters == 0,
                   size == hsize_t(chunkBytes), address < haddr_t(Int.max - chunkBytes) else {
                 _ = HDF5.takeErrorStack()
-                return nil
+                break
             }
-            if let base { guard Int(address) == base + at else { return nil } } else { base = Int(address) }
+            if let base { guard Int(address) == base + at else { break } } else { base = Int(address) }
             at += chunkBytes
         }
-        return base
+        return base.map { ($0, min(at, bytes)) }
     }
 
     /// Reads the chunks from item `first` on into `buffer` (whole chunks) as stored, one
@@ -536,11 +550,11 @@ final class HDF5DatasetStream: ByteStream {
         let at = position
         let buf = UnsafeMutableRawBufferPointer(rebasing: staging[0..<(count * unitBytes)])
         let raw = rawChunkRows.map { _ in UnsafeMutableRawBufferPointer(rebasing: staging[0..<capacity]) }
-        var inFile: Int?
+        var inFile: (offset: Int, bytes: Int)?
         try HDF5.run(reading: ctx.path) {
             if let rows = rawChunkRows, mapped != nil, !mappingRefused,
-               let base = contiguousChunks(from: at[0], rows: rows, bytes: buf.count) {
-                inFile = base
+               let run = contiguousChunks(from: at[0], rows: rows, bytes: buf.count) {
+                inFile = run
                 return
             }
             if let rows = rawChunkRows, let raw, readRawChunks(from: at[0], rows: rows, into: raw) { return }
@@ -560,14 +574,17 @@ final class HDF5DatasetStream: ByteStream {
             try ctx.check(H5Dread(dataset, memType, memSpace, fileSpace, imc_h5p_default(), buf.baseAddress!),
                           "read \(at) + \(count) of '/\(name)'")
         }
+        var taken = count
         if let inFile {
-            // The mapping lends the slab in place. Where it cannot (the file shrank, or the
-            // chunks lie past its end), this slab and the rest are read through libhdf5.
-            guard let lent = mapped?.bytes(at: inFile, count: buf.count) else {
+            // The mapping lends the run of chunks in place (the slab ends with it). Where it
+            // cannot (the file shrank, or the chunks lie past its end), this slab and the rest
+            // are read through libhdf5.
+            guard let lent = mapped?.bytes(at: inFile.offset, count: inFile.bytes) else {
                 mappingRefused = true
                 return try fill()
             }
             slab = lent
+            taken = inFile.bytes / unitBytes
         } else {
             slab = UnsafeRawBufferPointer(buf)
         }
@@ -576,7 +593,7 @@ final class HDF5DatasetStream: ByteStream {
             return
         }
         // Advance like an odometer over the axes up to `axis`.
-        position[axis] += count
+        position[axis] += taken
         var k = axis
         while k > 0 && position[k] == shape[k] {
             position[k] = 0

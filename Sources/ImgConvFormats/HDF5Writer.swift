@@ -192,6 +192,48 @@ public final class HDF5Writer: DatasetWriter {
         }
     }
 
+    /// A block of images (a merge copies about 8 MiB at a time): each batch it completes is
+    /// written straight from the block, after the batch's images already pending (copied only up
+    /// to a whole chunk); what is left after the last complete batch is kept pending. The calls
+    /// made to libhdf5 are the ones `append(image:)` makes for the same images (the same extents,
+    /// the same chunks in the same order), so the file is the same.
+    public func append(images block: UnsafeRawBufferPointer, count: Int) throws {
+        let item = layout.bytesPerItem
+        precondition(block.count == count * item, "block size")
+        guard virtualSources == nil, !compress else {
+            for k in 0..<count { try append(image: UnsafeRawBufferPointer(rebasing: block[(k * item)..<((k + 1) * item)])) }
+            return
+        }
+        let batch = imagesPerChunk * Self.chunksPerBatch(chunkBytes: imagesPerChunk * item)
+        var i = 0
+        while i < count {
+            let need = batch - pendingCount
+            guard count - i >= need else {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: block[(i * item)..<(count * item)]))
+                pendingCount += count - i
+                return
+            }
+            // Pending images up to a whole chunk, then whole chunks from the block.
+            let toChunk = (imagesPerChunk - pendingCount % imagesPerChunk) % imagesPerChunk
+            if pendingCount > 0 && toChunk > 0 {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: block[(i * item)..<((i + toChunk) * item)]))
+            }
+            let headCount = pendingCount > 0 ? pendingCount + toChunk : 0
+            let from = i + (pendingCount > 0 ? toChunk : 0)
+            let direct = UnsafeRawBufferPointer(rebasing: block[(from * item)..<((i + need) * item)])
+            try pending.withUnsafeBytes { head in
+                let headBytes = UnsafeRawBufferPointer(rebasing: head[0..<(headCount * item)])
+                if headCount > 0 { hash.update(headBytes) }
+                try hash.update(direct, alongside: { try writeStoredChunks([headBytes, direct], count: batch) })
+            }
+            output?.startWriteback()
+            written += batch
+            pendingCount = 0
+            pending.removeAll(keepingCapacity: true)
+            i += need
+        }
+    }
+
     /// Whole chunks written by one call to the HDF5 thread (about 4 MiB): a call per image was
     /// a thread round trip and a hyperslab write each. The batches depend only on the image
     /// count, so every run that appends the same images writes the same file.
@@ -254,8 +296,9 @@ public final class HDF5Writer: DatasetWriter {
         // A last partial chunk is padded with zeros, as HDF5 stores it (not hashed: not data).
         let padding = (imagesPerChunk - pendingCount % imagesPerChunk) % imagesPerChunk * layout.bytesPerItem
         if padding > 0 { pending.append(contentsOf: repeatElement(0, count: padding)) }
+        let count = pendingCount
         try pending.withUnsafeBytes { buf in
-            try hash.update(UnsafeRawBufferPointer(rebasing: buf[0..<imageBytes]), alongside: { try writeStoredChunks(buf) })
+            try hash.update(UnsafeRawBufferPointer(rebasing: buf[0..<imageBytes]), alongside: { try writeStoredChunks([buf], count: count) })
         }
         output?.startWriteback()
         written += pendingCount
@@ -263,22 +306,27 @@ public final class HDF5Writer: DatasetWriter {
         pending.removeAll(keepingCapacity: true)
     }
 
-    /// Writes the pending images, `buf` (whole chunks), as chunks (H5Dwrite_chunk, no filters:
-    /// the chunk's bytes are the images' bytes), growing the dataset once for all of them.
-    private func writeStoredChunks(_ buf: UnsafeRawBufferPointer) throws {
+    /// Writes `count` images from `pieces` (whole chunks each, in order) as chunks
+    /// (H5Dwrite_chunk, no filters: the chunk's bytes are the images' bytes), growing the dataset
+    /// once for all of them.
+    private func writeStoredChunks(_ pieces: [UnsafeRawBufferPointer], count: Int) throws {
         let chunkBytes = imagesPerChunk * layout.bytesPerItem
-        let ctx = self.ctx, images = self.images, name = names.images, start = written, count = pendingCount
+        let ctx = self.ctx, images = self.images, name = names.images, start = written
         let rank = 1 + layout.itemShape.count
         var size = [hsize_t(start + count)] + layout.itemShape.map { hsize_t($0) }
         try HDF5.run {
             try ctx.check(H5Dset_extent(images, &size), "extend '/\(name)' to \(start + count) items")
-            var at = 0
-            while at < buf.count {
-                let item = start + at / layout.bytesPerItem
-                var offset = [hsize_t(item)] + [hsize_t](repeating: 0, count: rank - 1)
-                try ctx.check(H5Dwrite_chunk(images, imc_h5p_default(), 0, &offset, chunkBytes, buf.baseAddress! + at),
-                              "write the chunk at item \(item) of '/\(name)'")
-                at += chunkBytes
+            var done = 0
+            for buf in pieces {
+                var at = 0
+                while at < buf.count {
+                    let item = start + (done + at) / layout.bytesPerItem
+                    var offset = [hsize_t(item)] + [hsize_t](repeating: 0, count: rank - 1)
+                    try ctx.check(H5Dwrite_chunk(images, imc_h5p_default(), 0, &offset, chunkBytes, buf.baseAddress! + at),
+                                  "write the chunk at item \(item) of '/\(name)'")
+                    at += chunkBytes
+                }
+                done += buf.count
             }
         }
     }
