@@ -184,6 +184,26 @@ final class CoreTests: XCTestCase {
             if i == 10 { throw ImgConvError(.corruptInput, path: "x", "stop") }
         }))
     }
+
+    /// The manifest's strings: escapes where JSON needs them (quote, backslash, control
+    /// characters), every other byte as it is, and what JSONDecoder reads back is the string.
+    func testJSONTextStringEscapes() throws {
+        let cases: [(String, String)] = [
+            ("plain/a.png", #""plain/a.png""#),
+            ("q\"b\\s", #""q\"b\\s""#),
+            ("n\nr\rt\t", #""n\nr\rt\t""#),
+            ("c\u{01}\u{1F}x", #""c\u0001\u001fx""#),
+            ("caf\u{E9} \u{1F600}", "\"caf\u{E9} \u{1F600}\""),
+            ("", #""""#),
+            ("\"", #""\"""#),
+        ]
+        for (value, expected) in cases {
+            var text = JSONText()
+            text.string(value)
+            XCTAssertEqual(String(decoding: text.bytes, as: UTF8.self), expected)
+            XCTAssertEqual(try JSONDecoder().decode(String.self, from: Data(text.bytes)), value)
+        }
+    }
 }
 
 final class StreamingTests: XCTestCase {
