@@ -159,11 +159,20 @@ public final class HDF5Reader: TensorContainer {
                 }
             }
             // Raw chunks are lent from a mapping of the file where they lie one after another.
-            let mapped = rawChunks ? (try? ReadOnlyFile(path: path)).map { MappedWindow(file: $0, limit: $0.size) } : nil
+            let mapped = rawChunks ? Self.mappableFile(path).map { MappedWindow(file: $0, limit: $0.size) } : nil
             let stream = HDF5DatasetStream(handles: handles, dataset: dataset, name: name, dtype: dtype, shape: shape,
                                            chunkRows: chunkRows, rawChunks: rawChunks, mapped: mapped, ctx: ctx)
             return (NPYHeader(descr: dtype.npyDescr, shape: shape), stream)
         }
+    }
+
+    /// The file, opened for mapping its chunks, when libhdf5's addresses are offsets in it: its
+    /// superblock is at offset 0. A file with a user block (the superblock at 512, 1024, ...)
+    /// has addresses relative to the superblock, and is read through libhdf5 only.
+    static func mappableFile(_ path: String) -> ReadOnlyFile? {
+        guard let file = try? ReadOnlyFile(path: path),
+              let head = try? file.read(at: 0, count: 8), head == [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A] else { return nil }
+        return file
     }
 
     /// Refuses a dataset whose data this file does not hold: external storage (raw data in other

@@ -179,6 +179,45 @@ def test_stored_data_is_mapped_not_read(run, tmp_path):
         assert "MADV_SEQUENTIAL" in trace
 
 
+def test_hdf5_chunks_are_mapped_and_read_exactly(run, tmp_path):
+    """An .h5 of whole-image chunks stored as they are (imgconv's own) is read through a mapping
+    of the file: its chunk index's blocks (every few dozen chunks) cut the mapped runs, and the
+    data must come out exactly. A file with a user block (its addresses counted from the
+    superblock at 512, not from the start of the file) is read through libhdf5, also exactly."""
+    h5py = pytest.importorskip("h5py")
+    X = _data(150, 128, 128, 3, seed=5)            # 7 MiB of trainXs, 48 KiB chunks
+    y = (np.arange(150) % 4).astype(np.int64)
+    src = tmp_path / "src.npz"
+    _numpy_npz(src, X, y, ["a", "b", "c", "d"])
+    h5 = tmp_path / "m.h5"
+    run(["convert", src, h5, "-q"])
+    with h5py.File(h5, "r") as f:
+        d = f["trainXs"]
+        assert d.chunks == (1, 128, 128, 3) and d.compression is None
+        ends = [d.id.get_chunk_info(i).byte_offset + d.id.get_chunk_info(i).size for i in range(d.id.get_num_chunks() - 1)]
+        starts = [d.id.get_chunk_info(i).byte_offset for i in range(1, d.id.get_num_chunks())]
+        assert any(a != b for a, b in zip(ends, starts)), "no gap between chunks: the test would not cut a run"
+    out = tmp_path / "back.npz"
+    total, trace = _read_bytes_under_strace(["convert", h5, out, "-q"], tmp_path)
+    assert total < X.nbytes // 8, f"{total} bytes came through read()/pread() for {X.nbytes} bytes of data"
+    assert re.search(r"mmap\(NULL, \d+, PROT_READ, MAP_PRIVATE, \d+, \d+\)", trace), "nothing mapped"
+    back = H.load_npz(out)
+    np.testing.assert_array_equal(back["trainXs"], X)
+    np.testing.assert_array_equal(back["trainYs"], y)
+    run(["verify", h5])
+
+    ub = tmp_path / "userblock.h5"
+    with h5py.File(ub, "w", userblock_size=512) as f:
+        f.create_dataset("trainXs", data=X, chunks=(1, 128, 128, 3))
+        f.create_dataset("trainYs", data=y)
+        f.attrs["classNames"] = ["a", "b", "c", "d"]
+    with open(ub, "r+b") as f:
+        f.write(b"user block: not HDF5".ljust(512, b"."))
+    out = tmp_path / "ub.npz"
+    run(["convert", ub, out, "-q"])
+    np.testing.assert_array_equal(H.load_npz(out)["trainXs"], X)
+
+
 def _write_big_npz(path: Path, n: int, h: int, w: int, c: int, seed: int) -> str:
     """A stored .npz of `n` images written one image at a time (this process stays small: a
     child forked from a big pytest process would inherit its peak RSS, which other tests measure
