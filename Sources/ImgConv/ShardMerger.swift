@@ -42,11 +42,12 @@ public struct ShardMerger {
     ///   another shard count, or parts in two formats.
     /// - Parameter imageData: false leaves the parts' images data unread (see `merge`).
     public func check(folder: String, imageData: Bool = true) throws -> ShardCheck {
-        try checkParts(folder: folder, imageData: imageData).check
+        try checkParts(folder: folder, imageData: imageData, keep: false).check
     }
 
-    /// `check`, with each shard's part as it was opened to verify it (nil for a missing one).
-    func checkParts(folder: String, imageData: Bool) throws -> (check: ShardCheck, parts: [LabeledDataset?]) {
+    /// `check`; with `keep`, each shard's part as it was opened to verify it (nil for a missing
+    /// one), else none (a part's manifest is let go once it is checked).
+    func checkParts(folder: String, imageData: Bool, keep: Bool) throws -> (check: ShardCheck, parts: [LabeledDataset?]) {
         let plan = try ShardPlan.load(Self.planPath(folder))
         let entries = listFolder(folder)
         let stale = staleTemporaries(dir: folder)
@@ -84,7 +85,7 @@ public struct ShardMerger {
                 missing.append(k)
                 reasons.append("\(k): \(reason)")
             }
-            opened[k] = dataset
+            if keep { opened[k] = dataset }
         }
         return (ShardCheck(plan: plan, missing: missing, reasons: reasons, stale: stale, format: formats.first), opened)
     }
@@ -157,7 +158,7 @@ public struct ShardMerger {
     public func merge(folder: String, output: String) throws -> ConversionSummary {
         let start = Date()
         // The parts' images are verified while they are copied below (read once, not twice).
-        let (found, opened) = try checkParts(folder: folder, imageData: false)
+        let (found, opened) = try checkParts(folder: folder, imageData: false, keep: true)
         guard found.missing.isEmpty else {
             throw ImgConvError(.notFound, path: folder, "missing: " + found.missing.map(String.init).joined(separator: ","))
         }
