@@ -115,9 +115,10 @@ depends=$(cd "$work/shlibs" && dpkg-shlibdeps -O -e "$OLDPWD/$root/usr/bin/imgco
   || fail "dpkg-shlibdeps failed: $(tr '\n' ' ' < "$work/shlibdeps.log")"
 depends=${depends#shlibs:Depends=}
 [ -n "$depends" ] || fail "dpkg-shlibdeps found no dependency"
-# libavif and libheif are opened at first use (dlopen, Sources/CShims/heif_shim.c), so the binary
-# does not list them: their runtime packages are added here, at the version built against.
-for soname in libavif.so.15 libheif.so.1; do
+# libhdf5, libavif and libheif are opened at first use (dlopen: Sources/CHDF5/shim.h,
+# Sources/CShims/heif_shim.c), so the binary does not list them: their runtime packages are added
+# here, at the version built against.
+for soname in libhdf5_serial.so.103 libavif.so.15 libheif.so.1; do
   path=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64|64bit/ {print $NF; exit}')
   [ -n "$path" ] || path=$(ldconfig -p | awk -v s="$soname" '$1 == s {print $NF; exit}')
   [ -n "$path" ] || fail "$soname is not installed (scripts/setup.sh installs it)"
