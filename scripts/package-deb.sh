@@ -119,10 +119,11 @@ depends=${depends#shlibs:Depends=}
 # Sources/CShims/heif_shim.c), so the binary does not list them: their runtime packages are added
 # here, at the version built against.
 for soname in libhdf5_serial.so.103 libavif.so.15 libheif.so.1; do
-  path=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64|64bit/ {print $NF; exit}')
-  [ -n "$path" ] || path=$(ldconfig -p | awk -v s="$soname" '$1 == s {print $NF; exit}')
+  # (awk reads to the end: a reader that stops early would end ldconfig with SIGPIPE, which
+  # pipefail turns into a failure)
+  path=$(ldconfig -p | awk -v s="$soname" '$1 == s && path == "" {path = $NF} END {print path}')
   [ -n "$path" ] || fail "$soname is not installed (scripts/setup.sh installs it)"
-  package=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1)
+  package=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | awk -F: 'NR == 1 {print $1}')
   [ -n "$package" ] || fail "no Debian package owns $path"
   upstream=$(dpkg-query -W -f='${Version}' "$package" | sed -e 's/^[0-9]*://' -e 's/-[^-]*$//')
   depends="$depends, $package (>= $upstream)"
