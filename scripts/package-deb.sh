@@ -7,8 +7,8 @@
 #
 #   bash scripts/package-deb.sh [OUTPUT_DIR]     (default: the repository root)
 #
-# Builds in .build-deb/ (kept between runs, so a second run only relinks); .build/ is not
-# touched. The version is the CLI's own (`imgconv --version`, ToolInfo.version in
+# Builds in .build/ with the flags of scripts/setup.sh (which builds the same static binary), so
+# after the set-up only the man page tool is new. The version is the CLI's own (`imgconv --version`, ToolInfo.version in
 # Sources/ImgConvCore/Manifest.swift), Debian revision 1; the architecture is dpkg's. Dates
 # (man page, changelog, file times) come from SOURCE_DATE_EPOCH, else the last commit, so the
 # same commit gives the same package. The maintainer is DEBFULLNAME <DEBEMAIL>, else the last
@@ -22,7 +22,7 @@ fail() { echo "package-deb: $*" >&2; exit 1; }
 out_dir=${1:-.}
 mkdir -p "$out_dir" || fail "cannot create the output folder '$out_dir'"
 out_dir=$(cd "$out_dir" && pwd)
-scratch=.build-deb
+scratch=.build
 work=$scratch/deb
 for tool in swift dpkg dpkg-deb dpkg-shlibdeps strip gzip; do
   command -v "$tool" >/dev/null || fail "'$tool' is missing (the Swift toolchain, dpkg-dev and binutils are needed)"

@@ -53,5 +53,7 @@ if [ $want_tests = 1 ]; then
   fi
 fi
 
-swift build -c release --product imgconv 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
+# --static-swift-stdlib: the Swift runtime and Foundation linked in, as the .deb ships it (a run
+# starts in half the time: no 30 shared libraries to load and relocate).
+swift build -c release --static-swift-stdlib --product imgconv 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true
 test -x .build/release/imgconv

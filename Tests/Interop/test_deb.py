@@ -1,7 +1,7 @@
 """The Debian package of scripts/package-deb.sh (issue 17, item 3).
 
-The script builds imgconv with --static-swift-stdlib in .build-deb/ (kept between runs: the first
-build takes minutes, a later one relinks nothing and packs in well under a minute) and packs it. Here:
+The script builds imgconv with --static-swift-stdlib in .build/, as scripts/setup.sh does (so after
+the set-up nothing is rebuilt but the man page tool, and it packs in well under a minute), and packs it. Here:
 lintian reports no error and no warning (its info tags are printed); the package
 installs with `apt-get install ./imgconv_*.deb`, its Depends pulling in nothing missing; the
 installed /usr/bin/imgconv, run with an empty environment (`env -i`, no LD_LIBRARY_PATH), links no
