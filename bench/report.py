@@ -368,7 +368,10 @@ if one2 and plan_r and NSH:
       "writer creates it, its disk write started every 8 MiB as imgconv's writers do (`-w`), fsynced; no hashing, "
       "labels or manifest). `dd` writes and syncs as many bytes as the merged "
       "`.npz` (the disk's sequential write). "
-      f"Warm page cache; every figure is a whole process, median over {RUNS} rounds of the whole flow.")
+      f"Warm page cache; every figure is a whole process, median over {RUNS} rounds of the whole flow. "
+      "The one-machine `to-npz` runs come before the shards in even rounds and after them in odd ones, and "
+      "each round's earlier parts are deleted 2 s before its shards start (the file system discards freed "
+      "blocks), so that neither side of the CPU-sum ratio pays for the other's deletes.")
     P("")
     P("| step | wall s, median [min-max] | images/s | peak RSS MiB | CPU s (sys) | other load |")
     P("|---|---|---|---|---|---|")

@@ -284,6 +284,10 @@ HOT=()
 
 # shards_section: issue 15's benchmark (see bench/README.md, "shards").
 SHARDS=${SHARDS:-4}
+one_machine_runs() {  # ROUND DATASET FOLDER: the one-machine runs the shards are compared with
+  measure shards one_j2 "$1" "$3/x.npz" "$IMG" to-npz "$2" "$3/x.npz" -q
+  measure shards one_j1 "$1" "$3/x.npz" "$IMG" to-npz "$2" "$3/x.npz" -q --jobs 1
+}
 shards_section() {
   local d=data/jpeg256 r k plan=$OUT/sh_plan.json bytes one=$OUT/sh_one merged=$OUT/sh_merged
   HOT=("$d")
@@ -293,19 +297,24 @@ shards_section() {
   # one-machine and merged outputs carry the same names (the manifest records the output's name)
   mkdir -p "$one" "$merged"
   for r in $(seq 0 "$RUNS"); do
-    measure shards one_j2 "$r" "$one/x.npz" "$IMG" to-npz "$d" "$one/x.npz" -q
-    measure shards one_j1 "$r" "$one/x.npz" "$IMG" to-npz "$d" "$one/x.npz" -q --jobs 1
+    # The CPU-sum ratio compares runs made a minute apart, and this VM's CPU time drifts (host
+    # memory, the discards of deleted outputs): the one-machine runs come before the shards in
+    # even rounds and after them in odd ones, so a drift weighs on both sides alike.
+    [ $((r % 2)) = 1 ] || one_machine_runs "$r" "$d" "$one"
+    # The last round's parts go first, with time for the disk to settle (the file system discards
+    # freed blocks), so that no shard pays for deleting them.
+    rm -rf "$OUT/sh_parts_j1" "$OUT/sh_parts"; sync; sleep 2
     measure shards plan "$r" "$plan" "$IMG" plan "$d" --shards "$SHARDS" -o "$plan" -q
-    rm -rf "$OUT/sh_parts_j1" "$OUT/sh_parts"
     for k in $(seq 0 $((SHARDS - 1))); do
       measure shards "shard_j1_$k" "$r" "$OUT/sh_none" "$IMG" to-npz --plan "$plan" --shard "$k/$SHARDS" "$OUT/sh_parts_j1" -q --jobs 1
     done
     for k in $(seq 0 $((SHARDS - 1))); do
       measure shards "shard_j2_$k" "$r" "$OUT/sh_none" "$IMG" to-npz --plan "$plan" --shard "$k/$SHARDS" "$OUT/sh_parts" -q
     done
+    [ $((r % 2)) = 0 ] || one_machine_runs "$r" "$d" "$one"
     measure shards merge_npz "$r" "$merged/x.npz" "$IMG" merge "$OUT/sh_parts" "$merged/x.npz" -q
     measure shards one_h5 "$r" "$one/x.h5" "$IMG" to-hdf5 "$d" "$one/x.h5" -q
-    rm -rf "$OUT/sh_h5parts"
+    rm -rf "$OUT/sh_h5parts"; sync; sleep 2
     for k in $(seq 0 $((SHARDS - 1))); do
       measure shards "shard_h5_$k" "$r" "$OUT/sh_none" "$IMG" to-hdf5 --plan "$plan" --shard "$k/$SHARDS" "$OUT/sh_h5parts" -q
     done
