@@ -2,8 +2,9 @@
 // brings (GnuTLS, Kerberos, LDAP, SSH) it is about 30 of the libraries the binary would load,
 // and loading them cost every run about 4 ms of CPU before its first image, and more from a cold
 // disk, while most runs never touch HDF5. The HDF5 thread (ImgConvFormats/HDF5.swift) calls
-// imc_h5_load before any other HDF5 call; the library is opened into the global scope, where
-// each function is found by name (imc_p_H5xxx) and each identifier macro's global variable too.
+// imc_h5_load (CShims/lazy_library.c) before any other HDF5 call; the library is opened into the
+// global scope, where each function is found by name (imc_p_H5xxx) and each identifier macro's
+// global variable too.
 //
 // HDF5's type and property-list identifiers are macros that expand to (H5open(), X_g), and its
 // special sizes are casts; Swift imports neither. These accessors give them names Swift can call.
@@ -17,36 +18,6 @@
 #ifndef RTLD_DEFAULT
 #define RTLD_DEFAULT ((void *)0)
 #endif
-
-// Opens libhdf5 of the version the headers describe (major and minor) into the global scope;
-// 0, or -1 with the reason in err. Called once, by the HDF5 thread.
-static inline int imc_h5_load(char *err, size_t errlen) {
-    static const char *const sonames[] = {"libhdf5_serial.so.103", "libhdf5.so.103", "libhdf5_serial.so", "libhdf5.so"};
-    char found[48] = "", first_error[160] = "";
-    for (size_t i = 0; i < sizeof sonames / sizeof *sonames; i++) {
-        void *h = dlopen(sonames[i], RTLD_NOW | RTLD_GLOBAL);
-        if (!h) {
-            const char *e = dlerror();
-            if (i == 0 && e) snprintf(first_error, sizeof first_error, "%s", e);
-            continue;
-        }
-        // Before any call that starts the library (H5get_libversion does): no clean-up at exit
-        // (see HDF5Thread.loop).
-        herr_t (*dont_atexit)(void) = (herr_t (*)(void))dlsym(h, "H5dont_atexit");
-        if (dont_atexit) dont_atexit();
-        herr_t (*version)(unsigned *, unsigned *, unsigned *) =
-            (herr_t (*)(unsigned *, unsigned *, unsigned *))dlsym(h, "H5get_libversion");
-        unsigned major = 0, minor = 0, release = 0;
-        if (version && version(&major, &minor, &release) >= 0) {
-            if (major == H5_VERS_MAJOR && minor == H5_VERS_MINOR) return 0;
-            snprintf(found, sizeof found, "%u.%u.%u", major, minor, release);
-        }
-        dlclose(h);
-    }
-    if (*found) snprintf(err, errlen, "libhdf5 is version %s, not the %d.%d imgconv was built with", found, H5_VERS_MAJOR, H5_VERS_MINOR);
-    else snprintf(err, errlen, "cannot open libhdf5 %d.%d (Debian: libhdf5-103-1): %s", H5_VERS_MAJOR, H5_VERS_MINOR, first_error);
-    return -1;
-}
 
 // The value of one of libhdf5's identifier variables (H5T_STD_U8LE_g, ...), after H5open as the
 // macros do.

@@ -40,33 +40,8 @@ static void set_err(char *err, size_t errlen, const char *what, const char *deta
 static struct { IMC_AVIF_FUNCTIONS(IMC_POINTER) } avif;
 static struct { IMC_HEIF_FUNCTIONS(IMC_POINTER) } heif;
 
-typedef struct {
-    pthread_once_t once;
-    int ok;
-    char error[200];
-} lazy_library;
-
-static lazy_library avif_library = {PTHREAD_ONCE_INIT, 0, ""};
-static lazy_library heif_library = {PTHREAD_ONCE_INIT, 0, ""};
-
-// The first of `sonames` that opens and whose version `accept` takes; NULL with `lib->error` set.
-static void *open_library(lazy_library *lib, const char *what, const char *const *sonames, size_t count,
-                          int (*accept)(void *handle, char *found, size_t found_len)) {
-    char found[64] = "", first_error[120] = "";
-    for (size_t i = 0; i < count; i++) {
-        void *h = dlopen(sonames[i], RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            const char *e = dlerror();
-            if (i == 0 && e) snprintf(first_error, sizeof first_error, "%s", e);
-            continue;
-        }
-        if (accept(h, found, sizeof found)) return h;
-        dlclose(h);
-    }
-    if (*found) snprintf(lib->error, sizeof lib->error, "%s is version %s, not the one imgconv was built with", sonames[0], found);
-    else snprintf(lib->error, sizeof lib->error, "cannot open it (%s): %s", what, first_error);
-    return NULL;
-}
+static imc_lazy_library avif_library = {PTHREAD_ONCE_INIT, 0, ""};
+static imc_lazy_library heif_library = {PTHREAD_ONCE_INIT, 0, ""};
 
 #define IMC_RESOLVE(table, lib, handle, name)                                                          \
     if (!(table.name = (__typeof__(name) *)dlsym(handle, #name))) {                                    \
@@ -88,7 +63,8 @@ static int accept_avif(void *h, char *found, size_t found_len) {
 
 static void load_avif(void) {
     static const char *const sonames[] = {"libavif.so.15", "libavif.so.16", "libavif.so"};
-    void *h = open_library(&avif_library, "Debian: libavif15", sonames, sizeof sonames / sizeof *sonames, accept_avif);
+    void *h = imc_open_library(&avif_library, "Debian: libavif15", sonames, sizeof sonames / sizeof *sonames,
+                               RTLD_NOW | RTLD_LOCAL, accept_avif);
     if (!h) return;
     IMC_AVIF_FUNCTIONS(IMC_RESOLVE_AVIF)
     avif_library.ok = 1;
@@ -105,7 +81,8 @@ static int accept_heif(void *h, char *found, size_t found_len) {
 
 static void load_heif(void) {
     static const char *const sonames[] = {"libheif.so.1", "libheif.so"};
-    void *h = open_library(&heif_library, "Debian: libheif1", sonames, sizeof sonames / sizeof *sonames, accept_heif);
+    void *h = imc_open_library(&heif_library, "Debian: libheif1", sonames, sizeof sonames / sizeof *sonames,
+                               RTLD_NOW | RTLD_LOCAL, accept_heif);
     if (!h) return;
     IMC_HEIF_FUNCTIONS(IMC_RESOLVE_HEIF)
     heif_library.ok = 1;
@@ -117,7 +94,7 @@ void imc_heif_preload(void) {
 }
 
 // Whether the library is loaded; otherwise `err` says why not.
-static int library_ready(lazy_library *lib, void (*load)(void), const char *what, char *err, size_t errlen) {
+static int library_ready(imc_lazy_library *lib, void (*load)(void), const char *what, char *err, size_t errlen) {
     pthread_once(&lib->once, load);
     if (!lib->ok) set_err(err, errlen, what, lib->error);
     return lib->ok;

@@ -1,4 +1,5 @@
 import CHDF5
+import CShims
 import Foundation
 import ImgConvCore
 
@@ -27,8 +28,8 @@ public enum HDF5 {
         })
     }
 
-    /// Opens libhdf5 now rather than at the first HDF5 call (which opens it again: the same
-    /// library, counted twice).
+    /// Opens libhdf5 now rather than at the first HDF5 call (the library is opened once per
+    /// process: that call finds it open).
     public static func preload() {
         var reason = [CChar](repeating: 0, count: 256)
         _ = imc_h5_load(&reason, reason.count)

@@ -495,30 +495,46 @@ final class HDF5DatasetStream: ByteStream {
         return take
     }
 
+    /// Walks the chunks from item `first` on that `bytes` bytes hold, `rows` items each, while
+    /// `take` accepts them: `take` gets a chunk's coordinates, the bytes walked before it and the
+    /// bytes of a chunk, and checks that libhdf5 stores it without filters at that size (and
+    /// what else its caller needs). The bytes of the chunks taken; the HDF5 error of the chunk
+    /// refused, if any, is cleared. On the HDF5 thread.
+    private func takeRawChunks(from first: Int, rows: Int, bytes: Int,
+                               _ take: (_ offset: inout [hsize_t], _ at: Int, _ chunkBytes: Int) -> Bool) -> Int {
+        let chunkBytes = rows * unitBytes
+        var offset = [hsize_t](repeating: 0, count: shape.count)
+        var at = 0
+        while at < bytes {
+            offset[0] = hsize_t(first + at / unitBytes)
+            guard take(&offset, at, chunkBytes) else {
+                _ = HDF5.takeErrorStack()
+                break
+            }
+            at += chunkBytes
+        }
+        return at
+    }
+
     /// The chunks from item `first` on, within `bytes` bytes, that lie one after another in the
     /// file, each allocated at the size of whole items and stored without filters (as imgconv's
     /// writer stores them, but for the chunk index's blocks between every few dozen): the file
     /// offset of the first and the bytes of the run (at most `bytes`); nil when the first chunk
     /// is not such a chunk. On the HDF5 thread.
     private func contiguousChunks(from first: Int, rows: Int, bytes: Int) -> (offset: Int, bytes: Int)? {
-        let chunkBytes = rows * unitBytes
-        var offset = [hsize_t](repeating: 0, count: shape.count)
+        guard let info = H5Dget_chunk_info_by_coord else { return nil }
         var base: Int?
-        var at = 0
-        while at < bytes {
-            offset[0] = hsize_t(first + at / unitBytes)
+        let taken = takeRawChunks(from: first, rows: rows, bytes: bytes) { offset, at, chunkBytes in
             var filters: UInt32 = 0
             var address: haddr_t = 0
             var size: hsize_t = 0
-            guard let info = H5Dget_chunk_info_by_coord, info(dataset, &offset, &filters, &address, &size) >= 0, filters == 0,
-                  size == hsize_t(chunkBytes), address < haddr_t(Int.max - chunkBytes) else {
-                _ = HDF5.takeErrorStack()
-                break
-            }
-            if let base { guard Int(address) == base + at else { break } } else { base = Int(address) }
-            at += chunkBytes
+            guard info(dataset, &offset, &filters, &address, &size) >= 0, filters == 0,
+                  size == hsize_t(chunkBytes), address < haddr_t(Int.max - chunkBytes) else { return false }
+            if let base { return Int(address) == base + at }
+            base = Int(address)
+            return true
         }
-        return base.map { ($0, min(at, bytes)) }
+        return base.map { ($0, min(taken, bytes)) }
     }
 
     /// Reads the chunks from item `first` on into `buffer` (whole chunks) as stored, one
@@ -526,21 +542,12 @@ final class HDF5DatasetStream: ByteStream {
     /// stored without filters; false (and the slab is read through H5Dread) at the first chunk
     /// that is not. On the HDF5 thread.
     private func readRawChunks(from first: Int, rows: Int, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
-        let chunkBytes = rows * unitBytes
-        var offset = [hsize_t](repeating: 0, count: shape.count)
-        var at = 0
-        while at < buffer.count {
-            offset[0] = hsize_t(first + at / unitBytes)
+        takeRawChunks(from: first, rows: rows, bytes: buffer.count) { offset, at, chunkBytes in
             var stored: hsize_t = 0
             var filters: UInt32 = 0
-            guard H5Dget_chunk_storage_size(dataset, &offset, &stored) >= 0, stored == hsize_t(chunkBytes),
-                  H5Dread_chunk(dataset, imc_h5p_default(), &offset, &filters, buffer.baseAddress! + at) >= 0, filters == 0 else {
-                _ = HDF5.takeErrorStack()
-                return false
-            }
-            at += chunkBytes
-        }
-        return true
+            return H5Dget_chunk_storage_size(dataset, &offset, &stored) >= 0 && stored == hsize_t(chunkBytes)
+                && H5Dread_chunk(dataset, imc_h5p_default(), &offset, &filters, buffer.baseAddress! + at) >= 0 && filters == 0
+        } >= buffer.count
     }
 
     /// Reads the next slab into `staging` and moves `position` past it.

@@ -9,8 +9,26 @@
 // (NUL-terminated) and returns 0 on success or -1 on failure.
 #ifndef IMC_SHIMS_H
 #define IMC_SHIMS_H
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+
+// A system library opened at first use (lazy_library.c).
+typedef struct {
+    pthread_once_t once;
+    int ok;
+    char error[200];
+} imc_lazy_library;
+// The first of `sonames` that dlopen opens (with `flags`) and whose version `accept` takes
+// (`accept` writes the version it found into `found`); NULL otherwise, with the reason in
+// lib->error: the version found, or dlopen's message for the first name (`package` says where
+// the library comes from).
+void *imc_open_library(imc_lazy_library *lib, const char *package, const char *const *sonames, size_t count,
+                       int flags, int (*accept)(void *handle, char *found, size_t found_len));
+// Opens libhdf5 of the release the headers describe into the global scope, once per process
+// (the HDF5 thread calls it before any other HDF5 call, and main() under a memory limit): 0, or
+// -1 with the reason in err.
+int imc_h5_load(char *err, size_t errlen);
 
 typedef struct {
     uint32_t width;
