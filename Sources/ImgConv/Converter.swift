@@ -88,8 +88,9 @@ public struct Converter {
         // No output may replace an input: an image, the CSV, the classes file.
         let listInput: [(path: String, role: String)] = if case .list(let csv) = source { [(csv, "the --list CSV")] } else { [] }
         try refuseOutputsAmongInputs(writer.outputFiles, inputs: listInput + options.otherInputs)
-        // One file at a time (a path string each, gone at once): memory stays flat in the file count.
-        try refuseOutputsAmongInputs(writer.outputFiles, inputs: scan.files.lazy.map { (path: $0.path, role: "an image") })
+        // One file at a time (a path string for a name that matches, gone at once): memory stays
+        // flat in the file count.
+        try refuseOutputsAmongInputs(writer.outputFiles, images: scan.files)
         scan.warnings.forEach(warn)
         try checkLabelCapacity(scan)
         // --check: every source read once more first, its findings kept for the manifest.

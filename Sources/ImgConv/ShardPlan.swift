@@ -317,7 +317,7 @@ extension Converter {
         let scan = ScanResult(root: plan.source.root, classes: plan.classes.enumerated().map { ClassEntry(index: $0.offset, name: $0.element) },
                               files: list, skipped: [], warnings: [])
         let files = scan.files
-        try refuseOutputsAmongInputs(writer.outputFiles, inputs: files.lazy.map { (path: $0.path, role: "an image") })
+        try refuseOutputsAmongInputs(writer.outputFiles, images: files)
         try checkLabelCapacity(scan)
         let formats = Dictionary(uniqueKeysWithValues: ImageFormat.allCases.map { ($0.rawValue, $0) })
         let parts = try plan.splits.map { split -> WorkPart in

@@ -679,6 +679,16 @@ public func refuseOutputsAmongInputs<S: Sequence>(_ outputs: [String], inputs: S
     }
 }
 
+/// `refuseOutputsAmongInputs` for the images of a scan: only the files whose last name is an
+/// output's are given a path and compared (making a path for every file was most of the check's
+/// time, 4% of a run over 20,000 small images). Names are compared as bytes, as the file system
+/// tells files apart.
+public func refuseOutputsAmongInputs(_ outputs: [String], images files: FileList) throws {
+    let names = outputs.map { Array(lastPathComponent($0).utf8) }
+    try refuseOutputsAmongInputs(outputs, inputs: files.indices.lazy.filter { files.hasName(in: names, at: $0) }
+        .map { (path: files[$0].path, role: "an image") })
+}
+
 /// A folder output (what `export` writes) built beside its target, in
 /// `.<name>.imgconv-<pid>-<n>.tmp`, and moved into place only when complete, so that a failed or
 /// interrupted run never leaves a partial folder: the target is then as it was. A missing or empty

@@ -105,6 +105,15 @@ public struct FileList: RandomAccessCollection, Sendable, Equatable {
     /// The relative path of file `i`.
     public func relativePath(at i: Int) -> String { relativePath(at: i, run: run(i)) }
 
+    /// Whether the last name of file `i`'s path is, byte for byte, one of `candidates`, without
+    /// making its paths.
+    public func hasName(in candidates: [[UInt8]], at i: Int) -> Bool {
+        let start = i == 0 ? 0 : Int(ends[i - 1]), length = Int(ends[i]) - start
+        return candidates.contains { name in
+            name.count == length && name.indices.allSatisfy { names[start + $0] == name[$0] }
+        }
+    }
+
     /// The label of file `i`, without making its paths.
     public func label(at i: Int) -> Int { run(i).label }
 

@@ -274,6 +274,27 @@ final class StreamingTests: XCTestCase {
         XCTAssertTrue(list.hasSplits)
         XCTAssertEqual(list.map(\.label), [0, 1, 2, 0])
     }
+
+    /// An output onto an image of the scan is refused whichever folder spelling names it; an
+    /// output of the same name elsewhere, or of a name that differs only in its Unicode form (a
+    /// different file on Linux), is not.
+    func testOutputsAmongScannedImagesAreFoundByName() throws {
+        let root = NSTemporaryDirectory() + "imgconv-among-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/cat", withIntermediateDirectories: true)
+        let nfc = "caf\u{E9}.png", nfd = "cafe\u{301}.png"
+        for name in ["000.png", nfc] { XCTAssertTrue(FileManager.default.createFile(atPath: root + "/cat/" + name, contents: Data([1]))) }
+        var list = FileList(base: root + "/")
+        for name in ["000.png", nfc] { list.append(relativePath: "cat/" + name, label: 0) }
+        XCTAssertTrue(list.hasName(in: [Array("000.png".utf8)], at: 0))
+        XCTAssertFalse(list.hasName(in: [Array("000.png".utf8)], at: 1))
+        XCTAssertFalse(list.hasName(in: [Array(nfd.utf8)], at: 1))
+        XCTAssertThrowsError(try refuseOutputsAmongInputs([root + "/cat/../cat/000.png"], images: list)) { error in
+            XCTAssertTrue("\(error)".contains("000.png"), "\(error)")
+        }
+        XCTAssertThrowsError(try refuseOutputsAmongInputs([root + "/./cat/" + nfc], images: list))
+        XCTAssertNoThrow(try refuseOutputsAmongInputs([root + "/000.png", root + "/cat/" + nfd], images: list))
+    }
 }
 
 final class SplitPlanTests: XCTestCase {
