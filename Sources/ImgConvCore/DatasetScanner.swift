@@ -65,15 +65,16 @@ public struct ScanResult: Sendable {
 /// Compares strings by their Unicode code points, the documented order of classes and files
 /// (Swift's `<` on String compares canonical equivalents and differs from this).
 public func codePointLess(_ a: String, _ b: String) -> Bool {
-    var ia = a.unicodeScalars.makeIterator()
-    var ib = b.unicodeScalars.makeIterator()
-    while true {
-        switch (ia.next(), ib.next()) {
-        case (nil, nil): return false
-        case (nil, _): return true
-        case (_, nil): return false
-        case let (x?, y?):
-            if x.value != y.value { return x.value < y.value }
+    // UTF-8 sorts byte by byte in code point order, and a String's UTF-8 is always valid.
+    var a = a, b = b
+    return a.withUTF8 { x in
+        b.withUTF8 { y in
+            let n = min(x.count, y.count)
+            if n > 0 {
+                let c = memcmp(x.baseAddress!, y.baseAddress!, n)
+                if c != 0 { return c < 0 }
+            }
+            return x.count < y.count
         }
     }
 }

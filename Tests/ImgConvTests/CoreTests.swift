@@ -88,6 +88,11 @@ final class CoreTests: XCTestCase {
     func testCodePointOrder() {
         let names = ["É", "a", "B", "9", "10", "e\u{301}"]
         XCTAssertEqual(names.sorted(by: codePointLess), ["10", "9", "B", "a", "e\u{301}", "É"])
+        // Beyond the BMP, and prefixes: the order of the code points themselves.
+        let more = ["\u{1F600}", "\u{FFFF}", "ab", "a", "", "\u{10000}", "a\u{0}"]
+        let byScalars = more.sorted { $0.unicodeScalars.map(\.value).lexicographicallyPrecedes($1.unicodeScalars.map(\.value)) }
+        XCTAssertEqual(more.sorted(by: codePointLess), byScalars)
+        XCTAssertEqual(byScalars, ["", "a", "a\u{0}", "ab", "\u{FFFF}", "\u{10000}", "\u{1F600}"])
     }
 
     func testLumaIsPillowsFormula() {
