@@ -94,7 +94,7 @@ else
   IMGCONV_SRC=$REPO/.build/release/imgconv
   if ! [ -x "$IMGCONV_SRC" ]; then
     log "building the release binary (swift build -c release --static-swift-stdlib, as scripts/setup.sh)"
-    (cd "$REPO" && swift build -c release --static-swift-stdlib --product imgconv 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' || true)
+    (cd "$REPO" && swift build -c release --static-swift-stdlib --product imgconv 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]|swift_static/.*warning: the use of .mktemp. is dangerous' || true)
   fi
 fi
 [ -x "$IMGCONV_SRC" ] || { echo "run.sh: no imgconv binary at $IMGCONV_SRC" >&2; exit 1; }

@@ -43,7 +43,7 @@ fi
 # 1. The binary, with the Swift standard library and Foundation linked in.
 echo "package-deb: swift build -c release --static-swift-stdlib" >&2
 swift build -c release --product imgconv --static-swift-stdlib --scratch-path "$scratch" \
-    2>&1 | { grep -Ev '^\[[0-9]+/[0-9]+\]' || true; } >&2 \
+    2>&1 | { grep -Ev '^\[[0-9]+/[0-9]+\]|swift_static/.*warning: the use of .mktemp. is dangerous' || true; } >&2 \
   || fail "swift build -c release --static-swift-stdlib failed (its messages are above)"
 bin=$scratch/release/imgconv
 [ -x "$bin" ] || fail "the build left no $bin"
