@@ -93,8 +93,8 @@ if [ -n "${IMGCONV:-}" ]; then
 else
   IMGCONV_SRC=$REPO/.build/release/imgconv
   if ! [ -x "$IMGCONV_SRC" ]; then
-    log "building the release binary (swift build -c release --static-swift-stdlib, as scripts/setup.sh)"
-    (cd "$REPO" && swift build -c release --static-swift-stdlib --product imgconv 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]|swift_static/.*warning: the use of .mktemp. is dangerous' || true)
+    log "building the release binary (scripts/build-release.sh, as scripts/setup.sh does)"
+    bash "$REPO/scripts/build-release.sh" || true
   fi
 fi
 [ -x "$IMGCONV_SRC" ] || { echo "run.sh: no imgconv binary at $IMGCONV_SRC" >&2; exit 1; }

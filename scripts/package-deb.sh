@@ -7,9 +7,9 @@
 #
 #   bash scripts/package-deb.sh [OUTPUT_DIR]     (default: the repository root)
 #
-# Builds in .build/ with the flags of scripts/setup.sh (which builds the same static binary), so
-# after the set-up only the man page tool is new. The version is the CLI's own (`imgconv --version`, ToolInfo.version in
-# Sources/ImgConvCore/Manifest.swift), Debian revision 1; the architecture is dpkg's. Dates
+# Builds in .build/ through scripts/build-release.sh, as scripts/setup.sh does, so after the
+# set-up only the man page tool is new. The version is the CLI's own (`imgconv --version`,
+# ToolInfo.version in Sources/ImgConvCore/Manifest.swift), Debian revision 1; the architecture is dpkg's. Dates
 # (man page, changelog, file times) come from SOURCE_DATE_EPOCH, else the last commit, so the
 # same commit gives the same package. The maintainer is DEBFULLNAME <DEBEMAIL>, else the last
 # commit's committer. Needs the Swift toolchain, git, dpkg-dev and binutils (strip).
@@ -41,10 +41,8 @@ else
 fi
 
 # 1. The binary, with the Swift standard library and Foundation linked in.
-echo "package-deb: swift build -c release --static-swift-stdlib" >&2
-swift build -c release --product imgconv --static-swift-stdlib --scratch-path "$scratch" \
-    2>&1 | { grep -Ev '^\[[0-9]+/[0-9]+\]|swift_static/.*warning: the use of .mktemp. is dangerous' || true; } >&2 \
-  || fail "swift build -c release --static-swift-stdlib failed (its messages are above)"
+echo "package-deb: scripts/build-release.sh (swift build -c release --static-swift-stdlib)" >&2
+bash scripts/build-release.sh >&2 || fail "swift build -c release --static-swift-stdlib failed (its messages are above)"
 bin=$scratch/release/imgconv
 [ -x "$bin" ] || fail "the build left no $bin"
 toolchain_libs=$(ldd "$bin" | grep -E 'libswift|libFoundation|lib_Foundation|libdispatch|libBlocksRuntime' || true)

@@ -53,8 +53,5 @@ if [ $want_tests = 1 ]; then
   fi
 fi
 
-# --static-swift-stdlib: the Swift runtime and Foundation linked in, as the .deb ships it (a run
-# starts in half the time: no 30 shared libraries to load and relocate). The linker's warning that
-# the toolchain's static Foundation uses mktemp is about that library's own code, and is left out.
-swift build -c release --static-swift-stdlib --product imgconv 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]|swift_static/.*warning: the use of .mktemp. is dangerous' || true
+bash scripts/build-release.sh || true
 test -x .build/release/imgconv
