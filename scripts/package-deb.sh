@@ -113,13 +113,14 @@ depends=$(cd "$work/shlibs" && dpkg-shlibdeps -O -e "$OLDPWD/$root/usr/bin/imgco
   || fail "dpkg-shlibdeps failed: $(tr '\n' ' ' < "$work/shlibdeps.log")"
 depends=${depends#shlibs:Depends=}
 [ -n "$depends" ] || fail "dpkg-shlibdeps found no dependency"
-# libhdf5, libavif and libheif are opened at first use (dlopen: Sources/CHDF5/shim.h,
-# Sources/CShims/heif_shim.c), so the binary does not list them: their runtime packages are added
-# here, at the version built against.
+# libhdf5, libavif and libheif are opened at first use (dlopen: Sources/CShims/lazy_library.c),
+# so the binary does not list them: their runtime packages are added here, at the version built
+# against.
 for soname in libhdf5_serial.so.103 libavif.so.15 libheif.so.1; do
-  # (awk reads to the end: a reader that stops early would end ldconfig with SIGPIPE, which
-  # pipefail turns into a failure)
-  path=$(ldconfig -p | awk -v s="$soname" '$1 == s && path == "" {path = $NF} END {print path}')
+  # The 64-bit entry when there are several (multiarch). awk reads to the end: a reader that
+  # stops early would end ldconfig with SIGPIPE, which pipefail turns into a failure.
+  path=$(ldconfig -p | awk -v s="$soname" '$1 == s { if (any == "") any = $NF; if (wide == "" && /x86-64|64bit/) wide = $NF }
+                                           END { print (wide != "" ? wide : any) }')
   [ -n "$path" ] || fail "$soname is not installed (scripts/setup.sh installs it)"
   package=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | awk -F: 'NR == 1 {print $1}')
   [ -n "$package" ] || fail "no Debian package owns $path"
