@@ -13,7 +13,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         // `swift package generate-documentation --target ImgConv` (the DocC catalog in Sources/ImgConv).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -49,6 +48,9 @@ let package = Package(
         // XXH3-128 for the manifest's tensor checksums (version 2): Debian 12 has xxHash 0.8.1.
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash",
                        providers: [.apt(["libxxhash-dev"])]),
+        // SHA-256 (source files, plans, pixel digests) from OpenSSL's libcrypto.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
         // The C code of the project, besides CSystem below: libpng's and libjpeg's setjmp/longjmp error handling and libtiff's
         // variadic tag access, which Swift cannot call directly.
         // libavif and libheif are only compiled against: heif_shim.c opens them when the first AVIF
@@ -66,7 +68,7 @@ let package = Package(
             "CSystem",
             "CPixels",
             "CXXHash",
-            .product(name: "Crypto", package: "swift-crypto"),
+            "COpenSSL",
         ]),
         .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF", "CZlib", "CWebP", "CGIF"]),
         .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CDeflate", "CHDF5", "CShims"]),

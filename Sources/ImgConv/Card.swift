@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConvCore
 import ImgConvFormats
 
@@ -74,7 +75,7 @@ public struct CardBuilder {
             root.append(("check", try CardPage.value(report)))
         }
         let data = try CardPage.json(JSONValue.obj(root))
-            .replacingOccurrences(of: "<", with: "\\u003c")
+            .replacing("<", with: "\\u003c")
         return CardPage.html(title: "imgconv card: " + (sourceName ?? input), data: data)
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConvCodecs
 import ImgConvCore
 
@@ -398,17 +399,21 @@ public struct Checker {
         // Keys compared scalar by scalar (Swift's String equality already folds normalization).
         var groups: [[Unicode.Scalar]: [String]] = [:], order: [[Unicode.Scalar]] = []
         for name in names {
-            let key = Array(name.precomposedStringWithCanonicalMapping.lowercased().unicodeScalars)
+            let key = Array(nfc(name).lowercased().unicodeScalars)
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(name)
         }
         for key in order {
             guard let members = groups[key], members.count > 1 else { continue }
-            let composed = Set(members.map { $0.precomposedStringWithCanonicalMapping.unicodeScalars.map(\.value) })
+            let composed = Set(members.map { nfc($0).unicodeScalars.map(\.value) })
             f.similarNames.append(.init(names: members, kind: composed.count == 1 ? "normalization" : "case"))
         }
         return f
     }
+
+    /// A name in Unicode normalization form C (the standard library's own NFC, which its String
+    /// comparison uses; FoundationEssentials has no `precomposedStringWithCanonicalMapping`).
+    private func nfc(_ name: String) -> String { String(decoding: name._nfcCodeUnits, as: UTF8.self) }
 
     /// Images per class, and the largest/smallest ratio among classes with images.
     func classBalance(_ names: [String], counts: [Int], _ report: inout CheckReport) {
@@ -653,7 +658,7 @@ public struct FailOn: Sendable, Equatable {
     /// - Throws: `.invalidArgument` naming the part it cannot read.
     public static func parse(_ text: String) throws -> FailOn {
         var rules: [(String, Double)] = []
-        for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+        for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingWhitespace() }) {
             let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             let kind = pieces[0]
             guard kind == "any" || kinds.contains(kind) else {
@@ -685,10 +690,10 @@ public struct FailOn: Sendable, Equatable {
         for (kind, limit) in rules where seen.insert(kind).inserted {
             if kind == "imbalance" {
                 if let ratio = c.imbalance, ratio > limit {
-                    out.append("imbalance \(String(format: "%.2f", ratio)) (limit \(String(format: "%g", limit)))")
+                    out.append("imbalance \(cFormat("%.2f", ratio)) (limit \(cFormat("%g", limit)))")
                 }
             } else if let n = counts[kind], Double(n) > limit {
-                out.append(limit == 0 ? "\(kind) \(n)" : "\(kind) \(n) (limit \(String(format: "%g", limit)))")
+                out.append(limit == 0 ? "\(kind) \(n)" : "\(kind) \(n) (limit \(cFormat("%g", limit)))")
             }
         }
         return out

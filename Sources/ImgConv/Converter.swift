@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConvCodecs
 import ImgConvCore
 import ImgConvFormats
@@ -438,7 +439,7 @@ public struct Converter {
         let budget = DecodeLimits.memoryBudget
         guard let image = checkedByteCount([size.height, size.width, channels], elementSize: sampleBytes),
               image <= budget / inFlight else {
-            let gib = { (bytes: Double) in String(format: "%.1f GiB", bytes / Double(1 << 30)) }
+            let gib = { (bytes: Double) in cFormat("%.1f GiB", bytes / Double(1 << 30)) }
             let need = Double(size.height) * Double(size.width) * Double(channels * sampleBytes)
             throw ImgConvError(.invalidArgument,
                                "--size \(size.height)x\(size.width): \(inFlight) images in flight of \(gib(need)) each need \(gib(need * Double(inFlight))), more than a quarter of this machine's memory (\(gib(Double(budget))))")

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConvCodecs
 import ImgConvCore
 import ImgConvFormats
@@ -123,7 +124,7 @@ public struct ShardMerger {
     /// The `--prefix` an IDX part was written with: the start of its train images file's name.
     static func idxPrefix(_ part: String) -> String? {
         let names = listFolder(part).filter { $0.contains("-images-idx") && !$0.hasPrefix("val-") && !$0.hasPrefix("t10k-") }
-        guard names.count == 1, let cut = names[0].range(of: "-images-idx") else { return nil }
+        guard names.count == 1, let cut = names[0].firstRange(of: "-images-idx") else { return nil }
         return String(names[0][..<cut.lowerBound])
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConvCodecs
 import ImgConvCore
 import ImgConvFormats
@@ -201,7 +202,7 @@ public struct ShardPlan: Codable, Sendable, Equatable {
 
     /// The name of shard `k` of `n`'s output in its folder: `part-0000k-of-0000n.<format>`.
     public static func partName(_ k: Int, of n: Int, format: String) -> String {
-        String(format: "part-%05d-of-%05d.", k, n) + format
+        cFormat("part-%05ld-of-%05ld.", k, n) + format
     }
 
     /// Divides `weights` (in order) into `n` contiguous ranges of nearly equal total weight.

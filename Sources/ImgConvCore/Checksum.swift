@@ -1,26 +1,34 @@
+import COpenSSL
 import CXXHash
-import Crypto
 
-/// Incremental SHA-256, hex-encoded on `finish()`.
+/// Incremental SHA-256 (OpenSSL's libcrypto), hex-encoded on `finish()`.
 public struct SHA256Stream {
-    private var hasher = SHA256()
-    public init() {}
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
-    public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) } }
-    public func finish() -> String { hex(hasher.finalize()) }
-    /// The 32 bytes of the digest.
-    public func finishBytes() -> [UInt8] { Array(hasher.finalize()) }
+    private var context = SHA256_CTX()
+    public init() { SHA256_Init(&context) }
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        if let base = bytes.baseAddress { SHA256_Update(&context, base, bytes.count) }
+    }
+    public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
+    public func finish() -> String { hex(finishBytes()) }
+    /// The 32 bytes of the digest (the stream itself is left as it was: finishing works on a copy).
+    public func finishBytes() -> [UInt8] {
+        var copy = context
+        return [UInt8](unsafeUninitializedCapacity: Int(SHA256_DIGEST_LENGTH)) { out, n in
+            SHA256_Final(out.baseAddress, &copy)
+            n = Int(SHA256_DIGEST_LENGTH)
+        }
+    }
 }
 
 /// SHA-256 of a byte array, its 32 bytes.
 public func sha256Bytes(_ bytes: [UInt8]) -> [UInt8] {
-    bytes.withUnsafeBytes { Array(SHA256.hash(data: $0)) }
+    var stream = SHA256Stream()
+    stream.update(bytes)
+    return stream.finishBytes()
 }
 
 /// SHA-256 of a byte array, as lowercase hex.
-public func sha256Hex(_ bytes: [UInt8]) -> String {
-    bytes.withUnsafeBytes { hex(SHA256.hash(data: $0)) }
-}
+public func sha256Hex(_ bytes: [UInt8]) -> String { hex(sha256Bytes(bytes)) }
 
 /// The tensor checksum of manifest version 2 (`tensors[].xxh3` in `Schemas/manifest.schema.json`):
 /// the data bytes are cut into chunks of `chunkSize` bytes (the last one shorter; no bytes, no
@@ -187,12 +195,14 @@ public func tensorDigest(_ bytes: [UInt8]) -> String {
 }
 
 private func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-    let digits: [UInt8] = Array("0123456789abcdef".utf8)
     var out: [UInt8] = []
     out.reserveCapacity(64)
     for b in digest {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 15)])
+        out.append(hexDigit(b >> 4))
+        out.append(hexDigit(b & 15))
     }
     return String(decoding: out, as: UTF8.self)
 }
+
+/// The lowercase hex digit of a value 0-15.
+@inline(__always) private func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x57 + v }

@@ -471,7 +471,7 @@ public func staleTemporaries(dir: String, prefix: String = ".") -> [String] {
     guard let names = try? listAllEntries(dir) else { return [] }
     var stale: [String] = []
     for name in names where name.hasPrefix(prefix) && name.hasSuffix(".tmp") {
-        guard let marker = name.range(of: ".imgconv-", options: .backwards) else { continue }
+        guard let marker = name.ranges(of: ".imgconv-").last else { continue }
         let middle = name[marker.upperBound...].dropLast(4)   // "<pid>-<n>"
         let parts = middle.split(separator: "-")
         guard parts.count == 2, let pid = Int32(parts[0]), pid > 0, Int(parts[1]) != nil, pid != getpid() else { continue }

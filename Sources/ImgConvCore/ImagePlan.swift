@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// How an image is brought to the target size.
 public enum ResizeFit: String, Sendable, CaseIterable, Codable {

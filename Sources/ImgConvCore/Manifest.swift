@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The JSON document written beside every output (`Schemas/manifest.schema.json`). It holds no
 /// timestamps, so the same inputs and options give the same bytes.

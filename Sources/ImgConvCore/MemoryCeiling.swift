@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import FoundationEssentials
 import CSystem
 
 /// How much memory this process may really use, so that work which cannot fit is refused before
@@ -81,7 +81,7 @@ public enum MemoryCeiling {
             while true {
                 let file = "/sys/fs/cgroup" + (path == "/" ? "" : path) + "/memory.max"
                 if let v = try? String(contentsOfFile: file, encoding: .utf8),
-                   let n = Int(v.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                   let n = Int(v.trimmingWhitespace()) {
                     smallest = min(smallest ?? n, n)
                 }
                 guard path != "/", let slash = path.lastIndex(of: "/") else { break }
@@ -149,5 +149,5 @@ public enum MemoryCeiling {
 
 /// Bytes as MiB for messages ("12.0 MiB").
 public func mib(_ bytes: Int) -> String {
-    String(format: "%.1f MiB", Double(bytes) / Double(1 << 20))
+    cFormat("%.1f MiB", Double(bytes) / Double(1 << 20))
 }

@@ -1,4 +1,6 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// Runs `work` for indices 0..<count on `jobs` threads and hands each result to `consume` on the
 /// calling thread, strictly in index order. At most `window` results are in flight (taken by a

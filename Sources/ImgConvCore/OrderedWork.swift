@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Jobs run on a few threads of its own and their results handed back in submission order,
 /// with at most `limit` jobs submitted but not yet handed back (so memory stays bounded). Used by
@@ -64,7 +65,7 @@ public final class OrderedWork<T>: @unchecked Sendable {
 /// handed back. The threads end when their `OrderedWork` is gone.
 /// `@unchecked Sendable`: every mutable property is read and written with `cond` locked.
 private final class OrderedWorkQueue<T>: @unchecked Sendable {
-    private let cond = NSCondition()
+    private let cond = ThreadCondition()
     private var jobs: [(Int, () throws -> T)] = []
     private var results: [Int: Result<T, Error>] = [:]
     private var closed = false

@@ -1,5 +1,6 @@
 import CSystem
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Reads ahead of the decoders when the inputs are not in the page cache (a first run over files
 /// on disk): one decoder thread reading one file at a time keeps a single request in flight, so a
@@ -19,7 +20,7 @@ public final class ReadAhead: @unchecked Sendable {
     private let count: Int
     private let depth: Int
     private let path: (Int) -> String
-    private let lock = NSLock()
+    private let lock = ThreadCondition()
     private var hinted = 0       // files [0, hinted) have been asked for
     private var cold = false
 

@@ -1,5 +1,6 @@
 import CPixels
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Resampling filters, as Pillow names and defines them.
 public enum ResizeFilter: String, Sendable, CaseIterable, Codable {

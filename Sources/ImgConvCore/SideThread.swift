@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A thread of its own that runs one job while the caller does its own part of the work
 /// (`run(_:alongside:)`): both halves run at the same time and the call returns when both are
@@ -37,7 +38,7 @@ public final class SideThread {
 /// What the caller and the side thread share. `@unchecked Sendable`: every property is read and
 /// written with `cond` locked.
 private final class SideThreadState: @unchecked Sendable {
-    private let cond = NSCondition()
+    private let cond = ThreadCondition()
     private var job: (() -> Void)?
     private var running = false
     private var closed = false

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import FoundationEssentials
 import CSystem
 
 /// The temporary output files of this process, so that SIGINT, SIGTERM, SIGHUP and SIGPIPE can
@@ -10,7 +10,7 @@ import CSystem
 /// place (a commit section) a signal is held back until the last one is in place.
 public enum TemporaryFiles {
     private static let capacity = 64
-    private static let lock = NSLock()
+    private static let lock = ThreadCondition()
     // Fixed slots of strdup'ed paths, read by the signal handler without locking.
     nonisolated(unsafe) private static var slots = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
     nonisolated(unsafe) private static var installed = false

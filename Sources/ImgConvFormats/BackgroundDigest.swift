@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConvCore
 
 /// The tensor checksum (`TensorHasher`: the chunked XXH3-128 of manifest version 2 unless asked
@@ -118,7 +119,7 @@ public final class BackgroundDigest {
 /// What the hashing thread and the writer share: full blocks in order, free blocks for reuse.
 /// `@unchecked Sendable`: every mutable property is read and written with `cond` locked.
 private final class DigestState: @unchecked Sendable {
-    private let cond = NSCondition()
+    private let cond = ThreadCondition()
     private enum Piece {
         case block(UnsafeMutableRawBufferPointer, Int)
         case array([UInt8])

@@ -154,7 +154,7 @@ public func openContainer(_ path: String, labels: String? = nil, prefix: String?
         throw ImgConvError(.unsupported, path: path, "folder holds no .npy files and no IDX images file")
     }
     let head = probe.head
-    let shown = head.prefix(4).map { String(format: "%02x", $0) }.joined(separator: " ")
+    let shown = head.prefix(4).map { cFormat("%02x", $0) }.joined(separator: " ")
     throw ImgConvError(.unsupported, path: path,
                        "not an .npz, .npy, .h5 or IDX file (starts with \(head.isEmpty ? "nothing: the file is empty" : shown))")
 }

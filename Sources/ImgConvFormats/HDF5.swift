@@ -1,6 +1,8 @@
+import Dispatch
 import CHDF5
 import CShims
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConvCore
 
 /// The one choke point for every HDF5 call imgconv makes (as h5py's `_errors.pyx` and `api_gen.py`
@@ -103,7 +105,7 @@ private final class HDF5Thread: @unchecked Sendable {
         let done = DispatchSemaphore(value: 0)
     }
 
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     private var jobs: [Job] = []
     private var threadID: pthread_t?
 

@@ -67,10 +67,10 @@ public struct IDXHeader: Equatable, Sendable {
         let magic = try stream.read(count: 4)
         guard magic.count == 4 else { throw fail("file is only \(magic.count) bytes, a header needs at least 4") }
         guard magic[0] == 0, magic[1] == 0 else {
-            throw fail(String(format: "magic bytes 0-1 are 0x%02x 0x%02x, expected 0x00 0x00", magic[0], magic[1]))
+            throw fail(cFormat("magic bytes 0-1 are 0x%02x 0x%02x, expected 0x00 0x00", magic[0], magic[1]))
         }
         guard let type = ElementType(rawValue: magic[2]) else {
-            throw fail(String(format: "type byte is 0x%02x, expected one of 0x08 0x09 0x0b 0x0c 0x0d 0x0e", magic[2]))
+            throw fail(cFormat("type byte is 0x%02x, expected one of 0x08 0x09 0x0b 0x0c 0x0d 0x0e", magic[2]))
         }
         let ndims = Int(magic[3])
         guard ndims >= 1 else { throw fail("number of dimensions (byte 3) is 0") }

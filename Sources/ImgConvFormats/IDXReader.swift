@@ -233,7 +233,7 @@ public final class IDXSplitReader: TensorContainer {
         let images = entries.filter { $0.contains("-images-") && $0.contains("idx") }
         guard images.count > 1 else { return nil }
         for name in images {
-            let filePrefix = String(name[..<name.range(of: "-images-")!.lowerBound])
+            let filePrefix = String(name[..<name.firstRange(of: "-images-")!.lowerBound])
             let split: String
             switch filePrefix {
             case "t10k", "test": split = "test"

@@ -227,7 +227,7 @@ public final class IDXWriter: DatasetWriter {
         guard let dash = rest.lastIndex(of: "-"),
               IDXHeader.ElementType.allCases.contains(where: { $0.fileNameWord == rest[rest.index(after: dash)...] }) else { return nil }
         rest = rest[..<dash]
-        guard let idx = rest.range(of: "-idx", options: .backwards),
+        guard let idx = rest.ranges(of: "-idx").last,
               !rest[idx.upperBound...].isEmpty, rest[idx.upperBound...].allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
         rest = rest[..<idx.lowerBound]
         for role in ["-images", "-labels"] where rest.hasSuffix(role) && rest.count > role.count {

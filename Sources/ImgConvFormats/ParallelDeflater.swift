@@ -1,6 +1,7 @@
 import CDeflate
 import CZlib
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConvCore
 
 /// A raw deflate stream compressed on several threads, the way pigz does it: the input is cut into
@@ -122,7 +123,7 @@ let deflateCompressors = CompressorPool()
 /// `@unchecked Sendable`: `idle` is read and written with `lock` held; a compressor taken from it
 /// belongs to one thread until it is put back.
 final class CompressorPool: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = ThreadCondition()
     private var idle: [Int32: [OpaquePointer]] = [:]
 
     func take(level: Int32) throws -> OpaquePointer {

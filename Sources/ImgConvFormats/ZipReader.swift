@@ -240,8 +240,9 @@ final class MemberStream: ByteStream {
             throw fail("holds \(produced) bytes, its directory entry records \(member.size)")
         }
         guard crc.value == member.crc else {
-            throw fail(String(format: "CRC-32 mismatch (recorded %08x, computed %08x)", member.crc, crc.value))
+            throw fail(cFormat("CRC-32 mismatch (recorded %08x, computed %08x)", member.crc, crc.value))
         }
     }
 }
-import Foundation
+import FoundationEssentials
+import Glibc

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConv
 import ImgConvCore
 
@@ -114,7 +115,7 @@ struct Check: ParsableCommand {
         for s in r.classes.similarNames { Console.out("class names that differ only by \(s.kind): \(s.names.joined(separator: ", "))") }
         Console.out("balance: " + r.balance.classes.map { "\($0.name) \($0.count)" }.joined(separator: ", "))
         if let ratio = r.balance.ratio, let most = r.balance.largest, let least = r.balance.smallest {
-            Console.out("  largest/smallest: \(String(format: "%.2f", ratio)) (\(most) / \(least))")
+            Console.out("  largest/smallest: \(cFormat("%.2f", ratio)) (\(most) / \(least))")
         }
         for s in r.balance.splits {
             Console.out("  \(s.name) \(s.count): " + zip(r.balance.classes, s.classes).map { "\($0.name) \($1)" }.joined(separator: ", "))

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConvCore
 import ArgumentParser
 import ImgConv
@@ -166,7 +167,7 @@ struct ConversionOptionGroup: ParsableArguments {
     static func readClassNames(_ path: String) throws -> [String] {
         var names: [String] = []
         try forEachLine(ofFile: path) { line, number in
-            let name = line.trimmingCharacters(in: .whitespaces)
+            let name = line.trimmingWhitespace()
             guard !name.isEmpty else { return }
             guard names.count <= ListScanner.maxIntegerLabel else {
                 throw ImgConvError(.limitExceeded, path: "\(path):\(number)", "more than \(ListScanner.maxIntegerLabel + 1) class names")
@@ -193,7 +194,7 @@ struct ConversionOptionGroup: ParsableArguments {
             }
             return out.count == 3 ? out + [255] : out
         }
-        let parts = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        let parts = text.split(separator: ",").map { Double($0.trimmingWhitespace()) }
         guard (1...4).contains(parts.count), parts.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 255 }) else { return nil }
         var v = parts.map { $0! }
         if v.count == 1 { v = [v[0], v[0], v[0]] }
@@ -202,7 +203,7 @@ struct ConversionOptionGroup: ParsableArguments {
     }
 
     static func parseFloats(_ text: String) -> [Float]? {
-        let v = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        let v = text.split(separator: ",").map { Float($0.trimmingWhitespace()) }
         guard !v.isEmpty, v.allSatisfy({ $0 != nil && $0!.isFinite }) else { return nil }
         return v.map { $0! }
     }

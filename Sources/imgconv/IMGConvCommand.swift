@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,7 +35,7 @@ struct IMGConvCommand: ParsableCommand {
             if code == .success {
                 // Help and version, printed here so that a closed or full stdout is exit 74 too.
                 Console.outDocument(fullMessage(for: error))
-                Foundation.exit(Console.reportFailedWrite() ? ImgConvError.Code.io.exitCode : 0)
+                Glibc.exit(Console.reportFailedWrite() ? ImgConvError.Code.io.exitCode : 0)
             }
             let first = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid usage"
             let text = first.hasPrefix("Error: ") ? String(first.dropFirst(7)) : first
@@ -46,13 +46,13 @@ struct IMGConvCommand: ParsableCommand {
                 // renders its help, about 6 ms a run.
                 if let unknown = UnknownOptions.check(Array(CommandLine.arguments.dropFirst())) {
                     Console.error("usage: \(unknown)")
-                    Foundation.exit(Console.exitCode(64))
+                    Glibc.exit(Console.exitCode(64))
                 }
                 Console.error("usage: \(text) (see 'imgconv --help')")
-                Foundation.exit(Console.exitCode(64))
+                Glibc.exit(Console.exitCode(64))
             }
             Console.error("internal error: \(text)")
-            Foundation.exit(Console.exitCode(70))
+            Glibc.exit(Console.exitCode(70))
         }
     }
 
@@ -89,7 +89,7 @@ enum Console {
         var reason: String
     }
 
-    private static let lock = NSLock()
+    private static let lock = ThreadCondition()
     nonisolated(unsafe) private static var failures: [Int32: Failure] = [:]
 
     /// The first stream a write failed on (stdout before stderr), if any.

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConv
 import ImgConvCore
 
@@ -59,7 +60,7 @@ struct Inspect: ParsableCommand {
 
     private func printStats(_ pixels: [InspectionReport.ChannelStats]) {
         for p in pixels {
-            Console.out("  channel \(p.channel): min \(format(p.min)), max \(format(p.max)), mean \(String(format: "%.4f", p.mean)), std \(String(format: "%.4f", p.std))")
+            Console.out("  channel \(p.channel): min \(format(p.min)), max \(format(p.max)), mean \(cFormat("%.4f", p.mean)), std \(cFormat("%.4f", p.std))")
         }
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import ImgConvCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,7 +24,7 @@ enum ProgressMode: String, CaseIterable {
 final class ProgressBar: @unchecked Sendable {
     static let shared = ProgressBar()
 
-    private let lock = NSLock()
+    private let lock = ThreadCondition()
     private var mode = ProgressMode.none
     private var visible = false
     private var start = Date()
@@ -68,19 +69,19 @@ final class ProgressBar: @unchecked Sendable {
         }
         if done == total { eta = 0 }
         if mode == .json {
-            var line = String(format: "{\"done\": %d, \"total\": %d, \"percent\": %.1f, \"elapsed\": %.2f, \"imagesPerSecond\": %.1f, \"mbWritten\": %.2f, \"skipped\": %d, \"eta\": ",
+            var line = cFormat("{\"done\": %ld, \"total\": %ld, \"percent\": %.1f, \"elapsed\": %.2f, \"imagesPerSecond\": %.1f, \"mbWritten\": %.2f, \"skipped\": %ld, \"eta\": ",
                               done, total, percent, elapsed, rate, Double(bytes) / 1e6, skipped)
-            line += eta.map { String(format: "%.1f", $0) } ?? "null"
+            line += eta.map { cFormat("%.1f", $0) } ?? "null"
             Console.emit(2, line + "}\n")
             return
         }
         let width = 20
         let filled = total > 0 ? width * done / total : width
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        let left = skipped > 0 ? String(format: "  %d left out", skipped) : ""
-        let etaText = eta.map { String(format: "ETA %.0f s", $0.rounded(.up)) } ?? "ETA --"
-        let line = String(format: "\r\u{1B}[K[%@] %3.0f%%  %d/%d  %.0f s  %.0f img/s  %.1f MB/s%@  %@",
-                          bar, percent, done, total, elapsed, rate, mbps, left, etaText)
+        let left = skipped > 0 ? "  \(skipped) left out" : ""
+        let etaText = eta.map { cFormat("ETA %.0f s", $0.rounded(.up)) } ?? "ETA --"
+        let line = "\r\u{1B}[K[\(bar)] " + cFormat("%3.0f%%  %ld/%ld  %.0f s  %.0f img/s  %.1f MB/s", percent, done, total, elapsed, rate, mbps)
+            + "\(left)  \(etaText)"
         Console.emit(2, line)
         visible = true
     }

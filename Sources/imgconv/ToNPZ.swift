@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import ImgConv
 import ImgConvCore
 import ImgConvFormats
@@ -71,7 +72,7 @@ func reportConversion(_ s: ConversionSummary, output: String) {
         let shape = s.shape.map(String.init).joined(separator: "x")
         let rate = s.seconds > 0 ? Double(s.images) / s.seconds : 0
         let size = Double(diskSize(output)) / 1e6
-        Console.out("imgconv: wrote '\(output)' (\(String(format: "%.1f", size)) MB): \(counted(s.images, "image")) (\(s.formatsText)), \(counted(s.classes, "class", "classes")), trainXs \(shape) \(s.dtype.rawValue), \(s.skipped) skipped, \(String(format: "%.2f", s.seconds)) s, \(String(format: "%.0f", rate)) images/s")
+        Console.out("imgconv: wrote '\(output)' (\(cFormat("%.1f", size)) MB): \(counted(s.images, "image")) (\(s.formatsText)), \(counted(s.classes, "class", "classes")), trainXs \(shape) \(s.dtype.rawValue), \(s.skipped) skipped, \(cFormat("%.2f", s.seconds)) s, \(cFormat("%.0f", rate)) images/s")
         // The files left out, by reason: the first ten of each (the manifest lists them all).
         for group in s.skippedByReason {
             let shown = group.paths.prefix(10).map { "'\($0)'" }.joined(separator: ", ")

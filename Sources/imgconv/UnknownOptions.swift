@@ -49,7 +49,7 @@ enum UnknownOptions {
     /// imgconv's name for another tool's option, else the one known option it begins, else the
     /// known option within two edits.
     static func suggestion(for option: String, known: Set<String>) -> String? {
-        let lowered = option.lowercased().replacingOccurrences(of: "_", with: "-")
+        let lowered = option.lowercased().replacing("_", with: "-")
         if let alias = aliases[lowered], known.contains(alias) { return alias }
         if known.contains(lowered) { return lowered }
         let longer = known.filter { $0.hasPrefix(lowered) }

@@ -117,13 +117,16 @@ def tiny_sets(tmp_path_factory):
 @pytest.mark.parametrize("fmt,flags", [("to-npz", []), ("to-npy", []), ("to-idx", []),
                                        ("to-npz", ["--shuffle"]), ("to-npz", ["--split", "train=0.8,val=0.2"])])
 def test_memory_is_flat_with_ten_times_the_files(tmp_path, imgconv_bin, tiny_sets, fmt, flags):
-    # Nothing kept per file grows the process: 10x the files stay within 10 % of the peak RSS,
-    # in one pass and in two (shuffled or split datasets).
+    # What the process keeps per file is the file's entry in the sorted list (its path, label and
+    # place in the order; the paths here are 31 bytes): 10x the files may grow the peak RSS by at
+    # most 128 bytes for each file added, in one pass and in two (shuffled or split datasets).
+    # (Measured: about 25 bytes a file in one pass, 75 shuffled or split.) A bound relative to
+    # the peak itself would move with the binary's own size.
     small, large = tiny_sets
     a = _peak_rss_kib([fmt, small, tmp_path / "s.out", "-q", *flags])
     b = _peak_rss_kib([fmt, large, tmp_path / "l.out", "-q", *flags])
     print(f"{fmt} {' '.join(flags)} peak RSS: {a} KiB for 3,000 files, {b} KiB for 30,000")
-    assert b <= a * 1.10, (a, b)
+    assert (b - a) * 1024 <= 27000 * 128, (a, b)
 
 
 def test_hdf5_compressed_in_parallel(run, tmp_path):
