@@ -166,10 +166,15 @@ public struct ShardPlan: Codable, Sendable, Equatable {
     func hashMatches(_ bytes: [UInt8]) throws -> Bool {
         let value = Array(hash.utf8)
         if !value.isEmpty, let offset = Self.hashValueOffset(in: bytes), offset + value.count < bytes.count,
-           Array(bytes[offset..<(offset + value.count + 1)]) == value + [0x22] {
-            var blanked = bytes
-            blanked.removeSubrange(offset..<(offset + value.count))
-            if sha256Hex(blanked) == hash { return true }
+           bytes[offset..<(offset + value.count + 1)].elementsEqual(value + [0x22]) {
+            // The text before the value and after it, hashed in place (no copy of a plan that
+            // can be hundreds of MB).
+            var sha = SHA256Stream()
+            bytes.withUnsafeBytes { all in
+                sha.update(UnsafeRawBufferPointer(rebasing: all[0..<offset]))
+                sha.update(UnsafeRawBufferPointer(rebasing: all[(offset + value.count)...]))
+            }
+            if sha.finish() == hash { return true }
         }
         return try computedHash() == hash
     }

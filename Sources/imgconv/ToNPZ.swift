@@ -103,7 +103,7 @@ func convertShard(_ common: ConversionOptionGroup, plan planPath: String, format
     let copy = ShardMerger.planPath(folder)
     // The same bytes are the same plan (no need to parse it again); another form may be too.
     if access(copy, F_OK) != 0 || common.force ||
-        ((try? readFile(copy, maxBytes: 1 << 34)) != planBytes && (try? ShardPlan.load(copy).hash) != plan.hash) {
+        (!fileHolds(copy, planBytes) && (try? ShardPlan.load(copy).hash) != plan.hash) {
         if access(copy, F_OK) == 0 && !common.force {
             throw ImgConvError(.corruptInput, path: folder, "holds the parts of another plan (plan.json); use another folder, or --force to start this plan there")
         }
@@ -125,6 +125,21 @@ func convertShard(_ common: ConversionOptionGroup, plan planPath: String, format
                                        formatName: format.name)
     ProgressBar.shared.clear()
     if !common.quiet { reportConversion(s, output: output) }
+}
+
+/// Whether the file at `path` holds exactly `bytes`, read in pieces (no second copy in memory of a
+/// plan that can be hundreds of MB).
+func fileHolds(_ path: String, _ bytes: [UInt8]) -> Bool {
+    guard let input = try? InputFile(path), input.size == bytes.count else { return false }
+    var at = 0
+    do {
+        try input.forEachChunk(4 << 20) { piece in
+            let same = piece.withUnsafeBytes { p in bytes.withUnsafeBytes { memcmp(p.baseAddress!, $0.baseAddress! + at, p.count) == 0 } }
+            guard same else { throw CancellationError() }
+            at += piece.count
+        }
+    } catch { return false }
+    return at == bytes.count
 }
 
 /// Bytes of a file, or of the files directly in a folder.
