@@ -312,7 +312,7 @@ if cc and sc:
       f"trainYs.npy) take {mi:,} B and {mn:,} B compressed: imgconv's are {100 * mi / mn:.4f}% of numpy's "
       f"(imgconv's file also holds classNames.npy).")
     P("")
-    targets.append(("`--compress` >= 3x faster than savez_compressed (whole process, paired)", f"{whole[0]:.2f}x", whole[0] >= 3))
+    targets.append(("`--compress` >= 3.5x faster than savez_compressed (whole process, paired)", f"{whole[0]:.2f}x", whole[0] >= 3.5))
     targets.append(("`--compress` output no larger than savez_compressed's (same members)", f"{mi:,} B vs {mn:,} B", mi <= mn))
 
 # ------------------------------------------------------------------ 10x memory
@@ -566,7 +566,7 @@ def add_ratio_target(d, peer, want, label):
 def add_floor_target(d, want_pct):
     q = floor_share(d)
     if q:
-        targets.append((f"{d}: >= {want_pct}% of the job floor (paired, whole process)", f"{100 * q[0]:.0f}%", 100 * q[0] >= want_pct))
+        targets.append((f"{d}: >= {want_pct}% of the job floor (paired, whole process)", f"{100 * q[0]:.1f}%", 100 * q[0] >= want_pct))
 
 
 def add_limit_target(d, want_pct, variant="turbojpeg/libpng"):
@@ -579,17 +579,18 @@ def add_limit_target(d, want_pct, variant="turbojpeg/libpng"):
 
 compress_targets = targets[:]
 targets = []
+# Issue 18's targets (speed, round two), and the first speed issue's that still stand.
 add_ratio_target("jpeg256", "pillow", 3.5, "Pillow")
 add_ratio_target("jpeg256", "opencv", 1.3, "OpenCV")
 add_limit_target("jpeg256", 80)
 add_floor_target("jpeg256", 85)
-add_ratio_target("png64", "pillow", 2.5, "Pillow")
+add_ratio_target("png64", "pillow", 3, "Pillow")
 add_limit_target("png64", 80)
 add_floor_target("png64", 85)
-add_ratio_target("mnistlike", "pillow", 4, "Pillow")
+add_ratio_target("mnistlike", "pillow", 4.5, "Pillow")
 add_ratio_target("mnistlike", "opencv", 1.3, "OpenCV")
 add_floor_target("mnistlike", 80)
-add_ratio_target("jpegvar", "pillow", 2.5, "Pillow")
+add_ratio_target("jpegvar", "pillow", 4, "Pillow")
 add_ratio_target("draft112", "pillow", 5, "the Pillow script resizing to 112x112 (no draft), with `--jpeg-draft`")
 targets += compress_targets
 targets += shard_targets
