@@ -166,15 +166,9 @@ public struct ShardPlan: Codable, Sendable, Equatable {
     func hashMatches(_ bytes: [UInt8]) throws -> Bool {
         let value = Array(hash.utf8)
         if !value.isEmpty, let offset = Self.hashValueOffset(in: bytes), offset + value.count < bytes.count,
-           bytes[offset..<(offset + value.count + 1)].elementsEqual(value + [0x22]) {
-            // The text before the value and after it, hashed in place (no copy of a plan that
-            // can be hundreds of MB).
-            var sha = SHA256Stream()
-            bytes.withUnsafeBytes { all in
-                sha.update(UnsafeRawBufferPointer(rebasing: all[0..<offset]))
-                sha.update(UnsafeRawBufferPointer(rebasing: all[(offset + value.count)...]))
-            }
-            if sha.finish() == hash { return true }
+           bytes[offset..<(offset + value.count + 1)].elementsEqual(value + [0x22]),
+           Self.canonicalHashMatches(bytes) == true {
+            return true
         }
         return try computedHash() == hash
     }
@@ -193,16 +187,43 @@ public struct ShardPlan: Codable, Sendable, Equatable {
         } catch {
             throw ImgConvError(.corruptInput, path: path, "not an imgconv plan: \(error)")
         }
+        try checkHeader(plan, path: path)
+        guard try plan.hashMatches(bytes) else { throw hashMismatch(path) }
+        try checkRanges(plan, path: path)
+        return plan
+    }
+
+    static func checkHeader(_ plan: ShardPlan, path: String) throws {
         guard plan.format == formatName, plan.version == currentVersion else {
             throw ImgConvError(.corruptInput, path: path, "not an imgconv plan of version \(currentVersion) (format '\(plan.format)', version \(plan.version))")
         }
-        guard try plan.hashMatches(bytes) else {
-            throw ImgConvError(.corruptInput, path: path, "the plan's content does not match its hash (changed after it was written)")
-        }
+    }
+
+    static func hashMismatch(_ path: String) -> ImgConvError {
+        ImgConvError(.corruptInput, path: path, "the plan's content does not match its hash (changed after it was written)")
+    }
+
+    static func rangesMismatch(_ path: String, shards: Int) -> ImgConvError {
+        ImgConvError(.corruptInput, path: path, "the plan's ranges do not match its \(shards) shards")
+    }
+
+    static func checkRanges(_ plan: ShardPlan, path: String) throws {
         guard plan.shards >= 1, plan.splits.allSatisfy({ $0.ranges.count == plan.shards }) else {
-            throw ImgConvError(.corruptInput, path: path, "the plan's ranges do not match its \(plan.shards) shards")
+            throw rangesMismatch(path, shards: plan.shards)
         }
-        return plan
+    }
+
+    /// For a plan in the canonical form: whether the SHA-256 of its text with the hash's value
+    /// taken out is that value (hashed in place). Nil when the text has no hash in that form.
+    static func canonicalHashMatches(_ bytes: [UInt8]) -> Bool? {
+        guard let offset = hashValueOffset(in: bytes),
+              let end = bytes[offset...].firstIndex(of: 0x22), end - offset == 64 else { return nil }
+        var sha = SHA256Stream()
+        bytes.withUnsafeBytes { all in
+            sha.update(UnsafeRawBufferPointer(rebasing: all[0..<offset]))
+            sha.update(UnsafeRawBufferPointer(rebasing: all[end...]))
+        }
+        return bytes[offset..<end].elementsEqual(sha.finish().utf8)
     }
 
     /// The name of shard `k` of `n`'s output in its folder: `part-0000k-of-0000n.<format>`.
@@ -306,36 +327,40 @@ extension Converter {
         return (plan, bytes)
     }
 
-    /// `to-* --plan P --shard K/N`: converts exactly shard `index`'s range of every split of
-    /// `plan` with `writer`; its manifest records the shard (`Manifest.Shard`) and only the files
-    /// it left out itself (the plan's skips are the merge's).
-    public func convertShard(plan: ShardPlan, index: Int, writer: DatasetWriter, outputName: String,
+    /// `to-* --plan P --shard K/N`: converts exactly the shard's range of every split of the
+    /// plan (`slice`) with `writer`; its manifest records the shard (`Manifest.Shard`) and only
+    /// the files it left out itself (the plan's skips are the merge's).
+    public func convertShard(_ slice: ShardSlice, writer: DatasetWriter, outputName: String,
                              formatName: String) throws -> ConversionSummary {
         let start = Date()
+        let plan = slice.plan, index = slice.index
         try writer.checkTargets()
         // The plan's paths join its base as `plan` saw it: relative to the folder plan ran in.
         guard plan.base.isEmpty || isFolder(plan.base) else {
             let from = plan.base.hasPrefix("/") ? "" : " from the current folder"
             throw ImgConvError(.notFound, path: plan.base, "the plan's images are under this folder, which is not there\(from): run the shards where it is, or plan with an absolute ROOT")
         }
+        // No output may replace a file of the plan, this shard's or another's (the slice holds
+        // the plan's files named like an output).
+        var named = FileList(base: plan.base)
+        for path in slice.filesNamed { named.append(relativePath: path, label: 0) }
+        try refuseOutputsAmongInputs(writer.outputFiles, images: named)
         var list = FileList(base: plan.base)
-        for f in plan.files { list.append(relativePath: f.path, label: f.label) }
+        for f in slice.files { list.append(relativePath: f.path, label: f.label) }
         let scan = ScanResult(root: plan.source.root, classes: plan.classes.enumerated().map { ClassEntry(index: $0.offset, name: $0.element) },
                               files: list, skipped: [], warnings: [])
         let files = scan.files
-        try refuseOutputsAmongInputs(writer.outputFiles, images: files)
         try checkLabelCapacity(scan)
         let formats = Dictionary(uniqueKeysWithValues: ImageFormat.allCases.map { ($0.rawValue, $0) })
-        let parts = try plan.splits.map { split -> WorkPart in
-            let range = split.ranges[index]
-            for item in split.items[range[0]..<range[1]] {
+        let parts = try zip(plan.splits, slice.items).map { split, items -> WorkPart in
+            for item in items {
                 guard item.file >= 0 && item.file < files.count, formats[item.format] != nil,
                       SampleDepth(rawValue: item.depth) != nil else {
                     throw ImgConvError(.corruptInput, "plan: an image of split '\(split.name)' is not a valid entry")
                 }
             }
-            return WorkPart(name: split.name, count: range[1] - range[0], item: { i in
-                let it = split.items[range[0] + i]
+            return WorkPart(name: split.name, count: items.count, item: { i in
+                let it = items[i]
                 let header = ImageHeader(width: it.width, height: it.height, channels: it.channels,
                                          depth: SampleDepth(rawValue: it.depth)!, orientation: it.orientation, pages: it.pages)
                 let c = Candidate(file: files[it.file], header: header, format: formats[it.format]!, page: it.page)
@@ -350,6 +375,15 @@ extension Converter {
                              ranges: Dictionary(uniqueKeysWithValues: plan.splits.map { ($0.name, $0.ranges[index]) }))
         return try write(&run, parts: parts, plan: plan.image, planned: parts.reduce(0) { $0 + $1.count }, onePass: false,
                          warn: warn, shard: shard)
+    }
+
+    /// The same for a plan decoded whole.
+    public func convertShard(plan: ShardPlan, index: Int, writer: DatasetWriter, outputName: String,
+                             formatName: String) throws -> ConversionSummary {
+        try plan.checkRange(of: index, path: "plan")
+        let names = writer.outputFiles.map { Array(lastPathComponent($0).utf8) }
+        return try convertShard(ShardSlice(plan: plan, index: index, names: names), writer: writer, outputName: outputName,
+                                formatName: formatName)
     }
 }
 
@@ -488,7 +522,7 @@ enum PlanJSONReader {
 
     /// A position in the text; every method returns nil where the text is not in the form
     /// `PlanJSON` writes.
-    private struct Cursor {
+    struct Cursor {
         let buf: UnsafeBufferPointer<UInt8>
         var at: Int
 

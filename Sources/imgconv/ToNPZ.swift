@@ -92,12 +92,14 @@ func convertShard(_ common: ConversionOptionGroup, plan planPath: String, format
         throw ImgConvError(.invalidArgument, "with --plan, the conversion options are the plan's: give only --shard, --force, --jobs, -q and the format's own options")
     }
     let planBytes = try readFile(planPath, maxBytes: 1 << 34)
-    let plan = try ShardPlan.load(planPath, bytes: planBytes)
     let (k, n) = common.shardNumbers!
-    guard n == plan.shards else {
-        throw ImgConvError(.invalidArgument, path: planPath, "is a plan of \(plan.shards) shards, not \(n) (--shard \(k)/\(n))")
-    }
     let folder = common.output
+    let output = folder + "/" + ShardPlan.partName(k, of: n, format: format.name)
+    let writer = format.makeWriter(path: output, settings: settings)
+    // Only what this shard needs of the plan is decoded (and the plan's files named like an output).
+    let slice = try ShardPlan.loadShard(planPath, bytes: planBytes, index: k, of: n,
+                                        names: writer.outputFiles.map { Array(lastPathComponent($0).utf8) })
+    let plan = slice.plan
     try createFolders(folder)
     // The plan beside the parts, for merge: this plan's, or the run refuses to mix plans.
     let copy = ShardMerger.planPath(folder)
@@ -109,19 +111,19 @@ func convertShard(_ common: ConversionOptionGroup, plan planPath: String, format
         }
         try writeFileAtomically(copy, planBytes)
     }
-    let output = folder + "/" + ShardPlan.partName(k, of: n, format: format.name)
+    // A part there already is checked against the whole plan (decoded only then).
     if !common.force && access(format.manifestPath(output), F_OK) == 0,
-       (try? ShardMerger.partIsDone(output, shard: k, of: plan, jobs: common.jobs)) == true {
+       let whole = try? ShardPlan.load(planPath, bytes: planBytes),
+       (try? ShardMerger.partIsDone(output, shard: k, of: whole, jobs: common.jobs)) == true {
         if !common.quiet { Console.out("imgconv: '\(output)' is done already (plan \(plan.hash.prefix(12))); --force converts it again") }
         return
     }
     var options = try ConversionOptions(manifest: plan.options)
     options.jobs = common.jobs
     options.compress = settings.compress || settings.gzip
-    let writer = format.makeWriter(path: output, settings: settings)
     var converter = Converter(options: options)
     report(&converter, common)
-    let s = try converter.convertShard(plan: plan, index: k, writer: writer, outputName: ShardPlan.partName(k, of: n, format: format.name),
+    let s = try converter.convertShard(slice, writer: writer, outputName: ShardPlan.partName(k, of: n, format: format.name),
                                        formatName: format.name)
     ProgressBar.shared.clear()
     if !common.quiet { reportConversion(s, output: output) }

@@ -60,9 +60,57 @@ final class ShardPlanTests: XCTestCase {
         XCTAssertThrowsError(try ShardPlan.load("plan.json", bytes: changed))
     }
 
+    /// What a shard loads of a canonical plan (`loadShard`, which decodes only its range and the
+    /// files it needs) is what the whole plan gives that shard, for every shard of a split and
+    /// shuffled plan; the plan's files named like an output are found whichever shard holds
+    /// them; a re-indented plan gives the same slices through the whole decode; a tampered one is
+    /// refused before anything is read from it.
+    func testShardSliceIsTheWholePlansRange() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("imgconv-plan-s-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var names = (0..<9).map { "img\($0).png" }
+        names += ["part-00001-of-00004.npz", "sl/ash"]
+        let (plan, bytes) = try Self.plan(root: root, classes: ["\u{3B1}", "plain", "b"], names: names,
+                                          split: "train=0.7,val=0.3", shards: 4, shuffle: 11)
+        let outputNames = [Array("part-00001-of-00004.npz".utf8), Array("ash.png".utf8)]
+        let object = try JSONSerialization.jsonObject(with: Data(bytes))
+        let indented = Array(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]))
+        for k in 0..<4 {
+            let slice = try ShardPlan.loadShard("plan.json", bytes: bytes, index: k, of: 4, names: outputNames)
+            let whole = ShardSlice(plan: plan, index: k, names: outputNames)
+            XCTAssertEqual(slice.plan, whole.plan)
+            XCTAssertEqual(slice.files, whole.files)
+            XCTAssertEqual(slice.items, whole.items)
+            XCTAssertEqual(slice.filesNamed.sorted(), whole.filesNamed.sorted())
+            XCTAssertEqual(slice.filesNamed.count, 6)   // 3 classes x (the part's name, sl/ash.png)
+            // The images and their files, against the whole plan's range.
+            for (s, split) in plan.splits.enumerated() {
+                let r = split.ranges[k]
+                XCTAssertEqual(slice.items[s].count, r[1] - r[0])
+                for (i, item) in slice.items[s].enumerated() {
+                    let original = split.items[r[0] + i]
+                    XCTAssertEqual(slice.files[item.file], plan.files[original.file])
+                    XCTAssertEqual(item.width, original.width)
+                }
+            }
+            let fromIndented = try ShardPlan.loadShard("plan.json", bytes: indented, index: k, of: 4, names: outputNames)
+            XCTAssertEqual(fromIndented.items, whole.items)
+            XCTAssertEqual(fromIndented.files, whole.files)
+        }
+        XCTAssertThrowsError(try ShardPlan.loadShard("plan.json", bytes: bytes, index: 1, of: 3, names: [])) {
+            XCTAssertTrue("\($0)".contains("not 3"), "\($0)")
+        }
+        var changed = bytes
+        let at = try XCTUnwrap(ShardPlan.firstIndex(of: Array("\"pages\":1,\"width\":4}".utf8), in: changed))
+        changed[at + 18] = UInt8(ascii: "5")
+        XCTAssertThrowsError(try ShardPlan.loadShard("plan.json", bytes: changed, index: 0, of: 4, names: [])) {
+            XCTAssertTrue("\($0)".contains("hash"), "\($0)")
+        }
+    }
+
     /// A folder per class of 4x3 PNGs named `names` ("sl/ash" is a file in a subfolder), planned.
     private static func plan(root: String, classes: [String], names: [String], split: String? = nil,
-                             shards: Int = 3) throws -> (ShardPlan, [UInt8]) {
+                             shards: Int = 3, shuffle: UInt64? = nil) throws -> (ShardPlan, [UInt8]) {
         var pixels = [UInt8](repeating: 0, count: 4 * 3 * 3)
         for (k, cls) in classes.enumerated() {
             try FileManager.default.createDirectory(atPath: root + "/" + cls + "/sl", withIntermediateDirectories: true)
@@ -76,6 +124,7 @@ final class ShardPlanTests: XCTestCase {
         var options = ConversionOptions()
         options.split = nil
         if let split { options.split = try SplitPlan.parse(split, stratify: false, seed: 7) }
+        options.shuffleSeed = shuffle
         return try Converter(options: options).makeShardPlanFile(source: .folders(root), shards: shards, balance: .images)
     }
 }

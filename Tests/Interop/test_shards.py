@@ -385,3 +385,28 @@ def test_shard_run_elsewhere_names_the_plans_folder(run, samples_root, tmp_path)
     assert not (tmp_path / "parts" / "part-00000-of-00002.npz").exists()
     run(["to-npz", "--plan", "plan.json", "--shard", "0/2", "parts", "-q"], cwd=tmp_path)
     assert (tmp_path / "parts" / "part-00000-of-00002.npz").exists()
+
+
+@pytest.mark.parametrize("folder,holder", [("a", 0), ("b", 1)])
+def test_shard_output_never_replaces_a_planned_image(run, make_dataset, tmp_path, folder, holder):
+    # An image of the plan named like shard 1's part, in the folder that shard is told to write
+    # to: the shard refuses, whether the image is in its own range or in shard 0's (a shard reads
+    # only its range of the plan, but checks its outputs against every file of the plan). The
+    # image is left as it was.
+    ds = make_dataset("root")
+    rng = np.random.default_rng(3)
+    for i in range(6):
+        ds.add_image(f"{'ab'[i % 2]}/{i}.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    ds.add_image(f"{folder}/part-00001-of-00002.npz", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), fmt="PNG")
+    plan = tmp_path / "plan.json"
+    run(["plan", ds.root, "--shards", 2, "-o", plan, "-q"])
+    doc = json.loads(plan.read_text())
+    name = f"{folder}/part-00001-of-00002.npz"
+    at = next(i for i, it in enumerate(doc["splits"][0]["items"]) if doc["files"][it["file"]]["path"] == name)
+    start, end = doc["splits"][0]["ranges"][holder]
+    assert start <= at < end, (at, doc["splits"][0]["ranges"])
+    target = ds.root / folder / "part-00001-of-00002.npz"
+    before = target.read_bytes()
+    res = run(["to-npz", "--plan", plan, "--shard", "1/2", ds.root / folder], expect_rc=64)
+    H.assert_one_line_error(res, "part-00001-of-00002.npz", "where an output goes")
+    assert target.read_bytes() == before
