@@ -227,13 +227,14 @@ private struct PlanSliceReader {
         }
 
         // The files those images are in, renumbered in plan order; and the files named like an output.
-        let wanted = Set(items.joined().map(\.file)).sorted()
+        let wanted = Set(items.joined().map(\.file).filter { $0 >= 0 }).sorted()
         var renumber = [Int: Int](minimumCapacity: wanted.count)
         var files: [ShardPlan.File] = []
         files.reserveCapacity(wanted.count)
         var next = 0, failed = false
         forEachObject("{\"label\":", from: filesStart, to: filesEnd) { ordinal, offset in
-            guard next < wanted.count, ordinal == wanted[next] else { return true }
+            guard next < wanted.count else { return false }   // all found
+            guard ordinal == wanted[next] else { return true }
             let file: ShardPlan.File? = bytes.withUnsafeBufferPointer { buf in
                 var c = PlanJSONReader.Cursor(buf, at: offset)
                 return c.file()
