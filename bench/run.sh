@@ -20,6 +20,7 @@
 #                   sets that session's autogroup nice value (see bench/README.md)
 #   PREWARM_MIB=2560  memory touched and freed just before every timed run (0: off); see bench/README.md
 #   SHARDS=4        shards of the `shards` section (plan, shards at --jobs 1 and 2, merges)
+#   SHARD_PAIRS=20  alternating pairs (one machine, then the shards, or the reverse) for the CPU-sum ratio
 #   PASTMEM_COPIES=38  the `pastmem` section links jpeg256 this many times (38: 152,000 images, a 30 GB
 #                   .npy folder, more than this machine's page cache holds); PASTMEM_RUNS=2 timed runs
 #   IMGCONV_FLAG=path  the `loops` section's other binary: imgconv as it was with the whole core compiled
@@ -284,6 +285,7 @@ HOT=()
 
 # shards_section: issue 15's benchmark (see bench/README.md, "shards").
 SHARDS=${SHARDS:-4}
+SHARD_PAIRS=${SHARD_PAIRS:-20}
 one_machine_runs() {  # ROUND DATASET FOLDER: the one-machine runs the shards are compared with
   measure shards one_j2 "$1" "$3/x.npz" "$IMG" to-npz "$2" "$3/x.npz" -q
   measure shards one_j1 "$1" "$3/x.npz" "$IMG" to-npz "$2" "$3/x.npz" -q --jobs 1
@@ -338,6 +340,19 @@ shards_section() {
 h = [{t["name"]: t.get("xxh3", t.get("sha256")) for t in json.load(open(p))["tensors"]} for p in sys.argv[1:]]
 print("yes" if h[0] == h[1] else "no")' "$one/x.h5.manifest.json" "$OUT/x.h5.manifest.json")" >> "$OUT/shards.tsv"
     [ "$r" = 0 ] || log "  shards round $r: one machine $(awk -F'\t' -v r="$r" '$1 == "shards" && $2 == "one_j2" && $3 == r {print $4}' "$RAW") s"
+  done
+  # The CPU-sum ratio in more pairs than the flow has rounds: this VM's CPU time moves by 10-15%
+  # from one run to the next, more than the 5% the target allows, so a median of 5 rounds cannot
+  # tell. SHARD_PAIRS alternations of the one-machine `to-npz` and its shards (2 threads), the
+  # one-machine run first in odd pairs and last in even ones.
+  log "shards: $SHARD_PAIRS alternating pairs for the CPU-sum ratio"
+  for r in $(seq 1 "$SHARD_PAIRS"); do
+    [ $((r % 2)) = 0 ] || measure shards pair_one "$r" "$one/x.npz" "$IMG" to-npz "$d" "$one/x.npz" -q
+    rm -rf "$OUT/sh_parts"; sync; sleep 2
+    for k in $(seq 0 $((SHARDS - 1))); do
+      measure shards "pair_shard_$k" "$r" "$OUT/sh_none" "$IMG" to-npz --plan "$plan" --shard "$k/$SHARDS" "$OUT/sh_parts" -q
+    done
+    [ $((r % 2)) = 1 ] || measure shards pair_one "$r" "$one/x.npz" "$IMG" to-npz "$d" "$one/x.npz" -q
   done
   for k in $(seq 0 $((SHARDS - 1))); do
     printf 'shards\tcount\t%s\t%s\n' "$k" "$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["shard"]["ranges"]["train"][1] - json.load(open(sys.argv[1]))["shard"]["ranges"]["train"][0])' "$(printf '%s/sh_parts/part-%05d-of-%05d.npz.manifest.json' "$OUT" "$k" "$SHARDS")")" >> "$OUT/shards.tsv"
