@@ -20,10 +20,10 @@ public func cFormat(_ format: String, _ arguments: CVarArg...) -> String {
 }
 
 extension StringProtocol {
-    /// The text without spaces, tabs and line ends at either end.
+    /// The text without white space at either end: spaces of any kind (Unicode's space
+    /// separators, such as NBSP, as Foundation's `.whitespaces` trims them), tabs and line ends.
     public func trimmingWhitespace() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        guard let first = firstIndex(where: { !$0.isWhitespace }), let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
         return String(self[first...last])
     }
 }

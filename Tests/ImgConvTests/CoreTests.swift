@@ -7,6 +7,22 @@ import CSystem
 import Foundation
 
 final class CoreTests: XCTestCase {
+    /// The two helpers that stand in for Foundation's: trimming as `.whitespaces` did (NBSP too,
+    /// and line ends), and printf-style numbers, also past the first buffer and for 64-bit Ints.
+    func testTrimmingAndCFormat() {
+        XCTAssertEqual(" \u{A0}\tcat\u{2009}\r\n".trimmingWhitespace(), "cat")
+        XCTAssertEqual("a b".trimmingWhitespace(), "a b")
+        XCTAssertEqual(" \t ".trimmingWhitespace(), "")
+        XCTAssertEqual(Substring("  x  ").trimmingWhitespace(), "x")
+        XCTAssertEqual(cFormat("%.1f MiB", 1.25 * 1024), "1280.0 MiB")
+        XCTAssertEqual(cFormat("part-%05ld-of-%05ld.", 3, 12), "part-00003-of-00012.")
+        XCTAssertEqual(cFormat("%ld", Int.max), "9223372036854775807")
+        XCTAssertEqual(cFormat("0x%02x %08x", UInt8(0xAB), UInt32(0xDEADBEEF)), "0xab deadbeef")
+        let long = cFormat("%0300ld", 7)
+        XCTAssertEqual(long.count, 300)
+        XCTAssertTrue(long.hasSuffix("07") && long.hasPrefix("000"))
+    }
+
     func testALibraryOutOfMemoryIsTheHostsFaultNotACorruptFile() {
         for reason in ["out of memory", "Out of memory", "Insufficient memory to process file", "Memory allocation failure",
                        "No space for strip arrays"] {
