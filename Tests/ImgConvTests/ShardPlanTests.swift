@@ -75,6 +75,9 @@ final class ShardPlanTests: XCTestCase {
         let outputNames = [Array("part-00001-of-00004.npz".utf8), Array("ash.png".utf8)]
         let object = try JSONSerialization.jsonObject(with: Data(bytes))
         let indented = Array(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]))
+        let compact = Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+        XCTAssertNotEqual(compact, bytes)
+        XCTAssertNotNil(ShardPlan.hashValueOffset(in: compact))
         for k in 0..<4 {
             let slice = try ShardPlan.loadShard("plan.json", bytes: bytes, index: k, of: 4, names: outputNames)
             let whole = ShardSlice(plan: plan, index: k, names: outputNames)
@@ -96,6 +99,11 @@ final class ShardPlanTests: XCTestCase {
             let fromIndented = try ShardPlan.loadShard("plan.json", bytes: indented, index: k, of: 4, names: outputNames)
             XCTAssertEqual(fromIndented.items, whole.items)
             XCTAssertEqual(fromIndented.files, whole.files)
+            // Compact with the hash where the plan has it, but not the plan's bytes (slashes
+            // escaped): still the plan, through the whole decode.
+            let fromCompact = try ShardPlan.loadShard("plan.json", bytes: compact, index: k, of: 4, names: outputNames)
+            XCTAssertEqual(fromCompact.items, whole.items)
+            XCTAssertEqual(fromCompact.filesNamed.sorted(), whole.filesNamed.sorted())
         }
         XCTAssertThrowsError(try ShardPlan.loadShard("plan.json", bytes: bytes, index: 1, of: 3, names: [])) {
             XCTAssertTrue("\($0)".contains("not 3"), "\($0)")
