@@ -28,7 +28,7 @@ protocol AnimationCursor: AnyObject {
 ///   `--shuffle` and splits ask for them, are each decoded about once).
 /// Past the budget the oldest cursors go and frames are no longer kept: the output is the same,
 /// decoding only costs more. Files are known by the SHA-256 of their bytes.
-/// `@unchecked Sendable`: every mutable property is read and written with `mutex` held (`locked`).
+/// `@unchecked Sendable`: every mutable property is read and written with `released` locked (`locked`).
 public final class AnimationPool: @unchecked Sendable {
     /// Bytes of cursors, and of kept frames, each (a sixteenth of the memory budget, at most 256 MiB).
     public let budget: Int
@@ -40,8 +40,8 @@ public final class AnimationPool: @unchecked Sendable {
     private var frameBytes = 0
     /// Frames delivered already, by file: not worth keeping when a cursor passes them.
     private var delivered: [String: Set<Int>] = [:]
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let released = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// Guards every mutable property; signalled when a cursor is released.
+    private let released = ThreadCondition()
 
     struct FrameKey: Hashable {
         var key: String
@@ -50,22 +50,9 @@ public final class AnimationPool: @unchecked Sendable {
 
     public init(budget: Int = min(256 << 20, DecodeLimits.memoryBudget / 16)) {
         self.budget = budget
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(released, nil)
     }
 
-    deinit {
-        pthread_cond_destroy(released)
-        pthread_mutex_destroy(mutex)
-        released.deallocate()
-        mutex.deallocate()
-    }
-
-    private func locked<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
+    private func locked<T>(_ body: () throws -> T) rethrows -> T { try released.withLock(body) }
 
     /// What a request for frame `frame` of the file `key` starts from.
     public enum Start {
@@ -78,8 +65,8 @@ public final class AnimationPool: @unchecked Sendable {
     /// Frame `frame` of file `key`: kept already, or a request holding the nearest cursor before
     /// it (waiting while a cursor of the file that started before it is in use).
     public func acquire(key: String, frame: Int) -> Start {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        released.lock()
+        defer { released.unlock() }
         let fk = FrameKey(key: key, frame: frame)
         while true {
             if let kept = frames.removeValue(forKey: fk) {
@@ -99,7 +86,7 @@ public final class AnimationPool: @unchecked Sendable {
             guard busy.contains(where: { $0.key == key && $0.start <= frame }) else {
                 return .decode(request(key: key, frame: frame, cursor: nil))
             }
-            pthread_cond_wait(released, mutex)
+            released.wait()
         }
     }
 
@@ -124,7 +111,7 @@ public final class AnimationPool: @unchecked Sendable {
             }
             request.cursor = nil
             request.passing = nil   // a closure that holds the request would keep it alive
-            pthread_cond_broadcast(released)
+            released.broadcast()
         }
     }
 
@@ -143,7 +130,7 @@ public final class AnimationPool: @unchecked Sendable {
             guard frames[fk] == nil, delivered[key]?.contains(frame) != true, frameBytes + bytes <= budget else { return }
             frames[fk] = (value, bytes)
             frameBytes += bytes
-            pthread_cond_broadcast(released)
+            released.broadcast()
         }
     }
 }
