@@ -115,22 +115,10 @@ public struct ShardPlan: Codable, Sendable, Equatable {
         bytes.insert(contentsOf: elements, at: at + key.utf8.count + 4)
     }
 
-    /// The offset of the first `needle` (not empty) in `haystack` (memchr for its first byte,
-    /// then memcmp).
+    /// The offset of the first `needle` (not empty) in `haystack`.
     static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard let first = needle.first, haystack.count >= needle.count else { return nil }
-        return haystack.withUnsafeBytes { h in
-            needle.withUnsafeBytes { n in
-                let base = h.baseAddress!, last = h.count - n.count
-                var at = 0
-                while at <= last {
-                    guard let hit = memchr(base + at, Int32(first), last - at + 1) else { return nil }
-                    at = base.distance(to: UnsafeRawPointer(hit))
-                    if memcmp(base + at, n.baseAddress!, n.count) == 0 { return at }
-                    at += 1
-                }
-                return nil
-            }
+        haystack.withUnsafeBytes { h in
+            needle.withUnsafeBytes { n in byteSearch(h, from: 0, to: h.count, n.baseAddress!, n.count) }
         }
     }
 
@@ -615,4 +603,18 @@ enum PlanJSONReader {
             return .init(name: name, items: items, ranges: ranges)
         }
     }
+}
+
+/// The offset of the first `n` bytes at `needle` in `h[from..<to]` (memchr for its first byte,
+/// then memcmp; Swift's Glibc module has no memmem).
+func byteSearch(_ h: UnsafeRawBufferPointer, from: Int, to: Int, _ needle: UnsafeRawPointer, _ n: Int) -> Int? {
+    guard let base = h.baseAddress, n > 0 else { return nil }
+    let first = Int32(needle.load(as: UInt8.self))
+    var at = from
+    while to - at >= n, let hit = memchr(base + at, first, to - n + 1 - at) {
+        at = base.distance(to: UnsafeRawPointer(hit))
+        if memcmp(base + at, needle, n) == 0 { return at }
+        at += 1
+    }
+    return nil
 }

@@ -114,21 +114,7 @@ private struct PlanSliceReader {
     func find(_ needle: StaticString, from: Int, to: Int) -> Int? {
         let n = needle.utf8CodeUnitCount
         guard to - from >= n else { return nil }
-        return bytes.withUnsafeBytes { h in search(h, from: from, to: to, UnsafeRawPointer(needle.utf8Start), n) }
-    }
-
-    /// The offset of the first `n` bytes at `needle` in `h[from..<to]` (memchr, then memcmp;
-    /// Swift's Glibc module has no memmem).
-    func search(_ h: UnsafeRawBufferPointer, from: Int, to: Int, _ needle: UnsafeRawPointer, _ n: Int) -> Int? {
-        guard let base = h.baseAddress, n > 0 else { return nil }
-        let first = Int32(needle.load(as: UInt8.self))
-        var at = from
-        while to - at >= n, let hit = memchr(base + at, first, to - n + 1 - at) {
-            at = base.distance(to: UnsafeRawPointer(hit))
-            if memcmp(base + at, needle, n) == 0 { return at }
-            at += 1
-        }
-        return nil
+        return bytes.withUnsafeBytes { h in byteSearch(h, from: from, to: to, UnsafeRawPointer(needle.utf8Start), n) }
     }
 
     /// The offsets of the objects in `bytes[from..<to]` that start with `opening` (a pattern
@@ -259,7 +245,7 @@ private struct PlanSliceReader {
         for name in names where !name.isEmpty {
             var from = filesStart
             let tail = name + [0x22, 0x7D]
-            while let hit = bytes.withUnsafeBytes({ h in tail.withUnsafeBytes { search(h, from: from, to: filesEnd + 1, $0.baseAddress!, tail.count) } }) {
+            while let hit = bytes.withUnsafeBytes({ h in tail.withUnsafeBytes { byteSearch(h, from: from, to: filesEnd + 1, $0.baseAddress!, tail.count) } }) {
                 from = hit + 1
                 guard hit > 0, bytes[hit - 1] == 0x2F || bytes[hit - 1] == 0x22 else { continue }
                 // The path's start: the last '"path":"' before it, within this file's object.
