@@ -44,9 +44,12 @@ public enum ExifOrientation {
 
     /// Orientation from a PNG held in memory (see `fromPNG(read:)`).
     public static func fromPNG(_ d: [UInt8]) -> Int {
-        fromPNG { offset, count in
+        // Chunk headers are looked at in place (one file's PNG header costs no allocation).
+        fromPNG(head: { offset in
+            offset >= 0 && offset <= d.count - 8 ? chunkHead(d[offset..<(offset + 8)]) : nil
+        }, body: { offset, count in
             offset >= 0 && offset <= d.count ? Array(d[offset..<min(d.count, offset + count)]) : []
-        }
+        })
     }
 
     /// Orientation from a PNG as Pillow's `ImageOps.exif_transpose` finds it, from chunks
@@ -57,22 +60,38 @@ public enum ExifOrientation {
     /// the file's bytes (fewer at its end): chunk headers are read one by one and the image
     /// data skipped, so a file on disk is not read whole; text chunks over 1 MiB are ignored.
     public static func fromPNG(read: (Int, Int) -> [UInt8]) -> Int {
+        fromPNG(head: { offset in
+            let h = read(offset, 8)
+            return h.count == 8 ? chunkHead(h[...]) : nil
+        }, body: read)
+    }
+
+    /// A chunk's length and type (its 4 type bytes, big-endian) from its 8 header bytes.
+    private static func chunkHead(_ h: ArraySlice<UInt8>) -> (length: Int, type: UInt32) {
+        let b = h.startIndex
+        let length = Int(h[b]) << 24 | Int(h[b + 1]) << 16 | Int(h[b + 2]) << 8 | Int(h[b + 3])
+        let type = UInt32(h[b + 4]) << 24 | UInt32(h[b + 5]) << 16 | UInt32(h[b + 6]) << 8 | UInt32(h[b + 7])
+        return (length, type)
+    }
+
+    private static let iend: UInt32 = 0x4945_4E44, exifChunk: UInt32 = 0x6558_4966
+    private static let textChunks: [UInt32] = [0x7445_5874, 0x7A54_5874, 0x6954_5874]  // tEXt zTXt iTXt
+
+    private static func fromPNG(head: (Int) -> (length: Int, type: UInt32)?, body read: (Int, Int) -> [UInt8]) -> Int {
         var exif: [UInt8]?, rawProfile: [UInt8]?, xmp: [UInt8]?
         var offset = 8
         for _ in 0..<1_000_000 {
-            let head = read(offset, 8)
-            guard head.count == 8 else { break }
-            let length = Int(head[0]) << 24 | Int(head[1]) << 16 | Int(head[2]) << 8 | Int(head[3])
-            let type = String(decoding: head[4..<8], as: UTF8.self)
-            if type == "IEND" { break }
-            let wanted = ["eXIf", "tEXt", "zTXt", "iTXt"].contains(type) && length <= 1 << 20
-            if wanted {
+            guard let (length, type) = head(offset) else { break }
+            if type == iend { break }
+            if (type == exifChunk || textChunks.contains(type)) && length <= 1 << 20 {
                 let body = read(offset + 8, length)
                 guard body.count == length else { break }
-                switch type {
-                case "eXIf": exif = body
-                default:
-                    if let (keyword, text) = pngText(type, body) {
+                if type == exifChunk {
+                    exif = body
+                } else {
+                    let name = String(decoding: [UInt8(type >> 24), UInt8(type >> 16 & 0xFF), UInt8(type >> 8 & 0xFF), UInt8(type & 0xFF)],
+                                      as: UTF8.self)
+                    if let (keyword, text) = pngText(name, body) {
                         if keyword == "Raw profile type exif", rawProfile == nil { rawProfile = text }
                         if keyword == "XML:com.adobe.xmp", xmp == nil { xmp = text }
                     }

@@ -19,20 +19,22 @@ public enum ImageFormat: String, Sendable, CaseIterable {
 
     /// Identifies a format from the first bytes of a file (64 are enough), or nil.
     public static func sniff(_ b: ArraySlice<UInt8>) -> ImageFormat? {
-        let a = Array(b.prefix(64))
-        func starts(_ sig: [UInt8], at offset: Int = 0) -> Bool {
-            a.count >= offset + sig.count && Array(a[offset..<offset + sig.count]) == sig
+        // Compared in place: this runs once per file, and small files make its cost count.
+        let head = b.prefix(64)
+        func starts<S: Sequence<UInt8>>(_ sig: S, at offset: Int = 0) -> Bool {
+            head.dropFirst(offset).starts(with: sig)
         }
-        if starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return .png }
-        if starts([0xFF, 0xD8, 0xFF]) { return .jpeg }
-        if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A])
-            || starts([0x49, 0x49, 0x2B, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2B]) { return .tiff }
-        if starts(Array("GIF87a".utf8)) || starts(Array("GIF89a".utf8)) { return .gif }
-        if starts(Array("BM".utf8)) && a.count >= 14 { return .bmp }
-        if starts(Array("RIFF".utf8)) && starts(Array("WEBP".utf8), at: 8) { return .webp }
+        if starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] as [UInt8]) { return .png }
+        if starts([0xFF, 0xD8, 0xFF] as [UInt8]) { return .jpeg }
+        let a = Array(head)
+        if starts([0x49, 0x49, 0x2A, 0x00] as [UInt8]) || starts([0x4D, 0x4D, 0x00, 0x2A] as [UInt8])
+            || starts([0x49, 0x49, 0x2B, 0x00] as [UInt8]) || starts([0x4D, 0x4D, 0x00, 0x2B] as [UInt8]) { return .tiff }
+        if starts("GIF87a".utf8) || starts("GIF89a".utf8) { return .gif }
+        if starts("BM".utf8) && a.count >= 14 { return .bmp }
+        if starts("RIFF".utf8) && starts("WEBP".utf8, at: 8) { return .webp }
         // ISO base media files: the major brand says AVIF (`avif`, `avis`) or HEIF (`heic`,
         // `heix`, `mif1`...); a file whose brand is neither is not an image.
-        if starts(Array("ftyp".utf8), at: 4) {
+        if starts("ftyp".utf8, at: 4) {
             let boxEnd = min(a.count, Int(a[0]) << 24 | Int(a[1]) << 16 | Int(a[2]) << 8 | Int(a[3]))
             // The major brand (8) and the compatible ones (16 on; 12 is the minor version).
             let brands = stride(from: 8, to: boxEnd - 3, by: 4).filter { $0 != 12 }
@@ -41,9 +43,9 @@ public enum ImageFormat: String, Sendable, CaseIterable {
             let heif: Set = ["heic", "heix", "heim", "heis", "hevc", "hevx", "mif1", "msf1"]
             return brands.contains(where: heif.contains) ? .heif : nil
         }
-        if starts([0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20]) || starts([0xFF, 0x4F, 0xFF, 0x51]) { return .jpeg2000 }
-        if starts([0x00, 0x00, 0x01, 0x00]) { return .ico }
-        if starts(Array("8BPS".utf8)) { return .psd }
+        if starts([0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20] as [UInt8]) || starts([0xFF, 0x4F, 0xFF, 0x51] as [UInt8]) { return .jpeg2000 }
+        if starts([0x00, 0x00, 0x01, 0x00] as [UInt8]) { return .ico }
+        if starts("8BPS".utf8) { return .psd }
         if isBareDIB(a) { return .bmp }
         return nil
     }

@@ -28,7 +28,24 @@ public func sha256Bytes(_ bytes: [UInt8]) -> [UInt8] {
 }
 
 /// SHA-256 of a byte array, as lowercase hex.
-public func sha256Hex(_ bytes: [UInt8]) -> String { hex(sha256Bytes(bytes)) }
+public func sha256Hex(_ bytes: [UInt8]) -> String {
+    // The digest on the stack and the hex written straight into the string: one allocation
+    // (the string's), as this runs once per source file.
+    var context = SHA256_CTX()
+    SHA256_Init(&context)
+    bytes.withUnsafeBytes { if let base = $0.baseAddress { _ = SHA256_Update(&context, base, $0.count) } }
+    var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    return withUnsafeMutableBytes(of: &digest) { d in
+        SHA256_Final(d.baseAddress!.assumingMemoryBound(to: UInt8.self), &context)
+        return String(unsafeUninitializedCapacity: 64) { out in
+            for (i, b) in d.enumerated() {
+                out[2 * i] = hexDigit(b >> 4)
+                out[2 * i + 1] = hexDigit(b & 15)
+            }
+            return 64
+        }
+    }
+}
 
 /// The tensor checksum of manifest version 2 (`tensors[].xxh3` in `Schemas/manifest.schema.json`):
 /// the data bytes are cut into chunks of `chunkSize` bytes (the last one shorter; no bytes, no

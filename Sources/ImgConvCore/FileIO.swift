@@ -10,7 +10,8 @@ import CSystem
 ///   `.unreadable` (66) when it cannot be opened (permissions, a folder in the path) or is not a
 ///   regular file, `.io` (74) for other failures.
 public func openInputFile(_ path: String) throws -> (fd: Int32, stat: stat) {
-    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+    // withCString, not the implicit conversion (which copies the path into a new array).
+    let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
     guard fd >= 0 else {
         let code = errno
         throw ImgConvError(inputErrorCode(code), path: path, "cannot open: \(errnoText(code))")
