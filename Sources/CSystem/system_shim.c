@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <dirent.h>
 
 int imc_start_writeback(int fd, int64_t offset, int64_t count) {
     return sync_file_range(fd, (off64_t)offset, (off64_t)count, SYNC_FILE_RANGE_WRITE);
@@ -67,6 +69,81 @@ int64_t imc_filesystem_type(const char *path) {
     struct statfs fs;
     if (statfs(path, &fs) != 0) return -1;
     return (int64_t)fs.f_type;
+}
+
+typedef struct { size_t offset; unsigned char type; } dir_entry;
+
+static int compare_names(const void *a, const void *b, void *names) {
+    return strcmp((const char *)names + ((const dir_entry *)a)->offset, (const char *)names + ((const dir_entry *)b)->offset);
+}
+
+int imc_list_dir(const char *path, imc_dir_list *out) {
+    memset(out, 0, sizeof *out);
+    DIR *dir = opendir(path);
+    if (!dir) return -1;
+    char *names = NULL;
+    dir_entry *entries = NULL;
+    size_t used = 0, size = 0, count = 0, cap = 0;
+    int err = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(dir);
+        if (!e) { err = errno; break; }
+        const char *n = e->d_name;
+        if (n[0] == '.' || strcmp(n, "__MACOSX") == 0) continue;
+        size_t len = strlen(n) + 1;
+        if (used + len > size) {
+            size_t grown = size ? 2 * size : 16384;
+            while (grown < used + len) grown *= 2;
+            char *p = realloc(names, grown);
+            if (!p) { err = ENOMEM; break; }
+            names = p;
+            size = grown;
+        }
+        if (count == cap) {
+            size_t grown = cap ? 2 * cap : 256;
+            dir_entry *p = realloc(entries, grown * sizeof *entries);
+            if (!p) { err = ENOMEM; break; }
+            entries = p;
+            cap = grown;
+        }
+        memcpy(names + used, n, len);
+        entries[count].offset = used;
+        entries[count].type = e->d_type;
+        used += len;
+        count++;
+    }
+    closedir(dir);
+    size_t *offsets = NULL;
+    unsigned char *types = NULL;
+    if (!err && count) {
+        offsets = malloc(count * sizeof *offsets);
+        types = malloc(count);
+        if (!offsets || !types) err = ENOMEM;
+    }
+    if (err) {
+        free(names); free(entries); free(offsets); free(types);
+        errno = err;
+        return -1;
+    }
+    if (count) qsort_r(entries, count, sizeof *entries, compare_names, names);
+    for (size_t i = 0; i < count; i++) {
+        offsets[i] = entries[i].offset;
+        types[i] = entries[i].type;
+    }
+    free(entries);
+    out->names = names;
+    out->offsets = offsets;
+    out->types = types;
+    out->count = count;
+    return 0;
+}
+
+void imc_free_dir_list(imc_dir_list *list) {
+    free(list->names);
+    free(list->offsets);
+    free(list->types);
+    memset(list, 0, sizeof *list);
 }
 
 // getdents64's record (the kernel's layout; glibc's struct dirent64 matches it).

@@ -260,8 +260,7 @@ public struct DatasetScanner: Sendable {
         }
         var inner = ancestors
         inner.insert(id)
-        for (name, regular, validName) in names.sorted(by: { codePointLess($0.name, $1.name) }) {
-            let path = join(dir, name)
+        for (name, regular, validName) in names {
             let rel = relative + "/" + name
             guard validName else {
                 skipped.append(SkippedFile(path: rel, reason: SkippedFile.invalidNameReason))
@@ -273,6 +272,7 @@ public struct DatasetScanner: Sendable {
                 files.append(relativePath: rel, label: label, split: split)
                 continue
             }
+            let path = join(dir, name)
             var est = stat()
             guard stat(path, &est) == 0 else {
                 skipped.append(SkippedFile(path: rel, reason: "cannot stat: \(errnoText(errno))"))
@@ -305,8 +305,8 @@ func pseudoFilesystem(_ path: String) -> String? {
     return kinds[type]
 }
 
-/// Visible entries of a folder (hidden names and `__MACOSX` dropped), unsorted: the folders a
-/// dataset's classes and splits come from.
+/// Visible entries of a folder (hidden names and `__MACOSX` dropped): the folders a dataset's
+/// classes and splits come from.
 /// - Throws: `.unsupported` for an entry that may be a folder and whose name is not valid UTF-8
 ///   (it would be a class that cannot be named); other such entries are left out.
 func listDirectory(_ path: String) throws -> [String] {
@@ -318,19 +318,26 @@ func listDirectory(_ path: String) throws -> [String] {
 }
 
 /// Visible entries of a folder, each with whether the folder says it is a regular file and
-/// whether its name is valid UTF-8 (if not, `name` shows the bytes as `\xNN` and cannot open it).
+/// whether its name is valid UTF-8 (if not, `name` shows the bytes as `\xNN` and cannot open it),
+/// in code-point order of the names (of the shown names when one is not valid UTF-8).
 func listDirectoryTyped(_ path: String) throws -> [(name: String, regular: Bool, validName: Bool)] {
-    guard let dir = opendir(path) else {
+    // Listed and sorted by their bytes in C: for UTF-8 that is code-point order, and a folder of
+    // thousands of images is sorted in a fraction of what sorting Strings costs.
+    var list = imc_dir_list()
+    guard path.withCString({ imc_list_dir($0, &list) }) == 0 else {
         let code = errno
         throw ImgConvError(systemErrorCode(code), path: path, "cannot list folder: \(errnoText(code))")
     }
-    defer { closedir(dir) }
+    defer { imc_free_dir_list(&list) }
     var names: [(name: String, regular: Bool, validName: Bool)] = []
-    while let entry = readdir(dir) {
-        let (name, valid) = checkedDirentName(entry)
-        if name.hasPrefix(".") || name == "__MACOSX" { continue }
-        names.append((name, entry.pointee.d_type == UInt8(DT_REG), valid))
+    names.reserveCapacity(list.count)
+    var allValid = true
+    for i in 0..<list.count {
+        let (name, valid) = checkedName(list.names + list.offsets[i])
+        allValid = allValid && valid
+        names.append((name, list.types[i] == UInt8(DT_REG), valid))
     }
+    if !allValid { names.sort { codePointLess($0.name, $1.name) } }
     return names
 }
 

@@ -503,11 +503,10 @@ private func direntNameBytes(_ entry: UnsafePointer<dirent>) -> UnsafePointer<CC
     (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self)
 }
 
-/// A folder entry's name and whether its bytes are valid UTF-8. When they are not, the name
+/// A folder entry's name (a C string) and whether its bytes are valid UTF-8. When they are not, the name
 /// shows every byte outside printable ASCII as `\xNN` (for messages and the manifest's skipped
 /// list; no file has that name).
-func checkedDirentName(_ entry: UnsafePointer<dirent>) -> (name: String, valid: Bool) {
-    let cName = direntNameBytes(entry)
+func checkedName(_ cName: UnsafePointer<CChar>) -> (name: String, valid: Bool) {
     if let name = String(validatingCString: cName) { return (name, true) }
     let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(cName).assumingMemoryBound(to: UInt8.self), count: strlen(cName))
     let shown = bytes.map { b in

@@ -1,6 +1,7 @@
 // Linux calls that Swift's Glibc module does not import (they need _GNU_SOURCE).
 #ifndef IMC_SYSTEM_H
 #define IMC_SYSTEM_H
+#include <stddef.h>
 #include <stdint.h>
 
 // Asks the kernel to start writing [offset, offset + count) of `fd` to disk without waiting
@@ -37,6 +38,21 @@ int64_t imc_filesystem_type(const char *path);
 // Only async-signal-safe system calls (open, getdents64, unlinkat, close), so a signal handler
 // may call it on a temporary output folder. Returns 0, or -1 with errno set.
 int imc_remove_tree(const char *path);
+
+// A folder's visible entries: names not starting with '.' and not __MACOSX, sorted by their
+// bytes (strcmp: code-point order for UTF-8), each with its d_type. One block of names, NUL
+// after each; `offsets[i]` is where the i-th name starts, `types[i]` its d_type.
+typedef struct {
+    char *names;
+    size_t *offsets;
+    unsigned char *types;
+    size_t count;
+} imc_dir_list;
+
+// Lists `path` into `out` (free it with imc_free_dir_list). Returns 0, or -1 with errno set (the
+// folder cannot be opened, reading it fails part way, or memory runs out); `out` is then empty.
+int imc_list_dir(const char *path, imc_dir_list *out);
+void imc_free_dir_list(imc_dir_list *list);
 
 // Swaps two paths atomically (renameat2 with RENAME_EXCHANGE). Returns 0, or -1 with errno set.
 int imc_exchange(const char *a, const char *b);
