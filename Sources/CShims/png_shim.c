@@ -29,8 +29,11 @@ static void read_bytes(png_structp png, png_bytep out, png_size_t n) {
     src->pos += n;
 }
 
-// Applies the normalising transforms and fills `info` from the header.
-static void setup(png_structp png, png_infop pinfo, imc_png_info *info) {
+// Applies the normalising transforms and fills `info` from the header. Without `update`
+// (a header read) the transforms are not set up in libpng (that would start its inflate stream
+// and allocate its row buffers): the output channels are those the transforms give, which
+// setup with `update` takes from libpng itself before a decode and compares.
+static void setup(png_structp png, png_infop pinfo, imc_png_info *info, int update) {
     png_read_info(png, pinfo);
     png_uint_32 w, h;
     int depth, ctype, interlace;
@@ -41,6 +44,15 @@ static void setup(png_structp png, png_infop pinfo, imc_png_info *info) {
     info->bit_depth = depth;
     info->interlaced = interlace != PNG_INTERLACE_NONE;
     info->has_trns = png_get_valid(png, pinfo, PNG_INFO_tRNS) != 0;
+    if (!update) {
+        int channels = ctype == PNG_COLOR_TYPE_GRAY ? 1 : ctype == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
+                     : ctype == PNG_COLOR_TYPE_RGB_ALPHA ? 4 : 3;  // RGB, or a palette's RGB
+        // tRNS becomes an alpha channel; libpng keeps no tRNS for types that have alpha.
+        if (info->has_trns && channels != 2 && channels != 4) channels += 1;
+        info->out_channels = channels;
+        info->out_bytes = depth == 16 ? 2 : 1;
+        return;
+    }
     if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (info->has_trns) png_set_tRNS_to_alpha(png);
     if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
@@ -70,7 +82,7 @@ int imc_png_read_info(const uint8_t *data, size_t len, imc_png_info *info, char 
     png_structp png = create(&src, &pinfo);
     if (!png) { snprintf(err, errlen, "out of memory"); return -1; }
     if (setjmp(png_jmpbuf(png))) { png_destroy_read_struct(&png, &pinfo, NULL); return -1; }
-    setup(png, pinfo, info);
+    setup(png, pinfo, info, 0);
     png_destroy_read_struct(&png, &pinfo, NULL);
     return 0;
 }
@@ -91,7 +103,7 @@ int imc_png_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_len
         return -1;
     }
     imc_png_info seen;
-    setup(png, pinfo, &seen);
+    setup(png, pinfo, &seen, 1);
     if (seen.width != info->width || seen.height != info->height ||
         seen.out_channels != info->out_channels || seen.out_bytes != info->out_bytes)
         png_error(png, "header changed between reads");
