@@ -27,7 +27,7 @@ struct JSONText {
 
     private mutating func newline() {
         bytes.append(0x0A)
-        bytes.append(contentsOf: repeatElement(0x20, count: depth * 2))
+        for _ in 0..<depth * 2 { bytes.append(0x20) }
     }
 
     /// Starts the next element of the enclosing object or array (comma, line break, indent).
