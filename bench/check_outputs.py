@@ -38,10 +38,10 @@ def compare(x, y):
     return total / n, mx
 
 
-def check_floor(sec, out, n, imgconv_out):
+def check_floor(sec, tool, out, n, imgconv_out):
     """the job floor's .npy against imgconv's trainXs: shape, dtype and bytes (in chunks)."""
     x = np.load(out, mmap_mode="r")
-    head = f"{sec}\tfloor\t{x.shape}\t{x.dtype}\t"
+    head = f"{sec}\t{tool}\t{x.shape}\t{x.dtype}\t"
     if x.shape[0] != n:
         return head + f"WRONG N\tN={x.shape[0]}"
     if not imgconv_out:
@@ -79,8 +79,8 @@ def main():
             with np.load(ref) as z:
                 rx, ry = z["trainXs"], z["trainYs"]
         for tool, out, n in tools:
-            if tool == "floor":
-                print(check_floor(sec, out, n, dict((t, o) for t, o, _ in tools).get("imgconv")), flush=True)
+            if tool in ("floor", "floor_cold"):
+                print(check_floor(sec, tool, out, n, dict((t, o) for t, o, _ in tools).get("imgconv")), flush=True)
                 continue
             with np.load(out) as z:
                 x, y = z["trainXs"], z["trainYs"]

@@ -473,6 +473,10 @@ for s in $SECTIONS; do
         add pillow_cold  "$OUT/cold_pillow_$d.npz"  "$PY peer_pillow.py data/$d $OUT/cold_pillow_$d.npz"
         # The process start alone, cold: the binary and its shared libraries read from disk.
         add start_cold   "$OUT/cold_start_$d.txt"   "$IMG --version"
+        # The job floor cold (reading ahead as imgconv does once it finds cold files: 64 files) and
+        # warm: what the job's irreducible work loses to a cold disk on this machine.
+        add floor_cold   "$OUT/cold_floor_$d.npy"   "limit/job_floor -q -r 64 data/$d $OUT/cold_floor_$d.npy"
+        add floor        "$OUT/warm_floor_$d.npy"   "limit/job_floor -q data/$d $OUT/warm_floor_$d.npy"
         rounds "cold_$d" "${NFILES[$d]}"
       done
       ;;

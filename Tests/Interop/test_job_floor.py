@@ -75,7 +75,8 @@ def test_jpeg_set_equals_imgconv_at_any_threads_and_window(run, floor_bin, jpeg_
     assert ref.shape == (42, 32, 40, 3)
     out = outdir / "floor.npy"
     for opts in [(), ("-t", "1"), ("-t", "2"), ("-t", "3", "-w", "5", "-b", "2"), ("-t", "4", "-w", "1", "-b", "1"),
-                 ("-t", "2", "-w", "7", "-b", "3"), ("-t", "2", "-w", "100", "-b", "100")]:
+                 ("-t", "2", "-w", "7", "-b", "3"), ("-t", "2", "-w", "100", "-b", "100"),
+                 ("-r", "4"), ("-t", "3", "-r", "64", "-w", "5", "-b", "2")]:
         assert_floor_equals(floor_bin, jpeg_set, out, ref, *opts)
 
 

@@ -1,6 +1,6 @@
 /* job_floor: the job's irreducible work as one whole process, the yardstick of issue 18.
  *
- * usage: job_floor [-t THREADS] [-p low|simple] [-w IMAGES] [-b IMAGES] [-q] DIR OUT
+ * usage: job_floor [-t THREADS] [-p low|simple] [-w IMAGES] [-b IMAGES] [-r DEPTH] [-q] DIR OUT
  *   DIR   dataset root: DIR/CLASS/... (classes are the visible subfolders, files are found
  *         recursively under each; both in code-point (byte) order, names starting with '.' and
  *         __MACOSX left out, links followed: the order imgconv takes them in)
@@ -10,6 +10,9 @@
  *         simplified API (simple)
  *   -w N  images in flight (default as imgconv: about 16 MiB of pixels, at least 4 per thread,
  *         at most 1,024); -b N images a thread takes at a time (default as imgconv)
+ *   -r N  read ahead: before a thread reads file i it asks the kernel to start reading the files
+ *         up to i + N it has not asked for yet (open, posix_fadvise WILLNEED, close: what imgconv's
+ *         ReadAhead does once it finds the inputs are not in the page cache); for cold runs
  *   -q    no summary line
  *
  * What it does, and nothing more: lists the dataset; each thread takes the next batch of images,
@@ -245,6 +248,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t worker_cv = PTHREAD_COND_INITIALIZER, writer_cv = PTHREAD_COND_INITIALIZER;
 static size_t batch, nchunks, ring_chunks, next_chunk, written_chunks;
 static size_t *ready;
+static size_t ahead_depth, ahead_hinted; /* -r: files [0, ahead_hinted) have been asked for */
 static unsigned char *ring;
 static int failed, writer_waiting, workers_waiting;
 static char fail_msg[2048];
@@ -254,6 +258,21 @@ static void set_failed(const char *path, const char *err) {
   if (!failed) { failed = 1; snprintf(fail_msg, sizeof fail_msg, "%s: %s", path, err); }
   pthread_cond_broadcast(&worker_cv); pthread_cond_broadcast(&writer_cv);
   pthread_mutex_unlock(&mu);
+}
+
+/* Claims the files not yet asked for up to i + ahead_depth, then asks outside the lock. */
+static void read_ahead(size_t i) {
+  size_t to = i + ahead_depth < npaths ? i + ahead_depth : npaths;
+  pthread_mutex_lock(&mu);
+  size_t from = ahead_hinted > i ? ahead_hinted : i;
+  if (to > from) ahead_hinted = to;
+  pthread_mutex_unlock(&mu);
+  for (size_t k = from; k < to; k++) {
+    int fd = open(paths[k], O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    close(fd);
+  }
 }
 
 static void *worker(void *arg) {
@@ -274,6 +293,7 @@ static void *worker(void *arg) {
     int ok = 1;
     for (size_t i = first; i < end && ok; i++) {
       int w, h, c;
+      if (ahead_depth) read_ahead(i);
       long n = read_file(paths[i], &buf, &cap, err, sizeof err);
       if (n < 0 || decode(&d, buf, (size_t)n, slot + (i - first) * img_bytes, &w, &h, &c, err, sizeof err) != 0) {
         set_failed(paths[i], err); ok = 0;
@@ -307,7 +327,7 @@ static int default_threads(void) {
 int main(int argc, char **argv) {
   int threads = default_threads(), quiet = 0, ch;
   long want_window = 0, want_batch = 0;
-  while ((ch = getopt(argc, argv, "t:p:w:b:q")) != -1) switch (ch) {
+  while ((ch = getopt(argc, argv, "t:p:w:b:r:q")) != -1) switch (ch) {
     case 't': threads = atoi(optarg); break;
     case 'p':
       if (!strcmp(optarg, "simple")) png_simple = 1; else if (!strcmp(optarg, "low")) png_simple = 0;
@@ -315,10 +335,11 @@ int main(int argc, char **argv) {
       break;
     case 'w': want_window = atol(optarg); break;
     case 'b': want_batch = atol(optarg); break;
+    case 'r': ahead_depth = (size_t)atol(optarg); break;
     case 'q': quiet = 1; break;
-    default: fprintf(stderr, "usage: %s [-t threads] [-p low|simple] [-w images] [-b images] [-q] DIR OUT\n", argv[0]); return 2;
+    default: fprintf(stderr, "usage: %s [-t threads] [-p low|simple] [-w images] [-b images] [-r depth] [-q] DIR OUT\n", argv[0]); return 2;
   }
-  if (argc - optind != 2) { fprintf(stderr, "usage: %s [-t threads] [-p low|simple] [-w images] [-b images] [-q] DIR OUT\n", argv[0]); return 2; }
+  if (argc - optind != 2) { fprintf(stderr, "usage: %s [-t threads] [-p low|simple] [-w images] [-b images] [-r depth] [-q] DIR OUT\n", argv[0]); return 2; }
   if (threads < 1 || want_window < 0 || want_batch < 0) fail(NULL, "-t, -w and -b take positive numbers");
   const char *root = argv[optind], *out = argv[optind + 1];
   double t0 = now();
