@@ -172,11 +172,16 @@ public struct Decoders: Sendable {
     }
 }
 
-/// A C error buffer for the shims, turned into a Swift string.
-struct CErrorBuffer {
-    var bytes = [CChar](repeating: 0, count: 512)
-    var text: String {
-        let s = bytes.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        return s.isEmpty ? "unknown error" : s
+/// Runs `body` with an empty C error buffer (512 bytes on the stack: no allocation per call, as
+/// a decoder calls its shim once or twice per file) for a shim to fill; gives body's result and
+/// the buffer's text, nil when the shim wrote none.
+func withCErrorBuffer<R>(_ body: (UnsafeMutablePointer<CChar>, Int) throws -> R) rethrows -> (result: R, message: String?) {
+    try withUnsafeTemporaryAllocation(of: CChar.self, capacity: 512) { buffer in
+        buffer[0] = 0
+        let result = try body(buffer.baseAddress!, buffer.count)
+        return (result, buffer[0] == 0 ? nil : String(cString: buffer.baseAddress!))
     }
 }
+
+/// What a shim that failed without saying why is reported as.
+let unknownCError = "unknown error"

@@ -33,13 +33,14 @@ public struct HEIFDecoder: ImageDecoder {
     /// decode sets it to --max-pixels.
     private func info(_ data: [UInt8]) throws -> imc_heif_info {
         var info = imc_heif_info()
-        var err = CErrorBuffer()
         let maxPixels: UInt32 = 0
-        let rc = data.withUnsafeBufferPointer { buf in
-            avif ? imc_avif_read_info(buf.baseAddress, buf.count, maxPixels, &info, &err.bytes, err.bytes.count)
-                 : imc_heif_read_info(buf.baseAddress, buf.count, &info, &err.bytes, err.bytes.count)
+        let (rc, message) = withCErrorBuffer { e, n in
+            data.withUnsafeBufferPointer { buf in
+                avif ? imc_avif_read_info(buf.baseAddress, buf.count, maxPixels, &info, e, n)
+                     : imc_heif_read_info(buf.baseAddress, buf.count, &info, e, n)
+            }
         }
-        guard rc == 0 else { throw ImgConvError.library(library, err.text) }
+        guard rc == 0 else { throw ImgConvError.library(library, message ?? unknownCError) }
         return info
     }
 
@@ -66,18 +67,17 @@ public struct HEIFDecoder: ImageDecoder {
         try limits.check(width: header.width, height: header.height, channels: header.channels, depth: header.depth)
         let size = header.width * header.height * header.channels * header.depth.byteSize
         var pixels = [UInt8](repeating: 0, count: size)
-        var err = CErrorBuffer()
         let out16: Int32 = header.depth == .sixteen ? 1 : 0
         let maxPixels = UInt32(clamping: limits.maxPixels)
-        let rc = data.withUnsafeBufferPointer { src in
-            pixels.withUnsafeMutableBufferPointer { dst in
-                avif ? imc_avif_decode(src.baseAddress, src.count, maxPixels, out16, dst.baseAddress, dst.count, &i,
-                                       &err.bytes, err.bytes.count)
-                     : imc_heif_decode(src.baseAddress, src.count, out16, dst.baseAddress, dst.count, &i,
-                                       &err.bytes, err.bytes.count)
+        let (rc, message) = withCErrorBuffer { e, n in
+            data.withUnsafeBufferPointer { src in
+                pixels.withUnsafeMutableBufferPointer { dst in
+                    avif ? imc_avif_decode(src.baseAddress, src.count, maxPixels, out16, dst.baseAddress, dst.count, &i, e, n)
+                         : imc_heif_decode(src.baseAddress, src.count, out16, dst.baseAddress, dst.count, &i, e, n)
+                }
             }
         }
-        guard rc == 0 else { throw ImgConvError.library(library, err.text) }
+        guard rc == 0 else { throw ImgConvError.library(library, message ?? unknownCError) }
         return PixelBuffer(width: header.width, height: header.height, channels: header.channels,
                            depth: header.depth, bytes: pixels)
     }

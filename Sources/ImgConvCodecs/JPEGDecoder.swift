@@ -66,13 +66,14 @@ public struct JPEGDecoder: ImageDecoder {
     /// - Returns: the header and the warning libjpeg recovered from, if any (only with `allowTruncated`).
     private func libjpeg(_ data: [UInt8], infoOnly: Bool, into pixels: UnsafeMutableBufferPointer<UInt8>?) throws -> (imc_jpeg_info, String?) {
         var info = imc_jpeg_info()
-        var err = CErrorBuffer()
-        let rc = data.withUnsafeBufferPointer { src in
-            imc_jpeg_decode(src.baseAddress, src.count, infoOnly ? 1 : 0, allowTruncated ? 1 : 2, pixels?.baseAddress,
-                            pixels?.count ?? 0, &info, &err.bytes, err.bytes.count)
+        let (rc, message) = withCErrorBuffer { e, n in
+            data.withUnsafeBufferPointer { src in
+                imc_jpeg_decode(src.baseAddress, src.count, infoOnly ? 1 : 0, allowTruncated ? 1 : 2, pixels?.baseAddress,
+                                pixels?.count ?? 0, &info, e, n)
+            }
         }
-        guard rc == 0 else { throw ImgConvError(.corruptInput, err.text) }
-        return (info, err.bytes[0] == 0 ? nil : err.text)
+        guard rc == 0 else { throw ImgConvError(.corruptInput, message ?? unknownCError) }
+        return (info, message)
     }
 
     private func decodeWithLibjpeg(_ data: [UInt8], header expected: ImageHeader) throws -> PixelBuffer {

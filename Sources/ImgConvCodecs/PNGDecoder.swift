@@ -9,11 +9,10 @@ public struct PNGDecoder: ImageDecoder {
 
     private func info(_ data: [UInt8]) throws -> imc_png_info {
         var info = imc_png_info()
-        var err = CErrorBuffer()
-        let rc = data.withUnsafeBufferPointer { buf in
-            imc_png_read_info(buf.baseAddress, buf.count, &info, &err.bytes, err.bytes.count)
+        let (rc, message) = withCErrorBuffer { e, n in
+            data.withUnsafeBufferPointer { buf in imc_png_read_info(buf.baseAddress, buf.count, &info, e, n) }
         }
-        guard rc == 0 else { throw ImgConvError.library("libpng", err.text) }
+        guard rc == 0 else { throw ImgConvError.library("libpng", message ?? unknownCError) }
         return info
     }
 
@@ -30,14 +29,17 @@ public struct PNGDecoder: ImageDecoder {
         info.out_channels = Int32(header.channels)
         info.out_bytes = Int32(header.depth.byteSize)
         let size = header.width * header.height * header.channels * header.depth.byteSize
-        var pixels = [UInt8](repeating: 0, count: size)
-        var err = CErrorBuffer()
-        let rc = data.withUnsafeBufferPointer { src in
-            pixels.withUnsafeMutableBufferPointer { dst in
-                imc_png_decode(src.baseAddress, src.count, dst.baseAddress, dst.count, &info, &err.bytes, err.bytes.count)
+        // Not zeroed first: libpng writes every row of a decode that succeeds, and one that fails
+        // is thrown away.
+        var pixels = [UInt8](unsafeUninitializedCapacity: size) { _, n in n = size }
+        let (rc, message) = withCErrorBuffer { e, n in
+            data.withUnsafeBufferPointer { src in
+                pixels.withUnsafeMutableBufferPointer { dst in
+                    imc_png_decode(src.baseAddress, src.count, dst.baseAddress, dst.count, &info, e, n)
+                }
             }
         }
-        guard rc == 0 else { throw ImgConvError.library("libpng", err.text) }
+        guard rc == 0 else { throw ImgConvError.library("libpng", message ?? unknownCError) }
         return PixelBuffer(width: header.width, height: header.height, channels: header.channels,
                            depth: header.depth, bytes: pixels)
     }

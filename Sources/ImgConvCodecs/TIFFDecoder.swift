@@ -34,11 +34,10 @@ public struct TIFFDecoder: ImageDecoder {
 
     private func info(_ data: [UInt8]) throws -> imc_tiff_info {
         var info = imc_tiff_info()
-        var err = CErrorBuffer()
-        let rc = data.withUnsafeBufferPointer { buf in
-            imc_tiff_read_info(buf.baseAddress, buf.count, Int32(page), &info, &err.bytes, err.bytes.count)
+        let (rc, message) = withCErrorBuffer { e, n in
+            data.withUnsafeBufferPointer { buf in imc_tiff_read_info(buf.baseAddress, buf.count, Int32(page), &info, e, n) }
         }
-        guard rc == 0 else { throw ImgConvError.library("libtiff", err.text) }
+        guard rc == 0 else { throw ImgConvError.library("libtiff", message ?? unknownCError) }
         return info
     }
 
@@ -151,10 +150,8 @@ public struct TIFFDecoder: ImageDecoder {
     /// are read, wherever in the file they lie.
     public func readHeader(file: InputFile) throws -> ImageHeader {
         var info = imc_tiff_info()
-        var err = CErrorBuffer()
-        guard imc_tiff_read_info_fd(file.fd, UInt64(file.size), Int32(page), &info, &err.bytes, err.bytes.count) == 0 else {
-            throw ImgConvError.library("libtiff", err.text)
-        }
+        let (rc, message) = withCErrorBuffer { e, n in imc_tiff_read_info_fd(file.fd, UInt64(file.size), Int32(page), &info, e, n) }
+        guard rc == 0 else { throw ImgConvError.library("libtiff", message ?? unknownCError) }
         return try header(info)
     }
 
@@ -176,13 +173,14 @@ public struct TIFFDecoder: ImageDecoder {
         let count = header.width * header.height
         if l.rgba { return try decodeRGBA(data, header: header) }
         var raw = [UInt8](repeating: 0, count: try rawSize(i, l))
-        var err = CErrorBuffer()
-        let rc = data.withUnsafeBufferPointer { src in
-            raw.withUnsafeMutableBufferPointer { dst in
-                imc_tiff_decode(src.baseAddress, src.count, Int32(page), dst.baseAddress, dst.count, &err.bytes, err.bytes.count)
+        let (rc, message) = withCErrorBuffer { e, n in
+            data.withUnsafeBufferPointer { src in
+                raw.withUnsafeMutableBufferPointer { dst in
+                    imc_tiff_decode(src.baseAddress, src.count, Int32(page), dst.baseAddress, dst.count, e, n)
+                }
             }
         }
-        guard rc == 0 else { throw ImgConvError.library("libtiff", err.text) }
+        guard rc == 0 else { throw ImgConvError.library("libtiff", message ?? unknownCError) }
         let pixels: [UInt8]
         if l.palette {
             pixels = try expandPalette(raw, data: data, count: count, bits: l.bits)
@@ -260,11 +258,12 @@ public struct TIFFDecoder: ImageDecoder {
     private func expandPalette(_ raw: [UInt8], data: [UInt8], count: Int, bits: Int) throws -> [UInt8] {
         let entries = 1 << bits
         var r = [UInt16](repeating: 0, count: entries), g = r, b = r
-        var err = CErrorBuffer()
-        let ok = data.withUnsafeBufferPointer { src in
-            imc_tiff_colormap(src.baseAddress, src.count, Int32(page), &r, &g, &b, entries, &err.bytes, err.bytes.count)
+        let (ok, message) = withCErrorBuffer { e, n in
+            data.withUnsafeBufferPointer { src in
+                imc_tiff_colormap(src.baseAddress, src.count, Int32(page), &r, &g, &b, entries, e, n)
+            }
         }
-        guard ok == 0 else { throw ImgConvError.library("libtiff", err.text) }
+        guard ok == 0 else { throw ImgConvError.library("libtiff", message ?? unknownCError) }
         // Colormaps hold 16-bit values; a few writers store 0-255, which the top byte would zero.
         let eightBit = (r + g + b).allSatisfy { $0 <= 255 }
         let shift: UInt16 = eightBit ? 0 : 8
@@ -284,13 +283,14 @@ public struct TIFFDecoder: ImageDecoder {
     private func decodeRGBA(_ data: [UInt8], header: ImageHeader) throws -> PixelBuffer {
         let count = header.width * header.height
         var raster = [UInt8](repeating: 0, count: count * 4)
-        var err = CErrorBuffer()
-        let rc = data.withUnsafeBufferPointer { src in
-            raster.withUnsafeMutableBufferPointer { dst in
-                imc_tiff_decode_rgba(src.baseAddress, src.count, Int32(page), dst.baseAddress, dst.count, &err.bytes, err.bytes.count)
+        let (rc, message) = withCErrorBuffer { e, n in
+            data.withUnsafeBufferPointer { src in
+                raster.withUnsafeMutableBufferPointer { dst in
+                    imc_tiff_decode_rgba(src.baseAddress, src.count, Int32(page), dst.baseAddress, dst.count, e, n)
+                }
             }
         }
-        guard rc == 0 else { throw ImgConvError.library("libtiff", err.text) }
+        guard rc == 0 else { throw ImgConvError.library("libtiff", message ?? unknownCError) }
         var rgb = [UInt8](repeating: 0, count: count * 3)
         for p in 0..<count {
             rgb[p * 3] = raster[p * 4]

@@ -2,16 +2,19 @@
 /// never holds more than one page beyond what it stores (a plain array doubles its capacity). For
 /// lists with an element per file of a dataset that may hold millions.
 public struct PagedArray<Element>: RandomAccessCollection, Sendable where Element: Sendable {
-    private static var perPage: Int { Swift.max(1, (64 << 10) / Swift.max(1, MemoryLayout<Element>.stride)) }
-    private var pages: [[Element]] = []
-    public private(set) var count = 0
+    // Inlinable, so that other modules (the converter's labels, the candidate list) get it
+    // specialized for their element type instead of looking up `[Element]`'s metadata per call.
+    @inlinable static var perPage: Int { Swift.max(1, (64 << 10) / Swift.max(1, MemoryLayout<Element>.stride)) }
+    @usableFromInline var pages: [[Element]] = []
+    @usableFromInline var stored = 0
 
     public init() {}
 
-    public var startIndex: Int { 0 }
-    public var endIndex: Int { count }
+    @inlinable public var count: Int { stored }
+    @inlinable public var startIndex: Int { 0 }
+    @inlinable public var endIndex: Int { stored }
 
-    public subscript(i: Int) -> Element {
+    @inlinable public subscript(i: Int) -> Element {
         let per = Self.perPage
         return pages[i / per][i % per]
     }
@@ -31,15 +34,15 @@ public struct PagedArray<Element>: RandomAccessCollection, Sendable where Elemen
         return out
     }
 
-    public mutating func append(_ e: Element) {
+    @inlinable public mutating func append(_ e: Element) {
         let per = Self.perPage
-        if count % per == 0 {
+        if stored % per == 0 {
             var page: [Element] = []
             page.reserveCapacity(per)
             pages.append(page)
         }
         pages[pages.count - 1].append(e)
-        count += 1
+        stored += 1
     }
 }
 
