@@ -341,6 +341,19 @@ func listDirectoryTyped(_ path: String) throws -> [(name: String, regular: Bool,
     return names
 }
 
+/// `dir` and `name` joined with one `/`, written straight into one string (this runs once per
+/// file converted).
 func join(_ dir: String, _ name: String) -> String {
-    dir.hasSuffix("/") ? dir + name : dir + "/" + name
+    var dir = dir, name = name
+    return dir.withUTF8 { d in
+        name.withUTF8 { n in
+            let slash = d.last == UInt8(ascii: "/") ? 0 : 1
+            return String(unsafeUninitializedCapacity: d.count + slash + n.count) { out in
+                _ = out.initialize(from: d)
+                if slash == 1 { out[d.count] = UInt8(ascii: "/") }
+                _ = UnsafeMutableBufferPointer(rebasing: out[(d.count + slash)...]).initialize(from: n)
+                return d.count + slash + n.count
+            }
+        }
+    }
 }

@@ -34,6 +34,36 @@ public struct PagedArray<Element>: RandomAccessCollection, Sendable where Elemen
         return out
     }
 
+    /// Appends `elements` a page at a time.
+    public mutating func append(contentsOf elements: UnsafeBufferPointer<Element>) {
+        let per = Self.perPage
+        var from = 0
+        while from < elements.count {
+            if stored % per == 0 {
+                var page: [Element] = []
+                page.reserveCapacity(per)
+                pages.append(page)
+            }
+            let n = Swift.min(per - stored % per, elements.count - from)
+            pages[pages.count - 1].append(contentsOf: UnsafeBufferPointer(rebasing: elements[from..<(from + n)]))
+            stored += n
+            from += n
+        }
+    }
+
+    /// Copies the elements in `range` to `target` (which has room for them), page by page.
+    public func copy(_ range: Range<Int>, to target: UnsafeMutablePointer<Element>) {
+        let per = Self.perPage
+        var i = range.lowerBound, out = target
+        while i < range.upperBound {
+            let page = i / per, offset = i % per
+            let n = Swift.min(per - offset, range.upperBound - i)
+            pages[page].withUnsafeBufferPointer { out.initialize(from: $0.baseAddress! + offset, count: n) }
+            out += n
+            i += n
+        }
+    }
+
     @inlinable public mutating func append(_ e: Element) {
         let per = Self.perPage
         if stored % per == 0 {
@@ -100,9 +130,17 @@ public struct FileList: RandomAccessCollection, Sendable, Equatable {
         return file
     }
 
+    // The paths are written straight into their strings (this runs once per file converted).
     private func relativePath(at i: Int, run r: Run) -> String {
-        let start = i == 0 ? 0 : Int(ends[i - 1])
-        return folders[r.folder] + String(decoding: names.elements(start..<Int(ends[i])), as: UTF8.self)
+        let start = i == 0 ? 0 : Int(ends[i - 1]), end = Int(ends[i])
+        var folder = folders[r.folder]
+        return folder.withUTF8 { f in
+            String(unsafeUninitializedCapacity: f.count + end - start) { out in
+                _ = out.initialize(from: f)
+                names.copy(start..<end, to: out.baseAddress! + f.count)
+                return f.count + end - start
+            }
+        }
     }
 
     /// The relative path of file `i`.
@@ -152,7 +190,10 @@ public struct FileList: RandomAccessCollection, Sendable, Equatable {
         if runs.last.map({ $0.folder != f || $0.label != label || $0.split != code }) ?? true {
             runs.append(Run(first: ends.count, folder: f, label: label, split: code))
         }
-        for u in utf8[cut...] { names.append(u) }
+        var path = relativePath
+        path.withUTF8 { bytes in
+            names.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[utf8.distance(from: utf8.startIndex, to: cut)...]))
+        }
         precondition(names.count <= Int(UInt32.max), "over 4 GiB of file names")
         ends.append(UInt32(names.count))
     }
