@@ -19,21 +19,6 @@ public struct PagedArray<Element>: RandomAccessCollection, Sendable where Elemen
         return pages[i / per][i % per]
     }
 
-    /// The elements in `range`, as one array (copied page by page).
-    public func elements(_ range: Range<Int>) -> [Element] {
-        let per = Self.perPage
-        var out: [Element] = []
-        out.reserveCapacity(range.count)
-        var i = range.lowerBound
-        while i < range.upperBound {
-            let page = i / per, offset = i % per
-            let n = Swift.min(per - offset, range.upperBound - i)
-            out.append(contentsOf: pages[page][offset..<(offset + n)])
-            i += n
-        }
-        return out
-    }
-
     /// Appends `elements` a page at a time.
     public mutating func append(contentsOf elements: UnsafeBufferPointer<Element>) {
         let per = Self.perPage

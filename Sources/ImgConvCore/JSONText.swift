@@ -4,7 +4,10 @@
 struct JSONText {
     private(set) var bytes: [UInt8] = []
     private var depth = 0
-    private var first = [true]
+    /// Whether the open arrays and objects have no element yet, innermost in bit 0 (one bit per
+    /// level, the enclosing level of a fragment included: JSON here nests a few levels deep).
+    private var first: UInt64 = 1
+    private var levels = 1
 
     init(capacity: Int = 1 << 16) { bytes.reserveCapacity(capacity) }
 
@@ -12,7 +15,7 @@ struct JSONText {
     /// with `first` (no comma before it).
     init(depth: Int, first: Bool) {
         self.depth = depth
-        self.first = [first]
+        self.first = first ? 1 : 0
         bytes.reserveCapacity(256)   // a file's entry, in one allocation
     }
 
@@ -23,7 +26,7 @@ struct JSONText {
     }
 
     /// Notes that elements of the open array or object were written elsewhere (as fragments).
-    mutating func elementsWritten() { first[first.count - 1] = false }
+    mutating func elementsWritten() { first &= ~1 }
 
     private mutating func newline() {
         bytes.append(0x0A)
@@ -32,8 +35,8 @@ struct JSONText {
 
     /// Starts the next element of the enclosing object or array (comma, line break, indent).
     private mutating func element() {
-        if !first[first.count - 1] { bytes.append(0x2C) }
-        first[first.count - 1] = false
+        if first & 1 == 0 { bytes.append(0x2C) }
+        first &= ~1
         newline()
     }
 
@@ -47,11 +50,16 @@ struct JSONText {
     mutating func open(_ bracket: UInt8) {
         bytes.append(bracket)
         depth += 1
-        first.append(true)
+        precondition(levels < 64, "JSON nested too deep")
+        first = first << 1 | 1
+        levels += 1
     }
 
     mutating func close(_ bracket: UInt8) {
-        let empty = first.removeLast()
+        precondition(levels > 0, "JSON closed more than opened")
+        let empty = first & 1 != 0
+        first >>= 1
+        levels -= 1
         depth -= 1
         if !empty { newline() }
         bytes.append(bracket)
@@ -93,7 +101,21 @@ struct JSONText {
     }
 
     mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
-    mutating func int<T: BinaryInteger>(_ v: T) { raw(String(v)) }
+    mutating func int<T: BinaryInteger>(_ v: T) {
+        // Digits written straight into the text (a manifest writes a label per file).
+        guard let n = Int64(exactly: v) else { return raw(String(v)) }
+        if n < 0 { bytes.append(0x2D) }
+        var m = n.magnitude, digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 20 digits at most
+        withUnsafeMutableBytes(of: &digits) { d in
+            var k = d.count
+            repeat {
+                k -= 1
+                d[k] = UInt8(truncatingIfNeeded: 0x30 + m % 10)
+                m /= 10
+            } while m > 0
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[k...]))
+        }
+    }
     mutating func bool(_ v: Bool) { raw(v ? "true" : "false") }
     mutating func float(_ v: Float) { raw(v.isFinite ? "\(v)" : "null") }
 
