@@ -29,21 +29,15 @@ public func sha256Bytes(_ bytes: [UInt8]) -> [UInt8] {
 
 /// SHA-256 of a byte array, as lowercase hex.
 public func sha256Hex(_ bytes: [UInt8]) -> String {
-    // The digest on the stack and the hex written straight into the string: one allocation
-    // (the string's), as this runs once per source file.
+    // The digest on the stack and its hex written straight into the string: one allocation (the
+    // string's), as this runs once per source file.
     var context = SHA256_CTX()
     SHA256_Init(&context)
     bytes.withUnsafeBytes { if let base = $0.baseAddress { _ = SHA256_Update(&context, base, $0.count) } }
     var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     return withUnsafeMutableBytes(of: &digest) { d in
         SHA256_Final(d.baseAddress!.assumingMemoryBound(to: UInt8.self), &context)
-        return String(unsafeUninitializedCapacity: 64) { out in
-            for (i, b) in d.enumerated() {
-                out[2 * i] = hexDigit(b >> 4)
-                out[2 * i + 1] = hexDigit(b & 15)
-            }
-            return 64
-        }
+        return hex(UnsafeRawBufferPointer(d))
     }
 }
 
@@ -211,14 +205,17 @@ public func tensorDigest(_ bytes: [UInt8]) -> String {
     return h.finish()
 }
 
-private func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-    var out: [UInt8] = []
-    out.reserveCapacity(64)
-    for b in digest {
-        out.append(hexDigit(b >> 4))
-        out.append(hexDigit(b & 15))
+/// Bytes as lowercase hex, written straight into the string.
+private func hex<D: Collection>(_ digest: D) -> String where D.Element == UInt8 {
+    String(unsafeUninitializedCapacity: 2 * digest.count) { out in
+        var k = 0
+        for b in digest {
+            out[k] = hexDigit(b >> 4)
+            out[k + 1] = hexDigit(b & 15)
+            k += 2
+        }
+        return k
     }
-    return String(decoding: out, as: UTF8.self)
 }
 
 /// The lowercase hex digit of a value 0-15.
