@@ -71,10 +71,8 @@ int64_t imc_filesystem_type(const char *path) {
     return (int64_t)fs.f_type;
 }
 
-typedef struct { size_t offset; unsigned char type; } dir_entry;
-
 static int compare_names(const void *a, const void *b, void *names) {
-    return strcmp((const char *)names + ((const dir_entry *)a)->offset, (const char *)names + ((const dir_entry *)b)->offset);
+    return strcmp((const char *)names + ((const imc_dir_entry *)a)->offset, (const char *)names + ((const imc_dir_entry *)b)->offset);
 }
 
 int imc_list_dir(const char *path, imc_dir_list *out) {
@@ -82,7 +80,7 @@ int imc_list_dir(const char *path, imc_dir_list *out) {
     DIR *dir = opendir(path);
     if (!dir) return -1;
     char *names = NULL;
-    dir_entry *entries = NULL;
+    imc_dir_entry *entries = NULL;
     size_t used = 0, size = 0, count = 0, cap = 0;
     int err = 0;
     for (;;) {
@@ -102,7 +100,7 @@ int imc_list_dir(const char *path, imc_dir_list *out) {
         }
         if (count == cap) {
             size_t grown = cap ? 2 * cap : 256;
-            dir_entry *p = realloc(entries, grown * sizeof *entries);
+            imc_dir_entry *p = realloc(entries, grown * sizeof *entries);
             if (!p) { err = ENOMEM; break; }
             entries = p;
             cap = grown;
@@ -114,35 +112,21 @@ int imc_list_dir(const char *path, imc_dir_list *out) {
         count++;
     }
     closedir(dir);
-    size_t *offsets = NULL;
-    unsigned char *types = NULL;
-    if (!err && count) {
-        offsets = malloc(count * sizeof *offsets);
-        types = malloc(count);
-        if (!offsets || !types) err = ENOMEM;
-    }
     if (err) {
-        free(names); free(entries); free(offsets); free(types);
+        free(names); free(entries);
         errno = err;
         return -1;
     }
     if (count) qsort_r(entries, count, sizeof *entries, compare_names, names);
-    for (size_t i = 0; i < count; i++) {
-        offsets[i] = entries[i].offset;
-        types[i] = entries[i].type;
-    }
-    free(entries);
     out->names = names;
-    out->offsets = offsets;
-    out->types = types;
+    out->entries = entries;
     out->count = count;
     return 0;
 }
 
 void imc_free_dir_list(imc_dir_list *list) {
     free(list->names);
-    free(list->offsets);
-    free(list->types);
+    free(list->entries);
     memset(list, 0, sizeof *list);
 }
 

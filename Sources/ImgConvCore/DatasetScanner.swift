@@ -333,9 +333,10 @@ func listDirectoryTyped(_ path: String) throws -> [(name: String, regular: Bool,
     names.reserveCapacity(list.count)
     var allValid = true
     for i in 0..<list.count {
-        let (name, valid) = checkedName(list.names + list.offsets[i])
+        let entry = list.entries[i]
+        let (name, valid) = checkedName(list.names + entry.offset)
         allValid = allValid && valid
-        names.append((name, list.types[i] == UInt8(DT_REG), valid))
+        names.append((name, entry.type == UInt8(DT_REG), valid))
     }
     if !allValid { names.sort { codePointLess($0.name, $1.name) } }
     return names

@@ -41,11 +41,15 @@ int imc_remove_tree(const char *path);
 
 // A folder's visible entries: names not starting with '.' and not __MACOSX, sorted by their
 // bytes (strcmp: code-point order for UTF-8), each with its d_type. One block of names, NUL
-// after each; `offsets[i]` is where the i-th name starts, `types[i]` its d_type.
+// after each; `entries[i].offset` is where the i-th name starts.
+typedef struct {
+    size_t offset;
+    unsigned char type;
+} imc_dir_entry;
+
 typedef struct {
     char *names;
-    size_t *offsets;
-    unsigned char *types;
+    imc_dir_entry *entries;
     size_t count;
 } imc_dir_list;
 
