@@ -75,7 +75,7 @@ public enum ExifOrientation {
     }
 
     private static let iend: UInt32 = 0x4945_4E44, exifChunk: UInt32 = 0x6558_4966
-    private static let textChunks: [UInt32] = [0x7445_5874, 0x7A54_5874, 0x6954_5874]  // tEXt zTXt iTXt
+    private static let tEXt: UInt32 = 0x7445_5874, zTXt: UInt32 = 0x7A54_5874, iTXt: UInt32 = 0x6954_5874
 
     private static func fromPNG(head: (Int) -> (length: Int, type: UInt32)?, body read: (Int, Int) -> [UInt8]) -> Int {
         var exif: [UInt8]?, rawProfile: [UInt8]?, xmp: [UInt8]?
@@ -83,18 +83,14 @@ public enum ExifOrientation {
         for _ in 0..<1_000_000 {
             guard let (length, type) = head(offset) else { break }
             if type == iend { break }
-            if (type == exifChunk || textChunks.contains(type)) && length <= 1 << 20 {
+            if (type == exifChunk || type == tEXt || type == zTXt || type == iTXt) && length <= 1 << 20 {
                 let body = read(offset + 8, length)
                 guard body.count == length else { break }
                 if type == exifChunk {
                     exif = body
-                } else {
-                    let name = String(decoding: [UInt8(type >> 24), UInt8(type >> 16 & 0xFF), UInt8(type >> 8 & 0xFF), UInt8(type & 0xFF)],
-                                      as: UTF8.self)
-                    if let (keyword, text) = pngText(name, body) {
-                        if keyword == "Raw profile type exif", rawProfile == nil { rawProfile = text }
-                        if keyword == "XML:com.adobe.xmp", xmp == nil { xmp = text }
-                    }
+                } else if let (keyword, text) = pngText(type, body) {
+                    if keyword == "Raw profile type exif", rawProfile == nil { rawProfile = text }
+                    if keyword == "XML:com.adobe.xmp", xmp == nil { xmp = text }
                 }
             }
             offset += 12 + length
@@ -120,13 +116,13 @@ public enum ExifOrientation {
 
     /// The keyword and text of a PNG text chunk (`zTXt` and compressed `iTXt` inflated, at most
     /// 1 MiB), or nil when malformed.
-    private static func pngText(_ type: String, _ body: [UInt8]) -> (String, [UInt8])? {
+    private static func pngText(_ type: UInt32, _ body: [UInt8]) -> (String, [UInt8])? {
         guard let nul = body.firstIndex(of: 0), nul <= 79 else { return nil }
         let keyword = String(decoding: body[..<nul], as: UTF8.self)
         var rest = body[(nul + 1)...]
         switch type {
-        case "tEXt": return (keyword, Array(rest))
-        case "zTXt":
+        case tEXt: return (keyword, Array(rest))
+        case zTXt:
             guard rest.first == 0 else { return nil }
             return inflate(rest.dropFirst()).map { (keyword, $0) }
         default:  // iTXt: compression flag, method, language tag NUL, translated keyword NUL, text
