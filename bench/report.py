@@ -537,13 +537,14 @@ if cold_rows:
     P("")
     for d, cold, warm, pil, start in cold_rows:
         q = paired(warm, cold)  # cold wall / warm wall
-        floor = ""
+        floors = []
         if start:
             startup = st.median(float(v["wall_s"]) for v in start.by_round.values())
-            floor = f" (cold process start alone: {(warm.med + startup) / warm.med:.2f}x)"
+            floors.append(f"cold process start alone: {(warm.med + startup) / warm.med:.2f}x")
         fc, fw = cold_floor[d]
         if fc and fw:
-            floor = floor[:-1] + f"; the job floor's own cold/warm: {paired(fw, fc)[0]:.2f}x)" if floor else f" (the job floor's own cold/warm: {paired(fw, fc)[0]:.2f}x)"
+            floors.append(f"the job floor's own cold/warm: {paired(fw, fc)[0]:.2f}x")
+        floor = f" ({'; '.join(floors)})" if floors else ""
         shard_targets.append((f"cold {d}: imgconv within 1.2x of its own warm time (paired)", f"{q[0]:.2f}x{floor}", q[0] <= 1.2))
         if pil:
             qp = paired(cold, pil)

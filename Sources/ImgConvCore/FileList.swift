@@ -175,10 +175,9 @@ public struct FileList: RandomAccessCollection, Sendable, Equatable {
         if runs.last.map({ $0.folder != f || $0.label != label || $0.split != code }) ?? true {
             runs.append(Run(first: ends.count, folder: f, label: label, split: code))
         }
+        let nameStart = utf8.distance(from: utf8.startIndex, to: cut)
         var path = relativePath
-        path.withUTF8 { bytes in
-            names.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[utf8.distance(from: utf8.startIndex, to: cut)...]))
-        }
+        path.withUTF8 { names.append(contentsOf: UnsafeBufferPointer(rebasing: $0[nameStart...])) }
         precondition(names.count <= Int(UInt32.max), "over 4 GiB of file names")
         ends.append(UInt32(names.count))
     }
