@@ -259,7 +259,7 @@ public struct Checker {
 
     /// Reads, decodes and hashes one file (its first page or frame; the headers of the others).
     func examine(_ file: SourceFile, headers: HeaderPass) -> Outcome {
-        let (probe, whole) = headers.load(file, readWhole: true)
+        let (probe, whole, reading) = headers.load(file, readWhole: true)
         switch probe {
         case .skip(let reason): return .skip(reason)
         case .bad(let e): return .bad(e, decoding: false, format: nil)
@@ -270,7 +270,7 @@ public struct Checker {
                 let h = c.header
                 let size = checkedByteCount([h.width, h.height, h.channels], elementSize: h.depth.byteSize) ?? Int.max / 4
                 try MemoryCeiling.reserve(size, for: "decoding a \(h.width)x\(h.height) image")
-                let image = try headers.decoders.decode(bytes, format: c.format, header: h, page: c.page)
+                let image = try headers.decoders.decode(bytes, format: c.format, header: h, page: c.page, reading: reading)
                 var pixels = SHA256Stream()
                 pixels.update(Array("\(image.width)x\(image.height)x\(image.channels):\(image.depth.dtype.rawValue)\n".utf8))
                 pixels.update(image.bytes)

@@ -288,7 +288,7 @@ public struct Converter {
 
     /// Reads, checks against the plan, decodes and conforms one file in a single pass.
     func decodeInOnePass(_ file: SourceFile, plan: ImagePlan, headers: HeaderPass) -> Outcome {
-        let (probe, whole) = headers.load(file, readWhole: true)
+        let (probe, whole, reading) = headers.load(file, readWhole: true)
         switch probe {
         case .skip(let reason): return .skip(reason)
         case .bad(let e): return .bad(e, header: true)
@@ -297,7 +297,7 @@ public struct Converter {
             let c = found[0]
             do {
                 let d = try DecodeJob.run(bytes, file: file, format: c.format, header: c.header, decoders: headers.decoders,
-                                          plan: plan, resize: options.shaping.size != nil, page: 0)
+                                          plan: plan, resize: options.shaping.size != nil, page: 0, reading: reading)
                 return .image(d, c, ignoredPages: ignored)
             } catch let e as ImgConvError {
                 return .bad(e, header: false)

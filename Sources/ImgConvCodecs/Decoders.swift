@@ -60,17 +60,30 @@ public struct Decoders: Sendable {
     /// no pixel decoded); another format's header from up to `ImageFormat.metadataAllowance` bytes.
     /// - Throws: as `header(_:format:page:)`; `.io` when reading fails.
     public func header(_ prefix: [UInt8], of input: InputFile, format: ImageFormat, page: Int = 0) throws -> ImageHeader {
+        try header(prefix, of: input, format: format, page: page, keepReader: false).header
+    }
+
+    /// The same; with `keepReader`, a PNG's libpng reader after its header when the header
+    /// came from `prefix`, for `decode(_:format:header:page:target:request:reading:)`.
+    public func header(_ prefix: [UInt8], of input: InputFile, format: ImageFormat, page: Int = 0,
+                       keepReader: Bool) throws -> (header: ImageHeader, reading: PNGReading?) {
         // A TIFF's directory may point past the prefix (a colormap, per-sample arrays), and
         // libtiff substitutes defaults for some tags it cannot read (a palette file without its
         // colormap becomes gray, with a warning): its header is always read from the file.
         if format == .tiff && input.size > prefix.count {
-            return try checked(TIFFDecoder(page: page, limits: options.limits).readHeader(file: input))
+            return (try checked(TIFFDecoder(page: page, limits: options.limits).readHeader(file: input)), nil)
         }
         if input.size > prefix.count && (format == .gif || format == .webp) {
-            return try checked(fileHeader(prefix, of: input, format: format, page: page))
+            return (try checked(fileHeader(prefix, of: input, format: format, page: page)), nil)
         }
         do {
-            var h = try header(prefix, format: format, page: page)
+            var h: ImageHeader, reading: PNGReading?
+            if keepReader && format == .png {
+                let (found, kept) = try PNGDecoder().readHeaderKeepingReader(prefix)
+                (h, reading) = (try checked(found), kept)
+            } else {
+                h = try header(prefix, format: format, page: page)
+            }
             // A PNG's orientation may come in a chunk after the image data.
             if format == .png, options.exifOrientation, input.size > prefix.count {
                 h.orientation = ExifOrientation.fromPNG { offset, count in
@@ -79,12 +92,12 @@ public struct Decoders: Sendable {
                     return bytes
                 }
             }
-            return h
+            return (h, reading)
         } catch let e as ImgConvError where e.code == .corruptInput && input.size > prefix.count {
             if format == .tiff {
-                return try checked(TIFFDecoder(page: page, limits: options.limits).readHeader(file: input))
+                return (try checked(TIFFDecoder(page: page, limits: options.limits).readHeader(file: input)), nil)
             }
-            return try header(input.prefix(ImageFormat.metadataAllowance), format: format, page: page)
+            return (try header(input.prefix(ImageFormat.metadataAllowance), format: format, page: page), nil)
         }
     }
 
@@ -139,8 +152,14 @@ public struct Decoders: Sendable {
     /// `jpegDraft`, a JPEG may come out smaller, but never below `target` (upright size).
     /// An animation's frame with a `request` (from `animations`) resumes its cursor and offers it
     /// the frames composed on the way (orientation applied).
+    /// With `reading` (kept by `header(_:of:format:page:keepReader:)` from `data`'s first bytes), a
+    /// PNG is decoded from where its header ended.
     public func decode(_ data: [UInt8], format: ImageFormat, header: ImageHeader, page: Int = 0,
-                       target: (width: Int, height: Int)? = nil, request: FrameRequest? = nil) throws -> PixelBuffer {
+                       target: (width: Int, height: Int)? = nil, request: FrameRequest? = nil,
+                       reading: PNGReading? = nil) throws -> PixelBuffer {
+        if let reading, format == .png {
+            return try PNGDecoder().decode(data, header: header, reading: reading).oriented(header.orientation)
+        }
         if let request, format == .gif || format == .webp {
             let passing = request.passing
             request.passing = passing.map { take in { take($0, $1.oriented(header.orientation)) } }

@@ -69,40 +69,44 @@ public struct HeaderPass: Sendable {
 
     /// Classifies a file from its first bytes and, with `readWhole`, when it is one image, reads
     /// it whole in the same open (refused unread when larger than its header can need).
-    public func load(_ file: SourceFile, readWhole: Bool) -> (probe: Probe, bytes: [UInt8]?) {
+    /// With `readWhole`, a PNG's libpng reader is kept after its header (`reading`) for
+    /// `DecodeJob.run(_:file:format:header:decoders:plan:resize:page:reading:)` on these bytes.
+    public func load(_ file: SourceFile, readWhole: Bool) -> (probe: Probe, bytes: [UInt8]?, reading: PNGReading?) {
         do {
             let input = try InputFile(file.path)
             let prefix = try input.prefix(Self.prefixBytes)
-            let probe = try classify(prefix, of: input, file: file)
-            guard readWhole, case .images(let found, _) = probe, found.count == 1 else { return (probe, nil) }
+            let (probe, reading) = try classify(prefix, of: input, file: file, keepReader: readWhole)
+            guard readWhole, case .images(let found, _) = probe, found.count == 1 else { return (probe, nil, nil) }
             let c = found[0]
-            return (probe, try decoders.read(input, after: prefix, format: c.format, header: c.header))
+            return (probe, try decoders.read(input, after: prefix, format: c.format, header: c.header), reading)
         } catch let e as ImgConvError {
-            return (.bad(e.at(file.relativePath)), nil)
+            return (.bad(e.at(file.relativePath)), nil, nil)
         } catch {
-            return (.bad(ImgConvError(.internal, path: file.relativePath, "\(error)")), nil)
+            return (.bad(ImgConvError(.internal, path: file.relativePath, "\(error)")), nil, nil)
         }
     }
 
-    /// What a file is from its first bytes (`prefix`).
-    private func classify(_ prefix: [UInt8], of input: InputFile, file: SourceFile) throws -> Probe {
+    /// What a file is from its first bytes (`prefix`); with `keepReader`, a PNG's reader after
+    /// its header.
+    private func classify(_ prefix: [UInt8], of input: InputFile, file: SourceFile,
+                          keepReader: Bool) throws -> (Probe, PNGReading?) {
         guard let format = ImageFormat.sniff(prefix[...]) else {
-            return .skip(input.size == 0 ? "empty file" : "not an image")
+            return (.skip(input.size == 0 ? "empty file" : "not an image"), nil)
         }
         guard format.isDecodable else {
-            return .skip("unsupported format: \(format.rawValue.uppercased())")
+            return (.skip("unsupported format: \(format.rawValue.uppercased())"), nil)
         }
         let animated = format == .gif || format == .webp
         if animated && frames == .all {
             let headers = try decoders.frameHeaders(prefix, of: input, format: format)
-            return .images(headers.enumerated().map { Candidate(file: file, header: $1, format: format, page: $0) }, ignoredPages: 0)
+            return (.images(headers.enumerated().map { Candidate(file: file, header: $1, format: format, page: $0) }, ignoredPages: 0), nil)
         }
-        let header = try decoders.header(prefix, of: input, format: format)
+        let (header, reading) = try decoders.header(prefix, of: input, format: format, keepReader: keepReader)
         let first = Candidate(file: file, header: header, format: format, page: 0)
-        guard format == .tiff || animated, header.pages > 1 else { return .images([first], ignoredPages: 0) }
+        guard format == .tiff || animated, header.pages > 1 else { return (.images([first], ignoredPages: 0), reading) }
         switch animated ? frames.rawValue : tiffPages.rawValue {
         case "first":
-            return .images([first], ignoredPages: header.pages - 1)
+            return (.images([first], ignoredPages: header.pages - 1), nil)
         case "error":
             if animated {
                 throw ImgConvError(.unsupported, "\(format == .gif ? "GIF" : "WebP") has \(header.pages) frames (--frames first or all converts it)")
@@ -114,7 +118,7 @@ public struct HeaderPass: Sendable {
                 pages.append(Candidate(file: file, header: try decoders.header(prefix, of: input, format: format, page: page),
                                        format: format, page: page))
             }
-            return .images(pages, ignoredPages: 0)
+            return (.images(pages, ignoredPages: 0), nil)
         }
     }
 }
@@ -150,10 +154,11 @@ public enum DecodeJob {
         return try run(bytes, file: file, format: format, header: known, decoders: decoders, plan: plan, resize: resize, page: page)
     }
 
-    /// The same for bytes already read.
+    /// The same for bytes already read; `reading`, a PNG's reader kept by `HeaderPass.load`
+    /// after the header of these bytes.
     /// - Throws: `ImgConvError` naming the file by its relative path.
     public static func run(_ bytes: [UInt8], file: SourceFile, format: ImageFormat, header: ImageHeader?, decoders: Decoders,
-                           plan: ImagePlan, resize: Bool, page: Int) throws -> DecodedImage {
+                           plan: ImagePlan, resize: Bool, page: Int, reading: PNGReading? = nil) throws -> DecodedImage {
         do {
             let digest = sha256Hex(bytes)
             func conformed(_ image: PixelBuffer) throws -> DecodedImage {
@@ -182,7 +187,8 @@ public enum DecodeJob {
             let image: PixelBuffer
             do {
                 image = try decoders.decode(bytes, format: format, header: h, page: page,
-                                            target: resize ? (plan.width, plan.height) : nil, request: request)
+                                            target: resize ? (plan.width, plan.height) : nil, request: request,
+                                            reading: reading)
                 request?.release(delivered: true)
             } catch let e as ImgConvError where (format == .gif || format == .webp) && h.pages > 1 {
                 request?.release(delivered: false)

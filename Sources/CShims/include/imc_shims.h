@@ -46,6 +46,18 @@ int imc_png_read_info(const uint8_t *data, size_t len, imc_png_info *info, char 
 int imc_png_decode(const uint8_t *data, size_t len, uint8_t *dst, size_t dst_len,
                    imc_png_info *info, char *err, size_t errlen);
 
+// libpng's reader of one file, stopped after its header: a file read in one pass has its header
+// read once, and its pixels decoded from where the header ended.
+typedef struct imc_png_reader imc_png_reader;
+// Reads the header as imc_png_read_info does and keeps the reader; NULL (reason in err) on error.
+imc_png_reader *imc_png_open(const uint8_t *data, size_t len, imc_png_info *info, char *err, size_t errlen);
+// Decodes the rest of the image as imc_png_decode does, from `data`: the whole file, which starts
+// with the bytes the header was read from. Frees the reader, whatever the result.
+int imc_png_finish(imc_png_reader *reader, const uint8_t *data, size_t len, uint8_t *dst, size_t dst_len,
+                   imc_png_info *info, char *err, size_t errlen);
+// Frees a reader that is not finished.
+void imc_png_close(imc_png_reader *reader);
+
 typedef struct {
     uint32_t width;
     uint32_t height;
