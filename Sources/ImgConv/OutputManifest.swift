@@ -23,7 +23,8 @@ struct OutputManifest {
         counts[record.label] += 1
         formats[record.format, default: 0] += 1
         if record.orientation != nil { rotated += 1 }
-        try entries.append(Manifest.fileEntry(record, first: images == 0))
+        let first = images == 0
+        try entries.append { Manifest.appendFileEntry(record, first: first, to: &$0) }
         images += 1
     }
 

@@ -19,6 +19,14 @@ struct JSONText {
         bytes.reserveCapacity(256)   // a file's entry, in one allocation
     }
 
+    /// A fragment (as `init(depth:first:)`) written at the end of `text`, which the writer holds
+    /// until `takeBytes()` gives it back (no copy).
+    init(depth: Int, first: Bool, continuing text: inout [UInt8]) {
+        self.depth = depth
+        self.first = first ? 1 : 0
+        swap(&bytes, &text)
+    }
+
     /// The text so far, leaving the writer empty (for writing a long document in pieces).
     mutating func takeBytes() -> [UInt8] {
         defer { bytes = [] }
@@ -28,9 +36,17 @@ struct JSONText {
     /// Notes that elements of the open array or object were written elsewhere (as fragments).
     mutating func elementsWritten() { first &= ~1 }
 
+    /// A line break and 32 levels of indentation.
+    private static let lineBreak: StaticString = "\n                                                                "
+
     private mutating func newline() {
-        bytes.append(0x0A)
-        for _ in 0..<depth * 2 { bytes.append(0x20) }
+        let n = 1 + depth * 2
+        guard n <= Self.lineBreak.utf8CodeUnitCount else {
+            bytes.append(0x0A)
+            for _ in 0..<depth * 2 { bytes.append(0x20) }
+            return
+        }
+        bytes.append(contentsOf: UnsafeBufferPointer(start: Self.lineBreak.utf8Start, count: n))
     }
 
     /// Starts the next element of the enclosing object or array (comma, line break, indent).
@@ -44,6 +60,16 @@ struct JSONText {
         element()
         string(name)
         bytes.append(0x3A)  // ": "
+        bytes.append(0x20)
+    }
+
+    /// `key` for a name that needs no escaping (a manifest's own keys, written once per file).
+    mutating func plainKey(_ name: StaticString) {
+        element()
+        bytes.append(0x22)
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        bytes.append(0x22)
+        bytes.append(0x3A)
         bytes.append(0x20)
     }
 
@@ -73,6 +99,15 @@ struct JSONText {
     mutating func item() { element() }
 
     mutating func string(_ s: String) {
+        // Most strings need no escape: one check of their bytes, one copy.
+        let copied: Bool? = s.utf8.withContiguousStorageIfAvailable { u in
+            guard !Self.needsEscape(u) else { return false }
+            bytes.append(0x22)
+            bytes.append(contentsOf: u)
+            bytes.append(0x22)
+            return true
+        }
+        if copied == true { return }
         bytes.append(0x22)
         var s = s
         s.withUTF8 { u in
@@ -100,6 +135,31 @@ struct JSONText {
         bytes.append(0x22)
     }
 
+    /// Whether any byte of `u` is escaped in a JSON string (a control character, `"` or `\\`),
+    /// eight bytes at a time.
+    private static func needsEscape(_ u: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = u.baseAddress else { return false }
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        // A byte of x is zero exactly when the same byte of (x - ones) & ~x & highs is set (the
+        // lowest such byte at least, which is enough to say whether there is one).
+        func hasZero(_ x: UInt64) -> Bool { (x &- ones) & ~x & highs != 0 }
+        var i = 0
+        while i + 8 <= u.count {
+            let x = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            // Below 0x20: (x - 0x20 per byte) borrows into the byte's high bit where x's is clear.
+            if (x &- 0x2020_2020_2020_2020) & ~x & highs != 0 || hasZero(x ^ 0x2222_2222_2222_2222) || hasZero(x ^ 0x5C5C_5C5C_5C5C_5C5C) {
+                return true
+            }
+            i += 8
+        }
+        while i < u.count {
+            let c = base[i]
+            if c < 0x20 || c == 0x22 || c == 0x5C { return true }
+            i += 1
+        }
+        return false
+    }
+
     mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
     mutating func int<T: BinaryInteger>(_ v: T) {
         // Digits written straight into the text (a manifest writes a label per file).
@@ -121,6 +181,8 @@ struct JSONText {
 
     // Members of an object, for the common value types.
     mutating func member(_ k: String, _ v: String) { key(k); string(v) }
+    mutating func plainMember(_ k: StaticString, _ v: String) { plainKey(k); string(v) }
+    mutating func plainMember<T: BinaryInteger>(_ k: StaticString, _ v: T) { plainKey(k); int(v) }
     mutating func member<T: BinaryInteger>(_ k: String, _ v: T) { key(k); int(v) }
     mutating func member(_ k: String, _ v: Bool) { key(k); bool(v) }
     mutating func member(_ k: String, ints: [Int]) { key(k); beginArray(); for v in ints { item(); int(v) }; endArray() }

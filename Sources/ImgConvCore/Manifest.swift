@@ -247,16 +247,23 @@ public struct Manifest: Codable, Sendable, Equatable {
         return j.bytes
     }
 
+    /// `fileEntry`'s text appended to `text`.
+    public static func appendFileEntry(_ f: FileRecord, first: Bool, to text: inout [UInt8]) {
+        var j = JSONText(depth: 2, first: first, continuing: &text)
+        entry(f, into: &j)
+        text = j.takeBytes()
+    }
+
     private static func entry(_ f: FileRecord, into j: inout JSONText) {
         j.item(); j.beginObject()
-        j.member("format", f.format)
-        j.member("label", f.label)
-        if let v = f.orientation { j.member("orientation", v) }
-        if let v = f.page { j.member("page", v) }
-        j.member("path", f.path)
-        j.member("sha256", f.sha256)
-        if let v = f.split { j.member("split", v) }
-        if let v = f.warning { j.member("warning", v) }
+        j.plainMember("format", f.format)
+        j.plainMember("label", f.label)
+        if let v = f.orientation { j.plainMember("orientation", v) }
+        if let v = f.page { j.plainMember("page", v) }
+        j.plainMember("path", f.path)
+        j.plainMember("sha256", f.sha256)
+        if let v = f.split { j.plainMember("split", v) }
+        if let v = f.warning { j.plainMember("warning", v) }
         j.endObject()
     }
 

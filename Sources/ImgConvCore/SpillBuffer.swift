@@ -31,6 +31,14 @@ public final class SpillBuffer {
         if buffer.count >= memoryLimit { try spill() }
     }
 
+    /// Appends what `write` appends to the bytes it is given (written in place, no copy).
+    public func append(writing write: (inout [UInt8]) -> Void) throws {
+        let before = buffer.count
+        write(&buffer)
+        byteCount += buffer.count - before
+        if buffer.count >= memoryLimit { try spill() }
+    }
+
     /// Hands every byte appended, in order, to `sink` (in pieces of at most about `memoryLimit`).
     public func replay(_ sink: ([UInt8]) throws -> Void) throws {
         if spilled > 0 {
