@@ -485,7 +485,8 @@ public struct Converter {
 /// target commit one after the other and the pair is always one run's (a signal in between is
 /// held back until both are in place, see `TemporaryFiles`).
 func commitWithManifest(_ writer: DatasetWriter, _ manifestFile: AtomicOutputFile) throws {
-    try manifestFile.flush()
+    // On its way to disk before the output's sync (a journal commit then often takes both).
+    try manifestFile.startWriteback()
     try withFolderLock(parentFolder(writer.manifestPath)) {
         try writer.commit()
         try manifestFile.commit()

@@ -49,6 +49,8 @@ struct OutputManifest {
     /// Writes the manifest in full (embedded too when the format holds it), then renames the
     /// writer's output and the manifest into place as one unit (`commitWithManifest`).
     func commit(_ writer: DatasetWriter, _ f: Frame) throws {
+        // The output is complete: its last bytes go to disk while the manifest is made.
+        try writer.startWriteback()
         var manifest = Manifest(
             tool: .init(name: ToolInfo.name, version: ToolInfo.version),
             source: .init(root: f.root, kind: f.kind),

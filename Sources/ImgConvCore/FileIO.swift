@@ -293,6 +293,14 @@ public final class AtomicOutputFile {
         return ImgConvError(.io, path: targetPath, "write failed: \(what)")
     }
 
+    /// Starts (without waiting for) the disk write of everything written so far, so that the
+    /// sync of `commit` waits less: files finished one after another are then written to disk
+    /// together. A hint: a failure shows in the sync.
+    public func startWriteback() throws {
+        try flush()
+        _ = imc_start_writeback(fd, 0, 0)   // 0 bytes: to the end of the file
+    }
+
     /// Flushes, syncs and renames the temporary file over the target.
     /// - Parameter sync: `fsync` before the rename (skip it for many small files whose batch can be
     ///   redone, such as `export`'s PNGs).

@@ -32,6 +32,9 @@ public protocol DatasetWriter: AnyObject {
     func embedManifest(_ json: inout [UInt8]) throws
     /// Whether `embedManifest` stores the manifest (then it is made in memory, not streamed).
     var embedsManifest: Bool { get }
+    /// Starts the disk write of the finished output without waiting for it (before the manifest
+    /// is made, so that the two are synced together by `commit`). A hint.
+    func startWriteback() throws
     /// Moves the finished output into place.
     func commit() throws
     /// Removes what was written; any earlier output stays as it was. The writer can then start
@@ -51,6 +54,9 @@ public protocol DatasetWriter: AnyObject {
 }
 
 extension DatasetWriter {
+    /// Writers whose library writes the file (HDF5) sync it at commit only.
+    public func startWriteback() throws {}
+
     public func append(images: UnsafeRawBufferPointer, count: Int) throws {
         guard count > 0 else { return }
         let size = images.count / count

@@ -188,6 +188,10 @@ public final class IDXWriter: DatasetWriter {
     /// IDX has no place for class names: they are in the manifest only.
     public func finish(classNames: [String]) throws -> [Manifest.TensorRecord] { [] }
 
+    public func startWriteback() throws {
+        for f in outputs { try f.startWriteback() }
+    }
+
     public func commit() throws {
         try refuseOtherPairs(writing: Set(outputs.compactMap { Self.pairPrefix(ofFileName: IDXReader.baseName($0.path)) }))
         // Every target first: one that cannot be replaced fails the run before any is replaced.
@@ -306,6 +310,7 @@ final class IDXFileOutput {
         file = rewritten
     }
 
+    func startWriteback() throws { try file.startWriteback() }
     func commit() throws { try file.commit() }
     func abort() { file.abort() }
 }

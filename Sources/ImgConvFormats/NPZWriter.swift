@@ -91,6 +91,8 @@ public final class NPZWriter: DatasetWriter {
         try member.finish(header: header.encoded())
     }
 
+    public func startWriteback() throws { try file?.startWriteback() }
+
     public func commit() throws { try file?.commit() }
 
     public func abort() {
@@ -195,6 +197,10 @@ public final class NPYDirectoryWriter: DatasetWriter {
         files.append(f)
         try f.write(header.encoded())
         try f.write(data)
+    }
+
+    public func startWriteback() throws {
+        for f in files { try f.startWriteback() }
     }
 
     public func commit() throws {
