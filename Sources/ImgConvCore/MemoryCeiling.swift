@@ -54,6 +54,25 @@ public enum MemoryCeiling {
         return pages * size
     }()
 
+    /// The text of a small file of /proc or /sys (whose sizes read as 0: read to its end, at most
+    /// 64 KiB), nil when it cannot be read. Plain reads: FoundationEssentials' file reading cost
+    /// more than the rest of a start-up's checks.
+    static func smallTextFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 64 << 10)
+        var count = 0
+        while count < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { break }
+            count += n
+        }
+        return String(decoding: bytes[..<count], as: UTF8.self)
+    }
+
     /// RLIMIT_AS's soft limit, nil when unlimited.
     public static var addressSpaceLimit: Int? {
         var r = rlimit()
@@ -63,7 +82,7 @@ public enum MemoryCeiling {
 
     /// The address space mapped now (VmSize), nil when /proc is not there.
     public static func addressSpaceInUse() -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        guard let text = smallTextFile("/proc/self/status") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("VmSize:") {
             let fields = line.split(separator: " ")
             if fields.count >= 2, let kib = Int(fields[1]) { return kib << 10 }
@@ -73,14 +92,14 @@ public enum MemoryCeiling {
 
     /// The cgroup v2 `memory.max` of this process's cgroup, nil when there is none ("max").
     public static let cgroupLimit: Int? = {
-        guard let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return nil }
+        guard let text = smallTextFile("/proc/self/cgroup") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("0::") {
             var path = String(line.dropFirst(3))
             // The cgroup and its ancestors (as mounted in this namespace): the smallest limit holds.
             var smallest: Int?
             while true {
                 let file = "/sys/fs/cgroup" + (path == "/" ? "" : path) + "/memory.max"
-                if let v = try? String(contentsOfFile: file, encoding: .utf8),
+                if let v = smallTextFile(file),
                    let n = Int(v.trimmingWhitespace()) {
                     smallest = min(smallest ?? n, n)
                 }

@@ -7,6 +7,7 @@ import ImgConvFormats
 
 struct Card: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "card",
         abstract: "Write a dataset card: one self-contained HTML file showing classes, thumbnails, tensors, balance, skips and check findings.",
         usage: "imgconv card FILE|ROOT -o card.html [<options>]",
         discussion: """

@@ -6,6 +6,7 @@ import ImgConvCore
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Read every image of a dataset once, as a conversion with these options would, and report what would fail or mislead (no tensor is written).",
         usage: "imgconv check ROOT|FILE [<options>]\n  imgconv check --list CSV [<options>]",
         discussion: """

@@ -5,18 +5,31 @@ import ArgumentParser
 import ImgConv
 import ImgConvCodecs
 
-extension ColorMode: ExpressibleByArgument {}
-extension ResizeFit: ExpressibleByArgument {}
-extension ResizeFilter: ExpressibleByArgument {}
-extension ImageLayout: ExpressibleByArgument {}
-extension ClassSort: ExpressibleByArgument {}
+/// An option's value that is one of an enum's raw values. Its values and their descriptions are
+/// the raw values themselves: ArgumentParser's defaults make them through key paths and string
+/// interpolation (dynamic casts, each first one a scan of every conformance in the binary), a
+/// sixth of the work of a start-up before this.
+protocol RawValueArgument: ExpressibleByArgument, CaseIterable, RawRepresentable where RawValue == String {}
 
-enum LabelStyle: String, ExpressibleByArgument, CaseIterable { case index, onehot }
-enum LabelDType: String, ExpressibleByArgument, CaseIterable { case uint8, int32, int64, float32 }
-extension DTypeChoice: ExpressibleByArgument {}
-extension TIFFPages: ExpressibleByArgument {}
-extension AnimationFrames: ExpressibleByArgument {}
-extension ProgressMode: ExpressibleByArgument {}
+extension RawValueArgument {
+    public static var allValueStrings: [String] { allCases.map { $0.rawValue } }
+    public static var allValueDescriptions: [String: String] { [:] }
+    public static var defaultCompletionKind: CompletionKind { .list(allValueStrings) }
+    public var defaultValueDescription: String { rawValue }
+}
+
+extension ColorMode: RawValueArgument {}
+extension ResizeFit: RawValueArgument {}
+extension ResizeFilter: RawValueArgument {}
+extension ImageLayout: RawValueArgument {}
+extension ClassSort: RawValueArgument {}
+
+enum LabelStyle: String, RawValueArgument { case index, onehot }
+enum LabelDType: String, RawValueArgument { case uint8, int32, int64, float32 }
+extension DTypeChoice: RawValueArgument {}
+extension TIFFPages: RawValueArgument {}
+extension AnimationFrames: RawValueArgument {}
+extension ProgressMode: RawValueArgument {}
 
 /// Options shared by every `to-*` command.
 struct ConversionOptionGroup: ParsableArguments {

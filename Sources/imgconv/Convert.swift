@@ -2,10 +2,11 @@ import ArgumentParser
 import ImgConv
 import ImgConvCore
 
-extension TensorFormat: ExpressibleByArgument {}
+extension TensorFormat: RawValueArgument {}
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "convert",
         abstract: "Copy a dataset between .npz, .npy folder, HDF5 and IDX: tensor bytes unchanged, class names and manifest carried over.",
         discussion: """
             IN is an .npz, an .h5, a folder of .npy files, or an IDX images file (plain or .gz; its labels file \
@@ -18,7 +19,7 @@ struct Convert: ParsableCommand {
             (IDX: uint16 without --dtype, int64, float16) is refused before anything is written.
             """)
 
-    enum IDXDType: String, ExpressibleByArgument, CaseIterable {
+    enum IDXDType: String, RawValueArgument {
         case int32, float32
     }
 

@@ -4,6 +4,7 @@ import ImgConvCore
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "export",
         abstract: "Write a dataset's images back to class folders: OUTDIR/<class>/<index>.png (.tiff for floats); several splits go to OUTDIR/<split>/<class>/.",
         discussion: """
             uint8 images become 8-bit PNGs, uint16 16-bit; float32 and float16 images become 32-bit \

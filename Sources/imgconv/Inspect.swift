@@ -6,6 +6,7 @@ import ImgConvCore
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Describe an .npz, .npy folder, .h5 or IDX file: tensors, class names and counts, pixel statistics.")
 
     @Argument(help: "An .npz or .h5 file, a folder of .npy files, or an IDX images file (or its folder).")

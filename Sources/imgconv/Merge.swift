@@ -10,6 +10,7 @@ enum HDF5Merge: String, EnumerableFlag {
 
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "merge",
         abstract: "Join the parts that 'to-* --plan --shard K/N' wrote into OUTDIR into one output, as a one-machine run writes it.")
 
     @Argument(help: "The folder of parts (with the plan.json the shards left there).")

@@ -4,10 +4,11 @@ import Glibc
 import ImgConv
 import ImgConvCore
 
-extension ShardBalance: ExpressibleByArgument {}
+extension ShardBalance: RawValueArgument {}
 
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "plan",
         abstract: "Plan a conversion for N shards: class map, tensor plan, skips and each split's order, from every header.")
 
     @OptionGroup var common: ConversionOptionGroup

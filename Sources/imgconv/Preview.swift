@@ -4,6 +4,7 @@ import ImgConvCore
 
 struct Preview: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "preview",
         abstract: "Draw a contact sheet PNG: a row of sample images per class, labelled '<index>: <name>'.",
         discussion: """
             Each row holds the first --per-class images of one class in tensor order, so a glance shows whether \

@@ -4,6 +4,7 @@ import ImgConvCore
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Re-read an output and check it against its manifest (and, with --against, its sources).")
 
     @Argument(help: "An .npz or .h5 file, a folder of .npy files, or an IDX images file (or the folder holding the pair), written by imgconv.")
