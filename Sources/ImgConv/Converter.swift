@@ -341,12 +341,11 @@ public struct Converter {
                     },
                     consume: { i, result in
                         done += 1
-                        // The worker has made the image's file already; the others are rare.
-                        let outcome = try result.get()
-                        let file: SourceFile
-                        if case .image(_, let c, _) = outcome { file = c.file } else { file = item(i).file }
-                        switch outcome {
+                        // The worker has made an image's file already; the other outcomes are rare.
+                        var file: SourceFile { item(i).file }
+                        switch try result.get() {
                         case .image(let d, let c, let ignored):
+                            let file = c.file
                             try writer.append(image: d.pixels)
                             written += d.pixels.count
                             labels.append(Int32(file.label))

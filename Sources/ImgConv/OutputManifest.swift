@@ -9,7 +9,9 @@ struct OutputManifest {
     var images = 0
     var counts: [Int]
     var rotated = 0
-    var formats: [String: Int] = [:]
+    /// Images per format (a few formats: a short list is cheaper per image than a dictionary).
+    private var formatCounts: [(format: String, count: Int)] = []
+    var formats: [String: Int] { Dictionary(formatCounts, uniquingKeysWith: +) }
     var splitSizes: [String: Int] = [:]
     var tensors: [Manifest.TensorRecord] = []
 
@@ -21,7 +23,11 @@ struct OutputManifest {
     /// Adds the entry of the next image in tensor order.
     mutating func add(_ record: Manifest.FileRecord) throws {
         counts[record.label] += 1
-        formats[record.format, default: 0] += 1
+        if let k = formatCounts.firstIndex(where: { $0.format == record.format }) {
+            formatCounts[k].count += 1
+        } else {
+            formatCounts.append((record.format, 1))
+        }
         if record.orientation != nil { rotated += 1 }
         let first = images == 0
         try entries.append { Manifest.appendFileEntry(record, first: first, to: &$0) }
