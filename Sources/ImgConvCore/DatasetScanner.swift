@@ -248,9 +248,9 @@ public struct DatasetScanner: Sendable {
             skipped.append(SkippedFile(path: relative, reason: "folder on a pseudo filesystem (\(kind)), not entered"))
             return
         }
-        let names: [(name: String, regular: Bool, validName: Bool)]
+        let listing: DirectoryListing
         do {
-            names = try listDirectoryTyped(dir)
+            listing = try DirectoryListing(dir)
         } catch let e as ImgConvError where e.isHostFault {
             // Out of descriptors or memory: the folder's images are not to be left out for it.
             throw e.at(relative)
@@ -260,32 +260,46 @@ public struct DatasetScanner: Sendable {
         }
         var inner = ancestors
         inner.insert(id)
-        for (name, regular, validName) in names {
+        func visit(_ name: String, regular: Bool, validName: Bool) throws {
             let rel = relative + "/" + name
             guard validName else {
                 skipped.append(SkippedFile(path: rel, reason: SkippedFile.invalidNameReason))
-                continue
+                return
             }
             // The folder entry's type spares a stat for plain files (links and unknown types are
             // stat'ed, so links are followed).
             if regular {
                 files.append(relativePath: rel, label: label, split: split)
-                continue
+                return
             }
             let path = join(dir, name)
             var est = stat()
             guard stat(path, &est) == 0 else {
                 skipped.append(SkippedFile(path: rel, reason: "cannot stat: \(errnoText(errno))"))
-                continue
+                return
             }
             switch est.st_mode & S_IFMT {
             case S_IFDIR:
                 try walk(dir: path, relative: rel, label: label, split: split, ancestors: inner, visited: &visited,
-                     into: &files, skipped: &skipped)
+                         into: &files, skipped: &skipped)
             case S_IFREG:
                 files.append(relativePath: rel, label: label, split: split)
             default:
                 skipped.append(SkippedFile(path: rel, reason: "not a regular file"))
+            }
+        }
+        guard listing.allValid else {
+            for (name, regular, validName) in listing.entriesByShownName() { try visit(name, regular: regular, validName: validName) }
+            return
+        }
+        // Names that are all UTF-8 are listed in code-point order, and a plain file's name goes
+        // to the list from the listing's bytes (no string per file).
+        let folder = files.folderNumber((relative + "/").utf8), code = files.splitCode(split)
+        for i in 0..<listing.count {
+            if listing.isRegular(i) {
+                files.append(name: listing.name(i), folder: folder, label: label, split: code)
+            } else {
+                try visit(String(decoding: listing.name(i), as: UTF8.self), regular: false, validName: true)
             }
         }
     }
@@ -321,25 +335,55 @@ func listDirectory(_ path: String) throws -> [String] {
 /// whether its name is valid UTF-8 (if not, `name` shows the bytes as `\xNN` and cannot open it),
 /// in code-point order of the names (of the shown names when one is not valid UTF-8).
 func listDirectoryTyped(_ path: String) throws -> [(name: String, regular: Bool, validName: Bool)] {
-    // Listed and sorted by their bytes in C: for UTF-8 that is code-point order, and a folder of
-    // thousands of images is sorted in a fraction of what sorting Strings costs.
-    var list = imc_dir_list()
-    guard path.withCString({ imc_list_dir($0, &list) }) == 0 else {
-        let code = errno
-        throw ImgConvError(systemErrorCode(code), path: path, "cannot list folder: \(errnoText(code))")
+    try DirectoryListing(path).entriesByShownName()
+}
+
+/// A folder's visible entries as `imc_list_dir` lists them: sorted by their bytes in C (for
+/// UTF-8, code-point order; a folder of thousands of images is sorted in a fraction of what
+/// sorting Strings costs), their names kept as C bytes.
+final class DirectoryListing {
+    private var list = imc_dir_list()
+    /// Whether every name is valid UTF-8 (then the listing's order is code-point order).
+    private(set) var allValid = true
+    var count: Int { list.count }
+
+    init(_ path: String) throws {
+        guard path.withCString({ imc_list_dir($0, &list) }) == 0 else {
+            let code = errno
+            throw ImgConvError(systemErrorCode(code), path: path, "cannot list folder: \(errnoText(code))")
+        }
+        for i in 0..<list.count {
+            let b = name(i)
+            guard b.allSatisfy({ $0 < 0x80 }) || String(validating: b, as: UTF8.self) != nil else {
+                allValid = false
+                break
+            }
+        }
     }
-    defer { imc_free_dir_list(&list) }
-    var names: [(name: String, regular: Bool, validName: Bool)] = []
-    names.reserveCapacity(list.count)
-    var allValid = true
-    for i in 0..<list.count {
-        let entry = list.entries[i]
-        let (name, valid) = checkedName(list.names + entry.offset)
-        allValid = allValid && valid
-        names.append((name, entry.type == UInt8(DT_REG), valid))
+
+    deinit { imc_free_dir_list(&list) }
+
+    /// The bytes of entry `i`'s name.
+    func name(_ i: Int) -> UnsafeBufferPointer<UInt8> {
+        let c = list.names + list.entries[i].offset
+        return UnsafeBufferPointer(start: UnsafeRawPointer(c).assumingMemoryBound(to: UInt8.self), count: strlen(c))
     }
-    if !allValid { names.sort { codePointLess($0.name, $1.name) } }
-    return names
+
+    /// Whether the folder says entry `i` is a regular file.
+    func isRegular(_ i: Int) -> Bool { list.entries[i].type == UInt8(DT_REG) }
+
+    /// Every entry as a name (shown as `\xNN` where not UTF-8), whether the folder says it is
+    /// a regular file, and whether its name is valid UTF-8, in code-point order of those names.
+    func entriesByShownName() -> [(name: String, regular: Bool, validName: Bool)] {
+        var entries: [(name: String, regular: Bool, validName: Bool)] = []
+        entries.reserveCapacity(list.count)
+        for i in 0..<list.count {
+            let (name, valid) = checkedName(list.names + list.entries[i].offset)
+            entries.append((name, isRegular(i), valid))
+        }
+        if !allValid { entries.sort { codePointLess($0.name, $1.name) } }
+        return entries
+    }
 }
 
 /// `dir` and `name` joined with one `/`, written straight into one string (this runs once per

@@ -151,33 +151,39 @@ public struct FileList: RandomAccessCollection, Sendable, Equatable {
         // No copy of the path: its folder part is compared in place, byte for byte, and copied only when new.
         let utf8 = relativePath.utf8
         let cut = utf8.lastIndex(of: UInt8(ascii: "/")).map(utf8.index(after:)) ?? utf8.startIndex
-        let folderBytes = utf8[..<cut]
-        var code: UInt8 = 0
-        if let split {
-            if let k = splitNames.firstIndex(of: split) {
-                code = UInt8(k + 1)
-            } else {
-                precondition(splitNames.count < 255, "too many split names")
-                splitNames.append(split)
-                code = UInt8(splitNames.count)
-            }
-        }
-        let f: Int
-        if let last = runs.last, folders[last.folder].utf8.elementsEqual(folderBytes) {
-            f = last.folder
-        } else if let known = folderIndex[Array(folderBytes)] {
-            f = known
-        } else {
-            f = folders.count
-            folders.append(String(decoding: folderBytes, as: UTF8.self))
-            folderIndex[Array(folderBytes)] = f
-        }
+        let f = folderNumber(utf8[..<cut])
+        let code = splitCode(split)
+        let nameStart = utf8.distance(from: utf8.startIndex, to: cut)
+        var path = relativePath
+        path.withUTF8 { append(name: UnsafeBufferPointer(rebasing: $0[nameStart...]), folder: f, label: label, split: code) }
+    }
+
+    /// The number of a relative folder (`folderBytes`: its path with a trailing `/`, empty for
+    /// none), for `append(name:folder:label:split:)`; added when new.
+    mutating func folderNumber<C: Collection>(_ folderBytes: C) -> Int where C.Element == UInt8 {
+        if let last = runs.last, folders[last.folder].utf8.elementsEqual(folderBytes) { return last.folder }
+        if let known = folderIndex[Array(folderBytes)] { return known }
+        folders.append(String(decoding: folderBytes, as: UTF8.self))
+        folderIndex[Array(folderBytes)] = folders.count - 1
+        return folders.count - 1
+    }
+
+    /// The code of a split name, for `append(name:folder:label:split:)`; added when new.
+    mutating func splitCode(_ split: String?) -> UInt8 {
+        guard let split else { return 0 }
+        if let k = splitNames.firstIndex(of: split) { return UInt8(k + 1) }
+        precondition(splitNames.count < 255, "too many split names")
+        splitNames.append(split)
+        return UInt8(splitNames.count)
+    }
+
+    /// Adds the file `name` (UTF-8, no `/`) of a folder numbered by `folderNumber`, with a split
+    /// coded by `splitCode`.
+    mutating func append(name: UnsafeBufferPointer<UInt8>, folder f: Int, label: Int, split code: UInt8) {
         if runs.last.map({ $0.folder != f || $0.label != label || $0.split != code }) ?? true {
             runs.append(Run(first: ends.count, folder: f, label: label, split: code))
         }
-        let nameStart = utf8.distance(from: utf8.startIndex, to: cut)
-        var path = relativePath
-        path.withUTF8 { names.append(contentsOf: UnsafeBufferPointer(rebasing: $0[nameStart...])) }
+        names.append(contentsOf: name)
         precondition(names.count <= Int(UInt32.max), "over 4 GiB of file names")
         ends.append(UInt32(names.count))
     }
