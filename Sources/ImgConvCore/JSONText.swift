@@ -137,7 +137,7 @@ struct JSONText {
 
     /// Whether any byte of `u` is escaped in a JSON string (a control character, `"` or `\\`),
     /// eight bytes at a time.
-    private static func needsEscape(_ u: UnsafeBufferPointer<UInt8>) -> Bool {
+    static func needsEscape(_ u: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = u.baseAddress else { return false }
         let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
         // A byte of x is zero exactly when the same byte of (x - ones) & ~x & highs is set (the

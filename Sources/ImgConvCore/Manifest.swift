@@ -249,9 +249,58 @@ public struct Manifest: Codable, Sendable, Equatable {
 
     /// `fileEntry`'s text appended to `text`.
     public static func appendFileEntry(_ f: FileRecord, first: Bool, to text: inout [UInt8]) {
+        if f.orientation == nil && f.page == nil && f.split == nil && f.warning == nil,
+           appendPlainEntry(f, first: first, to: &text) {
+            return
+        }
         var j = JSONText(depth: 2, first: first, continuing: &text)
         entry(f, into: &j)
         text = j.takeBytes()
+    }
+
+    /// The entry of most files (format, label, path and hash, no string to escape), as `entry`
+    /// writes it, made in one piece on the stack and appended in one copy (a conversion writes
+    /// one per image); false, with nothing written, for any other.
+    private static func appendPlainEntry(_ f: FileRecord, first: Bool, to text: inout [UInt8]) -> Bool {
+        var format = f.format, path = f.path, sha = f.sha256
+        return format.withUTF8 { fm in
+            path.withUTF8 { p in
+                sha.withUTF8 { h in
+                    guard !JSONText.needsEscape(fm) && !JSONText.needsEscape(p) && !JSONText.needsEscape(h) else { return false }
+                    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128 + fm.count + p.count + h.count) { buf in
+                        var k = 0
+                        func put(_ s: StaticString) {
+                            (buf.baseAddress! + k).initialize(from: s.utf8Start, count: s.utf8CodeUnitCount)
+                            k += s.utf8CodeUnitCount
+                        }
+                        func put(_ b: UnsafeBufferPointer<UInt8>) {
+                            if let from = b.baseAddress { (buf.baseAddress! + k).initialize(from: from, count: b.count) }
+                            k += b.count
+                        }
+                        if !first { put(",") }
+                        put("\n    {\n      \"format\": \"")
+                        put(fm)
+                        put("\",\n      \"label\": ")
+                        if f.label < 0 { put("-") }
+                        var m = f.label.magnitude, digits = 1
+                        while m >= 10 { m /= 10; digits += 1 }
+                        m = f.label.magnitude
+                        for d in stride(from: digits - 1, through: 0, by: -1) {
+                            buf[k + d] = UInt8(truncatingIfNeeded: 0x30 + m % 10)
+                            m /= 10
+                        }
+                        k += digits
+                        put(",\n      \"path\": \"")
+                        put(p)
+                        put("\",\n      \"sha256\": \"")
+                        put(h)
+                        put("\"\n    }")
+                        text.append(contentsOf: UnsafeBufferPointer(rebasing: buf[..<k]))
+                    }
+                    return true
+                }
+            }
+        }
     }
 
     private static func entry(_ f: FileRecord, into j: inout JSONText) {

@@ -247,8 +247,11 @@ final class StreamingTests: XCTestCase {
     }
 
     func testManifestWrittenFromEntriesEqualsTheEncodedOne() throws {
+        // Most entries plain (written in one piece), some with strings to escape or optional members.
         let files = (0..<40).map { i in
-            Manifest.FileRecord(path: "c\(i % 3)/f \"\(i)\".png", label: i % 3, format: "png", sha256: String(repeating: "a", count: 64),
+            Manifest.FileRecord(path: i % 4 == 0 ? "c\(i % 3)/f \"\(i)\".png" : "c\(i % 3)/f\(i).png",
+                                label: i % 3 == 0 ? i * 104_729 : i % 3, format: i == 11 ? "p\tng" : "png",
+                                sha256: String(repeating: "a", count: 64),
                                 page: i == 5 ? 2 : nil, orientation: i == 7 ? 6 : nil, warning: i == 9 ? "w\n" : nil)
         }
         var m = Manifest(tool: .init(name: "imgconv", version: "0"), source: .init(root: "r", kind: "folders"),
@@ -264,10 +267,14 @@ final class StreamingTests: XCTestCase {
         for limit in [1, 300, 1 << 20] {
             let spill = SpillBuffer(directory: NSTemporaryDirectory(), memoryLimit: limit)
             for (i, f) in files.enumerated() { try spill.append(Manifest.fileEntry(f, first: i == 0)) }
+            let appended = SpillBuffer(directory: NSTemporaryDirectory(), memoryLimit: limit)
+            for (i, f) in files.enumerated() { try appended.append { Manifest.appendFileEntry(f, first: i == 0, to: &$0) } }
             m.files = []
-            var streamed: [UInt8] = []
+            var streamed: [UInt8] = [], streamedFromAppends: [UInt8] = []
             try m.write(fileEntries: spill) { streamed += $0 }
+            try m.write(fileEntries: appended) { streamedFromAppends += $0 }
             XCTAssertEqual(streamed, whole)
+            XCTAssertEqual(streamedFromAppends, whole)
             m.files = files
         }
         XCTAssertEqual(try Manifest.decode(whole, path: "m").files, files)
