@@ -1,6 +1,7 @@
 import CSystem
 import FoundationEssentials
 import Glibc
+import Synchronization
 
 /// Reads ahead of the decoders when the inputs are not in the page cache (a first run over files
 /// on disk): one decoder thread reading one file at a time keeps a single request in flight, so a
@@ -12,8 +13,8 @@ import Glibc
 /// nothing else. The hints change only timing: what is read, and in which order it is used, does
 /// not depend on them.
 public final class ReadAhead: @unchecked Sendable {
-    // @unchecked Sendable: `hinted` and `cold` are only touched under `lock`; `path` is a pure
-    // function of the index that the caller shares with its own worker threads.
+    // @unchecked Sendable: `hinted` is only touched under `lock`, `cold` is atomic; `path` is a
+    // pure function of the index that the caller shares with its own worker threads.
     public static let defaultDepth = 64
     static let probeEvery = 32
 
@@ -22,7 +23,9 @@ public final class ReadAhead: @unchecked Sendable {
     private let path: (Int) -> String
     private let lock = ThreadCondition()
     private var hinted = 0       // files [0, hinted) have been asked for
-    private var cold = false
+    /// Whether a cold file was found: read by every worker before every file without the lock
+    /// (on warm files the lock, taken by all workers, cost more than the rest of this check).
+    private let cold = Atomic<Bool>(false)
 
     /// - Parameters:
     ///   - count: the files, by index 0..<count, in the order the work takes them.
@@ -34,23 +37,16 @@ public final class ReadAhead: @unchecked Sendable {
     }
 
     /// Whether read-ahead has started (a cold file was found).
-    public var started: Bool {
-        lock.lock(); defer { lock.unlock() }
-        return cold
-    }
+    public var started: Bool { cold.load(ordering: .relaxed) }
 
     /// Called by a worker before it reads file `i`.
     public func before(_ i: Int) {
-        lock.lock()
-        var isCold = cold
-        lock.unlock()
-        if !isCold {
+        if !cold.load(ordering: .relaxed) {
             guard i % Self.probeEvery == 0, imc_file_cached(path(i)) == 0 else { return }
-            isCold = true
+            cold.store(true, ordering: .relaxed)
         }
         // Claim the next stretch of files to ask for, then ask outside the lock.
         lock.lock()
-        cold = true
         let from = max(hinted, i), to = min(count, i + depth)
         if to > from { hinted = to }
         lock.unlock()
