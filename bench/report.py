@@ -175,8 +175,8 @@ P(f"Written by `bench/run.sh` on {machine.get('date', '?')} ({int(machine.get('e
   "drops idle page cache and hands freed memory back to its host).")
 if RUNS != "5":
     P("")
-    P(f"**{RUNS} rounds instead of the default 5**: on this shared machine (another engineer's compiler and "
-      "tests running) the full sitting with 5 rounds would have taken well over 40 minutes.")
+    P(f"**{RUNS} rounds instead of the default 5** (`RUNS={RUNS}`): the medians of runs of a second or less "
+      "move by more than the targets' margins over 5 rounds on this VM (see `bench/README.md`).")
 P("")
 
 # ------------------------------------------------------------------ machine
