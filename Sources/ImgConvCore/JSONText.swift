@@ -63,16 +63,6 @@ struct JSONText {
         bytes.append(0x20)
     }
 
-    /// `key` for a name that needs no escaping (a manifest's own keys, written once per file).
-    mutating func plainKey(_ name: StaticString) {
-        element()
-        bytes.append(0x22)
-        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-        bytes.append(0x22)
-        bytes.append(0x3A)
-        bytes.append(0x20)
-    }
-
     mutating func open(_ bracket: UInt8) {
         bytes.append(bracket)
         depth += 1
@@ -165,15 +155,20 @@ struct JSONText {
         // Digits written straight into the text (a manifest writes a label per file).
         guard let n = Int64(exactly: v) else { return raw(String(v)) }
         if n < 0 { bytes.append(0x2D) }
-        var m = n.magnitude, digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 20 digits at most
-        withUnsafeMutableBytes(of: &digits) { d in
+        Self.withDecimal(n.magnitude) { bytes.append(contentsOf: $0) }
+    }
+
+    /// Calls `body` with the decimal digits of `m` (ASCII, on the stack).
+    static func withDecimal<R>(_ m: UInt64, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        var m = m, digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 20 digits at most
+        return withUnsafeMutableBytes(of: &digits) { d in
             var k = d.count
             repeat {
                 k -= 1
                 d[k] = UInt8(truncatingIfNeeded: 0x30 + m % 10)
                 m /= 10
             } while m > 0
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[k...]))
+            return body(UnsafeBufferPointer(rebasing: d.bindMemory(to: UInt8.self)[k...]))
         }
     }
     mutating func bool(_ v: Bool) { raw(v ? "true" : "false") }
@@ -181,8 +176,6 @@ struct JSONText {
 
     // Members of an object, for the common value types.
     mutating func member(_ k: String, _ v: String) { key(k); string(v) }
-    mutating func plainMember(_ k: StaticString, _ v: String) { plainKey(k); string(v) }
-    mutating func plainMember<T: BinaryInteger>(_ k: StaticString, _ v: T) { plainKey(k); int(v) }
     mutating func member<T: BinaryInteger>(_ k: String, _ v: T) { key(k); int(v) }
     mutating func member(_ k: String, _ v: Bool) { key(k); bool(v) }
     mutating func member(_ k: String, ints: [Int]) { key(k); beginArray(); for v in ints { item(); int(v) }; endArray() }

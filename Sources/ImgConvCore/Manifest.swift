@@ -282,14 +282,7 @@ public struct Manifest: Codable, Sendable, Equatable {
                         put(fm)
                         put("\",\n      \"label\": ")
                         if f.label < 0 { put("-") }
-                        var m = f.label.magnitude, digits = 1
-                        while m >= 10 { m /= 10; digits += 1 }
-                        m = f.label.magnitude
-                        for d in stride(from: digits - 1, through: 0, by: -1) {
-                            buf[k + d] = UInt8(truncatingIfNeeded: 0x30 + m % 10)
-                            m /= 10
-                        }
-                        k += digits
+                        JSONText.withDecimal(UInt64(f.label.magnitude)) { put($0) }
                         put(",\n      \"path\": \"")
                         put(p)
                         put("\",\n      \"sha256\": \"")
@@ -305,14 +298,14 @@ public struct Manifest: Codable, Sendable, Equatable {
 
     private static func entry(_ f: FileRecord, into j: inout JSONText) {
         j.item(); j.beginObject()
-        j.plainMember("format", f.format)
-        j.plainMember("label", f.label)
-        if let v = f.orientation { j.plainMember("orientation", v) }
-        if let v = f.page { j.plainMember("page", v) }
-        j.plainMember("path", f.path)
-        j.plainMember("sha256", f.sha256)
-        if let v = f.split { j.plainMember("split", v) }
-        if let v = f.warning { j.plainMember("warning", v) }
+        j.member("format", f.format)
+        j.member("label", f.label)
+        if let v = f.orientation { j.member("orientation", v) }
+        if let v = f.page { j.member("page", v) }
+        j.member("path", f.path)
+        j.member("sha256", f.sha256)
+        if let v = f.split { j.member("split", v) }
+        if let v = f.warning { j.member("warning", v) }
         j.endObject()
     }
 
