@@ -64,6 +64,9 @@ let package = Package(
         // load time (target_clones): no compiler flag for the package, which SwiftPM would refuse
         // in a dependency.
         .target(name: "CPixels"),
+        // Finds where a raw deflate stream's final block begins, for the threads that compress
+        // .npz members in chunks (libdeflate always ends its output with a final block).
+        .target(name: "CDeflateWalk"),
         .target(name: "ImgConvCore", dependencies: [
             "CSystem",
             "CPixels",
@@ -71,7 +74,7 @@ let package = Package(
             "COpenSSL",
         ]),
         .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF", "CZlib", "CWebP", "CGIF"]),
-        .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CDeflate", "CHDF5", "CShims"]),
+        .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CDeflate", "CDeflateWalk", "CHDF5", "CShims"]),
         .target(name: "ImgConv", dependencies: ["ImgConvCore", "ImgConvCodecs", "ImgConvFormats"]),
         .executableTarget(name: "imgconv", dependencies: [
             "ImgConv",

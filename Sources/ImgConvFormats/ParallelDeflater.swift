@@ -1,5 +1,5 @@
 import CDeflate
-import CZlib
+import CDeflateWalk
 import FoundationEssentials
 import Glibc
 import ImgConvCore
@@ -12,106 +12,107 @@ import ImgConvCore
 ///
 /// Chunks are compressed by libdeflate, about twice as fast as zlib at the same level and a
 /// little smaller. libdeflate compresses whole buffers only: it always marks its last block
-/// final. So each chunk but the last is then walked block by block with zlib's inflate
-/// (`Z_BLOCK`), which tells where the final block's header begins; its BFINAL bit is cleared and
-/// the sync marker appended.
+/// final. So each chunk but the last is then walked block by block (`imc_deflate_find_final`,
+/// which decodes the codes without producing data) to find where the final block's header
+/// begins; its BFINAL bit is cleared and the sync marker appended. A job takes two chunks, whose
+/// walks go on together on one thread: each waits on its own table lookups, the pair half as long.
 final class ParallelDeflater {
     static let chunkSize = 1 << 20
+    static let chunksPerJob = 2
 
     private let level: Int32
-    private let work: OrderedWork<[UInt8]>
+    private let work: OrderedWork<[[UInt8]]>
     private var pending: [UInt8] = []
 
     init(level: Int32, threads: Int) {
         self.level = level
         work = OrderedWork(limit: max(2, threads * 2))
-        pending.reserveCapacity(Self.chunkSize)
+        pending.reserveCapacity(Self.chunkSize * Self.chunksPerJob)
     }
 
-    /// Adds input; full chunks are handed to the threads, finished pieces go to `sink` in order.
+    /// Adds input; full jobs are handed to the threads, finished pieces go to `sink` in order.
     func feed(_ bytes: UnsafeRawBufferPointer, sink: ([UInt8]) throws -> Void) throws {
+        let jobSize = Self.chunkSize * Self.chunksPerJob
         var offset = 0
         while offset < bytes.count {
-            let take = min(Self.chunkSize - pending.count, bytes.count - offset)
+            let take = min(jobSize - pending.count, bytes.count - offset)
             pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + take)]))
             offset += take
-            if pending.count == Self.chunkSize { try submit(last: false, sink: sink) }
+            if pending.count == jobSize { try submit(endsStream: false, sink: sink) }
         }
     }
 
-    /// Compresses what is left as the final chunk and emits everything.
+    /// Compresses what is left, the final chunk last, and emits everything.
     func finish(sink: ([UInt8]) throws -> Void) throws {
-        try submit(last: true, sink: sink)
-        try work.finish(deliver: sink)
+        try submit(endsStream: true, sink: sink)
+        try work.finish { pieces in for piece in pieces { try sink(piece) } }
     }
 
-    private func submit(last: Bool, sink: ([UInt8]) throws -> Void) throws {
-        let chunk = pending, level = self.level
+    private func submit(endsStream: Bool, sink: ([UInt8]) throws -> Void) throws {
+        let data = pending, level = self.level
         pending = []
-        pending.reserveCapacity(Self.chunkSize)
-        try work.submit({ try Self.compress(chunk, last: last, level: level) }, deliver: sink)
+        pending.reserveCapacity(Self.chunkSize * Self.chunksPerJob)
+        try work.submit({ try Self.compress(data, endsStream: endsStream, level: level) }) { pieces in
+            for piece in pieces { try sink(piece) }
+        }
     }
 
-    static func compress(_ chunk: [UInt8], last: Bool, level: Int32) throws -> [UInt8] {
+    /// `data` cut into chunks and compressed, in order, as pieces of the stream: every chunk is
+    /// left open but, with `endsStream`, the last (which may be empty), which ends the stream.
+    static func compress(_ data: [UInt8], endsStream: Bool, level: Int32) throws -> [[UInt8]] {
+        var streams = try stride(from: 0, to: max(data.count, 1), by: chunkSize).map { start in
+            try data.withUnsafeBytes { try deflate(UnsafeRawBufferPointer(rebasing: $0[start..<min(start + chunkSize, data.count)]), level: level) }
+        }
+        let open = endsStream ? streams.count - 1 : streams.count
+        var k = 0
+        while k < open {
+            let together = k + 1 < open
+            let (first, second) = try finalBlocks(streams[k], together ? streams[k + 1] : nil)
+            leaveOpen(&streams[k], first)
+            if let second { leaveOpen(&streams[k + 1], second) }
+            k += together ? 2 : 1
+        }
+        return streams
+    }
+
+    /// One chunk as a complete raw deflate stream.
+    static func deflate(_ chunk: UnsafeRawBufferPointer, level: Int32) throws -> [UInt8] {
         let compressor = try deflateCompressors.take(level: level)
         defer { deflateCompressors.give(compressor, level: level) }
         let bound = libdeflate_deflate_compress_bound(compressor, chunk.count)
         try MemoryCeiling.reserve(bound + 5, for: "compressing a chunk")
-        var out = [UInt8](repeating: 0, count: bound + 5)
-        let produced = chunk.withUnsafeBytes { input in
-            out.withUnsafeMutableBytes { output in
-                libdeflate_deflate_compress(compressor, input.baseAddress, input.count, output.baseAddress, bound)
-            }
+        var produced = 0
+        let out = [UInt8](unsafeUninitializedCapacity: bound + 5) { buffer, count in
+            produced = libdeflate_deflate_compress(compressor, chunk.baseAddress, chunk.count, buffer.baseAddress, bound)
+            count = produced
         }
         guard produced > 0 else { throw ImgConvError(.internal, "libdeflate: compression failed") }
-        out.removeSubrange(produced...)
-        if !last { try endWithoutFinalBlock(&out) }
         return out
+    }
+
+    /// Where one or two complete raw deflate streams' final blocks begin.
+    static func finalBlocks(_ a: [UInt8], _ b: [UInt8]?) throws -> (imc_deflate_end, imc_deflate_end?) {
+        var endA = imc_deflate_end(), endB = imc_deflate_end()
+        let rc = a.withUnsafeBufferPointer { pa in
+            guard let b else { return imc_deflate_find_final(pa.baseAddress, pa.count, &endA, nil, 0, nil) }
+            return b.withUnsafeBufferPointer { pb in
+                imc_deflate_find_final(pa.baseAddress, pa.count, &endA, pb.baseAddress, pb.count, &endB)
+            }
+        }
+        if rc == -2 { throw ImgConvError(.resources, "out of memory for walking a compressed chunk") }
+        guard rc == 0 else { throw ImgConvError(.internal, "libdeflate: a compressed chunk is not a complete deflate stream") }
+        return (endA, b == nil ? nil : endB)
     }
 
     /// Turns a complete raw deflate stream into one that continues: clears the final block's
     /// BFINAL bit and appends an empty stored block, so the next piece starts on a byte boundary.
-    static func endWithoutFinalBlock(_ stream: inout [UInt8]) throws {
-        var z = z_stream()
-        let rc = inflateInit2_(&z, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
-        guard rc == Z_OK else {
-            if rc == Z_MEM_ERROR { throw ImgConvError(.resources, "zlib: out of memory") }
-            throw ImgConvError(.internal, "zlib: inflateInit2 failed")
-        }
-        defer { inflateEnd(&z) }
-        var scratch = [UInt8](repeating: 0, count: 64 << 10)
-        var finalHeaderBit = 0     // where the block being decoded began (bits from the start)
-        var unusedBits = 0
-        try stream.withUnsafeMutableBytes { input in
-            z.next_in = input.baseAddress!.assumingMemoryBound(to: Bytef.self)
-            z.avail_in = UInt32(input.count)
-            try scratch.withUnsafeMutableBytes { out in
-                while true {
-                    z.next_out = out.baseAddress!.assumingMemoryBound(to: Bytef.self)
-                    z.avail_out = UInt32(out.count)
-                    let rc = inflate(&z, Z_BLOCK)
-                    if rc == Z_STREAM_END { break }
-                    guard rc == Z_OK else { throw ImgConvError(.internal, "zlib: cannot walk a compressed chunk (\(rc))") }
-                    // Just after a block's end-of-block code (inflate stops there with Z_BLOCK;
-                    // at the stream's end it has already skipped to a byte boundary).
-                    if z.data_type & 128 != 0 {
-                        if z.data_type & 64 == 0 {
-                            finalHeaderBit = Int(z.total_in) * 8 - Int(z.data_type & 7)  // the next block begins
-                        } else {
-                            unusedBits = Int(z.data_type & 7)  // the final block ended
-                        }
-                    }
-                }
-            }
-            guard Int(z.total_in) == input.count else {
-                throw ImgConvError(.internal, "libdeflate: stream ends before its data (\(z.total_in) of \(input.count) bytes)")
-            }
-        }
-        stream[finalHeaderBit >> 3] &= ~UInt8(1 << (finalHeaderBit & 7))
+    static func leaveOpen(_ stream: inout [UInt8], _ end: imc_deflate_end) {
+        let header = end.final_header_bit, padding = Int(end.padding_bits)
+        stream[header >> 3] &= ~UInt8(1 << (header & 7))
         // The padding bits after the end-of-block code are zero; an empty stored block's header
         // is three zero bits (BFINAL 0, type 00): in the padding when it has room, else one more byte.
-        stream[stream.count - 1] &= UInt8(0xFF >> unusedBits)
-        if unusedBits < 3 { stream.append(0) }
+        stream[stream.count - 1] &= UInt8(0xFF >> padding)
+        if padding < 3 { stream.append(0) }
         stream += [0x00, 0x00, 0xFF, 0xFF]
     }
 }

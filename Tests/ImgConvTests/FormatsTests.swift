@@ -1,4 +1,6 @@
 import XCTest
+import CDeflateWalk
+import CZlib
 @testable import ImgConvCore
 @testable import ImgConvFormats
 
@@ -114,24 +116,114 @@ final class ZipRoundTripTests: XCTestCase {
 
     func testDeflatedChunksJoinIntoOneStream() throws {
         // Chunks of every kind: compressible, incompressible (libdeflate stores them), tiny and
-        // empty, for every level; joined, they inflate to the input.
+        // empty, for every level, compressed one or two to a job; joined, they inflate to the input.
         var rng = SystemRandomNumberGenerator()
         let noise = (0..<300_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let pattern = (0..<700_000).map { UInt8(truncatingIfNeeded: ($0 / 3) &* 7 ^ ($0 >> 9)) }
         let pieces: [[UInt8]] = [pattern, noise, [], [42], Array(pattern.prefix(5000)), noise + pattern]
         for level in [1, 6, 12] as [Int32] {
             for order in [pieces, pieces.reversed()] {
-                var joined: [UInt8] = []
-                for (k, chunk) in order.enumerated() {
-                    joined += try ParallelDeflater.compress(chunk, last: k == order.count - 1, level: level)
+                for perJob in [1, 2] {
+                    var joined: [UInt8] = []
+                    for first in stride(from: 0, to: order.count, by: perJob) {
+                        let job = order[first..<min(first + perJob, order.count)]
+                        let endsStream = first + job.count == order.count
+                        var streams = try job.map { chunk in try chunk.withUnsafeBytes { try ParallelDeflater.deflate($0, level: level) } }
+                        let open = endsStream ? streams.count - 1 : streams.count
+                        if open == 2 {
+                            let (a, b) = try ParallelDeflater.finalBlocks(streams[0], streams[1])
+                            ParallelDeflater.leaveOpen(&streams[0], a)
+                            ParallelDeflater.leaveOpen(&streams[1], try XCTUnwrap(b))
+                        } else if open == 1 {
+                            ParallelDeflater.leaveOpen(&streams[0], try ParallelDeflater.finalBlocks(streams[0], nil).0)
+                        }
+                        joined += streams.flatMap { $0 }
+                    }
+                    var back: [UInt8] = []
+                    let inflater = try Inflater()
+                    let used = try joined.withUnsafeBytes { try inflater.feed($0) { back += $0 } }
+                    XCTAssertTrue(inflater.ended)
+                    XCTAssertEqual(used, joined.count)
+                    XCTAssertEqual(back, order.flatMap { $0 }, "level \(level), \(perJob) a job")
                 }
-                var back: [UInt8] = []
-                let inflater = try Inflater()
-                let used = try joined.withUnsafeBytes { try inflater.feed($0) { back += $0 } }
-                XCTAssertTrue(inflater.ended)
-                XCTAssertEqual(used, joined.count)
-                XCTAssertEqual(back, order.flatMap { $0 }, "level \(level)")
             }
+        }
+        // The compressor's own cutting: whole jobs, one chunk short of a job, and an exact number of jobs.
+        for count in [0, 1, ParallelDeflater.chunkSize + 7, 2 * ParallelDeflater.chunkSize] {
+            let data = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+            var joined: [UInt8] = []
+            let deflater = ParallelDeflater(level: 6, threads: 2)
+            try data.withUnsafeBytes { try deflater.feed($0) { joined += $0 } }
+            try deflater.finish { joined += $0 }
+            var back: [UInt8] = []
+            let inflater = try Inflater()
+            _ = try joined.withUnsafeBytes { try inflater.feed($0) { back += $0 } }
+            XCTAssertTrue(inflater.ended)
+            XCTAssertEqual(back, data, "\(count) bytes")
+        }
+    }
+
+    /// zlib's inflate stopping at every block boundary (`Z_BLOCK`): where a stream's final block
+    /// begins and the padding after it, as `imc_deflate_find_final` should find them.
+    private func zlibFinalBlock(_ stream: [UInt8]) throws -> (Int, Int) {
+        var z = z_stream()
+        XCTAssertEqual(inflateInit2_(&z, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)), Z_OK)
+        defer { inflateEnd(&z) }
+        var scratch = [UInt8](repeating: 0, count: 64 << 10)
+        var header = 0, padding = 0
+        var input = stream
+        try input.withUnsafeMutableBytes { inp in
+            z.next_in = inp.baseAddress!.assumingMemoryBound(to: Bytef.self)
+            z.avail_in = UInt32(inp.count)
+            try scratch.withUnsafeMutableBytes { out in
+                while true {
+                    z.next_out = out.baseAddress!.assumingMemoryBound(to: Bytef.self)
+                    z.avail_out = UInt32(out.count)
+                    let rc = inflate(&z, Z_BLOCK)
+                    if rc == Z_STREAM_END { break }
+                    guard rc == Z_OK else { throw ImgConvError(.internal, "zlib \(rc)") }
+                    if z.data_type & 128 != 0 {
+                        if z.data_type & 64 == 0 { header = Int(z.total_in) * 8 - Int(z.data_type & 7) } else { padding = Int(z.data_type & 7) }
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(Int(z.total_in), stream.count)
+        return (header, padding)
+    }
+
+    func testDeflateWalkFindsTheFinalBlockAsZlibDoes() throws {
+        // Streams with dynamic, fixed and stored blocks (libdeflate's choice for each input and
+        // level), walked alone and two together, against zlib's block-by-block inflate.
+        var rng = SystemRandomNumberGenerator()
+        let noise = (0..<200_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let pattern = (0..<900_000).map { UInt8(truncatingIfNeeded: ($0 / 3) &* 7 ^ ($0 >> 9)) }
+        let skewed = (0..<400_000).map { _ in UInt8.random(in: 0...255, using: &rng) & UInt8.random(in: 0...255, using: &rng) }
+        let inputs: [[UInt8]] = [[], [7], Array("abcabcabc".utf8), Array(pattern.prefix(300)), pattern, noise, skewed,
+                                 Array(noise.prefix(70_000)) + Array(pattern.prefix(70_000)) + Array(noise.suffix(70_000))]
+        for level in [0, 1, 4, 6, 9, 12] as [Int32] {
+            let streams = try inputs.map { input in try input.withUnsafeBytes { try ParallelDeflater.deflate($0, level: level) } }
+            for (i, stream) in streams.enumerated() {
+                let expected = try zlibFinalBlock(stream)
+                let alone = try ParallelDeflater.finalBlocks(stream, nil).0
+                XCTAssertEqual(alone.final_header_bit, expected.0, "input \(i), level \(level)")
+                XCTAssertEqual(Int(alone.padding_bits), expected.1, "input \(i), level \(level)")
+                let partner = streams[(i + 3) % streams.count]
+                let (a, b) = try ParallelDeflater.finalBlocks(stream, partner)
+                let partnerExpected = try zlibFinalBlock(partner)
+                XCTAssertEqual([a.final_header_bit, Int(a.padding_bits)], [expected.0, expected.1], "input \(i) with a partner, level \(level)")
+                XCTAssertEqual([b?.final_header_bit, b.map { Int($0.padding_bits) }], [partnerExpected.0, partnerExpected.1])
+            }
+        }
+        // Malformed streams are refused, alone or beside a good one: cut short, a byte after the
+        // end, the reserved block type, a stored block whose length and complement disagree.
+        let good = try pattern.withUnsafeBytes { try ParallelDeflater.deflate($0, level: 6) }
+        let bad: [[UInt8]] = [Array(good.prefix(good.count / 2)), Array(good.dropLast()), good + [0], [0x07, 0x00],
+                              [0x01, 0x02, 0x00, 0xFC, 0xFF, 1, 2], []]
+        for stream in bad {
+            XCTAssertThrowsError(try ParallelDeflater.finalBlocks(stream, nil), "\(stream.prefix(8))")
+            XCTAssertThrowsError(try ParallelDeflater.finalBlocks(good, stream))
+            XCTAssertThrowsError(try ParallelDeflater.finalBlocks(stream, good))
         }
     }
 
