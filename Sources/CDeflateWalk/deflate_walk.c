@@ -237,65 +237,88 @@ static int next_block(walker *w) {
     }
 }
 
-// One symbol (and a length's distance) of a stream with at least eight bytes left, whose bit
-// buffer then holds at least 56 bits: as many as a length and its distance can take (48). On the
-// end of the block or a bad code it goes to `stop` with the entry in `e`, its bits not taken.
-#define WALK_SYMBOL(next, bits, count, litlen, dist, e, stop)                                  \
+#define REFILL(next, bits, count)                                                              \
     do {                                                                                        \
         uint64_t word_;                                                                         \
         memcpy(&word_, next, 8);                                                                \
         bits |= word_ << count;                                                                 \
         next += (63 - count) >> 3;                                                              \
         count |= 56;                                                                            \
-        e = litlen[bits & ((1u << PRIMARY_BITS) - 1)];                                          \
-        if (e & ENTRY_SUB) e = litlen[(e >> 16) + ((bits >> PRIMARY_BITS) & ((1u << SUB_BITS) - 1))]; \
-        if (e & ENTRY_LENGTH) {                                                                 \
-            if (e & (ENTRY_END | ENTRY_BAD)) goto stop;                                         \
-            bits >>= e & ENTRY_BITS;                                                            \
-            count -= e & ENTRY_BITS;                                                            \
-            e = dist[bits & ((1u << PRIMARY_BITS) - 1)];                                        \
-            if (e & ENTRY_SUB) e = dist[(e >> 16) + ((bits >> PRIMARY_BITS) & ((1u << SUB_BITS) - 1))]; \
-            if (e & ENTRY_BAD) goto stop;                                                       \
-        }                                                                                       \
+    } while (0)
+#define LOOK_UP(table, bits, e)                                                                 \
+    do {                                                                                        \
+        e = table[bits & ((1u << PRIMARY_BITS) - 1)];                                           \
+        if (e & ENTRY_SUB) e = table[(e >> 16) + ((bits >> PRIMARY_BITS) & ((1u << SUB_BITS) - 1))]; \
+    } while (0)
+#define TAKE_BITS(bits, count, e)                                                               \
+    do {                                                                                        \
         bits >>= e & ENTRY_BITS;                                                                \
         count -= e & ENTRY_BITS;                                                                \
+    } while (0)
+
+// The bytes a stream must have left for WALK_SYMBOL: two refills of eight bytes, the first
+// moving on at most seven.
+#define FAST_BYTES 15
+
+// A symbol or two of a stream with at least FAST_BYTES bytes left. After a refill the bit buffer holds
+// at least 56 bits: a length and its distance take at most 48, a literal at most 15, so a literal
+// leaves enough for the next literal or length code (at most 20 bits); a distance after that waits
+// for another refill. On the end of the block or a bad code it goes to `stop` with the entry in
+// `e`, its bits not taken.
+#define WALK_SYMBOL(next, bits, count, litlen, dist, e, stop)                                  \
+    do {                                                                                        \
+        REFILL(next, bits, count);                                                              \
+        LOOK_UP(litlen, bits, e);                                                               \
+        if (!(e & ENTRY_LENGTH)) {                                                              \
+            TAKE_BITS(bits, count, e);                                                          \
+            LOOK_UP(litlen, bits, e);                                                           \
+            if (!(e & ENTRY_LENGTH)) {                                                          \
+                TAKE_BITS(bits, count, e);                                                      \
+                break;                                                                          \
+            }                                                                                   \
+            if (e & (ENTRY_END | ENTRY_BAD)) goto stop;                                         \
+            TAKE_BITS(bits, count, e);                                                          \
+            REFILL(next, bits, count);                                                          \
+        } else {                                                                                \
+            if (e & (ENTRY_END | ENTRY_BAD)) goto stop;                                         \
+            TAKE_BITS(bits, count, e);                                                          \
+        }                                                                                       \
+        LOOK_UP(dist, bits, e);                                                                 \
+        if (e & ENTRY_BAD) goto stop;                                                           \
+        TAKE_BITS(bits, count, e);                                                              \
     } while (0)
 
 // The rest of a block's codes, checking every symbol against the bits left: for a stream's last bytes.
 static int walk_codes_checked(walker *w) {
     for (;;) {
         refill(w);
-        uint32_t e = w->litlen[w->bits & ((1u << PRIMARY_BITS) - 1)];
-        if (e & ENTRY_SUB) e = w->litlen[(e >> 16) + ((w->bits >> PRIMARY_BITS) & ((1u << SUB_BITS) - 1))];
+        uint32_t e;
+        LOOK_UP(w->litlen, w->bits, e);
         if ((e & ENTRY_BAD) || (e & ENTRY_BITS) > w->count) return -1;
-        w->bits >>= e & ENTRY_BITS;
-        w->count -= e & ENTRY_BITS;
+        TAKE_BITS(w->bits, w->count, e);
         if (!(e & ENTRY_LENGTH)) continue;
         if (e & ENTRY_END) return 0;
-        e = w->dist[w->bits & ((1u << PRIMARY_BITS) - 1)];
-        if (e & ENTRY_SUB) e = w->dist[(e >> 16) + ((w->bits >> PRIMARY_BITS) & ((1u << SUB_BITS) - 1))];
+        LOOK_UP(w->dist, w->bits, e);
         if ((e & ENTRY_BAD) || (e & ENTRY_BITS) > w->count) return -1;
-        w->bits >>= e & ENTRY_BITS;
-        w->count -= e & ENTRY_BITS;
+        TAKE_BITS(w->bits, w->count, e);
     }
 }
 
 // Takes the entry that stopped a walk: the end of the block (0) or a bad code (-1).
 static int stopped_at(walker *w, uint32_t e) {
     if (e & ENTRY_BAD) return -1;
-    w->bits >>= e & ENTRY_BITS;
-    w->count -= e & ENTRY_BITS;
+    TAKE_BITS(w->bits, w->count, e);
     return 0;
 }
 
 // The rest of a block's codes, one stream.
 static int walk_codes(walker *w) {
-    const uint8_t *next = w->next, *const last = w->end - 8;
+    const uint8_t *next = w->next, *const end = w->end;
     uint64_t bits = w->bits;
     unsigned count = w->count;
     const uint32_t *litlen = w->litlen, *dist = w->dist;
     uint32_t e;
-    while (next <= last) WALK_SYMBOL(next, bits, count, litlen, dist, e, stop);
+    while (end - next >= FAST_BYTES) WALK_SYMBOL(next, bits, count, litlen, dist, e, stop);
     w->next = next, w->bits = bits, w->count = count;
     return walk_codes_checked(w);
 stop:
@@ -304,16 +327,16 @@ stop:
 }
 
 // Two streams' codes in turn, until one of them reaches the end of its block (returns 0 for `a`,
-// 1 for `b`), comes within eight bytes of its end (2), or has a bad code (-1).
+// 1 for `b`), comes within FAST_BYTES of its end (2), or has a bad code (-1).
 static int walk_codes_together(walker *a, walker *b) {
-    const uint8_t *a_next = a->next, *const a_last = a->end - 8;
-    const uint8_t *b_next = b->next, *const b_last = b->end - 8;
+    const uint8_t *a_next = a->next, *const a_end = a->end;
+    const uint8_t *b_next = b->next, *const b_end = b->end;
     uint64_t a_bits = a->bits, b_bits = b->bits;
     unsigned a_count = a->count, b_count = b->count;
     const uint32_t *a_litlen = a->litlen, *a_dist = a->dist, *b_litlen = b->litlen, *b_dist = b->dist;
     uint32_t e, f;
     int result = 2;
-    while (a_next <= a_last && b_next <= b_last) {
+    while (a_end - a_next >= FAST_BYTES && b_end - b_next >= FAST_BYTES) {
         WALK_SYMBOL(a_next, a_bits, a_count, a_litlen, a_dist, e, a_stop);
         WALK_SYMBOL(b_next, b_bits, b_count, b_litlen, b_dist, f, b_stop);
     }
@@ -360,7 +383,7 @@ int imc_deflate_find_final(const uint8_t *a, size_t a_count, imc_deflate_end *a_
         case 0: x_state = next_block(x); break;
         case 1: y_state = next_block(y); break;
         case 2:  // one is near its end: it finishes its block alone
-            if (x->end - x->next < 8) x_state = walk_codes_checked(x) ? -1 : next_block(x);
+            if (x->end - x->next < FAST_BYTES) x_state = walk_codes_checked(x) ? -1 : next_block(x);
             else y_state = walk_codes_checked(y) ? -1 : next_block(y);
             break;
         default: x_state = -1; break;
