@@ -33,7 +33,7 @@ TOOL = {
     "pillow_draft": "Pillow + `Image.draft`, 1 process (`peer_pillow.py --draft`)",
     "pillow_mp_draft": "Pillow + `Image.draft` + `Pool(2)` (`peer_pillow_mp.py --draft`)",
 }
-TABLE_TOOLS = ["imgconv", "pillow", "pillow_draft", "pillow_mp", "pillow_mp_draft", "opencv", "simplejpeg", "floor"]
+TABLE_TOOLS = ["imgconv", "pillow", "pillow_draft", "pillow_mp", "pillow_mp_draft", "opencv", "simplejpeg", "floor", "floor_hash"]
 IMGCONV_OPTS = {"jpegvar": " `--size 224x224`", "draft112": " `--size 112x112 --jpeg-draft`"}
 PEER_OPTS = {"jpegvar": " `--size 224`", "draft112": " `--size 112`", "mnistlike": " `--gray`"}
 
@@ -132,10 +132,10 @@ def floor_label(section):
     return f"*job floor (list, read, decode, write + sync; {n} thread{'' if n == '1' else 's'})* (`limit/job_floor`)"
 
 
-def floor_share(section):
-    """imgconv's share of the job floor: the floor's wall over imgconv's in the same round (paired),
-    median [min-max]; None when either is missing."""
-    ic, fl = Runs(section, "imgconv"), Runs(section, "floor")
+def floor_share(section, tool="floor"):
+    """imgconv's share of the job floor (or of `floor_hash`, the floor with the hashes): the floor's
+    wall over imgconv's in the same round (paired), median [min-max]; None when either is missing."""
+    ic, fl = Runs(section, "imgconv"), Runs(section, tool)
     return paired(ic, fl) if ic and fl else None
 
 
@@ -225,8 +225,9 @@ for d in done:
         r = Runs(d, t)
         if not r:
             continue
-        if t == "floor":
-            name = floor_label(d)
+        if t in ("floor", "floor_hash"):
+            name = floor_label(d) if t == "floor" else \
+                "*job floor + the hashes the job must compute (sources' SHA-256, the tensor's XXH3-128 and CRC-32)* (`limit/job_floor -H`)"
             q = paired(ic, r)
             ratio = f"**{q[0]:.2f}x ({100 * q[0]:.0f}%)** [{q[1]:.2f}-{q[2]:.2f}]"
         else:
@@ -255,7 +256,10 @@ if done:
           "(the pixels alone, a `.npy`) is checked byte for byte against imgconv's trainXs; it sets the bar imgconv's "
           "own design is judged against (issue 18), not what any design could reach: it uses the same libraries and "
           "calls as imgconv, and leaves out the work the job needs besides the tensor (the manifest and its "
-          "SHA-256s, the labels and class names, the `.npz` container).")
+          "SHA-256s, the labels and class names, the `.npz` container). `job_floor -H` adds the hashes that work "
+          "needs, computed as imgconv does (each source's SHA-256 on the thread that read it, libcrypto; the tensor's "
+          "XXH3-128, libxxhash, and the `.npz` member's CRC-32, libdeflate, on the writer thread as each run of pixels "
+          "is written): it shows how much of the gap to the plain floor those hashes are.")
         P("")
     P("Datasets: " + "; ".join(f"{d}: {DESC[d]}" for d in done) + ". The limit rows come from `limit/decode_bench` "
       "(files preloaded in RAM, decode only into a reused buffer: no listing, no resize, no stacking, no writing), "
@@ -595,7 +599,9 @@ def add_ratio_target(d, peer, want, label):
 def add_floor_target(d, want_pct):
     q = floor_share(d)
     if q:
-        targets.append((f"{d}: >= {want_pct}% of the job floor (paired, whole process)", f"{100 * q[0]:.1f}%", 100 * q[0] >= want_pct))
+        qh = floor_share(d, "floor_hash")
+        hashed = f" (of the floor with the hashes: {100 * qh[0]:.1f}%)" if qh else ""
+        targets.append((f"{d}: >= {want_pct}% of the job floor (paired, whole process)", f"{100 * q[0]:.1f}%{hashed}", 100 * q[0] >= want_pct))
 
 
 def add_limit_target(d, want_pct, variant="turbojpeg/libpng"):

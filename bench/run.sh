@@ -404,7 +404,11 @@ for s in $SECTIONS; do
       HOT=("data/$d")
       add imgconv          "$OUT/imgconv_$d.npz"   "$IMG to-npz data/$d $OUT/imgconv_$d.npz -q $iopt"
       # the job floor (issue 18): list, read, decode on the default threads, write in order + sync
-      case $d in jpeg256|png64|mnistlike) add floor "$OUT/floor_$d.npy" "limit/job_floor data/$d $OUT/floor_$d.npy" ;; esac
+      # and the same with the hashes the job must compute (sources' SHA-256, the tensor's XXH3-128 and CRC-32)
+      case $d in jpeg256|png64|mnistlike)
+        add floor      "$OUT/floor_$d.npy"  "limit/job_floor data/$d $OUT/floor_$d.npy"
+        add floor_hash "$OUT/floorh_$d.npy" "limit/job_floor -H data/$d $OUT/floorh_$d.npy" ;;
+      esac
       add pillow           "$OUT/pillow_$d.npz"    "$PY peer_pillow.py data/$d $OUT/pillow_$d.npz $popt"
       add pillow_mp        "$OUT/pillow_mp_$d.npz" "$PY peer_pillow_mp.py data/$d $OUT/pillow_mp_$d.npz $popt"
       add opencv           "$OUT/opencv_$d.npz"    "$PY peer_cv2.py data/$d $OUT/opencv_$d.npz $popt"

@@ -19,7 +19,8 @@ import interop_helpers as H
 
 @pytest.fixture(scope="module")
 def floor_bin(tmp_path_factory) -> Path:
-    return H.build_limit_probe(tmp_path_factory.mktemp("floor_build"), "job_floor", ["libturbojpeg", "libpng"], ["-lpthread"])
+    return H.build_limit_probe(tmp_path_factory.mktemp("floor_build"), "job_floor",
+                               ["libturbojpeg", "libpng", "libcrypto", "libxxhash", "libdeflate"], ["-lpthread"])
 
 
 def run_floor(floor_bin, *args, expect_rc=0):
@@ -42,6 +43,7 @@ def assert_floor_equals(floor_bin, root, out, ref: np.ndarray, *opts):
     assert x.tobytes() == ref.tobytes(), f"job_floor {' '.join(map(str, opts))}: pixels differ from imgconv's trainXs"
     leftovers = [p.name for p in out.parent.iterdir() if p.name.endswith(".tmp")]
     assert not leftovers, leftovers
+    return res
 
 
 def noise(rng, h, w, c):
@@ -78,6 +80,23 @@ def test_jpeg_set_equals_imgconv_at_any_threads_and_window(run, floor_bin, jpeg_
                  ("-t", "2", "-w", "7", "-b", "3"), ("-t", "2", "-w", "100", "-b", "100"),
                  ("-r", "4"), ("-t", "3", "-r", "64", "-w", "5", "-b", "2")]:
         assert_floor_equals(floor_bin, jpeg_set, out, ref, *opts)
+
+
+def test_hashing_floor_hashes_the_sources_and_the_tensor(run, floor_bin, jpeg_set, outdir):
+    """-H: the same output, with the hashes over the right bytes: the CRC-32 of the pixels (the .npz
+    member's), and each source's SHA-256 (their first bytes summed, in the order imgconv lists them)."""
+    import json
+    import zlib
+    ref = imgconv_xs(run, jpeg_set, outdir / "ref.npz")
+    manifest = json.loads((outdir / "ref.npz.manifest.json").read_text())
+    sha_sum = sum(int(f["sha256"][:2], 16) for f in manifest["files"])
+    for opts in [("-H",), ("-H", "-t", "3", "-w", "5", "-b", "2")]:
+        res = assert_floor_equals(floor_bin, jpeg_set, outdir / "floor.npy", ref, *opts)
+        line = next(l for l in res.stdout.splitlines() if "hashed:" in l)
+        assert f"CRC-32 {zlib.crc32(ref.tobytes()):08x}," in line, line
+        assert line.endswith(f"first bytes sum {sha_sum}"), (line, sha_sum)
+    res = assert_floor_equals(floor_bin, jpeg_set, outdir / "floor.npy", ref)
+    assert "hashed:" not in res.stdout
 
 
 def test_gray_png_set_stays_one_channel(run, floor_bin, make_dataset, outdir):

@@ -1,6 +1,6 @@
 /* job_floor: the job's irreducible work as one whole process, the yardstick of issue 18.
  *
- * usage: job_floor [-t THREADS] [-p low|simple] [-w IMAGES] [-b IMAGES] [-r DEPTH] [-q] DIR OUT
+ * usage: job_floor [-t THREADS] [-p low|simple] [-w IMAGES] [-b IMAGES] [-r DEPTH] [-H] [-q] DIR OUT
  *   DIR   dataset root: DIR/CLASS/... (classes are the visible subfolders, files are found
  *         recursively under each; both in code-point (byte) order, names starting with '.' and
  *         __MACOSX left out, links followed: the order imgconv takes them in)
@@ -13,6 +13,10 @@
  *   -r N  read ahead: before a thread reads file i it asks the kernel to start reading the files
  *         up to i + N it has not asked for yet (open, posix_fadvise WILLNEED, close: what imgconv's
  *         ReadAhead does once it finds the inputs are not in the page cache); for cold runs
+ *   -H    also the hashes the job must compute, with imgconv's libraries and on the same threads:
+ *         each source file's SHA-256 (libcrypto) on the thread that read it, and on the writer
+ *         thread the tensor's XXH3-128 (libxxhash, streaming) and CRC-32 (libdeflate, the .npz
+ *         member's), over every run of pixels as it is written; the output is the same file
  *   -q    no summary line
  *
  * What it does, and nothing more: lists the dataset; each thread takes the next batch of images,
@@ -21,7 +25,7 @@
  * the main thread writes the ring's finished runs in order (pwrite, no copy) into a temporary file
  * beside OUT, starts the disk write of every full 8 MiB written (sync_file_range
  * SYNC_FILE_RANGE_WRITE, as imgconv), and at the end fdatasyncs the file and renames it to OUT.
- * No hashing, no manifest, no labels, no resize, no colour conversion: every image must have the
+ * No hashing (unless -H), no manifest, no labels, no resize, no colour conversion: every image must have the
  * first image's width, height and channels (gray stays 1 channel, as imgconv's automatic colour
  * gives for an all-gray set), JPEG or 8-bit PNG only; anything else is an error naming the file.
  *
@@ -33,6 +37,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libdeflate.h>
+#include <openssl/sha.h>
 #include <png.h>
 #include <pthread.h>
 #include <sched.h>
@@ -46,6 +52,7 @@
 #include <time.h>
 #include <turbojpeg.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define WRITEBACK_STEP (8u << 20) /* imgconv's AtomicOutputFile.writebackStep */
 
@@ -53,6 +60,7 @@ static char **paths;
 static size_t npaths, pathcap;
 static char *tmp_path; /* the temporary output, removed on failure */
 static int png_simple = 0;
+static int hashing = 0; /* -H */
 static int W, H, C; /* every image's width, height, channels (from the first image) */
 static size_t img_bytes;
 
@@ -250,6 +258,7 @@ static size_t batch, nchunks, ring_chunks, next_chunk, written_chunks;
 static size_t *ready;
 static size_t ahead_depth, ahead_hinted; /* -r: files [0, ahead_hinted) have been asked for */
 static unsigned char *ring;
+static unsigned char *source_digest_sum; /* -H: a byte of each source's SHA-256 */
 static int failed, writer_waiting, workers_waiting;
 static char fail_msg[2048];
 
@@ -295,6 +304,11 @@ static void *worker(void *arg) {
       int w, h, c;
       if (ahead_depth) read_ahead(i);
       long n = read_file(paths[i], &buf, &cap, err, sizeof err);
+      if (n >= 0 && hashing) {
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        SHA256(buf, (size_t)n, md);
+        source_digest_sum[i] = md[0];  /* kept, so the hash is not optimized away */
+      }
       if (n < 0 || decode(&d, buf, (size_t)n, slot + (i - first) * img_bytes, &w, &h, &c, err, sizeof err) != 0) {
         set_failed(paths[i], err); ok = 0;
       }
@@ -326,8 +340,10 @@ static int default_threads(void) {
 
 int main(int argc, char **argv) {
   int threads = default_threads(), quiet = 0, ch;
+  XXH3_state_t *tensor_hash = NULL;
+  uint32_t crc = 0;
   long want_window = 0, want_batch = 0;
-  while ((ch = getopt(argc, argv, "t:p:w:b:r:q")) != -1) switch (ch) {
+  while ((ch = getopt(argc, argv, "t:p:w:b:r:Hq")) != -1) switch (ch) {
     case 't': threads = atoi(optarg); break;
     case 'p':
       if (!strcmp(optarg, "simple")) png_simple = 1; else if (!strcmp(optarg, "low")) png_simple = 0;
@@ -336,10 +352,11 @@ int main(int argc, char **argv) {
     case 'w': want_window = atol(optarg); break;
     case 'b': want_batch = atol(optarg); break;
     case 'r': ahead_depth = (size_t)atol(optarg); break;
+    case 'H': hashing = 1; break;
     case 'q': quiet = 1; break;
-    default: fprintf(stderr, "usage: %s [-t threads] [-p low|simple] [-w images] [-b images] [-r depth] [-q] DIR OUT\n", argv[0]); return 2;
+    default: fprintf(stderr, "usage: %s [-t threads] [-p low|simple] [-w images] [-b images] [-r depth] [-H] [-q] DIR OUT\n", argv[0]); return 2;
   }
-  if (argc - optind != 2) { fprintf(stderr, "usage: %s [-t threads] [-p low|simple] [-w images] [-b images] [-r depth] [-q] DIR OUT\n", argv[0]); return 2; }
+  if (argc - optind != 2) { fprintf(stderr, "usage: %s [-t threads] [-p low|simple] [-w images] [-b images] [-r depth] [-H] [-q] DIR OUT\n", argv[0]); return 2; }
   if (threads < 1 || want_window < 0 || want_batch < 0) fail(NULL, "-t, -w and -b take positive numbers");
   const char *root = argv[optind], *out = argv[optind + 1];
   double t0 = now();
@@ -373,6 +390,12 @@ int main(int argc, char **argv) {
   ring = xmalloc(ring_chunks * batch * img_bytes);
   ready = calloc(ring_chunks, sizeof *ready);
   if (!ready) fail(NULL, "out of memory");
+  if (hashing) {
+    source_digest_sum = xmalloc(npaths);
+    tensor_hash = XXH3_createState();
+    if (!tensor_hash) fail(NULL, "out of memory");
+    XXH3_128bits_reset(tensor_hash);
+  }
 
   /* The temporary file beside OUT, with a .npy header (version 1.0). */
   const char *slash = strrchr(out, '/');
@@ -412,7 +435,12 @@ int main(int argc, char **argv) {
     pthread_mutex_unlock(&mu);
     size_t first = w * batch, end = e * batch < npaths ? e * batch : npaths;
     size_t len = (end - first) * img_bytes;
-    pwrite_all(fd, ring + (w % ring_chunks) * batch * img_bytes, len, (off_t)(hdr + first * img_bytes), out);
+    const unsigned char *run = ring + (w % ring_chunks) * batch * img_bytes;
+    pwrite_all(fd, run, len, (off_t)(hdr + first * img_bytes), out);
+    if (hashing) {
+      XXH3_128bits_update(tensor_hash, run, len);
+      crc = libdeflate_crc32(crc, run, len);
+    }
     pwrites++;
     written = hdr + end * img_bytes;
     if (written - wb_start >= WRITEBACK_STEP) {
@@ -433,6 +461,14 @@ int main(int argc, char **argv) {
   close(fd);
   if (rename(tmp_path, out) != 0) fail(out, "cannot move the finished file into place: %s", strerror(errno));
   double t_end = now();
+  if (hashing) {
+    XXH128_hash_t h = XXH3_128bits_digest(tensor_hash);
+    unsigned sum = 0;
+    for (size_t i = 0; i < npaths; i++) sum += source_digest_sum[i];
+    if (!quiet) printf("job_floor: hashed: tensor XXH3-128 %016llx%016llx, CRC-32 %08x, sources' SHA-256 first bytes sum %u\n",
+                       (unsigned long long)h.high64, (unsigned long long)h.low64, crc, sum);
+    XXH3_freeState(tensor_hash);
+  }
   if (!quiet)
     printf("job_floor: %zu images (%d, %d, %d) in %zu classes -> %s (%zu bytes); %d threads, window %zu images in "
            "batches of %zu, %zu pwrites, png %s; list %.3f s, read+decode+write %.3f s, final sync+rename %.3f s, total %.3f s\n",
