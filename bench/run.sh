@@ -2,8 +2,9 @@
 # imgconv benchmark: imgconv against the tools users would pick instead, as ratios in one sitting.
 #
 # usage: bash bench/run.sh [SECTION ...]
-#   SECTION: jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold pastmem
-#            (default: all of them)
+#   SECTION: pastmem jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold
+#            (default: all of them, in that order: pastmem first, because it needs about 32 GB of
+#            disk for a while and the other sections' outputs stay in bench/out until the final checks)
 #   e.g.     bash bench/run.sh jpeg256 png64
 # environment:
 #   RUNS=5          timed runs per tool (after 1 warm-up run each), alternating tool by tool
@@ -61,7 +62,7 @@ fi
 # Relative paths from bench/ keep every command word free of spaces (commands are word-split).
 OUT=out
 PY=.venv/bin/python
-ALL_SECTIONS="jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold pastmem"
+ALL_SECTIONS="pastmem jpeg256 jpegvar draft112 png64 mnistlike compress mem10x shards loops cold"
 SECTIONS=${*:-$ALL_SECTIONS}
 for s in $SECTIONS; do
   case " $ALL_SECTIONS " in *" $s "*) ;; *) echo "run.sh: unknown section '$s' (one of: $ALL_SECTIONS)" >&2; exit 64 ;; esac
