@@ -46,6 +46,12 @@ static uint32_t dist_entry(unsigned symbol, unsigned length) {
     return symbol < 30 ? length + dist_extra[symbol] : (1 | ENTRY_BAD);
 }
 
+// The code-length code's entries keep the symbol (0-18) in bits 16-31: its codes are at most 7
+// bits, so they never need a subtable there.
+static uint32_t code_length_entry(unsigned symbol, unsigned length) { return length | symbol << 16; }
+
+enum code_kind { LITLEN, DIST, CODE_LENGTH };
+
 static uint32_t reversed(uint32_t code, unsigned length) {
     uint32_t r = 0;
     for (unsigned i = 0; i < length; i++) r |= ((code >> i) & 1) << (length - 1 - i);
@@ -54,7 +60,7 @@ static uint32_t reversed(uint32_t code, unsigned length) {
 
 // Fills `table` for the canonical Huffman code with code lengths `lengths[0 ..< n]`. Returns -1
 // for an over-subscribed code; an incomplete one is allowed, its unused entries are bad.
-static int build_table(uint32_t *table, const uint8_t *lengths, unsigned n, int is_litlen) {
+static int build_table(uint32_t *table, const uint8_t *lengths, unsigned n, enum code_kind kind) {
     uint16_t count[MAX_CODE + 1] = {0}, offset[MAX_CODE + 2];
     uint16_t sorted[LITLEN_SYMBOLS];
     for (unsigned s = 0; s < n; s++) count[lengths[s]]++;
@@ -69,7 +75,7 @@ static int build_table(uint32_t *table, const uint8_t *lengths, unsigned n, int 
     for (unsigned s = 0; s < n; s++)
         if (lengths[s]) sorted[offset[lengths[s]]++] = (uint16_t)s;
     const unsigned used = offset[MAX_CODE + 1];  // after the loop, offset[l] is where length l + 1 begins
-    const uint32_t bad = is_litlen ? (1 | ENTRY_LENGTH | ENTRY_BAD) : (1 | ENTRY_BAD);
+    const uint32_t bad = kind == LITLEN ? (1 | ENTRY_LENGTH | ENTRY_BAD) : (1 | ENTRY_BAD);
     const uint32_t primary = 1u << PRIMARY_BITS, sub = 1u << SUB_BITS;
     for (uint32_t i = 0; i < primary; i++) table[i] = bad;
     uint32_t next_sub = primary, code = 0;
@@ -79,7 +85,8 @@ static int build_table(uint32_t *table, const uint8_t *lengths, unsigned n, int 
         code = i == 0 ? 0 : (code + 1) << (length - previous);  // canonical codes, most significant bit first
         previous = length;
         uint32_t r = reversed(code, length);  // deflate sends a code's first bit first
-        uint32_t entry = is_litlen ? litlen_entry(s, length) : dist_entry(s, length);
+        uint32_t entry = kind == LITLEN ? litlen_entry(s, length)
+                         : kind == DIST ? dist_entry(s, length) : code_length_entry(s, length);
         if (length <= PRIMARY_BITS) {
             for (uint32_t k = r; k < primary; k += 1u << length) table[k] = entry;
             continue;
@@ -95,6 +102,25 @@ static int build_table(uint32_t *table, const uint8_t *lengths, unsigned n, int 
     }
     return 0;
 }
+
+#define REFILL(next, bits, count)                                                              \
+    do {                                                                                        \
+        uint64_t word_;                                                                         \
+        memcpy(&word_, next, 8);                                                                \
+        bits |= word_ << count;                                                                 \
+        next += (63 - count) >> 3;                                                              \
+        count |= 56;                                                                            \
+    } while (0)
+#define LOOK_UP(table, bits, e)                                                                 \
+    do {                                                                                        \
+        e = table[bits & ((1u << PRIMARY_BITS) - 1)];                                           \
+        if (e & ENTRY_SUB) e = table[(e >> 16) + ((bits >> PRIMARY_BITS) & ((1u << SUB_BITS) - 1))]; \
+    } while (0)
+#define TAKE_BITS(bits, count, e)                                                               \
+    do {                                                                                        \
+        bits >>= e & ENTRY_BITS;                                                                \
+        count -= e & ENTRY_BITS;                                                                \
+    } while (0)
 
 static inline void refill(walker *w) {
     if (w->end - w->next >= 8) {
@@ -135,35 +161,15 @@ static int read_dynamic_lengths(walker *w, uint8_t *lengths, unsigned *litlen_co
         if (take(w, 3, &v)) return -1;
         cl_lengths[code_length_order[i]] = (uint8_t)v;
     }
-    // The code-length code has codes of at most 7 bits: one table of 128 entries.
-    uint8_t cl_symbol[128], cl_length[128] = {0};
-    uint16_t count[8] = {0}, next_code[8];
-    for (unsigned s = 0; s < 19; s++) count[cl_lengths[s]]++;
-    count[0] = 0;
-    int left = 1;
-    uint32_t code = 0;
-    for (unsigned l = 1; l < 8; l++) {
-        left = left * 2 - count[l];
-        if (left < 0) return -1;
-        code = (code + count[l - 1]) << 1;
-        next_code[l] = (uint16_t)code;
-    }
-    for (unsigned s = 0; s < 19; s++) {
-        unsigned l = cl_lengths[s];
-        if (!l) continue;
-        for (uint32_t k = reversed(next_code[l]++, l); k < 128; k += 1u << l) {
-            cl_symbol[k] = (uint8_t)s;
-            cl_length[k] = (uint8_t)l;
-        }
-    }
+    // The code-length code's table goes where the distance code's will be built next.
+    if (build_table(w->dist, cl_lengths, 19, CODE_LENGTH)) return -1;
     unsigned i = 0;
     while (i < total) {
         if (w->count < 7) refill(w);
-        unsigned k = (unsigned)(w->bits & 127), l = cl_length[k];
-        if (!l || l > w->count) return -1;
-        w->bits >>= l;
-        w->count -= l;
-        unsigned symbol = cl_symbol[k], repeat, value;
+        uint32_t e = w->dist[w->bits & ((1u << PRIMARY_BITS) - 1)];
+        if ((e & ENTRY_BAD) || (e & ENTRY_BITS) > w->count) return -1;
+        TAKE_BITS(w->bits, w->count, e);
+        unsigned symbol = e >> 16, repeat, value;
         uint32_t v;
         if (symbol < 16) {
             lengths[i++] = (uint8_t)symbol;
@@ -230,31 +236,12 @@ static int next_block(walker *w) {
         } else {
             return -1;
         }
-        if (build_table(w->litlen, lengths, litlen_count, 1) ||
-            build_table(w->dist, lengths + litlen_count, dist_count, 0))
+        if (build_table(w->litlen, lengths, litlen_count, LITLEN) ||
+            build_table(w->dist, lengths + litlen_count, dist_count, DIST))
             return -1;
         return 1;
     }
 }
-
-#define REFILL(next, bits, count)                                                              \
-    do {                                                                                        \
-        uint64_t word_;                                                                         \
-        memcpy(&word_, next, 8);                                                                \
-        bits |= word_ << count;                                                                 \
-        next += (63 - count) >> 3;                                                              \
-        count |= 56;                                                                            \
-    } while (0)
-#define LOOK_UP(table, bits, e)                                                                 \
-    do {                                                                                        \
-        e = table[bits & ((1u << PRIMARY_BITS) - 1)];                                           \
-        if (e & ENTRY_SUB) e = table[(e >> 16) + ((bits >> PRIMARY_BITS) & ((1u << SUB_BITS) - 1))]; \
-    } while (0)
-#define TAKE_BITS(bits, count, e)                                                               \
-    do {                                                                                        \
-        bits >>= e & ENTRY_BITS;                                                                \
-        count -= e & ENTRY_BITS;                                                                \
-    } while (0)
 
 // The bytes a stream must have left for WALK_SYMBOL: two refills of eight bytes, the first
 // moving on at most seven.

@@ -76,19 +76,10 @@ final class ParallelDeflater {
         return streams
     }
 
-    /// One chunk as a complete raw deflate stream.
+    /// One chunk as a complete raw deflate stream, with room for the sync marker `leaveOpen` appends.
     static func deflate(_ chunk: UnsafeRawBufferPointer, level: Int32) throws -> [UInt8] {
-        let compressor = try deflateCompressors.take(level: level)
-        defer { deflateCompressors.give(compressor, level: level) }
-        let bound = libdeflate_deflate_compress_bound(compressor, chunk.count)
-        try MemoryCeiling.reserve(bound + 5, for: "compressing a chunk")
-        var produced = 0
-        let out = [UInt8](unsafeUninitializedCapacity: bound + 5) { buffer, count in
-            produced = libdeflate_deflate_compress(compressor, chunk.baseAddress, chunk.count, buffer.baseAddress, bound)
-            count = produced
-        }
-        guard produced > 0 else { throw ImgConvError(.internal, "libdeflate: compression failed") }
-        return out
+        try deflateCompressors.compress(chunk, level: level, spare: 5,
+                                        bound: libdeflate_deflate_compress_bound, with: libdeflate_deflate_compress)
     }
 
     /// Where one or two complete raw deflate streams' final blocks begin.
@@ -145,19 +136,30 @@ final class CompressorPool: @unchecked Sendable {
         idle[level, default: []].append(c)
         lock.unlock()
     }
+
+    /// `input` compressed whole by one of the pool's compressors at `level`, in one of libdeflate's
+    /// formats (its `bound` and compress functions: raw deflate or zlib), into an array with room
+    /// for `spare` more bytes.
+    func compress(_ input: UnsafeRawBufferPointer, level: Int32, spare: Int = 0,
+                  bound: (OpaquePointer?, Int) -> Int,
+                  with compress: (OpaquePointer?, UnsafeRawPointer?, Int, UnsafeMutableRawPointer?, Int) -> Int) throws -> [UInt8] {
+        let compressor = try take(level: level)
+        defer { give(compressor, level: level) }
+        let limit = bound(compressor, input.count)
+        try MemoryCeiling.reserve(limit + spare, for: "compressing a chunk")
+        var produced = 0
+        let out = [UInt8](unsafeUninitializedCapacity: limit + spare) { buffer, count in
+            produced = compress(compressor, input.baseAddress, input.count, buffer.baseAddress, limit)
+            count = produced
+        }
+        guard produced > 0 else { throw ImgConvError(.internal, "libdeflate: compression failed") }
+        return out
+    }
 }
 
 /// `data` as one zlib stream (what HDF5's deflate filter stores), by libdeflate at `level`.
 func zlibCompress(_ data: [UInt8], level: Int32) throws -> [UInt8] {
-    let compressor = try deflateCompressors.take(level: level)
-    defer { deflateCompressors.give(compressor, level: level) }
-    let bound = libdeflate_zlib_compress_bound(compressor, data.count)
-    try MemoryCeiling.reserve(bound, for: "compressing a chunk")
-    var out = [UInt8](repeating: 0, count: bound)
-    let produced = data.withUnsafeBytes { src in
-        out.withUnsafeMutableBytes { dst in libdeflate_zlib_compress(compressor, src.baseAddress, src.count, dst.baseAddress, bound) }
+    try data.withUnsafeBytes {
+        try deflateCompressors.compress($0, level: level, bound: libdeflate_zlib_compress_bound, with: libdeflate_zlib_compress)
     }
-    guard produced > 0 else { throw ImgConvError(.internal, "libdeflate: compression failed") }
-    out.removeSubrange(produced...)
-    return out
 }
