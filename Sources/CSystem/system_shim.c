@@ -29,14 +29,6 @@ int imc_file_cached(const char *path) {
     return err == EAGAIN ? 0 : -1;
 }
 
-int imc_will_need(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-    close(fd);
-    return rc == 0 ? 0 : -1;
-}
-
 int imc_install_signal_handler(int signo, void (*handler)(int), const int *blocked, int count) {
     struct sigaction action;
     memset(&action, 0, sizeof action);

@@ -287,8 +287,8 @@ public struct Converter {
     }
 
     /// Reads, checks against the plan, decodes and conforms one file in a single pass.
-    func decodeInOnePass(_ file: SourceFile, plan: ImagePlan, headers: HeaderPass) -> Outcome {
-        let (probe, whole, reading) = headers.load(file, readWhole: true)
+    func decodeInOnePass(_ file: SourceFile, plan: ImagePlan, headers: HeaderPass, opened: InputFile? = nil) -> Outcome {
+        let (probe, whole, reading) = headers.load(file, readWhole: true, opened: opened)
         switch probe {
         case .skip(let reason): return .skip(reason)
         case .bad(let e): return .bad(e, header: true)
@@ -328,12 +328,13 @@ public struct Converter {
                 try runOrderedPipeline(
                     count: part.count, jobs: flow.jobs, window: flow.window, batch: flow.batch,
                     work: { i -> Outcome in
-                        readAhead.before(i)
+                        let opened = readAhead.before(i)
                         let it = item(i)
-                        guard let c = it.probed else { return decodeInOnePass(it.file, plan: plan, headers: headers) }
+                        guard let c = it.probed else { return decodeInOnePass(it.file, plan: plan, headers: headers, opened: opened) }
                         do {
                             return .image(try DecodeJob.run(c.file, format: c.format, header: c.header, decoders: headers.decoders,
-                                                            plan: plan, resize: options.shaping.size != nil, page: c.page),
+                                                            plan: plan, resize: options.shaping.size != nil, page: c.page,
+                                                            opened: opened),
                                           c, ignoredPages: 0)
                         } catch let e as ImgConvError {
                             return .bad(e, header: false)

@@ -71,9 +71,11 @@ public struct HeaderPass: Sendable {
     /// it whole in the same open (refused unread when larger than its header can need).
     /// With `readWhole`, a PNG's libpng reader is kept after its header (`reading`) for
     /// `DecodeJob.run(_:file:format:header:decoders:plan:resize:page:reading:)` on these bytes.
-    public func load(_ file: SourceFile, readWhole: Bool) -> (probe: Probe, bytes: [UInt8]?, reading: PNGReading?) {
+    /// `opened`: the file already opened (by `ReadAhead`), read instead of opening it again.
+    public func load(_ file: SourceFile, readWhole: Bool,
+                     opened: InputFile? = nil) -> (probe: Probe, bytes: [UInt8]?, reading: PNGReading?) {
         do {
-            let input = try InputFile(file.path)
+            let input = try opened ?? InputFile(file.path)
             let prefix = try input.prefix(Self.prefixBytes)
             let (probe, reading) = try classify(prefix, of: input, file: file, keepReader: readWhole)
             guard readWhole, case .images(let found, _) = probe, found.count == 1 else { return (probe, nil, nil) }
@@ -134,12 +136,13 @@ public struct DecodedImage: Sendable {
 /// The per-image job of a conversion (and of `verify --against`): read, hash, decode, orient and
 /// conform one file (one page) to the plan. Runs on any thread.
 public enum DecodeJob {
+    /// `opened`: the file already opened (by `ReadAhead`), read instead of opening it again.
     /// - Throws: `ImgConvError` naming the file by its relative path.
     public static func run(_ file: SourceFile, format: ImageFormat, header: ImageHeader?, decoders: Decoders,
-                           plan: ImagePlan, resize: Bool, page: Int = 0) throws -> DecodedImage {
+                           plan: ImagePlan, resize: Bool, page: Int = 0, opened: InputFile? = nil) throws -> DecodedImage {
         let bytes: [UInt8], known: ImageHeader
         do {
-            let input = try InputFile(file.path)
+            let input = try opened ?? InputFile(file.path)
             if let header {
                 known = header
                 bytes = try decoders.read(input, format: format, header: header)

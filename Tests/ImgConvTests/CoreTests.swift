@@ -71,10 +71,10 @@ final class CoreTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let paths = (0..<100).map { "\(dir)/\($0).bin" }
-        for p in paths { FileManager.default.createFile(atPath: p, contents: Data(repeating: 7, count: 64 << 10)) }
+        for p in paths { XCTAssertTrue(FileManager.default.createFile(atPath: p, contents: Data(repeating: 7, count: 64 << 10))) }
         // Warm (just written): no read-ahead.
         let warm = ReadAhead(count: paths.count) { paths[$0] }
-        for i in 0..<paths.count { warm.before(i) }
+        for i in 0..<paths.count { XCTAssertNil(warm.before(i)) }
         XCTAssertFalse(warm.started)
         // Cold: written back and dropped from the page cache, file by file.
         for p in paths {
@@ -84,21 +84,48 @@ final class CoreTests: XCTestCase {
             _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_DONTNEED))
             close(fd)
         }
-        guard imc_file_cached(paths[0]) == 0 else {
+        // Residency is read with mincore, which reads nothing: a probe with a read (even
+        // RWF_NOWAIT's) may itself start reading the file in.
+        func resident(_ path: String) -> Bool {
+            let fd = open(path, O_RDONLY)
+            defer { close(fd) }
+            guard let map = mmap(nil, 64 << 10, PROT_READ, MAP_SHARED, fd, 0), map != MAP_FAILED else { return false }
+            defer { munmap(map, 64 << 10) }
+            var pages = [UInt8](repeating: 0, count: 16)
+            return mincore(map, 64 << 10, &pages) == 0 && pages.allSatisfy { $0 & 1 == 1 }
+        }
+        guard !resident(paths[0]) else {
             throw XCTSkip("this file system keeps files in memory (tmpfs?): no file can be made cold here")
         }
-        let cold = ReadAhead(count: paths.count, depth: 16) { paths[$0] }
-        cold.before(0)
-        XCTAssertTrue(cold.started)
+        let descriptors = { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1 }
+        let before = descriptors()
+        var cold: ReadAhead? = ReadAhead(count: paths.count, depth: 16) { paths[$0] }
+        let first = cold!.before(0)
+        XCTAssertTrue(cold!.started)
+        XCTAssertEqual(first?.path, paths[0], "the worker gets its file opened")
+        XCTAssertEqual(descriptors(), before + 16, "the next 15 are open, waiting for their workers")
         // The next files were asked for: they come into the page cache without anyone reading them.
         var cached = 0
         for _ in 0..<200 {
-            cached = (1..<16).filter { imc_file_cached(paths[$0]) == 1 }.count
+            cached = (1..<16).filter { resident(paths[$0]) }.count
             if cached == 15 { break }
             usleep(10_000)
         }
         XCTAssertEqual(cached, 15)
-        XCTAssertEqual(imc_file_cached(paths[40]), 0, "only `depth` files ahead are asked for")
+        XCTAssertFalse(resident(paths[40]), "only `depth` files ahead are asked for")
+        // Each worker is handed its own file, read through it; one that came by before its file
+        // was opened (3 here, never asked for) opens it itself.
+        for i in [1, 2, 4, 8] {
+            let file = cold!.before(i)
+            XCTAssertEqual(file?.path, paths[i])
+            XCTAssertEqual(try file?.prefix(4), [7, 7, 7, 7])
+        }
+        XCTAssertEqual(cold!.before(16)?.path, paths[16], "opened by its own call: its stretch starts there")
+        // 3, 5-7, 9-15 were opened and not taken, 17-31 wait: all closed with the read-ahead.
+        XCTAssertGreaterThan(descriptors(), before + 1)
+        cold = nil
+        XCTAssertEqual(descriptors(), before + 1, "only `first` is still open")
+        _ = first
     }
 
     func testCodePointOrder() {

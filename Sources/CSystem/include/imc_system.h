@@ -4,16 +4,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Asks the kernel to start writing [offset, offset + count) of `fd` to disk without waiting
-// (sync_file_range with SYNC_FILE_RANGE_WRITE). Returns 0, or -1 with errno set.
 // Whether the first byte of the file at `path` is in the page cache (preadv2 with RWF_NOWAIT):
 // 1 yes, 0 no (a read would wait for the disk), -1 cannot tell.
 int imc_file_cached(const char *path);
 
-// Asks the kernel to start reading the whole file at `path` into the page cache
-// (POSIX_FADV_WILLNEED), without waiting: 0, or -1.
-int imc_will_need(const char *path);
-
+// Asks the kernel to start writing [offset, offset + count) of `fd` to disk without waiting
+// (sync_file_range with SYNC_FILE_RANGE_WRITE). Returns 0, or -1 with errno set.
 int imc_start_writeback(int fd, int64_t offset, int64_t count);
 
 // Installs `handler` for `signo` with sigaction, every signal of `blocked` (`count` of them)
