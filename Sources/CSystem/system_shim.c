@@ -29,6 +29,21 @@ int imc_file_cached(const char *path) {
     return err == EAGAIN ? 0 : -1;
 }
 
+int imc_open_direct(const char *path) {
+    struct statfs fs;
+    if (statfs(path, &fs) != 0) return -1;
+    switch ((unsigned long)fs.f_type) {
+    case 0xEF53UL:        // ext2/3/4
+    case 0x58465342UL:    // XFS
+    case 0x9123683EUL:    // btrfs
+    case 0xF2F52010UL:    // F2FS
+        break;
+    default:
+        return -1;
+    }
+    return open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+}
+
 int imc_install_signal_handler(int signo, void (*handler)(int), const int *blocked, int count) {
     struct sigaction action;
     memset(&action, 0, sizeof action);

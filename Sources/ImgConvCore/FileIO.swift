@@ -209,7 +209,8 @@ public func forEachLine(ofFile path: String, maxLineBytes: Int = 1 << 16, _ body
 /// `abort()` (or an interrupting signal, see `TemporaryFiles`) removes the temporary file.
 ///
 /// Writes are buffered; `patch(at:)` rewrites bytes already written (headers whose counts are known
-/// only at the end).
+/// only at the end). A large output (`directIO`: a tensor file) is written with direct I/O
+/// where its file system takes it (`DirectOutput`).
 public final class AtomicOutputFile {
     public let targetPath: String
     public let temporaryPath: String
@@ -219,21 +220,34 @@ public final class AtomicOutputFile {
     /// Bytes handed to `write` so far (the logical file size).
     public private(set) var offset: Int = 0
     private var closed = false
+    private var direct: DirectOutput?
 
+    /// - Parameter directIO: write the file's whole stages with direct I/O (`DirectOutput`) when
+    ///   its file system takes it: for large sequential outputs, the tensors.
     /// - Throws: `ImgConvError` `.io` when the folder cannot take a new file.
-    public init(target: String) throws {
+    public init(target: String, directIO: Bool = false) throws {
         targetPath = target
         (fd, temporaryPath) = try createTemporaryFile(for: target)
+        if directIO { direct = DirectOutput(path: temporaryPath, fd: fd) }
     }
 
     deinit {
         if !closed { abort() }
     }
 
+    /// Whether whole stages are written with direct I/O.
+    public var writesDirect: Bool { direct != nil }
+
     /// Pieces this large are written where they lie (after what is buffered), not copied.
     private let directLimit = 64 << 10
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if let direct {
+            let error = direct.append(bytes)
+            guard error == 0 else { throw ioError(error) }
+            offset += bytes.count
+            return
+        }
         if bytes.count >= directLimit {
             try flush()
             try writeAll(bytes)
@@ -255,6 +269,11 @@ public final class AtomicOutputFile {
     /// Overwrites bytes already written at `position`.
     public func patch(_ bytes: [UInt8], at position: Int) throws {
         precondition(position + bytes.count <= offset, "patch beyond written data")
+        if let direct {
+            let error = bytes.withUnsafeBytes { direct.patch($0, at: position) }
+            guard error == 0 else { throw ioError(error) }
+            return
+        }
         try flush()
         var done = 0
         try bytes.withUnsafeBytes { buf in
@@ -270,6 +289,11 @@ public final class AtomicOutputFile {
     }
 
     public func flush() throws {
+        if let direct {
+            let error = direct.flush()
+            guard error == 0 else { throw ioError(error) }
+            return
+        }
         guard !buffer.isEmpty else { return }
         try buffer.withUnsafeBytes { try writeAll($0) }
         buffer.removeAll(keepingCapacity: true)
@@ -315,6 +339,11 @@ public final class AtomicOutputFile {
     ///   redone, such as `export`'s PNGs).
     public func commit(sync: Bool = true) throws {
         try flush()
+        if let direct {
+            let error = direct.close()
+            self.direct = nil
+            guard error == 0 else { abort(); throw ioError(error) }
+        }
         if sync && fsync(fd) != 0 { let e = errno; abort(); throw ioError(e) }
         close(fd)
         closed = true
@@ -324,6 +353,8 @@ public final class AtomicOutputFile {
     /// Removes the temporary file; the target is left as it was.
     public func abort() {
         guard !closed else { return }
+        _ = direct?.close()   // no stage write in flight on the descriptor closed next
+        direct = nil
         close(fd)
         closed = true
         unlink(temporaryPath)

@@ -34,7 +34,7 @@ public final class NPZWriter: DatasetWriter {
 
     public func begin(images layout: TensorLayout, count: Int) throws {
         if zip == nil {
-            let file = try AtomicOutputFile(target: path)
+            let file = try AtomicOutputFile(target: path, directIO: true)
             self.file = file
             zip = ZipWriter(file: file)
         }
@@ -144,7 +144,7 @@ public final class NPYDirectoryWriter: DatasetWriter {
         self.layout = layout
         hash = BackgroundDigest()
         appended = 0
-        let file = try AtomicOutputFile(target: directory + "/" + names.images + ".npy")
+        let file = try AtomicOutputFile(target: directory + "/" + names.images + ".npy", directIO: true)
         imagesFile = file
         files.append(file)
         let header = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: count)).encoded()

@@ -182,3 +182,67 @@ def test_single_pass_starts_over_when_a_later_image_changes_the_plan(run, make_d
     assert res.stderr.count("skipping corrupt input: 'a/5-bad.png'") == 1, res.stderr   # said once
     assert res.stderr.count("5-bad.png") == 2, res.stderr   # and in the list of files left out
     np.testing.assert_array_equal(np.load(one)["trainXs"], np.stack(gray)[..., None])
+
+
+def _distinct_dataset(root, count, side, seed=3):
+    """`count` RGB PNGs, every one different (a byte written in the wrong place shows)."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        folder = root / f"c{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png", compress_level=1)
+    return sorted(root.glob("*/*.png"))   # imgconv's order: class, then name
+
+
+def _check_local_headers(npz):
+    """Each member's local header says what the central directory says (CRC-32 and, in its ZIP64
+    field, the sizes): readers that stream a ZIP read those."""
+    import struct
+    with zipfile.ZipFile(npz) as z, open(npz, "rb") as f:
+        for info in z.infolist():
+            f.seek(info.header_offset)
+            head = f.read(30)
+            assert head[:4] == b"PK\x03\x04"
+            crc, name_len, extra_len = struct.unpack("<I", head[14:18])[0], *struct.unpack("<HH", head[26:30])
+            assert crc == info.CRC, (info.filename, crc, info.CRC)
+            extra = f.read(name_len + extra_len)[name_len:]
+            assert extra[:4] == b"\x01\x00\x10\x00", "a ZIP64 field first"
+            assert struct.unpack("<QQ", extra[4:20]) == (info.file_size, info.compress_size), info.filename
+
+
+def test_tensors_of_several_stages_are_exact(run, tmp_path):
+    # Outputs of several MiB: their whole 1 MiB stages are written with direct I/O where the
+    # file system takes it (the temporary folder's, here), the rest and the headers patched at the
+    # end through the page cache. Every format's tensor equals Pillow's decode, byte for byte.
+    files = _distinct_dataset(tmp_path / "r", 90, 160)   # 6.9 MB of pixels
+    expected = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
+    gray = np.stack([np.asarray(Image.open(p).convert("L")) for p in files])
+    npz = tmp_path / "o.npz"
+    run(["to-npz", tmp_path / "r", npz])
+    with np.load(npz) as a:
+        np.testing.assert_array_equal(a["trainXs"], expected)
+        H.check_manifest(H.load_json(H.npz_manifest_path(npz)), {k: a[k] for k in a.files})
+    if shutil.which("unzip"):
+        assert subprocess.run(["unzip", "-tq", str(npz)], capture_output=True).returncode == 0
+    _check_local_headers(npz)   # patched at the end, in a stage written long before
+    run(["verify", npz, "--against", tmp_path / "r"])
+    # A file found bad midway: the tensor's count, in the NPY header at the start, is patched.
+    (tmp_path / "r" / "c1" / "0040.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    keep = [k for k, p in enumerate(files) if p.name != "0040.png"]
+    run(["to-npz", tmp_path / "r", npz, "--skip-bad", "-q"])
+    with np.load(npz) as a:
+        np.testing.assert_array_equal(a["trainXs"], expected[keep])
+    _check_local_headers(npz)
+    (tmp_path / "r" / "c1" / "0040.png").unlink()
+    files = [p for p in files if p.name != "0040.png"]
+    expected, gray = expected[keep], gray[keep]
+    npy = tmp_path / "n"
+    run(["to-npy", tmp_path / "r", npy])
+    np.testing.assert_array_equal(H.load_npy_dir(npy)["trainXs"], expected)
+    run(["verify", npy, "--against", tmp_path / "r"])
+    idx = tmp_path / "i"
+    run(["to-idx", tmp_path / "r", idx, "--color", "gray"])   # 2.3 MB: one stage and a tail
+    raw = (idx / "train-images-idx3-ubyte").read_bytes()
+    assert raw[:4] == b"\x00\x00\x08\x03" and len(raw) == 16 + gray.size
+    np.testing.assert_array_equal(np.frombuffer(raw[16:], np.uint8).reshape(gray.shape), gray)
+    run(["verify", idx, "--against", tmp_path / "r"])

@@ -8,6 +8,13 @@
 // 1 yes, 0 no (a read would wait for the disk), -1 cannot tell.
 int imc_file_cached(const char *path);
 
+// Opens the file at `path` a second time for writing with O_DIRECT (its writes bypass the page
+// cache: no copy into it, no writeback of it), when it lies on a local disk file system known to
+// take direct I/O well (ext4, XFS, btrfs, F2FS). Returns the descriptor, or -1: another file
+// system (tmpfs, network and FUSE file systems, where direct I/O may be slow, unsupported or
+// ignored) or a failed open; the caller then writes through the page cache as before.
+int imc_open_direct(const char *path);
+
 // Asks the kernel to start writing [offset, offset + count) of `fd` to disk without waiting
 // (sync_file_range with SYNC_FILE_RANGE_WRITE). Returns 0, or -1 with errno set.
 int imc_start_writeback(int fd, int64_t offset, int64_t count);
