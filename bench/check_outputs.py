@@ -79,7 +79,7 @@ def main():
             with np.load(ref) as z:
                 rx, ry = z["trainXs"], z["trainYs"]
         for tool, out, n in tools:
-            if tool in ("floor", "floor_hash", "floor_cold"):
+            if tool in ("floor", "floor_hash", "floor_direct", "floor_cold"):
                 print(check_floor(sec, tool, out, n, dict((t, o) for t, o, _ in tools).get("imgconv")), flush=True)
                 continue
             with np.load(out) as z:

@@ -33,7 +33,7 @@ TOOL = {
     "pillow_draft": "Pillow + `Image.draft`, 1 process (`peer_pillow.py --draft`)",
     "pillow_mp_draft": "Pillow + `Image.draft` + `Pool(2)` (`peer_pillow_mp.py --draft`)",
 }
-TABLE_TOOLS = ["imgconv", "pillow", "pillow_draft", "pillow_mp", "pillow_mp_draft", "opencv", "simplejpeg", "floor", "floor_hash"]
+TABLE_TOOLS = ["imgconv", "pillow", "pillow_draft", "pillow_mp", "pillow_mp_draft", "opencv", "simplejpeg", "floor", "floor_hash", "floor_direct"]
 IMGCONV_OPTS = {"jpegvar": " `--size 224x224`", "draft112": " `--size 112x112 --jpeg-draft`"}
 PEER_OPTS = {"jpegvar": " `--size 224`", "draft112": " `--size 112`", "mnistlike": " `--gray`"}
 
@@ -225,9 +225,11 @@ for d in done:
         r = Runs(d, t)
         if not r:
             continue
-        if t in ("floor", "floor_hash"):
+        if t in ("floor", "floor_hash", "floor_direct"):
             name = floor_label(d) if t == "floor" else \
-                "*job floor + the hashes the job must compute (sources' SHA-256, the tensor's XXH3-128 and CRC-32)* (`limit/job_floor -H`)"
+                "*job floor + the hashes the job must compute (sources' SHA-256, the tensor's XXH3-128 and CRC-32)* (`limit/job_floor -H`)" \
+                if t == "floor_hash" else \
+                "*job floor writing with direct I/O as imgconv does, without its staging copy (the header padded to 4096 bytes, O_DIRECT from the aligned ring)* (`limit/job_floor -D`)"
             q = paired(ic, r)
             ratio = f"**{q[0]:.2f}x ({100 * q[0]:.0f}%)** [{q[1]:.2f}-{q[2]:.2f}]"
         else:
@@ -612,7 +614,11 @@ def add_floor_target(d, want_pct):
     q = floor_share(d)
     if q:
         qh = floor_share(d, "floor_hash")
-        hashed = f" (of the floor with the hashes: {100 * qh[0]:.1f}%)" if qh else ""
+        qd = floor_share(d, "floor_direct")
+        hashed = f" (of the floor with the hashes: {100 * qh[0]:.1f}%" if qh else ""
+        if qd:
+            hashed += ("; " if hashed else " (") + f"of the floor writing with direct I/O: {100 * qd[0]:.1f}%"
+        hashed += ")" if hashed else ""
         targets.append((f"{d}: >= {want_pct}% of the job floor (paired, whole process)", f"{100 * q[0]:.1f}%{hashed}", 100 * q[0] >= want_pct))
 
 

@@ -411,7 +411,9 @@ for s in $SECTIONS; do
       # and the same with the hashes the job must compute (sources' SHA-256, the tensor's XXH3-128 and CRC-32)
       case $d in jpeg256|png64|mnistlike)
         add floor      "$OUT/floor_$d.npy"  "limit/job_floor data/$d $OUT/floor_$d.npy"
-        add floor_hash "$OUT/floorh_$d.npy" "limit/job_floor -H data/$d $OUT/floorh_$d.npy" ;;
+        add floor_hash "$OUT/floorh_$d.npy" "limit/job_floor -H data/$d $OUT/floorh_$d.npy"
+        # and the floor writing as imgconv now does, with direct I/O (its best case: no copy)
+        add floor_direct "$OUT/floord_$d.npy" "limit/job_floor -D data/$d $OUT/floord_$d.npy" ;;
       esac
       add pillow           "$OUT/pillow_$d.npz"    "$PY peer_pillow.py data/$d $OUT/pillow_$d.npz $popt"
       add pillow_mp        "$OUT/pillow_mp_$d.npz" "$PY peer_pillow_mp.py data/$d $OUT/pillow_mp_$d.npz $popt"

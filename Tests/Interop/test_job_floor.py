@@ -99,6 +99,23 @@ def test_hashing_floor_hashes_the_sources_and_the_tensor(run, floor_bin, jpeg_se
     assert "hashed:" not in res.stdout
 
 
+def test_direct_io_floor_writes_the_same_pixels(run, floor_bin, jpeg_set, outdir):
+    """-D: the header padded to 4096 bytes, the runs' whole blocks written with O_DIRECT (on a
+    file system that takes it), their partial blocks through the page cache: the same pixels."""
+    import re
+    import subprocess
+    ref = imgconv_xs(run, jpeg_set, outdir / "ref.npz")
+    fs = subprocess.run(["stat", "-f", "-c", "%T", str(outdir)], capture_output=True, text=True).stdout.strip()
+    for opts in [("-D",), ("-D", "-t", "3", "-w", "5", "-b", "2"), ("-D", "-H", "-w", "100", "-b", "100")]:
+        res = assert_floor_equals(floor_bin, jpeg_set, outdir / "floor.npy", ref, *opts)
+        direct = int(re.search(r"\((\d+) bytes direct\)", res.stdout).group(1))
+        assert direct % 4096 == 0 and direct < ref.nbytes, res.stdout
+        if fs in ("ext2/ext3", "xfs", "btrfs"):
+            assert direct > 0, (fs, res.stdout)
+        head = (outdir / "floor.npy").read_bytes()[:10]
+        assert int.from_bytes(head[8:10], "little") + 10 == 4096, "a 4096-byte header"
+
+
 def test_gray_png_set_stays_one_channel(run, floor_bin, make_dataset, outdir):
     ds = make_dataset("gray")
     rng = np.random.default_rng(7)
