@@ -1,6 +1,26 @@
 import CSystem
 import Glibc
 
+/// Whether a tensor file of about `bytes` bytes is written with direct I/O (`DirectOutput`):
+/// `IMGCONV_DIRECT_IO` = `auto` (the default, and any other value): when it will hold at least
+/// an eighth of the machine's memory, where the page cache stops helping (the kernel spends as
+/// much time reclaiming it as the job takes) and only evicts what else is cached; below that,
+/// the page cache absorbs the disk's pauses, and the file is in memory when the run ends, for
+/// whatever reads it next. `always`: every tensor file; `never`: none.
+public func directIOWanted(forBytes bytes: Int) -> Bool {
+    switch DirectOutput.mode {
+    case "always": return true
+    case "never": return false
+    default: return bytes >= MemoryCeiling.physical / 8
+    }
+}
+
+/// The same for `count` items of `bytesPerItem` bytes (a product too large for an Int is large).
+public func directIOWanted(count: Int, bytesPerItem: Int) -> Bool {
+    let (bytes, overflow) = count.multipliedReportingOverflow(by: bytesPerItem)
+    return directIOWanted(forBytes: overflow ? Int.max : bytes)
+}
+
 /// The direct-I/O path of a large `AtomicOutputFile` (a tensor file): bytes are gathered in
 /// aligned stages of `stageSize` bytes and each full stage is written with `O_DIRECT` by a thread
 /// of its own while the next one fills. Writing through the page cache cost the kernel a copy of
@@ -24,6 +44,8 @@ final class DirectOutput {
     static let alignment = 4096
     /// Tests: direct writes from a misaligned address, which the kernel refuses (`EINVAL`).
     nonisolated(unsafe) static var misalignForTesting = false
+    /// `IMGCONV_DIRECT_IO`, read once.
+    static let mode: String = getenv("IMGCONV_DIRECT_IO").map { String(cString: $0) } ?? "auto"
 
     private let fd: Int32          // the file's ordinary descriptor (not owned)
     private var stages: [UnsafeMutableRawPointer]
@@ -33,20 +55,31 @@ final class DirectOutput {
     private(set) var stageOffset = 0
     private let queue: StageWriteQueue
 
-    /// nil when `path`'s file system takes no direct I/O.
+    /// nil when `path`'s file system takes no direct I/O, or when there is no memory for the
+    /// stages (under an address-space limit): the file is then written through the page cache.
     init?(path: String, fd: Int32) {
-        let direct = path.withCString { imc_open_direct($0) }
-        guard direct >= 0 else { return nil }
-        self.fd = fd
-        stages = (0..<2).map { _ in
-            UnsafeMutableRawPointer.allocate(byteCount: Self.stageSize, alignment: Self.alignment)
+        var stages: [UnsafeMutableRawPointer] = []
+        for _ in 0..<2 {
+            var p: UnsafeMutableRawPointer?
+            guard posix_memalign(&p, Self.alignment, Self.stageSize) == 0, let p else {
+                stages.forEach { free($0) }
+                return nil
+            }
+            stages.append(p)
         }
+        let direct = path.withCString { imc_open_direct($0) }
+        guard direct >= 0 else {
+            stages.forEach { free($0) }
+            return nil
+        }
+        self.fd = fd
+        self.stages = stages
         queue = StageWriteQueue(direct: direct, buffered: fd)
     }
 
     deinit {
         _ = queue.close()
-        for s in stages { s.deallocate() }
+        for s in stages { free(s) }
     }
 
     /// Appends `bytes`; each stage that fills is handed to the writing thread.

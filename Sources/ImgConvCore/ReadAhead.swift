@@ -35,6 +35,11 @@ public final class ReadAhead: @unchecked Sendable {
     /// worker came by first (then the file opened for it later is closed at once).
     private var slotIndex: [Int]
     private var slotFile: [InputFile?]
+    /// Whether the files opened ahead are kept for their workers: only with descriptors to spare
+    /// (a soft limit of at least `keepingLimit`); under a lower limit, as `ulimit -n 64`, the 2 x
+    /// `depth` files it may hold could leave a worker none, and each is closed once hinted.
+    private let keepsFiles: Bool
+    static let keepingLimit: rlim_t = 1024
 
     /// - Parameters:
     ///   - count: the files, by index 0..<count, in the order the work takes them.
@@ -45,6 +50,8 @@ public final class ReadAhead: @unchecked Sendable {
         self.path = path
         slotIndex = Array(repeating: -1, count: 2 * self.depth)
         slotFile = Array(repeating: nil, count: 2 * self.depth)
+        var limit = rlimit()
+        keepsFiles = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_cur >= Self.keepingLimit
     }
 
     /// Whether read-ahead has started (a cold file was found).
@@ -71,7 +78,7 @@ public final class ReadAhead: @unchecked Sendable {
         for k in from..<to {
             guard let file = try? InputFile(path(k)) else { continue }
             file.willNeed()
-            if k == i { mine = file } else { opened.append((k, file)) }
+            if k == i { mine = file } else if keepsFiles { opened.append((k, file)) }
         }
         var closing: [InputFile] = []
         lock.lock()

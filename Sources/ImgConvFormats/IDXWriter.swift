@@ -262,7 +262,7 @@ final class IDXFileOutput {
         self.path = path
         self.header = header
         self.level = level
-        file = try AtomicOutputFile(target: path, directIO: true)
+        file = try AtomicOutputFile(target: path, directIO: directIOWanted(forBytes: header.dataLength ?? 0))
         deflater = gzip ? try Deflater(level: level, framing: .gzip) : nil
         try write(header.encoded())
     }
@@ -290,7 +290,7 @@ final class IDXFileOutput {
         let written = try ReadOnlyFile(path: file.temporaryPath)
         let source = try GzipInputStream(FileRegionStream(file: written, offset: 0, length: written.size))
         _ = try source.read(count: header.byteCount)
-        let rewritten = try AtomicOutputFile(target: path, directIO: true)
+        let rewritten = try AtomicOutputFile(target: path, directIO: directIOWanted(forBytes: header.dataLength ?? 0))
         do {
             let d = try Deflater(level: level, framing: .gzip)
             try header.encoded().withUnsafeBytes { h in try d.feed(h, finish: false) { try rewritten.write($0) } }

@@ -34,7 +34,7 @@ public final class NPZWriter: DatasetWriter {
 
     public func begin(images layout: TensorLayout, count: Int) throws {
         if zip == nil {
-            let file = try AtomicOutputFile(target: path, directIO: true)
+            let file = try AtomicOutputFile(target: path, directIO: directIOWanted(count: count, bytesPerItem: layout.bytesPerItem))
             self.file = file
             zip = ZipWriter(file: file)
         }
@@ -144,7 +144,8 @@ public final class NPYDirectoryWriter: DatasetWriter {
         self.layout = layout
         hash = BackgroundDigest()
         appended = 0
-        let file = try AtomicOutputFile(target: directory + "/" + names.images + ".npy", directIO: true)
+        let file = try AtomicOutputFile(target: directory + "/" + names.images + ".npy",
+                                        directIO: directIOWanted(count: count, bytesPerItem: layout.bytesPerItem))
         imagesFile = file
         files.append(file)
         let header = NPYHeader(descr: layout.dtype.npyDescr, shape: layout.shape(count: count)).encoded()

@@ -77,13 +77,29 @@ final class CoreTests: XCTestCase {
         for i in 0..<paths.count { XCTAssertNil(warm.before(i)) }
         XCTAssertFalse(warm.started)
         // Cold: written back and dropped from the page cache, file by file.
-        for p in paths {
-            let fd = open(p, O_RDONLY)
-            XCTAssertGreaterThanOrEqual(fd, 0)
-            fsync(fd)
-            _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_DONTNEED))
-            close(fd)
+        func dropAll() {
+            for p in paths {
+                let fd = open(p, O_RDONLY)
+                XCTAssertGreaterThanOrEqual(fd, 0)
+                fsync(fd)
+                _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_DONTNEED))
+                close(fd)
+            }
         }
+        dropAll()
+        // The descriptor limit the read-ahead sees: with descriptors to spare it keeps the files
+        // it opens for their workers, under a low limit it closes each once hinted.
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(resource, &saved), 0)
+        defer { _ = setrlimit(resource, &saved) }
+        func softLimit(_ n: rlim_t) throws {
+            var l = saved
+            l.rlim_cur = min(n, saved.rlim_max)
+            XCTAssertEqual(setrlimit(resource, &l), 0)
+            guard l.rlim_cur == n else { throw XCTSkip("the hard descriptor limit is below \(n)") }
+        }
+        try softLimit(max(saved.rlim_cur, ReadAhead.keepingLimit))
         // Residency is read with mincore, which reads nothing: a probe with a read (even
         // RWF_NOWAIT's) may itself start reading the file in.
         func resident(_ path: String) -> Bool {
@@ -126,6 +142,21 @@ final class CoreTests: XCTestCase {
         cold = nil
         XCTAssertEqual(descriptors(), before + 1, "only `first` is still open")
         _ = first
+        // Under `ulimit -n 64`: the files are hinted, and closed (each worker opens its own).
+        dropAll()
+        guard !resident(paths[1]) else { throw XCTSkip("the files could not be made cold again") }
+        try softLimit(64)
+        let low = ReadAhead(count: paths.count, depth: 16) { paths[$0] }
+        let again = low.before(0)
+        XCTAssertEqual(again?.path, paths[0])
+        XCTAssertEqual(descriptors(), before + 2, "`first`, `again`, none kept")
+        for _ in 0..<200 {
+            cached = (1..<16).filter { resident(paths[$0]) }.count
+            if cached == 15 { break }
+            usleep(10_000)
+        }
+        XCTAssertEqual(cached, 15, "hinted all the same")
+        XCTAssertNil(low.before(1), "its worker opens it")
     }
 
     func testCodePointOrder() {

@@ -106,3 +106,16 @@ final class OutputFileTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: target))
     }
 }
+
+final class DirectIOPolicyTests: XCTestCase {
+    func testDirectIOIsForFilesOfAnEighthOfTheMemory() throws {
+        guard DirectOutput.mode != "always" && DirectOutput.mode != "never" else {
+            throw XCTSkip("IMGCONV_DIRECT_IO=\(DirectOutput.mode) is set for this run")
+        }
+        let eighth = MemoryCeiling.physical / 8
+        XCTAssertFalse(directIOWanted(forBytes: eighth - 1))
+        XCTAssertTrue(directIOWanted(forBytes: eighth))
+        XCTAssertFalse(directIOWanted(count: 4000, bytesPerItem: 3), "a small file keeps the page cache")
+        XCTAssertTrue(directIOWanted(count: Int.max / 2, bytesPerItem: 3), "a product past Int is large")
+    }
+}

@@ -210,15 +210,30 @@ def _check_local_headers(npz):
             assert struct.unpack("<QQ", extra[4:20]) == (info.file_size, info.compress_size), info.filename
 
 
-def test_tensors_of_several_stages_are_exact(run, tmp_path):
-    # Outputs of several MiB: their whole 1 MiB stages are written with direct I/O where the
-    # file system takes it (the temporary folder's, here), the rest and the headers patched at the
-    # end through the page cache. Every format's tensor equals Pillow's decode, byte for byte.
+def _resident_bytes(path):
+    """How much of the file is in the page cache (util-linux's fincore), None without it."""
+    if not shutil.which("fincore"):
+        return None
+    res = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)], capture_output=True, text=True)
+    return int(res.stdout.split()[0]) if res.returncode == 0 and res.stdout.strip() else None
+
+
+@pytest.mark.parametrize("mode", ["always", "never"])
+def test_tensors_of_several_stages_are_exact(run, tmp_path, monkeypatch, mode):
+    # Outputs of several MiB, with IMGCONV_DIRECT_IO=always (by default only a file of an eighth
+    # of the memory or more): their whole 1 MiB stages are written with direct I/O where the file
+    # system takes it (the temporary folder's, here), the rest and the headers patched at the end
+    # through the page cache; and with never. Every format's tensor equals Pillow's decode.
+    monkeypatch.setenv("IMGCONV_DIRECT_IO", mode)
     files = _distinct_dataset(tmp_path / "r", 90, 160)   # 6.9 MB of pixels
     expected = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
     gray = np.stack([np.asarray(Image.open(p).convert("L")) for p in files])
     npz = tmp_path / "o.npz"
     run(["to-npz", tmp_path / "r", npz])
+    fs = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True).stdout.strip()
+    resident = _resident_bytes(npz)
+    if mode == "always" and fs in ("ext2/ext3", "xfs", "btrfs") and resident is not None:
+        assert resident < npz.stat().st_size // 2, ("written direct: not in the page cache", resident)
     with np.load(npz) as a:
         np.testing.assert_array_equal(a["trainXs"], expected)
         H.check_manifest(H.load_json(H.npz_manifest_path(npz)), {k: a[k] for k in a.files})
