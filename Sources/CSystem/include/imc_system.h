@@ -4,8 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Whether the first byte of the file at `path` is in the page cache (preadv2 with RWF_NOWAIT):
-// 1 yes, 0 no (a read would wait for the disk), -1 cannot tell.
+// Whether the first byte of the file at `path` is in the page cache (cachestat, or where there
+// is none preadv2 with RWF_NOWAIT): 1 yes, 0 no (a read would wait for the disk), -1 cannot tell.
 int imc_file_cached(const char *path);
 
 // Opens the file at `path` a second time for writing with O_DIRECT (its writes bypass the page
