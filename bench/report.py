@@ -229,7 +229,7 @@ for d in done:
             name = floor_label(d) if t == "floor" else \
                 "*job floor + the hashes the job must compute (sources' SHA-256, the tensor's XXH3-128 and CRC-32)* (`limit/job_floor -H`)" \
                 if t == "floor_hash" else \
-                "*job floor writing with direct I/O as imgconv does, without its staging copy (the header padded to 4096 bytes, O_DIRECT from the aligned ring)* (`limit/job_floor -D`)"
+                "*job floor writing with direct I/O, as imgconv writes a tensor file of an eighth of the memory or more (not these), at its best: no staging copy (the header padded to 4096 bytes, O_DIRECT from the aligned ring)* (`limit/job_floor -D`)"
             q = paired(ic, r)
             ratio = f"**{q[0]:.2f}x ({100 * q[0]:.0f}%)** [{q[1]:.2f}-{q[2]:.2f}]"
         else:
