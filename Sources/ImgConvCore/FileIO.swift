@@ -275,17 +275,8 @@ public final class AtomicOutputFile {
             return
         }
         try flush()
-        var done = 0
-        try bytes.withUnsafeBytes { buf in
-            while done < buf.count {
-                let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(position + done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ioError(errno)
-                }
-                done += n
-            }
-        }
+        let error = bytes.withUnsafeBytes { pwriteAll(fd, $0, at: position) }
+        guard error == 0 else { throw ioError(error) }
     }
 
     public func flush() throws {
