@@ -67,10 +67,14 @@ let package = Package(
         // Finds where a raw deflate stream's final block begins, for the threads that compress
         // .npz members in chunks (libdeflate always ends its output with a final block).
         .target(name: "CDeflateWalk"),
+        // XXH3-128 from xxHash's header compiled for AVX2 and AVX-512 besides the library's SSE2
+        // build, the widest the CPU runs picked at the first call.
+        .target(name: "CXXH3", dependencies: ["CXXHash"], linkerSettings: [.linkedLibrary("xxhash")]),
         .target(name: "ImgConvCore", dependencies: [
             "CSystem",
             "CPixels",
             "CXXHash",
+            "CXXH3",
             "COpenSSL",
         ]),
         .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF", "CZlib", "CWebP", "CGIF"]),

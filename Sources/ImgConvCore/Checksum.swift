@@ -1,5 +1,5 @@
 import COpenSSL
-import CXXHash
+import CXXH3
 
 /// Incremental SHA-256 (OpenSSL's libcrypto), hex-encoded on `finish()`.
 public struct SHA256Stream {
@@ -49,24 +49,26 @@ public func sha256Hex(_ bytes: [UInt8]) -> String {
 public final class ChunkedXXH3 {
     public static let chunkSize = 4 << 20
 
-    private let chunkState: OpaquePointer
-    private let listState: OpaquePointer
+    /// The XXH3 build this process uses (`imc_xxh3_best`: AVX-512, AVX2 or libxxhash's SSE2).
+    private let build: imc_xxh3_build
+    private let chunkState: UnsafeMutableRawPointer
+    private let listState: UnsafeMutableRawPointer
     /// Bytes of the current chunk hashed so far (0 to chunkSize - 1 between calls).
     private var inChunk = 0
     private var finished = false
 
-    public init() {
+    /// `build`: the XXH3 build to use (tests compare them); by default the process's.
+    public init(build: UnsafePointer<imc_xxh3_build> = imc_xxh3_best()) {
+        self.build = build.pointee
         // The only failure is malloc's, for two small states: as any other allocation's, fatal.
-        guard let a = XXH3_createState(), let b = XXH3_createState() else { fatalError("out of memory") }
+        guard let a = self.build.create(), let b = self.build.create() else { fatalError("out of memory") }
         chunkState = a
         listState = b
-        XXH3_128bits_reset(chunkState)
-        XXH3_128bits_reset(listState)
     }
 
     deinit {
-        XXH3_freeState(chunkState)
-        XXH3_freeState(listState)
+        build.destroy(chunkState)
+        build.destroy(listState)
     }
 
     public func update(_ bytes: UnsafeRawBufferPointer) {
@@ -76,13 +78,13 @@ public final class ChunkedXXH3 {
         while left > 0 {
             let n = min(left, Self.chunkSize - inChunk)
             if inChunk == 0 && n == Self.chunkSize {
-                add(XXH3_128bits(p, n))   // a whole chunk in one piece: hashed in one call
+                add(build.hash(p, n))   // a whole chunk in one piece: hashed in one call
             } else {
-                XXH3_128bits_update(chunkState, p, n)
+                build.update(chunkState, p, n)
                 inChunk += n
                 if inChunk == Self.chunkSize {
-                    add(XXH3_128bits_digest(chunkState))
-                    XXH3_128bits_reset(chunkState)
+                    add(build.digest(chunkState))
+                    build.reset(chunkState)
                     inChunk = 0
                 }
             }
@@ -97,32 +99,32 @@ public final class ChunkedXXH3 {
     /// between whole chunks: not after `update` left a partial one.
     public func add(chunkDigest digest: [UInt8]) {
         precondition(!finished && inChunk == 0 && digest.count == 16, "a chunk digest between whole chunks")
-        digest.withUnsafeBytes { _ = XXH3_128bits_update(listState, $0.baseAddress, 16) }
+        digest.withUnsafeBytes { build.update(listState, $0.baseAddress, 16) }
     }
 
     /// The 16-byte canonical digest of one chunk (at most `chunkSize` bytes).
     public static func chunkDigest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         precondition(bytes.count <= chunkSize, "one chunk")
-        return canonical(XXH3_128bits(bytes.baseAddress, bytes.count))
+        return canonical(imc_xxh3_best().pointee.hash(bytes.baseAddress, bytes.count))
     }
 
     /// The checksum, 32 lowercase hex digits.
     public func finish() -> String {
         precondition(!finished, "finish twice")
         if inChunk > 0 {
-            add(XXH3_128bits_digest(chunkState))
+            add(build.digest(chunkState))
             inChunk = 0
         }
         finished = true
-        return hex(Self.canonical(XXH3_128bits_digest(listState)))
+        return hex(Self.canonical(build.digest(listState)))
     }
 
-    private func add(_ h: XXH128_hash_t) {
-        Self.canonical(h).withUnsafeBytes { _ = XXH3_128bits_update(listState, $0.baseAddress, 16) }
+    private func add(_ h: imc_xxh128) {
+        Self.canonical(h).withUnsafeBytes { build.update(listState, $0.baseAddress, 16) }
     }
 
     /// XXH128's canonical form: the high 64 bits then the low 64 bits, each big-endian.
-    private static func canonical(_ h: XXH128_hash_t) -> [UInt8] {
+    private static func canonical(_ h: imc_xxh128) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 16)
         for i in 0..<8 {
             out[i] = UInt8(truncatingIfNeeded: h.high64 >> (56 - 8 * UInt64(i)))

@@ -1,4 +1,5 @@
 import XCTest
+import CXXH3
 @testable import ImgConvCore
 @testable import ImgConvFormats
 
@@ -24,14 +25,20 @@ final class ChecksumTests: XCTestCase {
         (9437307, "eb5bd120d2ec431678d8440a8e75ac63"),
     ]
 
+    /// The XXH3 builds this machine runs (libxxhash's always; AVX2 and AVX-512 where the CPU has them).
+    private var builds: [UnsafePointer<imc_xxh3_build>] {
+        ["library", "avx2", "avx512"].compactMap { (name: String) in imc_xxh3_named(name) }
+    }
+
     func testChunkedXXH3MatchesTheSchemasDefinitionAtEveryChunkBoundary() {
         let c = ChunkedXXH3.chunkSize
         XCTAssertEqual(c, 4_194_304)
         for (length, expected) in Self.known {
             let data = pattern(length)
-            // In one piece, and in pieces that straddle the chunk boundaries in several ways.
+            // In one piece, and in pieces that straddle the chunk boundaries in several ways, with each build.
             for piece in [Int.max, 1 << 16, 3 << 20, 4_194_303, 4_194_305, 1_000_003] {
-                let h = ChunkedXXH3()
+                for build in builds {
+                let h = ChunkedXXH3(build: build)
                 var at = 0
                 data.withUnsafeBytes { all in
                     while at < length {
@@ -40,7 +47,8 @@ final class ChecksumTests: XCTestCase {
                         at += n
                     }
                 }
-                XCTAssertEqual(h.finish(), expected, "length \(length), pieces of \(piece)")
+                XCTAssertEqual(h.finish(), expected, "length \(length), pieces of \(piece), \(String(cString: build.pointee.name))")
+                }
             }
             // Chunks hashed apart and their digests added in order.
             let apart = ChunkedXXH3()
@@ -51,6 +59,44 @@ final class ChecksumTests: XCTestCase {
             }
             XCTAssertEqual(apart.finish(), expected, "length \(length), chunk by chunk")
         }
+    }
+
+    /// Each compiled XXH3 build gives the library's value on every input length class of XXH3
+    /// (0-16, 17-128, 129-240 bytes, longer: stripes, blocks and a last partial one), in one call
+    /// and streamed in uneven pieces; the process uses the widest one the CPU runs.
+    func testEveryXXH3BuildGivesTheLibrarysValues() {
+        let names = builds.map { String(cString: $0.pointee.name) }
+        XCTAssertEqual(names.first, "library")
+        if getenv("IMGCONV_XXH3") == nil {
+            XCTAssertEqual(String(cString: imc_xxh3_best().pointee.name), names.last)
+        }
+        let data = pattern(70_001)
+        let lengths = Array(0...300) + [1023, 1024, 1025, 4095, 4096, 16_383, 16_384, 65_537, 70_001]
+        let library = builds[0].pointee
+        data.withUnsafeBytes { all in
+            for build in builds.dropFirst() {
+                let b = build.pointee
+                for n in lengths {
+                    let want = library.hash(all.baseAddress, n), got = b.hash(all.baseAddress, n)
+                    XCTAssertTrue(want.low64 == got.low64 && want.high64 == got.high64, "\(String(cString: b.name)), \(n) bytes")
+                }
+                let state = b.create()!
+                for n in [0, 1, 17, 200, 1000, 70_001] {
+                    b.reset(state)
+                    var at = 0, piece = 1
+                    while at < n {
+                        let k = min(piece, n - at)
+                        b.update(state, all.baseAddress! + at, k)
+                        at += k
+                        piece = piece * 3 + 1
+                    }
+                    let want = library.hash(all.baseAddress, n), got = b.digest(state)
+                    XCTAssertTrue(want.low64 == got.low64 && want.high64 == got.high64, "\(String(cString: b.name)), streamed \(n) bytes")
+                }
+                b.destroy(state)
+            }
+        }
+        XCTAssertNil(imc_xxh3_named("sse9"))
     }
 
     func testBackgroundDigestGivesTheChecksumAndTheCRCOfWhatPassed() {
