@@ -111,10 +111,33 @@ public final class InputFile: Sendable {
         if done < count { bytes.removeSubrange((start + done)...) }
     }
 
-    /// The first `count` bytes (fewer for a shorter file).
+    /// The first `count` bytes (fewer for a shorter file), read straight into a new array (no
+    /// zero-fill first: this runs once per file).
     public func prefix(_ count: Int) throws -> [UInt8] {
-        var bytes: [UInt8] = []
-        try read(min(count, size), at: 0, appendingTo: &bytes)
+        let want = min(count, size)
+        do {
+            try MemoryCeiling.reserve(want, for: "reading the file (\(want) bytes)")
+        } catch let e as ImgConvError {
+            throw e.at(path)
+        }
+        var failure: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: want) { buf, initialized in
+            var done = 0
+            while done < want {
+                let n = pread(fd, buf.baseAddress! + done, want - done, off_t(done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    break
+                }
+                if n == 0 { break }
+                done += n
+            }
+            initialized = done
+        }
+        if failure != 0 {
+            throw ImgConvError(failure == ENOMEM ? .resources : .io, path: path, "read failed: \(errnoText(failure))")
+        }
         return bytes
     }
 

@@ -16,6 +16,35 @@ final class DecoderTests: XCTestCase {
         XCTAssertNil(ImageFormat.sniff(try readFile(Self.fixtures + "/bad/notanimage.png")[...]))
     }
 
+    /// A file to be read whole comes back whole and unchanged whether it is read in one piece
+    /// (up to `HeaderPass.wholeReadBytes`) or in two (its first `prefixBytes`, then the rest),
+    /// and decodes the same; without `readWhole` nothing past the header is kept.
+    func testHeaderPassReadsAFileWholeInOneOrTwoPieces() throws {
+        let dir = NSTemporaryDirectory() + "/imgconv-wholeread-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let png = try readFile(Self.fixtures + "/pngsuite/basn2c16.png")
+        let pass = HeaderPass(decoders: Decoders(), tiffPages: .first)
+        let expected = try Decoders().decode(png).0
+        // Bytes after IEND, which PNG readers ignore, make the sizes: below the prefix, between
+        // it and the one-piece limit, at the limit, past it.
+        for size in [png.count, HeaderPass.prefixBytes + 1, HeaderPass.wholeReadBytes, HeaderPass.wholeReadBytes + 1] {
+            let bytes = png + (0..<(size - png.count)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            let path = "\(dir)/\(size).png"
+            XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+            let file = SourceFile(relativePath: "\(size).png", path: path, label: 0)
+            let (probe, whole, reading) = pass.load(file, readWhole: true)
+            guard case .images(let found, _) = probe, let whole else { return XCTFail("\(size): \(probe)") }
+            XCTAssertEqual(whole, bytes, "\(size) bytes")
+            let image = try Decoders().decode(whole, format: .png, header: found[0].header, reading: reading)
+            XCTAssertEqual(image.bytes, expected.bytes, "\(size) bytes")
+            XCTAssertNil(pass.load(file, readWhole: false).bytes)
+            let input = try InputFile(path)
+            XCTAssertEqual(try input.prefix(10), Array(bytes[0..<10]))
+            XCTAssertEqual(try input.prefix(size + 5), bytes)
+        }
+    }
+
     func testPNGKindsAndDepths() throws {
         let gray1 = try decode("pngsuite/basn0g01.png")
         XCTAssertEqual([gray1.width, gray1.height, gray1.channels], [32, 32, 1])
