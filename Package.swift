@@ -42,6 +42,10 @@ let package = Package(
                        providers: [.apt(["libheif-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        // The CRC-32 of .npz members (and of what the readers check): ISA-L's, about twice
+        // libdeflate 1.14's speed here (28-30 GB/s against 14), the same values as zlib's.
+        .systemLibrary(name: "CISAL", pkgConfig: "libisal",
+                       providers: [.apt(["libisal-dev"])]),
         // Deflate for --compress .npz members: faster than zlib at a smaller size.
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate",
                        providers: [.apt(["libdeflate-dev"])]),
@@ -78,7 +82,7 @@ let package = Package(
             "COpenSSL",
         ]),
         .target(name: "ImgConvCodecs", dependencies: ["ImgConvCore", "CShims", "CTurboJPEG", "CPNG", "CTIFF", "CZlib", "CWebP", "CGIF"]),
-        .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CDeflate", "CDeflateWalk", "CHDF5", "CShims"]),
+        .target(name: "ImgConvFormats", dependencies: ["ImgConvCore", "CZlib", "CDeflate", "CDeflateWalk", "CISAL", "CHDF5", "CShims"]),
         .target(name: "ImgConv", dependencies: ["ImgConvCore", "ImgConvCodecs", "ImgConvFormats"]),
         .executableTarget(name: "imgconv", dependencies: [
             "ImgConv",

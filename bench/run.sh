@@ -29,7 +29,7 @@
 #                   from commit FLAG_COMMIT into out/flag-build (about 2 minutes, once)
 #
 # What it does: installs what is missing (apt: hyperfine, GNU time, libturbojpeg0-dev, libpng-dev,
-# libspng-dev, libdeflate-dev, zlib1g-dev, libhdf5-dev, pkg-config; pip into bench/.venv: bench/requirements.txt), builds the
+# libspng-dev, libdeflate-dev, libisal-dev, zlib1g-dev, libhdf5-dev, pkg-config; pip into bench/.venv: bench/requirements.txt), builds the
 # limit probes (bench/limit) and, only if missing, the release binary; generates the seeded
 # datasets under bench/data (or reuses them); then per dataset runs imgconv and the peer scripts in
 # rounds (A B C D, A B C D, ...) on a hot page cache, measuring each whole process with a wall clock
@@ -71,7 +71,7 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---------------------------------------------------------------- 1. set-up
 sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
-apt_pkgs=(hyperfine time libturbojpeg0-dev libpng-dev libspng-dev libdeflate-dev zlib1g-dev libhdf5-dev pkg-config python3-venv)
+apt_pkgs=(hyperfine time libturbojpeg0-dev libpng-dev libspng-dev libdeflate-dev libisal-dev zlib1g-dev libhdf5-dev pkg-config python3-venv)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

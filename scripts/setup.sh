@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 want_tests=0
 [ "${1:-}" = "--test" ] && want_tests=1
 
-packages=(pkg-config libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libtiff-dev libwebp-dev libgif-dev libhdf5-dev zlib1g-dev libdeflate-dev libxxhash-dev libssl-dev libavif-dev libheif-dev)
+packages=(pkg-config libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libtiff-dev libwebp-dev libgif-dev libhdf5-dev zlib1g-dev libdeflate-dev libisal-dev libxxhash-dev libssl-dev libavif-dev libheif-dev)
 # The test packages: strace also kills a shard in the Dask test; Slurm and munge run the Slurm
 # test's own one-node cluster (Tests/Interop/test_engines_slurm.py starts and stops it); dpkg-dev
 # and lintian: scripts/package-deb.sh and its test (Tests/Interop/test_deb.py); chromium: the

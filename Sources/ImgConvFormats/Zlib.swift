@@ -1,25 +1,18 @@
-import CDeflate
+import CISAL
 import CZlib
 import ImgConvCore
 
-/// The CRC-32 ZIP uses, computed by libdeflate (carry-less multiply, about 2.4x zlib 1.2.13's
-/// `crc32` here; same values).
+/// The CRC-32 ZIP uses (zlib's `crc32` values), computed by ISA-L's `crc32_gzip_refl`: carry-less
+/// multiply over 512-bit registers where the CPU has VPCLMULQDQ (28-30 GB/s here, libdeflate
+/// 1.14's 14, zlib 1.2.13's about 6).
 public struct CRC32 {
     public private(set) var value: UInt32 = 0
     public private(set) var length: Int = 0
     public init() {}
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        var p = base.assumingMemoryBound(to: UInt8.self)
-        var left = bytes.count
-        var crc = value
-        while left > 0 {
-            let n = min(left, Int(UInt32.max >> 1))
-            crc = libdeflate_crc32(crc, p, n)
-            p += n
-            left -= n
-        }
-        value = crc
+        // ISA-L takes a mutable pointer but only reads.
+        value = crc32_gzip_refl(value, UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: UInt8.self)), UInt64(bytes.count))
         length += bytes.count
     }
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }

@@ -227,6 +227,38 @@ final class ZipRoundTripTests: XCTestCase {
         }
     }
 
+    /// ISA-L's CRC-32 gives zlib's values: every length up to 600 bytes at every start offset
+    /// mod 64 (its loops' edges), longer buffers, and a buffer fed in uneven pieces.
+    func testCRCIsZlibs() {
+        let data = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        data.withUnsafeBytes { all in
+            func zlib(_ start: Int, _ n: Int) -> UInt32 {
+                UInt32(crc32(0, all.baseAddress!.assumingMemoryBound(to: UInt8.self) + start, UInt32(n)))
+            }
+            for start in 0..<64 {
+                for n in 0...600 {
+                    var c = CRC32()
+                    c.update(UnsafeRawBufferPointer(rebasing: all[start..<(start + n)]))
+                    XCTAssertEqual(c.value, zlib(start, n), "\(n) bytes from \(start)")
+                }
+            }
+            for n in [4095, 4096, 65_537, 1 << 20, 3 << 20] {
+                var c = CRC32()
+                c.update(UnsafeRawBufferPointer(rebasing: all[0..<n]))
+                XCTAssertEqual(c.value, zlib(0, n), "\(n) bytes")
+                XCTAssertEqual(c.length, n)
+            }
+            var pieces = CRC32(), at = 0, piece = 1
+            while at < all.count {
+                let k = min(piece, all.count - at)
+                pieces.update(UnsafeRawBufferPointer(rebasing: all[at..<(at + k)]))
+                at += k
+                piece = piece * 5 + 3
+            }
+            XCTAssertEqual(pieces.value, zlib(0, all.count))
+        }
+    }
+
     func testCRCCombine() {
         var a = CRC32(), b = CRC32(), ab = CRC32()
         a.update([1, 2, 3])

@@ -750,17 +750,18 @@ def cmp_output(a: Path, b: Path) -> None:
         assert filecmp.cmp(f"{a}.manifest.json", f"{b}.manifest.json", shallow=False)
 
 
-def build_limit_probe(out_dir: Path, name: str, packages: Sequence[str], extra: Sequence[str] = ()) -> Path:
-    """Builds bench/limit/<name>.c into out_dir with bench/limit/Makefile's command (make itself
-    is not on every machine that runs these tests), the C compiler at hand and pkg-config's flags
-    for `packages`."""
+def build_limit_probe(out_dir: Path, name: str, packages: Sequence[str], extra: Sequence[str] = (),
+                      sources: Sequence[str] = ()) -> Path:
+    """Builds bench/limit/<name>.c (and `sources`, with their flags) into out_dir with
+    bench/limit/Makefile's command (make itself is not on every machine that runs these tests),
+    the C compiler at hand and pkg-config's flags for `packages`."""
     cc = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
     assert cc, f"no C compiler (cc, gcc or clang) on PATH to build bench/limit/{name}"
     assert shutil.which("pkg-config"), "pkg-config is missing (scripts/setup.sh installs it)"
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", *packages], capture_output=True, text=True)
     assert flags.returncode == 0, f"pkg-config {' '.join(packages)}: {flags.stderr}"
     out = Path(out_dir) / name
-    cmd = [cc, "-O2", "-Wall", "-o", str(out), str(REPO_ROOT / "bench" / "limit" / f"{name}.c")] + flags.stdout.split() + list(extra)
+    cmd = [cc, "-O2", "-Wall", "-o", str(out), str(REPO_ROOT / "bench" / "limit" / f"{name}.c"), *sources] + flags.stdout.split() + list(extra)
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, f"building {name} failed: {' '.join(cmd)}\n{res.stdout}\n{res.stderr}"
     return out

@@ -79,7 +79,7 @@ def test_package_fields(deb):
     # Every library the binary links, by its Debian runtime package (dpkg-shlibdeps' computation).
     for package in ("libturbojpeg0", "libjpeg62-turbo", "libpng16-16", "libtiff6", "libwebp7",
                     "libwebpdemux2", "libgif7", "libavif15", "libheif1", "libhdf5-103-1",
-                    "zlib1g", "libdeflate0", "libxxhash0", "libc6", "libstdc++6"):
+                    "zlib1g", "libdeflate0", "libisal2", "libxxhash0", "libc6", "libstdc++6"):
         assert package in depends, f"{package} missing from Depends: {depends}"
     assert "swift" not in depends.lower()
     listing = _sh(["dpkg-deb", "--contents", deb]).stdout

@@ -15,8 +15,9 @@
  *         ReadAhead does once it finds the inputs are not in the page cache); for cold runs
  *   -H    also the hashes the job must compute, with imgconv's libraries and on the same threads:
  *         each source file's SHA-256 (libcrypto) on the thread that read it, and on the writer
- *         thread the tensor's XXH3-128 (libxxhash, streaming) and CRC-32 (libdeflate, the .npz
- *         member's), over every run of pixels as it is written; the output is the same file
+ *         thread the tensor's XXH3-128 (streaming, in imgconv's own build of it: the widest the
+ *         CPU runs, Sources/CXXH3) and CRC-32 (ISA-L's crc32_gzip_refl, the .npz member's), over
+ *         every run of pixels as it is written; the output is the same file
  *   -D    direct I/O, as imgconv writes its tensors: the .npy header padded to 4096 bytes
  *         (numpy reads it as any other), the ring 4096-aligned, and the 4096-byte blocks of each
  *         run written from it with O_DIRECT through a second descriptor (no copy, no page cache);
@@ -42,7 +43,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libdeflate.h>
+#include <imc_xxh3.h>
+#include <isa-l/crc.h>
 #include <openssl/sha.h>
 #include <png.h>
 #include <pthread.h>
@@ -57,7 +59,6 @@
 #include <time.h>
 #include <turbojpeg.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #define WRITEBACK_STEP (8u << 20) /* imgconv's AtomicOutputFile.writebackStep */
 
@@ -368,7 +369,8 @@ static int default_threads(void) {
 
 int main(int argc, char **argv) {
   int threads = default_threads(), quiet = 0, direct = 0, ch;
-  XXH3_state_t *tensor_hash = NULL;
+  const imc_xxh3_build *xxh3 = imc_xxh3_best();
+  void *tensor_hash = NULL;
   uint32_t crc = 0;
   long want_window = 0, want_batch = 0;
   while ((ch = getopt(argc, argv, "t:p:w:b:r:HDq")) != -1) switch (ch) {
@@ -422,9 +424,8 @@ int main(int argc, char **argv) {
   if (!ready) fail(NULL, "out of memory");
   if (hashing) {
     source_digest_sum = xmalloc(npaths);
-    tensor_hash = XXH3_createState();
+    tensor_hash = xxh3->create();
     if (!tensor_hash) fail(NULL, "out of memory");
-    XXH3_128bits_reset(tensor_hash);
   }
 
   /* The temporary file beside OUT, with a .npy header (version 1.0). */
@@ -469,8 +470,8 @@ int main(int argc, char **argv) {
     const unsigned char *run = ring + (w % ring_chunks) * batch * img_bytes;
     write_run(fd, run, len, (off_t)(hdr + first * img_bytes), out);
     if (hashing) {
-      XXH3_128bits_update(tensor_hash, run, len);
-      crc = libdeflate_crc32(crc, run, len);
+      xxh3->update(tensor_hash, run, len);
+      crc = crc32_gzip_refl(crc, (unsigned char *)run, len);
     }
     pwrites++;
     written = hdr + end * img_bytes;
@@ -494,12 +495,12 @@ int main(int argc, char **argv) {
   if (rename(tmp_path, out) != 0) fail(out, "cannot move the finished file into place: %s", strerror(errno));
   double t_end = now();
   if (hashing) {
-    XXH128_hash_t h = XXH3_128bits_digest(tensor_hash);
+    imc_xxh128 h = xxh3->digest(tensor_hash);
     unsigned sum = 0;
     for (size_t i = 0; i < npaths; i++) sum += source_digest_sum[i];
     if (!quiet) printf("job_floor: hashed: tensor XXH3-128 %016llx%016llx, CRC-32 %08x, sources' SHA-256 first bytes sum %u\n",
                        (unsigned long long)h.high64, (unsigned long long)h.low64, crc, sum);
-    XXH3_freeState(tensor_hash);
+    xxh3->destroy(tensor_hash);
   }
   if (!quiet)
     printf("job_floor: %zu images (%d, %d, %d) in %zu classes -> %s (%zu bytes); %d threads, window %zu images in "
