@@ -46,6 +46,12 @@ public func sha256Hex(_ bytes: [UInt8]) -> String {
 /// chunks); each chunk's XXH3-128 (seed 0) in its 16-byte canonical (big-endian) form; the value
 /// is the XXH3-128 (seed 0) of those digests concatenated in chunk order, as 32 hex digits.
 /// Chunks can be hashed apart (`chunkDigest`) and their digests added in order (`add(chunkDigest:)`).
+/// The XXH3 builds of `Sources/CXXH3` this CPU runs, narrowest first: libxxhash's always,
+/// xxHash's AVX2 and AVX-512 code where the CPU (and kernel) run them.
+public func runnableXXH3Builds() -> [UnsafePointer<imc_xxh3_build>] {
+    ["library", "avx2", "avx512"].compactMap { (name: String) in imc_xxh3_named(name) }
+}
+
 public final class ChunkedXXH3 {
     public static let chunkSize = 4 << 20
 

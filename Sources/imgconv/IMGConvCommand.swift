@@ -60,6 +60,7 @@ struct IMGConvCommand: ParsableCommand {
     /// a message that could not be written (stdout or stderr closed or full) makes it 74.
     static func run(_ body: () throws -> Void) throws {
         TemporaryFiles.installSignalHandlers()
+        for line in environmentWarnings() { Console.warning(line) }
         // A signal held back while outputs were renamed into place ends the run here at the latest.
         defer { TemporaryFiles.endCommit() }
         do {

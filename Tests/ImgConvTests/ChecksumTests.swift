@@ -25,10 +25,7 @@ final class ChecksumTests: XCTestCase {
         (9437307, "eb5bd120d2ec431678d8440a8e75ac63"),
     ]
 
-    /// The XXH3 builds this machine runs (libxxhash's always; AVX2 and AVX-512 where the CPU has them).
-    private var builds: [UnsafePointer<imc_xxh3_build>] {
-        ["library", "avx2", "avx512"].compactMap { (name: String) in imc_xxh3_named(name) }
-    }
+    private var builds: [UnsafePointer<imc_xxh3_build>] { runnableXXH3Builds() }
 
     func testChunkedXXH3MatchesTheSchemasDefinitionAtEveryChunkBoundary() {
         let c = ChunkedXXH3.chunkSize
@@ -97,6 +94,20 @@ final class ChecksumTests: XCTestCase {
             }
         }
         XCTAssertNil(imc_xxh3_named("sse9"))
+    }
+
+    /// A setting the environment gets wrong is named with what is used instead; right ones are silent.
+    func testEnvironmentWarningsNameTheSettingAndWhatIsUsed() {
+        func warnings(_ env: [String: String]) -> [String] { environmentWarnings { env[$0] } }
+        XCTAssertEqual(warnings([:]), [])
+        XCTAssertEqual(warnings(["IMGCONV_DIRECT_IO": "always", "IMGCONV_XXH3": "library"]), [])
+        XCTAssertEqual(warnings(["IMGCONV_DIRECT_IO": "alway"]),
+                       ["IMGCONV_DIRECT_IO='alway' is not auto, always or never: auto is used"])
+        let best = String(cString: imc_xxh3_best().pointee.name)
+        let lines = warnings(["IMGCONV_XXH3": "sse9"])
+        XCTAssertEqual(lines.count, 1)
+        XCTAssertTrue(lines[0].hasPrefix("IMGCONV_XXH3='sse9' is not an XXH3 build this CPU runs (library"), lines[0])
+        XCTAssertTrue(lines[0].hasSuffix("): \(best) is used"), lines[0])
     }
 
     func testBackgroundDigestGivesTheChecksumAndTheCRCOfWhatPassed() {

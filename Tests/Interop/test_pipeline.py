@@ -261,3 +261,37 @@ def test_tensors_of_several_stages_are_exact(run, tmp_path, monkeypatch, mode):
     assert raw[:4] == b"\x00\x00\x08\x03" and len(raw) == 16 + gray.size
     np.testing.assert_array_equal(np.frombuffer(raw[16:], np.uint8).reshape(gray.shape), gray)
     run(["verify", idx, "--against", tmp_path / "r"])
+
+
+@pytest.mark.parametrize("build", ["library", "avx2", "avx512"])
+def test_every_xxh3_build_writes_the_same_outputs(run, tmp_path, monkeypatch, build):
+    # IMGCONV_XXH3 picks the tensor checksum's XXH3 build (by default the widest the CPU runs):
+    # every build the CPU runs gives the same bytes (the manifest's xxh3 values included), and
+    # verify, which hashes again with the default build, passes; one it does not run is named
+    # in a warning and the default build is used instead, the run unchanged.
+    _distinct_dataset(tmp_path / "r", 12, 40)
+    default = tmp_path / "default.npz"
+    run(["to-npz", tmp_path / "r", default, "-q"])
+    monkeypatch.setenv("IMGCONV_XXH3", build)
+    out = tmp_path / "o.npz"
+    res = run(["to-npz", tmp_path / "r", out, "-q"])
+    flags = open("/proc/cpuinfo").read()
+    runs = build == "library" or f" {build if build == 'avx2' else 'avx512f'} " in flags.replace("\n", " ")
+    assert ("warning" in res.stderr) == (not runs), res.stderr
+    if not runs:
+        assert f"IMGCONV_XXH3='{build}' is not an XXH3 build this CPU runs" in res.stderr
+    assert out.read_bytes() == default.read_bytes()
+    strip = lambda m: {k: v for k, v in m.items() if k != "output"}  # noqa: E731
+    assert strip(H.load_json(H.npz_manifest_path(out))) == strip(H.load_json(H.npz_manifest_path(default)))
+    monkeypatch.delenv("IMGCONV_XXH3")
+    run(["verify", out, "--against", tmp_path / "r"])
+
+
+def test_a_direct_io_setting_it_does_not_take_is_named(run, tmp_path, monkeypatch):
+    _distinct_dataset(tmp_path / "r", 4, 16)
+    monkeypatch.setenv("IMGCONV_DIRECT_IO", "alway")
+    res = run(["to-npz", tmp_path / "r", tmp_path / "o.npz", "-q"])
+    assert res.stderr == "imgconv: warning: IMGCONV_DIRECT_IO='alway' is not auto, always or never: auto is used\n"
+    monkeypatch.setenv("IMGCONV_XXH3", "sse9")
+    res = run(["to-npz", tmp_path / "r", tmp_path / "o.npz", "-q"])
+    assert res.stderr.count("\n") == 2 and "IMGCONV_XXH3='sse9'" in res.stderr
