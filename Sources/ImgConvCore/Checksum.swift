@@ -41,21 +41,21 @@ public func sha256Hex(_ bytes: [UInt8]) -> String {
     }
 }
 
-/// The tensor checksum of manifest version 2 (`tensors[].xxh3` in `Schemas/manifest.schema.json`):
-/// the data bytes are cut into chunks of `chunkSize` bytes (the last one shorter; no bytes, no
-/// chunks); each chunk's XXH3-128 (seed 0) in its 16-byte canonical (big-endian) form; the value
-/// is the XXH3-128 (seed 0) of those digests concatenated in chunk order, as 32 hex digits.
-/// Chunks can be hashed apart (`chunkDigest`) and their digests added in order (`add(chunkDigest:)`).
 /// The XXH3 builds of `Sources/CXXH3` this CPU runs, narrowest first: libxxhash's always,
 /// xxHash's AVX2 and AVX-512 code where the CPU (and kernel) run them.
 public func runnableXXH3Builds() -> [UnsafePointer<imc_xxh3_build>] {
     ["library", "avx2", "avx512"].compactMap { (name: String) in imc_xxh3_named(name) }
 }
 
+/// The tensor checksum of manifest version 2 (`tensors[].xxh3` in `Schemas/manifest.schema.json`):
+/// the data bytes are cut into chunks of `chunkSize` bytes (the last one shorter; no bytes, no
+/// chunks); each chunk's XXH3-128 (seed 0) in its 16-byte canonical (big-endian) form; the value
+/// is the XXH3-128 (seed 0) of those digests concatenated in chunk order, as 32 hex digits.
+/// Chunks can be hashed apart (`chunkDigest`) and their digests added in order (`add(chunkDigest:)`).
 public final class ChunkedXXH3 {
     public static let chunkSize = 4 << 20
 
-    /// The XXH3 build this process uses (`imc_xxh3_best`: AVX-512, AVX2 or libxxhash's SSE2).
+    /// The XXH3 build hashing (by default the process's, `imc_xxh3_best`: AVX-512, AVX2 or libxxhash's SSE2).
     private let build: imc_xxh3_build
     private let chunkState: UnsafeMutableRawPointer
     private let listState: UnsafeMutableRawPointer

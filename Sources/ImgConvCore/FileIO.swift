@@ -96,19 +96,29 @@ public final class InputFile: Sendable {
         }
         let start = bytes.count
         bytes.append(contentsOf: repeatElement(0, count: count))
-        var done = 0
-        try bytes.withUnsafeMutableBytes { buf in
-            while done < count {
-                let n = pread(fd, buf.baseAddress! + start + done, count - done, off_t(offset + done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ImgConvError(errno == ENOMEM ? .resources : .io, path: path, "read failed: \(errnoText(errno))")
-                }
-                if n == 0 { break }
-                done += n
-            }
-        }
+        let (done, failure) = bytes.withUnsafeMutableBytes { readFully(into: $0.baseAddress! + start, count, at: offset) }
+        if failure != 0 { throw readError(failure) }
         if done < count { bytes.removeSubrange((start + done)...) }
+    }
+
+    /// `pread`s until `count` bytes are read or the file ends: the bytes read, and 0 or the
+    /// `errno` of a failed read.
+    private func readFully(into buffer: UnsafeMutableRawPointer, _ count: Int, at offset: Int) -> (Int, Int32) {
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer + done, count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                return (done, errno)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return (done, 0)
+    }
+
+    private func readError(_ code: Int32) -> ImgConvError {
+        ImgConvError(code == ENOMEM ? .resources : .io, path: path, "read failed: \(errnoText(code))")
     }
 
     /// The first `count` bytes (fewer for a shorter file), read straight into a new array (no
@@ -122,22 +132,10 @@ public final class InputFile: Sendable {
         }
         var failure: Int32 = 0
         let bytes = [UInt8](unsafeUninitializedCapacity: want) { buf, initialized in
-            var done = 0
-            while done < want {
-                let n = pread(fd, buf.baseAddress! + done, want - done, off_t(done))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    break
-                }
-                if n == 0 { break }
-                done += n
-            }
-            initialized = done
+            guard let base = buf.baseAddress else { return }   // nothing to read
+            (initialized, failure) = readFully(into: base, want, at: 0)
         }
-        if failure != 0 {
-            throw ImgConvError(failure == ENOMEM ? .resources : .io, path: path, "read failed: \(errnoText(failure))")
-        }
+        if failure != 0 { throw readError(failure) }
         return bytes
     }
 
