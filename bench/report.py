@@ -196,7 +196,8 @@ rows = [
     ("Pillow", machine.get("pillow", "?")),
     ("OpenCV (opencv-python-headless)", machine.get("opencv", "?")),
     ("simplejpeg", machine.get("simplejpeg", "?")),
-    ("limit probe", f"gcc {machine.get('gcc', '?')} `-O2 -march=x86-64-v2` (`bench/limit/Makefile`)"),
+    ("limit probes", f"gcc {machine.get('gcc', '?')} `-O2 -march=x86-64-v2`; `job_floor` with {machine.get('clang', '?')} and imgconv's XXH3 builds (`bench/limit/Makefile`)"),
+    ("system libisal / libxxhash (imgconv's CRC-32 and XXH3; `job_floor -H`)", f"{machine.get('deb_libisal2', '?')} / {machine.get('deb_libxxhash0', '?')}"),
     ("memory", f"virtio-balloon free-page reporting: {machine.get('balloon_free_page_reporting', '?')}; "
                f"{machine.get('prewarm_mib', '?')} MiB touched before each timed run (`PREWARM_MIB`); "
                f"`QUIET_WAIT={machine.get('quiet_wait', '?')}`, timed runs at nice {machine.get('nice', '0')} (`NICE`)"),

@@ -569,7 +569,7 @@ log "checking outputs against Pillow's"
   printf 'os\t%s, kernel %s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")" "$(uname -r)"
   printf 'imgconv\t%s\n' "$IMG_INFO"
   printf 'swift\t%s\n' "$(swift --version 2>/dev/null | head -n 1 || echo '?')"
-  for p in libturbojpeg0 libpng16-16 libspng0 libdeflate0 zlib1g libhdf5-103-1; do
+  for p in libturbojpeg0 libpng16-16 libspng0 libdeflate0 zlib1g libhdf5-103-1 libisal2 libxxhash0; do
     printf 'deb_%s\t%s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo '?')"
   done
   "$PY" - <<'EOF'
@@ -585,6 +585,7 @@ print(f"opencv\t{cv2.__version__} (JPEG: {strip(jpeg)}; PNG: {strip(png)})")
 print(f"simplejpeg\t{simplejpeg.__version__}")
 EOF
   printf 'gcc\t%s\n' "$(gcc -dumpfullversion 2>/dev/null || echo '?')"
+  printf 'clang\t%s\n' "$(clang --version 2>/dev/null | head -n 1 | sed 's/ (.*//' || echo '?')"
   printf 'hyperfine\t%s\n' "$(hyperfine --version 2>/dev/null | awk '{print $2}')"
   printf 'runs\t%s\n' "$RUNS"
   printf 'mem_runs\t%s\n' "$MEM_RUNS"
