@@ -139,7 +139,12 @@ func dataLength(_ header: NPYHeader, path: String, label: String) throws -> Int 
     if let dtype = DType(npyDescr: header.descr) {
         itemSize = dtype.byteSize
     } else if header.descr.hasPrefix("<U"), let n = Int(header.descr.dropFirst(2)), n > 0 {
-        itemSize = 4 * n
+        // 4 bytes a character; a width whose items would not fit in an Int is a damaged header.
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: 4)
+        guard !overflow else {
+            throw ImgConvError(.corruptInput, path: path, "\(label): dtype '\(header.descr)' has items too large to hold")
+        }
+        itemSize = bytes
     } else {
         throw ImgConvError(.unsupported, path: path, "\(label): dtype '\(header.descr)' is not one imgconv reads")
     }

@@ -20,6 +20,14 @@ final class CrasherTests: XCTestCase {
         }
     }
 
+    func testAUnicodeWidthPastAnIntIsCorruptInput() throws {
+        let reader = try NPYFileReader(path: Self.crashers + "/npy/unicode-width-overflow.npy")
+        XCTAssertThrowsError(try reader.open(reader.name)) {
+            XCTAssertEqual(($0 as? ImgConvError)?.code, .corruptInput)
+            XCTAssertTrue(($0 as? ImgConvError)?.message.contains("has items too large to hold") ?? false, "\($0)")
+        }
+    }
+
     func testIntegerLabelsAreBounded() throws {
         XCTAssertEqual(try ListScanner.parseCSVForFuzzing(Array("a.png,\(ListScanner.maxIntegerLabel)\n".utf8)), 1)
         XCTAssertEqual(code { _ = try ListScanner.parseCSVForFuzzing(Array("a.png,3\nb.png,1048576\n".utf8)) },
