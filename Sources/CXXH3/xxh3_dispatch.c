@@ -60,6 +60,14 @@ static int runs(const imc_xxh3_build *b) { (void)b; return 1; }
 static const imc_xxh3_build *const builds[] = {&library};
 #endif
 
+const imc_xxh3_build *imc_xxh3_runnable(size_t i) {
+    // `builds` is widest first.
+    for (size_t k = sizeof builds / sizeof builds[0]; k-- > 0;) {
+        if (runs(builds[k]) && i-- == 0) return builds[k];
+    }
+    return NULL;
+}
+
 const imc_xxh3_build *imc_xxh3_named(const char *name) {
     for (size_t i = 0; i < sizeof builds / sizeof builds[0]; i++) {
         if (strcmp(builds[i]->name, name) == 0) return runs(builds[i]) ? builds[i] : NULL;

@@ -44,7 +44,7 @@ public func sha256Hex(_ bytes: [UInt8]) -> String {
 /// The XXH3 builds of `Sources/CXXH3` this CPU runs, narrowest first: libxxhash's always,
 /// xxHash's AVX2 and AVX-512 code where the CPU (and kernel) run them.
 public func runnableXXH3Builds() -> [UnsafePointer<imc_xxh3_build>] {
-    ["library", "avx2", "avx512"].compactMap { (name: String) in imc_xxh3_named(name) }
+    Array(sequence(state: 0) { i in defer { i += 1 }; return imc_xxh3_runnable(i) })
 }
 
 /// The tensor checksum of manifest version 2 (`tensors[].xxh3` in `Schemas/manifest.schema.json`):

@@ -8,10 +8,20 @@ import Glibc
 /// the page cache absorbs the disk's pauses, and the file is in memory when the run ends, for
 /// whatever reads it next. `always`: every tensor file; `never`: none.
 public func directIOWanted(forBytes bytes: Int) -> Bool {
-    switch DirectOutput.mode {
-    case "always": return true
-    case "never": return false
-    default: return bytes >= MemoryCeiling.physical / 8
+    switch DirectIOMode(setting: DirectOutput.setting) ?? .auto {
+    case .always: return true
+    case .never: return false
+    case .auto: return bytes >= MemoryCeiling.physical / 8
+    }
+}
+
+/// The values `IMGCONV_DIRECT_IO` takes (unset: `auto`; anything else: nil, taken as `auto`).
+public enum DirectIOMode: String, CaseIterable, Sendable {
+    case auto, always, never
+
+    public init?(setting: String?) {
+        guard let mode = DirectIOMode(rawValue: setting ?? "auto") else { return nil }
+        self = mode
     }
 }
 
@@ -47,7 +57,7 @@ final class DirectOutput {
     /// Tests: direct writes from a misaligned address, which the kernel refuses (`EINVAL`).
     nonisolated(unsafe) static var misalignForTesting = false
     /// `IMGCONV_DIRECT_IO`, read once.
-    static let mode: String = getenv("IMGCONV_DIRECT_IO").map { String(cString: $0) } ?? "auto"
+    static let setting: String? = getenv("IMGCONV_DIRECT_IO").map { String(cString: $0) }
 
     private let fd: Int32          // the file's ordinary descriptor (not owned)
     private var stages: [UnsafeMutableRawPointer]

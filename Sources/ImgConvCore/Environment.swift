@@ -6,8 +6,9 @@ import Glibc
 /// or that this CPU does not run (the widest it runs is used). Empty when all is well.
 public func environmentWarnings(_ value: (String) -> String? = { getenv($0).map { String(cString: $0) } }) -> [String] {
     var lines: [String] = []
-    if let mode = value("IMGCONV_DIRECT_IO"), !["auto", "always", "never"].contains(mode) {
-        lines.append("IMGCONV_DIRECT_IO='\(mode)' is not auto, always or never: auto is used")
+    if let mode = value("IMGCONV_DIRECT_IO"), DirectIOMode(setting: mode) == nil {
+        let modes = DirectIOMode.allCases.map(\.rawValue)
+        lines.append("IMGCONV_DIRECT_IO='\(mode)' is not \(modes.dropLast().joined(separator: ", ")) or \(modes.last!): auto is used")
     }
     if let build = value("IMGCONV_XXH3"), imc_xxh3_named(build) == nil {
         let runs = runnableXXH3Builds().map { String(cString: $0.pointee.name) }

@@ -89,11 +89,7 @@ public final class InputFile: Sendable {
     /// Reads up to `count` bytes at `offset` (fewer at the end of the file) and appends them to `bytes`.
     /// - Throws: `.io` naming the path.
     public func read(_ count: Int, at offset: Int, appendingTo bytes: inout [UInt8]) throws {
-        do {
-            try MemoryCeiling.reserve(bytes.count + count, for: "reading the file (\(count) bytes)")
-        } catch let e as ImgConvError {
-            throw e.at(path)
-        }
+        try reserve(bytes.count + count, reading: count)
         let start = bytes.count
         bytes.append(contentsOf: repeatElement(0, count: count))
         let (done, failure) = bytes.withUnsafeMutableBytes { readFully(into: $0.baseAddress! + start, count, at: offset) }
@@ -117,6 +113,15 @@ public final class InputFile: Sendable {
         return (done, 0)
     }
 
+    /// Checks `total` bytes against the memory ceiling before `count` of them are read.
+    private func reserve(_ total: Int, reading count: Int) throws {
+        do {
+            try MemoryCeiling.reserve(total, for: "reading the file (\(count) bytes)")
+        } catch let e as ImgConvError {
+            throw e.at(path)
+        }
+    }
+
     private func readError(_ code: Int32) -> ImgConvError {
         ImgConvError(code == ENOMEM ? .resources : .io, path: path, "read failed: \(errnoText(code))")
     }
@@ -125,11 +130,7 @@ public final class InputFile: Sendable {
     /// zero-fill first: this runs once per file).
     public func prefix(_ count: Int) throws -> [UInt8] {
         let want = min(count, size)
-        do {
-            try MemoryCeiling.reserve(want, for: "reading the file (\(want) bytes)")
-        } catch let e as ImgConvError {
-            throw e.at(path)
-        }
+        try reserve(want, reading: want)
         var failure: Int32 = 0
         let bytes = [UInt8](unsafeUninitializedCapacity: want) { buf, initialized in
             guard let base = buf.baseAddress else { return }   // nothing to read

@@ -106,8 +106,8 @@ final class OutputFileTests: XCTestCase {
 
 final class DirectIOPolicyTests: XCTestCase {
     func testDirectIOIsForFilesOfAnEighthOfTheMemory() throws {
-        guard DirectOutput.mode != "always" && DirectOutput.mode != "never" else {
-            throw XCTSkip("IMGCONV_DIRECT_IO=\(DirectOutput.mode) is set for this run")
+        guard (DirectIOMode(setting: DirectOutput.setting) ?? .auto) == .auto else {
+            throw XCTSkip("IMGCONV_DIRECT_IO=\(DirectOutput.setting ?? "") is set for this run")
         }
         let eighth = MemoryCeiling.physical / 8
         XCTAssertFalse(directIOWanted(forBytes: eighth - 1))

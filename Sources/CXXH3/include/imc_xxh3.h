@@ -36,6 +36,9 @@ typedef struct {
 // The build this process uses (chosen at the first call, then the same).
 const imc_xxh3_build *_Nonnull imc_xxh3_best(void);
 
+// The i-th build this CPU runs, narrowest first (0: the library's), NULL past the last.
+const imc_xxh3_build *_Nullable imc_xxh3_runnable(size_t i);
+
 // A build by name, NULL when this CPU (or kernel) cannot run it or it is not compiled here.
 const imc_xxh3_build *_Nullable imc_xxh3_named(const char *_Nonnull name);
 
